@@ -1,0 +1,99 @@
+// Package names holds every name that the CDK stacks and the runtime binaries
+// (the consumer and the alarm-dispatch Lambda) must agree on: stack names,
+// environment-variable names, S3 key prefixes and stack output names.
+//
+// It is standard-library only and has no logic beyond a few helpers, so both
+// sides can import it and a rename is a single edit.
+package names
+
+import "strings"
+
+// Stack names: the public interface users pass to `cdk deploy`.
+const (
+	StackOneOff        = "EdpOneOff"
+	StackAlarmService  = "EdpAlarmService"
+	StackAlarmDispatch = "EdpAlarmDispatch"
+	StackCron          = "EdpCron"
+)
+
+// S3 key layout inside a pipeline bucket.
+const (
+	// ConfigPrefix is where users upload pipeline configs; only objects under
+	// it (with a ConfigSuffixes ending) trigger runs.
+	ConfigPrefix = "configs/"
+	// ArtifactPrefix holds run outputs: artifacts/<version>/...
+	ArtifactPrefix = "artifacts/"
+	// RecordPrefix holds one run record (success or failure) per run:
+	// runs/<run-id>.json.
+	RecordPrefix = "runs/"
+)
+
+// ConfigSuffixes are the object-key endings that trigger a run.
+var ConfigSuffixes = []string{".yaml", ".yml", ".json"}
+
+// IsConfigKey reports whether key is one the event rule would match:
+// under ConfigPrefix and ending in one of ConfigSuffixes.
+func IsConfigKey(key string) bool {
+	if !strings.HasPrefix(key, ConfigPrefix) {
+		return false
+	}
+	for _, s := range ConfigSuffixes {
+		if strings.HasSuffix(key, s) {
+			return true
+		}
+	}
+	return false
+}
+
+// ContainerName is the name of the consumer container in every task definition.
+const ContainerName = "consumer"
+
+// Consumer modes (the container's first argument).
+const (
+	ModeDrain = "drain"
+	ModeServe = "serve"
+)
+
+// Environment variables read by the consumer (set by the task definition).
+const (
+	EnvQueueURL          = "EDP_QUEUE_URL"          // URL of the work queue
+	EnvDLQURL            = "EDP_DLQ_URL"            // URL of the dead-letter queue (permanent failures go here at once)
+	EnvBucket            = "EDP_BUCKET"             // pipeline bucket
+	EnvConfigPrefix      = "EDP_CONFIG_PREFIX"      // defaults to ConfigPrefix
+	EnvArtifactPrefix    = "EDP_ARTIFACT_PREFIX"    // defaults to ArtifactPrefix
+	EnvRecordPrefix      = "EDP_RECORD_PREFIX"      // defaults to RecordPrefix
+	EnvConcurrency       = "EDP_CONCURRENCY"        // parallel jobs; default: number of CPUs
+	EnvWaitSeconds       = "EDP_WAIT_SECONDS"       // long-poll wait, 0..20
+	EnvEmptyReceives     = "EDP_EMPTY_RECEIVES"     // drain mode: exit after this many empty receives in a row
+	EnvVisibilityTimeout = "EDP_VISIBILITY_TIMEOUT" // seconds; must match the queue's visibility timeout
+	EnvJobTimeout        = "EDP_JOB_TIMEOUT"        // Go duration, e.g. "15m"
+	EnvMaxRunTime        = "EDP_MAX_RUN_TIME"       // drain mode: Go duration after which no new messages are taken
+	EnvTriggerBucket     = "EDP_TRIGGER_BUCKET"     // set by EventBridge container overrides (one-off)
+	EnvTriggerKey        = "EDP_TRIGGER_KEY"        // set by EventBridge container overrides (one-off)
+)
+
+// Environment variables read by the alarm-dispatch Lambda.
+const (
+	EnvCluster          = "EDP_CLUSTER"           // ECS cluster name or ARN
+	EnvTaskDefinition   = "EDP_TASK_DEFINITION"   // task definition ARN
+	EnvSubnets          = "EDP_SUBNETS"           // comma-separated subnet ids
+	EnvSecurityGroups   = "EDP_SECURITY_GROUPS"   // comma-separated security group ids
+	EnvAssignPublicIP   = "EDP_ASSIGN_PUBLIC_IP"  // "ENABLED" or "DISABLED"
+	EnvMaxTasks         = "EDP_MAX_TASKS"         // upper bound of consumer tasks running at once
+	EnvMessagesPerTask  = "EDP_MESSAGES_PER_TASK" // backlog one task is expected to drain
+	EnvCapacityProvider = "EDP_CAPACITY_PROVIDER" // "FARGATE" or "FARGATE_SPOT"
+	EnvContainerName    = "EDP_CONTAINER_NAME"    // container to override with drain mode
+	EnvStartedBy        = "EDP_STARTED_BY"        // startedBy value marking dispatcher tasks
+)
+
+// DefaultStartedBy marks tasks started by the alarm-dispatch Lambda.
+const DefaultStartedBy = "edp-alarm-dispatch"
+
+// Stack output names (CfnOutput ids), the same in every stack that has them.
+const (
+	OutputBucket         = "BucketName"
+	OutputQueueURL       = "QueueUrl"
+	OutputDLQURL         = "DeadLetterQueueUrl"
+	OutputCluster        = "ClusterName"
+	OutputTaskDefinition = "TaskDefinitionArn"
+)
