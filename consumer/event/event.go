@@ -1,0 +1,193 @@
+// Package event turns the body of a work-queue message into the S3 object
+// it asks the consumer to process. It is pure logic over the standard
+// library: no SDK client, no I/O.
+//
+// Three formats name a config object:
+//   - an EventBridge "Object Created" event from S3 (the normal path; keys
+//     are plain text),
+//   - S3's own event notification ({"Records":[...]}, keys URL-encoded with
+//     '+' for spaces), with exactly one ObjectCreated record,
+//   - a manual submit, {"config": "s3://bucket/key"}.
+//
+// S3's test event (sent when a notification configuration is saved) parses
+// as KindTestEvent: the caller acknowledges and drops it. Anything else is
+// a poison message: Parse returns an error for which errors.Is(err,
+// ErrPoison) is true, so the caller moves it to the dead-letter queue.
+package event
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/url"
+	"strings"
+	"time"
+)
+
+// ErrPoison marks a message body that no retry can make processable.
+var ErrPoison = errors.New("poison message")
+
+// Kind says what a parsed message asks for.
+type Kind int
+
+const (
+	// KindConfig asks to process the config object named by the message.
+	KindConfig Kind = iota + 1
+	// KindTestEvent is S3's "s3:TestEvent": acknowledge and drop.
+	KindTestEvent
+)
+
+// Format names the wire format a message arrived in (for logs).
+type Format string
+
+// Formats accepted by Parse.
+const (
+	FormatEventBridge Format = "eventbridge"
+	FormatS3          Format = "s3-notification"
+	FormatS3Test      Format = "s3-test-event"
+	FormatManual      Format = "manual"
+)
+
+// Message is what a queue message asks the consumer to do.
+type Message struct {
+	Kind   Kind
+	Format Format
+	// Bucket and Key name the object (Key decoded to its real name).
+	Bucket, Key string
+	// VersionID and ETag identify the object's content when the event
+	// carries them; both may be empty (manual submits).
+	VersionID, ETag string
+	// Time is when the event happened (zero when the format has no time).
+	Time time.Time
+}
+
+// Parse decodes a message body. The only errors it returns wrap ErrPoison.
+func Parse(body []byte) (Message, error) {
+	body = bytes.TrimSpace(body)
+	if len(body) == 0 || body[0] != '{' {
+		return Message{}, poison("body is not a JSON object")
+	}
+	// One pass over the union of the shapes' top-level fields is enough to
+	// tell them apart, and keeps an unknown field from failing the decode.
+	var probe struct {
+		DetailType *string         `json:"detail-type"`
+		Source     string          `json:"source"`
+		Time       string          `json:"time"`
+		Detail     json.RawMessage `json:"detail"`
+		Records    json.RawMessage `json:"Records"`
+		Event      *string         `json:"Event"`
+		Service    string          `json:"Service"`
+		Bucket     string          `json:"Bucket"`
+		TestTime   string          `json:"Time"`
+		Config     *string         `json:"config"`
+	}
+	if err := json.Unmarshal(body, &probe); err != nil {
+		return Message{}, poison("body is not valid JSON: %v", err)
+	}
+	switch {
+	case probe.DetailType != nil:
+		return parseEventBridge(*probe.DetailType, probe.Source, probe.Time, probe.Detail)
+	case probe.Records != nil:
+		return parseS3(probe.Records)
+	case probe.Event != nil:
+		if *probe.Event != "s3:TestEvent" {
+			return Message{}, poison("unknown S3 event %q", *probe.Event)
+		}
+		t, _ := time.Parse(time.RFC3339Nano, probe.TestTime)
+		return Message{Kind: KindTestEvent, Format: FormatS3Test, Bucket: probe.Bucket, Time: t}, nil
+	case probe.Config != nil:
+		return parseManual(*probe.Config)
+	default:
+		return Message{}, poison("JSON object is neither an EventBridge event, an S3 notification nor a {\"config\": ...} submit")
+	}
+}
+
+func parseEventBridge(detailType, source, ts string, raw json.RawMessage) (Message, error) {
+	if source != "aws.s3" || detailType != "Object Created" {
+		return Message{}, poison("EventBridge event %q from %q is not an S3 Object Created event", detailType, source)
+	}
+	var d struct {
+		Bucket struct {
+			Name string `json:"name"`
+		} `json:"bucket"`
+		Object struct {
+			Key       string `json:"key"`
+			ETag      string `json:"etag"`
+			VersionID string `json:"version-id"`
+		} `json:"object"`
+	}
+	if err := json.Unmarshal(raw, &d); err != nil {
+		return Message{}, poison("EventBridge event detail: %v", err)
+	}
+	t, _ := time.Parse(time.RFC3339Nano, ts)
+	m := Message{
+		Kind: KindConfig, Format: FormatEventBridge,
+		Bucket: d.Bucket.Name, Key: d.Object.Key,
+		VersionID: d.Object.VersionID, ETag: d.Object.ETag, Time: t,
+	}
+	return m, m.check()
+}
+
+func parseS3(raw json.RawMessage) (Message, error) {
+	var recs []struct {
+		EventSource string `json:"eventSource"`
+		EventTime   string `json:"eventTime"`
+		EventName   string `json:"eventName"`
+		S3          struct {
+			Bucket struct {
+				Name string `json:"name"`
+			} `json:"bucket"`
+			Object struct {
+				Key       string `json:"key"`
+				ETag      string `json:"eTag"`
+				VersionID string `json:"versionId"`
+			} `json:"object"`
+		} `json:"s3"`
+	}
+	if err := json.Unmarshal(raw, &recs); err != nil {
+		return Message{}, poison("S3 notification records: %v", err)
+	}
+	// S3 sends one record per message; a message carrying several would
+	// need a partial-success protocol the queue does not have.
+	if len(recs) != 1 {
+		return Message{}, poison("S3 notification has %d records, want 1", len(recs))
+	}
+	r := recs[0]
+	if r.EventSource != "aws:s3" || !strings.HasPrefix(r.EventName, "ObjectCreated:") {
+		return Message{}, poison("S3 notification %q from %q is not an ObjectCreated event", r.EventName, r.EventSource)
+	}
+	// S3 notifications URL-encode keys the way HTML forms do ('+' is a space).
+	key, err := url.QueryUnescape(r.S3.Object.Key)
+	if err != nil {
+		return Message{}, poison("S3 notification key %q: %v", r.S3.Object.Key, err)
+	}
+	t, _ := time.Parse(time.RFC3339Nano, r.EventTime)
+	m := Message{
+		Kind: KindConfig, Format: FormatS3,
+		Bucket: r.S3.Bucket.Name, Key: key,
+		VersionID: r.S3.Object.VersionID, ETag: r.S3.Object.ETag, Time: t,
+	}
+	return m, m.check()
+}
+
+func parseManual(u string) (Message, error) {
+	rest, ok := strings.CutPrefix(u, "s3://")
+	if !ok {
+		return Message{}, poison("config %q is not an s3://bucket/key URL", u)
+	}
+	bucket, key, _ := strings.Cut(rest, "/")
+	m := Message{Kind: KindConfig, Format: FormatManual, Bucket: bucket, Key: key}
+	return m, m.check()
+}
+
+func (m Message) check() error {
+	if m.Bucket == "" || m.Key == "" {
+		return poison("%s message names no object (bucket %q, key %q)", m.Format, m.Bucket, m.Key)
+	}
+	return nil
+}
+
+func poison(format string, args ...any) error {
+	return fmt.Errorf("%w: %s", ErrPoison, fmt.Sprintf(format, args...))
+}
