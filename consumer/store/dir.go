@@ -1,0 +1,111 @@
+package store
+
+import (
+	"context"
+	"crypto/md5"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"strings"
+)
+
+// Dir is a Store over a local directory: key "a/b.json" is file
+// <root>/a/b.json. Put creates missing directories and replaces files
+// atomically (write to a temporary file, then rename), so a reader never sees
+// a half-written artifact.
+type Dir struct {
+	root string
+}
+
+// NewDir returns a local filesystem store rooted at root (created on Put).
+func NewDir(root string) *Dir { return &Dir{root: root} }
+
+// Root returns the directory the store is rooted at.
+func (d *Dir) Root() string { return d.root }
+
+// Path returns the file path key maps to, or an error if key would escape
+// the root.
+func (d *Dir) Path(key string) (string, error) {
+	if err := checkKey(key); err != nil {
+		return "", err
+	}
+	return filepath.Join(d.root, filepath.FromSlash(key)), nil
+}
+
+// checkKey rejects keys that are not clean relative slash paths: the store
+// must never read or write outside its root, whatever a key contains.
+func checkKey(key string) error {
+	if key == "" || strings.HasPrefix(key, "/") || strings.Contains(key, `\`) || strings.ContainsRune(key, 0) {
+		return fmt.Errorf("invalid key %q", key)
+	}
+	if path.Clean(key) != strings.TrimSuffix(key, "/") || key == "." || strings.HasPrefix(key, "../") || key == ".." {
+		return fmt.Errorf("invalid key %q", key)
+	}
+	return nil
+}
+
+// Get implements Store.
+func (d *Dir) Get(ctx context.Context, key string) (Object, error) {
+	if err := ctx.Err(); err != nil {
+		return Object{}, err
+	}
+	p, err := d.Path(key)
+	if err != nil {
+		return Object{}, fmt.Errorf("get %s: %w", key, err)
+	}
+	f, err := os.Open(p)
+	if errors.Is(err, fs.ErrNotExist) {
+		return Object{}, fmt.Errorf("get %s: %w", key, ErrNotFound)
+	}
+	if err != nil {
+		return Object{}, fmt.Errorf("get %s: %w", key, err)
+	}
+	defer f.Close()
+	body, err := io.ReadAll(io.LimitReader(f, MaxObjectBytes+1))
+	if err != nil {
+		return Object{}, fmt.Errorf("get %s: %w", key, err)
+	}
+	if len(body) > MaxObjectBytes {
+		return Object{}, fmt.Errorf("get %s: %w (more than %d bytes)", key, ErrTooLarge, MaxObjectBytes)
+	}
+	sum := md5.Sum(body)
+	return Object{Body: body, ETag: `"` + hex.EncodeToString(sum[:]) + `"`}, nil
+}
+
+// Put implements Store. contentType is not recorded on a filesystem.
+func (d *Dir) Put(ctx context.Context, key string, body []byte, _ string) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	p, err := d.Path(key)
+	if err != nil {
+		return fmt.Errorf("put %s: %w", key, err)
+	}
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		return fmt.Errorf("put %s: %w", key, err)
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(p), ".tmp-*")
+	if err != nil {
+		return fmt.Errorf("put %s: %w", key, err)
+	}
+	_, werr := tmp.Write(body)
+	cerr := tmp.Close()
+	if err := errors.Join(werr, cerr); err != nil {
+		os.Remove(tmp.Name())
+		return fmt.Errorf("put %s: %w", key, err)
+	}
+	if err := os.Chmod(tmp.Name(), 0o644); err != nil {
+		os.Remove(tmp.Name())
+		return fmt.Errorf("put %s: %w", key, err)
+	}
+	if err := os.Rename(tmp.Name(), p); err != nil {
+		os.Remove(tmp.Name())
+		return fmt.Errorf("put %s: %w", key, err)
+	}
+	return nil
+}

@@ -1,0 +1,86 @@
+package store
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+	"github.com/aws/smithy-go"
+)
+
+// S3API is the part of *s3.Client that S3 uses.
+type S3API interface {
+	GetObject(ctx context.Context, in *s3.GetObjectInput, optFns ...func(*s3.Options)) (*s3.GetObjectOutput, error)
+	PutObject(ctx context.Context, in *s3.PutObjectInput, optFns ...func(*s3.Options)) (*s3.PutObjectOutput, error)
+}
+
+// S3 is a Store over one S3 bucket. Errors from the SDK are wrapped, so
+// callers can still inspect them (throttling, 5xx) with errors.As.
+type S3 struct {
+	client S3API
+	bucket string
+}
+
+// NewS3 returns a Store over bucket.
+func NewS3(client S3API, bucket string) *S3 { return &S3{client: client, bucket: bucket} }
+
+// Bucket returns the bucket name.
+func (s *S3) Bucket() string { return s.bucket }
+
+// Get implements Store. NoSuchKey (and a bare 404) map to ErrNotFound.
+func (s *S3) Get(ctx context.Context, key string) (Object, error) {
+	out, err := s.client.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(s.bucket), Key: aws.String(key)})
+	if err != nil {
+		if isNotFound(err) {
+			return Object{}, fmt.Errorf("get s3://%s/%s: %w: %w", s.bucket, key, ErrNotFound, err)
+		}
+		return Object{}, fmt.Errorf("get s3://%s/%s: %w", s.bucket, key, err)
+	}
+	defer out.Body.Close()
+	if out.ContentLength != nil && *out.ContentLength > MaxObjectBytes {
+		return Object{}, fmt.Errorf("get s3://%s/%s: %w (%d bytes, limit %d)", s.bucket, key, ErrTooLarge, *out.ContentLength, MaxObjectBytes)
+	}
+	body, err := io.ReadAll(io.LimitReader(out.Body, MaxObjectBytes+1))
+	if err != nil {
+		return Object{}, fmt.Errorf("get s3://%s/%s: read body: %w", s.bucket, key, err)
+	}
+	if len(body) > MaxObjectBytes {
+		return Object{}, fmt.Errorf("get s3://%s/%s: %w (limit %d bytes)", s.bucket, key, ErrTooLarge, MaxObjectBytes)
+	}
+	return Object{Body: body, VersionID: aws.ToString(out.VersionId), ETag: aws.ToString(out.ETag)}, nil
+}
+
+// Put implements Store.
+func (s *S3) Put(ctx context.Context, key string, body []byte, contentType string) error {
+	in := &s3.PutObjectInput{
+		Bucket:        aws.String(s.bucket),
+		Key:           aws.String(key),
+		Body:          bytes.NewReader(body),
+		ContentLength: aws.Int64(int64(len(body))),
+	}
+	if contentType != "" {
+		in.ContentType = aws.String(contentType)
+	}
+	if _, err := s.client.PutObject(ctx, in); err != nil {
+		return fmt.Errorf("put s3://%s/%s: %w", s.bucket, key, err)
+	}
+	return nil
+}
+
+func isNotFound(err error) bool {
+	var nsk *types.NoSuchKey
+	if errors.As(err, &nsk) {
+		return true
+	}
+	var nf *types.NotFound
+	if errors.As(err, &nf) {
+		return true
+	}
+	var api smithy.APIError
+	return errors.As(err, &api) && (api.ErrorCode() == "NoSuchKey" || api.ErrorCode() == "NotFound")
+}

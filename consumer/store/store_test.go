@@ -1,0 +1,161 @@
+package store
+
+import (
+	"bytes"
+	"context"
+	"crypto/md5"
+	"encoding/hex"
+	"errors"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/edp-pipelines/edp/internal/motoserver"
+)
+
+func TestParseURL(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		in      string
+		want    Location
+		wantErr bool
+	}{
+		{in: "s3://bucket/configs/rf.yaml", want: Location{Bucket: "bucket", Key: "configs/rf.yaml"}},
+		{in: "s3://bucket", want: Location{Bucket: "bucket"}},
+		{in: "s3://bucket/prefix/", want: Location{Bucket: "bucket", Key: "prefix/"}},
+		{in: "examples/rf.yaml", want: Location{Path: "examples/rf.yaml"}},
+		{in: "./out", want: Location{Path: "./out"}},
+		{in: "dir/with://colon", want: Location{Path: "dir/with://colon"}},
+		{in: "", wantErr: true},
+		{in: "s3:///key", wantErr: true},
+		{in: "s3:/bucket/key", wantErr: true},
+		{in: "https://example.com/x.yaml", wantErr: true},
+	}
+	for _, tt := range tests {
+		got, err := ParseURL(tt.in)
+		if (err != nil) != tt.wantErr {
+			t.Errorf("ParseURL(%q) error = %v, wantErr %v", tt.in, err, tt.wantErr)
+			continue
+		}
+		if diff := cmp.Diff(tt.want, got); diff != "" {
+			t.Errorf("ParseURL(%q) (-want +got):\n%s", tt.in, diff)
+		}
+	}
+}
+
+// exercise runs the behaviour every Store must have.
+func exercise(t *testing.T, s Store) {
+	t.Helper()
+	ctx := context.Background()
+	if _, err := s.Get(ctx, "runs/missing.json"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("Get(missing) error = %v, want ErrNotFound", err)
+	}
+	body := []byte(`{"status":"succeeded"}`)
+	if err := s.Put(ctx, "artifacts/v1/run.json", body, "application/json"); err != nil {
+		t.Fatalf("Put: %v", err)
+	}
+	got, err := s.Get(ctx, "artifacts/v1/run.json")
+	if err != nil {
+		t.Fatalf("Get: %v", err)
+	}
+	if !bytes.Equal(got.Body, body) {
+		t.Errorf("Get body = %q, want %q", got.Body, body)
+	}
+	sum := md5.Sum(body)
+	if want := `"` + hex.EncodeToString(sum[:]) + `"`; got.ETag != want {
+		t.Errorf("ETag = %s, want %s", got.ETag, want)
+	}
+	// Overwrite.
+	if err := s.Put(ctx, "artifacts/v1/run.json", []byte("2"), "text/plain"); err != nil {
+		t.Fatalf("Put again: %v", err)
+	}
+	if got, err := s.Get(ctx, "artifacts/v1/run.json"); err != nil || string(got.Body) != "2" {
+		t.Errorf("Get after overwrite = %q, %v; want \"2\"", got.Body, err)
+	}
+}
+
+func TestDir(t *testing.T) {
+	t.Parallel()
+	root := t.TempDir()
+	d := NewDir(root)
+	exercise(t, d)
+	if _, err := os.Stat(filepath.Join(root, "artifacts", "v1", "run.json")); err != nil {
+		t.Errorf("artifact not at the expected path: %v", err)
+	}
+	// No temporary files are left behind.
+	entries, err := os.ReadDir(filepath.Join(root, "artifacts", "v1"))
+	if err != nil || len(entries) != 1 {
+		t.Errorf("dir entries = %v, %v; want only run.json", entries, err)
+	}
+}
+
+func TestDirRejectsEscapingKeys(t *testing.T) {
+	t.Parallel()
+	d := NewDir(t.TempDir())
+	ctx := context.Background()
+	for _, key := range []string{"", "../x", "a/../../x", "/etc/passwd", `a\b`, ".", "a/./b", "a//b"} {
+		if err := d.Put(ctx, key, []byte("x"), ""); err == nil {
+			t.Errorf("Put(%q) succeeded, want error", key)
+		}
+		if _, err := d.Get(ctx, key); err == nil || errors.Is(err, ErrNotFound) {
+			t.Errorf("Get(%q) error = %v, want an invalid-key error", key, err)
+		}
+	}
+}
+
+func TestDirTooLarge(t *testing.T) {
+	t.Parallel()
+	root := t.TempDir()
+	if err := os.WriteFile(filepath.Join(root, "big"), make([]byte, MaxObjectBytes+1), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := NewDir(root).Get(context.Background(), "big"); !errors.Is(err, ErrTooLarge) {
+		t.Errorf("Get(big) error = %v, want ErrTooLarge", err)
+	}
+}
+
+func TestDirCancelled(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	d := NewDir(t.TempDir())
+	if err := d.Put(ctx, "k", nil, ""); !errors.Is(err, context.Canceled) {
+		t.Errorf("Put error = %v, want context.Canceled", err)
+	}
+}
+
+func TestS3AgainstMoto(t *testing.T) {
+	t.Parallel()
+	srv := motoserver.StartT(t)
+	ctx := context.Background()
+	client := s3.New(s3.Options{
+		Region:       motoserver.Region,
+		BaseEndpoint: aws.String(srv.Endpoint),
+		UsePathStyle: true,
+		Credentials:  credentials.NewStaticCredentialsProvider("testing", "testing", ""),
+	})
+	if _, err := client.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String("edp-test")}); err != nil {
+		t.Fatalf("create bucket: %v", err)
+	}
+	s := NewS3(client, "edp-test")
+	exercise(t, s)
+
+	out, err := client.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String("edp-test"), Key: aws.String("artifacts/v1/run.json")})
+	if err != nil {
+		t.Fatalf("head: %v", err)
+	}
+	if got := aws.ToString(out.ContentType); got != "text/plain" {
+		t.Errorf("ContentType = %q, want text/plain", got)
+	}
+
+	// A missing bucket is not a missing object: it must stay a (transient)
+	// error the caller can retry or alarm on.
+	if _, err := NewS3(client, "no-such-bucket").Get(ctx, "k"); err == nil || errors.Is(err, ErrNotFound) {
+		t.Errorf("Get(no bucket) error = %v, want a non-ErrNotFound error", err)
+	}
+}
