@@ -1,0 +1,149 @@
+package ecsprotect
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+// agent is a fake ECS agent recording the protection requests it gets.
+type agent struct {
+	mu    sync.Mutex
+	calls []map[string]any
+	reply string
+}
+
+func (a *agent) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodPut || r.URL.Path != "/v3/abc/task-protection/v1/state" {
+		http.Error(w, "unexpected "+r.Method+" "+r.URL.Path, http.StatusNotFound)
+		return
+	}
+	b, _ := io.ReadAll(r.Body)
+	var body map[string]any
+	if err := json.Unmarshal(b, &body); err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	a.mu.Lock()
+	a.calls = append(a.calls, body)
+	reply := a.reply
+	a.mu.Unlock()
+	if reply == "" {
+		reply = `{"protection":{"ProtectionEnabled":true,"TaskArn":"arn:aws:ecs:us-east-1:123456789012:task/c/abc"}}`
+	}
+	_, _ = io.WriteString(w, reply)
+}
+
+func (a *agent) got() []map[string]any {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return append([]map[string]any(nil), a.calls...)
+}
+
+func TestClientSet(t *testing.T) {
+	t.Parallel()
+	a := &agent{}
+	srv := httptest.NewServer(a)
+	defer srv.Close()
+	c := &Client{AgentURI: srv.URL + "/v3/abc"}
+	ctx := context.Background()
+	if err := c.Set(ctx, true, 61*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Set(ctx, true, 100*time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Set(ctx, false, 0); err != nil {
+		t.Fatal(err)
+	}
+	want := []map[string]any{
+		{"ProtectionEnabled": true, "ExpiresInMinutes": float64(2)},
+		{"ProtectionEnabled": true, "ExpiresInMinutes": float64(2880)},
+		{"ProtectionEnabled": false},
+	}
+	if diff := cmp.Diff(want, a.got()); diff != "" {
+		t.Errorf("requests (-want +got):\n%s", diff)
+	}
+}
+
+func TestClientErrors(t *testing.T) {
+	t.Parallel()
+	a := &agent{reply: `{"failure":{"Arn":"arn:aws:ecs:::task/x","Reason":"TASK_NOT_VALID"}}`}
+	srv := httptest.NewServer(a)
+	defer srv.Close()
+	if err := (&Client{AgentURI: srv.URL + "/v3/abc"}).Set(context.Background(), true, time.Minute); err == nil {
+		t.Error("agent failure reply: want error")
+	}
+	if err := (&Client{AgentURI: srv.URL + "/wrong"}).Set(context.Background(), true, time.Minute); err == nil {
+		t.Error("404: want error")
+	}
+	if err := (&Client{}).Set(context.Background(), true, time.Minute); err != nil {
+		t.Errorf("outside ECS: want no-op, got %v", err)
+	}
+	if (&Client{}).Enabled() {
+		t.Error("Enabled() without agent URI")
+	}
+}
+
+type fakeSetter struct {
+	calls []string
+	err   error
+}
+
+func (f *fakeSetter) Set(_ context.Context, enabled bool, expiry time.Duration) error {
+	if enabled {
+		f.calls = append(f.calls, "on "+expiry.String())
+	} else {
+		f.calls = append(f.calls, "off")
+	}
+	return f.err
+}
+
+func TestGuard(t *testing.T) {
+	t.Parallel()
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	s := &fakeSetter{}
+	g := &Guard{Setter: s, Expiry: 30 * time.Minute, Now: func() time.Time { return now }}
+	ctx := context.Background()
+
+	g.Idle(ctx) // never enabled: nothing to drop
+	g.Busy(ctx)
+	g.Busy(ctx) // still fresh: no call
+	now = now.Add(16 * time.Minute)
+	g.Busy(ctx) // less than half left: renew
+	g.Idle(ctx)
+	g.Idle(ctx) // already off
+	g.Busy(ctx)
+
+	want := []string{"on 30m0s", "on 30m0s", "off", "on 30m0s"}
+	if diff := cmp.Diff(want, s.calls); diff != "" {
+		t.Errorf("agent calls (-want +got):\n%s", diff)
+	}
+}
+
+func TestGuardRetriesAfterFailure(t *testing.T) {
+	t.Parallel()
+	s := &fakeSetter{err: errors.New("agent down")}
+	g := &Guard{Setter: s}
+	ctx := context.Background()
+	g.Busy(ctx)
+	g.Busy(ctx) // the first enable failed, so try again
+	s.err = nil
+	g.Busy(ctx)
+	g.Busy(ctx)
+	want := []string{"on 1h0m0s", "on 1h0m0s", "on 1h0m0s"}
+	if diff := cmp.Diff(want, s.calls); diff != "" {
+		t.Errorf("agent calls (-want +got):\n%s", diff)
+	}
+	var nilGuard *Guard
+	nilGuard.Busy(ctx)
+	nilGuard.Idle(ctx)
+}

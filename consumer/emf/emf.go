@@ -1,0 +1,96 @@
+// Package emf writes CloudWatch Embedded Metric Format lines: one JSON
+// object per line that CloudWatch Logs turns into metrics when the line
+// reaches a log group (the awslogs driver sends stdout there), so no agent
+// and no PutMetricData permission is needed.
+//
+// A Writer is safe for concurrent use; each Emit is one Write of one line.
+package emf
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"maps"
+	"slices"
+	"sync"
+	"time"
+)
+
+// Unit is a CloudWatch metric unit.
+type Unit string
+
+// Units used by edp.
+const (
+	Count        Unit = "Count"
+	Milliseconds Unit = "Milliseconds"
+)
+
+// Metric is one value in a line.
+type Metric struct {
+	Name  string
+	Unit  Unit
+	Value float64
+}
+
+// Writer emits EMF lines to W.
+type Writer struct {
+	// W receives the lines; nil discards them.
+	W io.Writer
+	// Namespace is the CloudWatch namespace; required when W is set.
+	Namespace string
+	// Dimensions are added to every line as dimension keys and values
+	// (e.g. {"Mode": "serve"}); may be empty.
+	Dimensions map[string]string
+	// Now stamps lines; default time.Now.
+	Now func() time.Time
+
+	mu sync.Mutex
+}
+
+// Emit writes one line with the metrics and extra properties (searchable
+// in CloudWatch Logs Insights but not metrics). Property names must not
+// collide with metric or dimension names; metrics win when they do.
+func (w *Writer) Emit(metrics []Metric, props map[string]any) error {
+	if w == nil || w.W == nil || len(metrics) == 0 {
+		return nil
+	}
+	now := time.Now
+	if w.Now != nil {
+		now = w.Now
+	}
+	type metricDef struct {
+		Name string `json:"Name"`
+		Unit Unit   `json:"Unit,omitempty"`
+	}
+	type directive struct {
+		Namespace  string      `json:"Namespace"`
+		Dimensions [][]string  `json:"Dimensions"`
+		Metrics    []metricDef `json:"Metrics"`
+	}
+	dims := slices.Sorted(maps.Keys(w.Dimensions))
+	d := directive{Namespace: w.Namespace, Dimensions: [][]string{dims}}
+	line := make(map[string]any, len(props)+len(dims)+len(metrics)+1)
+	maps.Copy(line, props)
+	for _, k := range dims {
+		line[k] = w.Dimensions[k]
+	}
+	for _, m := range metrics {
+		d.Metrics = append(d.Metrics, metricDef{Name: m.Name, Unit: m.Unit})
+		line[m.Name] = m.Value
+	}
+	line["_aws"] = map[string]any{
+		"Timestamp":         now().UnixMilli(),
+		"CloudWatchMetrics": []directive{d},
+	}
+	b, err := json.Marshal(line)
+	if err != nil {
+		return fmt.Errorf("encode EMF line: %w", err)
+	}
+	b = append(b, '\n')
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if _, err := w.W.Write(b); err != nil {
+		return fmt.Errorf("write EMF line: %w", err)
+	}
+	return nil
+}
