@@ -1,21 +1,64 @@
 // Command alarm-dispatch is the Lambda behind the EdpAlarmDispatch stack: it
-// turns a queue-length alarm (CloudWatch → SNS) into ECS RunTask calls.
+// turns a queue-backlog alarm (CloudWatch → SNS) into ECS RunTask calls that
+// start consumer tasks in drain mode.
+//
+// On every transition of the alarm to ALARM it re-reads the queue (visible
+// plus in-flight messages), counts the consumer tasks of the task
+// definition's family that are already running or pending, and starts
+// min(max_tasks − running, ceil(backlog / messages_per_task)) tasks on
+// Fargate or Fargate Spot, at most ten per RunTask call, each call with a
+// client token derived from the alarm's state-change time so a retried
+// invocation never starts the same tasks twice. Every other notification is
+// logged and ignored. Tasks that still could not be started when the
+// invocation's time runs short are reported as an error, so Lambda's
+// asynchronous retry and on-failure destination see them.
+//
+// main reads the environment once (see Config and docs/alarm-dispatch.md),
+// builds the SDK clients and hands a Handler to the Lambda runtime; an
+// invalid setting fails the cold start with an error naming the variable.
 package main
 
 import (
 	"context"
+	"fmt"
+	"io"
 	"log/slog"
 	"os"
 
-	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-lambda-go/lambda"
+	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/ecs"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
 )
 
-// Placeholder handler until the dispatch logic lands (issue 5).
 func main() {
 	log := slog.New(slog.NewJSONHandler(os.Stdout, nil))
-	lambda.Start(func(ctx context.Context, ev events.SNSEvent) error {
-		log.InfoContext(ctx, "received", "records", len(ev.Records))
-		return nil
+	h, err := newHandler(context.Background(), os.LookupEnv, log, os.Stdout)
+	if err != nil {
+		log.Error("cold start failed", "error", err.Error())
+		os.Exit(1)
+	}
+	lambda.Start(h.Handle)
+}
+
+// newHandler is the cold start: parse and validate the configuration, load
+// the SDK configuration (region and credentials of the function's role, or
+// AWS_ENDPOINT_URL for an emulator) and wire the clients into a Handler.
+func newHandler(ctx context.Context, lookup func(string) (string, bool), log *slog.Logger, metrics io.Writer) (*Handler, error) {
+	cfg, err := ConfigFromEnv(lookup)
+	if err != nil {
+		return nil, err
+	}
+	awsCfg, err := config.LoadDefaultConfig(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("load AWS config: %w", err)
+	}
+	ecsClient := ecs.NewFromConfig(awsCfg)
+	return NewHandler(cfg, Deps{
+		Queue:   sqs.NewFromConfig(awsCfg),
+		Lister:  ecsClient,
+		Runner:  ecsClient,
+		Logger:  log,
+		Metrics: metrics,
 	})
 }

@@ -1,0 +1,234 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"regexp"
+	"strconv"
+	"strings"
+
+	"github.com/edp-pipelines/edp/internal/names"
+)
+
+// Defaults for the optional settings. The zero value of each Config field
+// means "use the default".
+const (
+	// DefaultMaxTasks bounds the consumer tasks of the family running at once.
+	DefaultMaxTasks = 10
+	// DefaultMessagesPerTask is the backlog one drain task is expected to
+	// work through; see docs/alarm-dispatch.md for how to size it.
+	DefaultMessagesPerTask = 100
+	// DefaultCapacityProvider runs tasks on on-demand Fargate.
+	DefaultCapacityProvider = "FARGATE"
+	// DefaultAssignPublicIP keeps tasks off the public internet (private
+	// subnets with a NAT gateway or VPC endpoints).
+	DefaultAssignPublicIP = "DISABLED"
+)
+
+// Upper bounds that catch typos rather than express real limits.
+const (
+	maxMaxTasks        = 1000
+	maxSubnets         = 16 // awsvpcConfiguration limit
+	maxSecurityGroups  = 5  // awsvpcConfiguration limit
+	maxStartedByLength = 128
+)
+
+// ErrConfig marks an invalid or missing setting; the function cannot start.
+var ErrConfig = errors.New("invalid configuration")
+
+// startedByPattern is what ECS accepts for RunTask's startedBy.
+var startedByPattern = regexp.MustCompile(`^[A-Za-z0-9_/-]+$`)
+
+// Config is the dispatcher's configuration. Required fields have no default;
+// every other field works at its zero value, which means the documented
+// default. Call Validate (or WithDefaults then Validate) once at start.
+type Config struct {
+	// QueueURL is the work queue whose backlog is read (EDP_QUEUE_URL). Required.
+	QueueURL string
+	// Cluster is the ECS cluster name or ARN (EDP_CLUSTER). Required.
+	Cluster string
+	// TaskDefinition is the consumer task definition ARN, family:revision or
+	// family (EDP_TASK_DEFINITION). Required. Its family is what running
+	// consumer tasks are counted by.
+	TaskDefinition string
+	// Subnets are the awsvpc subnets (EDP_SUBNETS, comma-separated). Required.
+	Subnets []string
+	// SecurityGroups are the awsvpc security groups (EDP_SECURITY_GROUPS,
+	// comma-separated). Default: none given, so ECS uses the VPC's default group.
+	SecurityGroups []string
+	// AssignPublicIP is ENABLED or DISABLED (EDP_ASSIGN_PUBLIC_IP).
+	// Default: DefaultAssignPublicIP.
+	AssignPublicIP string
+	// MaxTasks bounds the consumer tasks of the family running or pending at
+	// once, whoever started them (EDP_MAX_TASKS). Default: DefaultMaxTasks.
+	MaxTasks int
+	// MessagesPerTask is the backlog one task is expected to drain
+	// (EDP_MESSAGES_PER_TASK). Default: DefaultMessagesPerTask.
+	MessagesPerTask int
+	// CapacityProvider is FARGATE or FARGATE_SPOT (EDP_CAPACITY_PROVIDER).
+	// Default: DefaultCapacityProvider.
+	CapacityProvider string
+	// ContainerName is the container whose command is overridden with drain
+	// mode (EDP_CONTAINER_NAME). Default: names.ContainerName.
+	ContainerName string
+	// StartedBy marks the tasks this dispatcher starts (EDP_STARTED_BY).
+	// Default: names.DefaultStartedBy.
+	StartedBy string
+}
+
+// WithDefaults returns c with every unset optional field set to its default.
+func (c Config) WithDefaults() Config {
+	if c.AssignPublicIP == "" {
+		c.AssignPublicIP = DefaultAssignPublicIP
+	}
+	if c.MaxTasks == 0 {
+		c.MaxTasks = DefaultMaxTasks
+	}
+	if c.MessagesPerTask == 0 {
+		c.MessagesPerTask = DefaultMessagesPerTask
+	}
+	if c.CapacityProvider == "" {
+		c.CapacityProvider = DefaultCapacityProvider
+	}
+	if c.ContainerName == "" {
+		c.ContainerName = names.ContainerName
+	}
+	if c.StartedBy == "" {
+		c.StartedBy = names.DefaultStartedBy
+	}
+	return c
+}
+
+// Validate reports every problem of c (after defaults) in one error that
+// wraps ErrConfig and names the environment variable of each bad setting.
+func (c Config) Validate() error {
+	c = c.WithDefaults()
+	var errs []error
+	bad := func(env, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s: %s", env, fmt.Sprintf(format, args...)))
+	}
+	if c.QueueURL == "" {
+		bad(names.EnvQueueURL, "required")
+	}
+	if c.Cluster == "" {
+		bad(names.EnvCluster, "required")
+	}
+	if c.TaskDefinition == "" {
+		bad(names.EnvTaskDefinition, "required")
+	} else if family(c.TaskDefinition) == "" {
+		bad(names.EnvTaskDefinition, "%q has no family (want an ARN, family:revision or family)", c.TaskDefinition)
+	}
+	switch n := len(c.Subnets); {
+	case n == 0:
+		bad(names.EnvSubnets, "required (at least one subnet id)")
+	case n > maxSubnets:
+		bad(names.EnvSubnets, "%d subnets, at most %d allowed", n, maxSubnets)
+	}
+	if n := len(c.SecurityGroups); n > maxSecurityGroups {
+		bad(names.EnvSecurityGroups, "%d security groups, at most %d allowed", n, maxSecurityGroups)
+	}
+	if c.AssignPublicIP != "ENABLED" && c.AssignPublicIP != "DISABLED" {
+		bad(names.EnvAssignPublicIP, "%q, want ENABLED or DISABLED", c.AssignPublicIP)
+	}
+	if c.MaxTasks < 1 || c.MaxTasks > maxMaxTasks {
+		bad(names.EnvMaxTasks, "%d, want 1..%d", c.MaxTasks, maxMaxTasks)
+	}
+	if c.MessagesPerTask < 1 {
+		bad(names.EnvMessagesPerTask, "%d, want at least 1", c.MessagesPerTask)
+	}
+	if c.CapacityProvider != "FARGATE" && c.CapacityProvider != "FARGATE_SPOT" {
+		bad(names.EnvCapacityProvider, "%q, want FARGATE or FARGATE_SPOT", c.CapacityProvider)
+	}
+	if len(c.StartedBy) > maxStartedByLength || !startedByPattern.MatchString(c.StartedBy) {
+		bad(names.EnvStartedBy, "%q, want 1..%d of letters, digits, '-', '_' and '/'", c.StartedBy, maxStartedByLength)
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("%w: %w", ErrConfig, errors.Join(errs...))
+	}
+	return nil
+}
+
+// ConfigFromEnv builds a Config from environment variables looked up with
+// lookup (os.LookupEnv in main) and validates it. Unset or empty variables
+// take their defaults; a set but unparsable number is an error, never a
+// silent default.
+func ConfigFromEnv(lookup func(string) (string, bool)) (Config, error) {
+	get := func(k string) string {
+		v, _ := lookup(k)
+		return strings.TrimSpace(v)
+	}
+	c := Config{
+		QueueURL:         get(names.EnvQueueURL),
+		Cluster:          get(names.EnvCluster),
+		TaskDefinition:   get(names.EnvTaskDefinition),
+		Subnets:          splitList(get(names.EnvSubnets)),
+		SecurityGroups:   splitList(get(names.EnvSecurityGroups)),
+		AssignPublicIP:   strings.ToUpper(get(names.EnvAssignPublicIP)),
+		CapacityProvider: strings.ToUpper(get(names.EnvCapacityProvider)),
+		ContainerName:    get(names.EnvContainerName),
+		StartedBy:        get(names.EnvStartedBy),
+	}
+	var errs []error
+	for _, f := range []struct {
+		env string
+		dst *int
+	}{
+		{names.EnvMaxTasks, &c.MaxTasks},
+		{names.EnvMessagesPerTask, &c.MessagesPerTask},
+	} {
+		s := get(f.env)
+		if s == "" {
+			continue
+		}
+		n, err := strconv.Atoi(s)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: %q is not a whole number", f.env, s))
+			continue
+		}
+		if n == 0 {
+			// 0 would silently mean "default" in the struct; from the
+			// environment it is a mistake worth reporting.
+			errs = append(errs, fmt.Errorf("%s: 0, want at least 1", f.env))
+			continue
+		}
+		*f.dst = n
+	}
+	if len(errs) > 0 {
+		return Config{}, fmt.Errorf("%w: %w", ErrConfig, errors.Join(errs...))
+	}
+	c = c.WithDefaults()
+	if err := c.Validate(); err != nil {
+		return Config{}, err
+	}
+	return c, nil
+}
+
+// splitList splits a comma-separated list, trimming blanks and dropping
+// empty items (so a trailing comma is harmless).
+func splitList(s string) []string {
+	var out []string
+	for _, item := range strings.Split(s, ",") {
+		if item = strings.TrimSpace(item); item != "" {
+			out = append(out, item)
+		}
+	}
+	return out
+}
+
+// family returns the task definition family of an ARN
+// (arn:aws:ecs:r:a:task-definition/family:rev), "family:rev" or "family".
+func family(taskDef string) string {
+	s := taskDef
+	if strings.HasPrefix(s, "arn:") {
+		_, after, ok := strings.Cut(s, ":task-definition/")
+		if !ok {
+			return ""
+		}
+		s = after
+	}
+	fam, _, _ := strings.Cut(s, ":")
+	if strings.Contains(fam, "/") {
+		return ""
+	}
+	return fam
+}

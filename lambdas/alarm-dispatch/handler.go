@@ -1,0 +1,430 @@
+package main
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-lambda-go/events"
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ecs"
+	ecstypes "github.com/aws/aws-sdk-go-v2/service/ecs/types"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
+	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
+
+	"github.com/edp-pipelines/edp/internal/names"
+)
+
+// runTaskBatch is the most tasks one RunTask call may start.
+const runTaskBatch = 10
+
+// listTasksPage is the largest ListTasks page.
+const listTasksPage = 100
+
+// Tag keys put on every task the dispatcher starts.
+const (
+	TagStartedBy  = "edp:started-by"
+	TagDispatchID = "edp:dispatch-id"
+)
+
+// ErrTasksNotStarted marks a dispatch that started fewer tasks than it
+// decided to: returning it makes Lambda retry the invocation asynchronously
+// and, once retries are used up, send the event to the on-failure destination.
+var ErrTasksNotStarted = errors.New("tasks not started")
+
+// QueueAPI is the one SQS call the dispatcher makes (*sqs.Client has it).
+type QueueAPI interface {
+	GetQueueAttributes(ctx context.Context, in *sqs.GetQueueAttributesInput, optFns ...func(*sqs.Options)) (*sqs.GetQueueAttributesOutput, error)
+}
+
+// TaskLister lists the cluster's tasks (*ecs.Client has it).
+type TaskLister interface {
+	ListTasks(ctx context.Context, in *ecs.ListTasksInput, optFns ...func(*ecs.Options)) (*ecs.ListTasksOutput, error)
+}
+
+// TaskRunner starts tasks (*ecs.Client has it).
+type TaskRunner interface {
+	RunTask(ctx context.Context, in *ecs.RunTaskInput, optFns ...func(*ecs.Options)) (*ecs.RunTaskOutput, error)
+}
+
+// Deps are the handler's collaborators. Queue, Lister and Runner are required.
+type Deps struct {
+	Queue  QueueAPI
+	Lister TaskLister
+	Runner TaskRunner
+	// Logger receives structured logs. Default: discard.
+	Logger *slog.Logger
+	// Metrics receives one EMF line per dispatch. Default: discard.
+	Metrics io.Writer
+}
+
+// Handler turns CloudWatch alarm notifications (delivered by SNS) into ECS
+// RunTask calls. Its only state is configuration, so one Handler serves
+// every invocation of a warm Lambda environment.
+type Handler struct {
+	cfg     Config
+	family  string
+	queue   QueueAPI
+	lister  TaskLister
+	runner  TaskRunner
+	log     *slog.Logger
+	metrics io.Writer
+
+	// Seams for tests; NewHandler sets the real ones.
+	retry  retryPolicy
+	now    func() time.Time
+	sleep  func(context.Context, time.Duration) error
+	jitter func(time.Duration) time.Duration
+}
+
+// NewHandler validates cfg (after applying defaults) and returns a Handler.
+func NewHandler(cfg Config, d Deps) (*Handler, error) {
+	cfg = cfg.WithDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if d.Queue == nil || d.Lister == nil || d.Runner == nil {
+		return nil, errors.New("new handler: Queue, Lister and Runner are required")
+	}
+	if d.Logger == nil {
+		d.Logger = slog.New(slog.DiscardHandler)
+	}
+	if d.Metrics == nil {
+		d.Metrics = io.Discard
+	}
+	return &Handler{
+		cfg:     cfg,
+		family:  family(cfg.TaskDefinition),
+		queue:   d.Queue,
+		lister:  d.Lister,
+		runner:  d.Runner,
+		log:     d.Logger,
+		metrics: d.Metrics,
+		retry:   defaultRetry,
+		now:     time.Now,
+		sleep:   sleepCtx,
+		jitter:  randomJitter,
+	}, nil
+}
+
+// Handle processes one SNS event. Records that are not a transition to
+// ALARM are logged and ignored; the error (if any) joins the dispatch errors
+// of the ALARM records, so Lambda retries only what can still succeed.
+func (h *Handler) Handle(ctx context.Context, ev events.SNSEvent) error {
+	if len(ev.Records) == 0 {
+		h.log.InfoContext(ctx, "ignored event", "reason", "no records")
+		return nil
+	}
+	var errs []error
+	for _, rec := range ev.Records {
+		n, reason := classify(rec)
+		if reason != "" {
+			h.log.InfoContext(ctx, "ignored record",
+				"reason", reason,
+				"sns_message_id", rec.SNS.MessageID,
+				"sns_type", rec.SNS.Type,
+				"subject", rec.SNS.Subject)
+			continue
+		}
+		if err := h.dispatch(ctx, n); err != nil {
+			h.log.ErrorContext(ctx, "dispatch failed",
+				"alarm_name", n.AlarmName,
+				"state_change_time", n.StateChangeTime,
+				"sns_message_id", n.SNSMessageID,
+				"error", err.Error())
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// tasksToStart is the dispatch formula:
+// min(maxTasks − running, ceil(backlog / perTask)), never negative. With a
+// backlog and room below maxTasks it is at least one.
+func tasksToStart(backlog int64, running, maxTasks, perTask int) int {
+	room := maxTasks - running
+	if backlog <= 0 || room <= 0 || perTask <= 0 {
+		return 0
+	}
+	need := (backlog-1)/int64(perTask) + 1 // ceil without overflow
+	return int(min(int64(room), need))
+}
+
+// batches splits n tasks into RunTask-sized counts: 25 → [10 10 5].
+func batches(n int) []int {
+	var out []int
+	for n > 0 {
+		c := min(n, runTaskBatch)
+		out = append(out, c)
+		n -= c
+	}
+	return out
+}
+
+// dispatchID names one state change; it is stable across redeliveries and
+// retries of the notification and short enough for a tag value.
+func dispatchID(n alarmNotice) string {
+	sum := sha256.Sum256([]byte(n.key()))
+	return hex.EncodeToString(sum[:10])
+}
+
+// clientToken is RunTask's idempotency token for batch seq of a dispatch.
+// ECS keeps a token for 24 hours: a repeat with the same parameters returns
+// the original tasks, a repeat with other parameters fails with
+// ConflictException; either way no task is started twice.
+func clientToken(id string, seq int) string {
+	return "edp-" + id + "-" + strconv.Itoa(seq)
+}
+
+// dispatch reads the queue and the cluster, applies the formula and starts
+// the tasks, then writes the metric line.
+func (h *Handler) dispatch(ctx context.Context, n alarmNotice) error {
+	id := dispatchID(n)
+	log := h.log.With("alarm_name", n.AlarmName, "dispatch_id", id)
+
+	backlog, err := h.backlog(ctx)
+	if err != nil {
+		return err
+	}
+	running, err := h.running(ctx)
+	if err != nil {
+		return err
+	}
+	o := outcome{Backlog: backlog, Running: running}
+	o.Requested = tasksToStart(backlog, running, h.cfg.MaxTasks, h.cfg.MessagesPerTask)
+	log.InfoContext(ctx, "dispatch decision",
+		"state_change_time", n.StateChangeTime,
+		"backlog", backlog,
+		"running", running,
+		"max_tasks", h.cfg.MaxTasks,
+		"messages_per_task", h.cfg.MessagesPerTask,
+		"requested", o.Requested)
+
+	var runErr error
+	if o.Requested > 0 {
+		runErr = h.start(ctx, log, id, &o)
+	}
+	if err := writeEMF(h.metrics, h.now(), h.cfg.Cluster, n.AlarmName, id, o); err != nil {
+		log.WarnContext(ctx, "metrics line lost", "error", err.Error())
+	}
+	log.InfoContext(ctx, "dispatch done",
+		"requested", o.Requested, "started", o.Started, "failed", o.Failed, "skipped", o.Skipped)
+	return runErr
+}
+
+// backlog returns visible plus in-flight messages. In-flight ones count
+// because a consumer that dies or times out makes them visible again.
+func (h *Handler) backlog(ctx context.Context) (int64, error) {
+	var out *sqs.GetQueueAttributesOutput
+	err := h.withRetry(ctx, "GetQueueAttributes", func() error {
+		var err error
+		out, err = h.queue.GetQueueAttributes(ctx, &sqs.GetQueueAttributesInput{
+			QueueUrl: aws.String(h.cfg.QueueURL),
+			AttributeNames: []sqstypes.QueueAttributeName{
+				sqstypes.QueueAttributeNameApproximateNumberOfMessages,
+				sqstypes.QueueAttributeNameApproximateNumberOfMessagesNotVisible,
+			},
+		})
+		return err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("read queue attributes %s: %w", h.cfg.QueueURL, err)
+	}
+	var total int64
+	for _, name := range []sqstypes.QueueAttributeName{
+		sqstypes.QueueAttributeNameApproximateNumberOfMessages,
+		sqstypes.QueueAttributeNameApproximateNumberOfMessagesNotVisible,
+	} {
+		s, ok := out.Attributes[string(name)]
+		if !ok {
+			return 0, fmt.Errorf("read queue attributes %s: %s missing", h.cfg.QueueURL, name)
+		}
+		v, err := strconv.ParseInt(s, 10, 64)
+		if err != nil || v < 0 {
+			return 0, fmt.Errorf("read queue attributes %s: %s=%q is not a count", h.cfg.QueueURL, name, s)
+		}
+		total += v
+	}
+	return total, nil
+}
+
+// running counts the family's tasks whose desired status is RUNNING — that
+// includes PROVISIONING and PENDING ones, and tasks started by anyone — and
+// stops paging once MaxTasks is reached, since more cannot change the answer.
+func (h *Handler) running(ctx context.Context) (int, error) {
+	in := &ecs.ListTasksInput{
+		Cluster:       aws.String(h.cfg.Cluster),
+		Family:        aws.String(h.family),
+		DesiredStatus: ecstypes.DesiredStatusRunning,
+		MaxResults:    aws.Int32(listTasksPage),
+	}
+	count := 0
+	for {
+		var out *ecs.ListTasksOutput
+		err := h.withRetry(ctx, "ListTasks", func() error {
+			var err error
+			out, err = h.lister.ListTasks(ctx, in)
+			return err
+		})
+		if err != nil {
+			return 0, fmt.Errorf("list tasks of family %s in %s: %w", h.family, h.cfg.Cluster, err)
+		}
+		count += len(out.TaskArns)
+		if count >= h.cfg.MaxTasks {
+			return h.cfg.MaxTasks, nil
+		}
+		if aws.ToString(out.NextToken) == "" {
+			return count, nil
+		}
+		next := *in
+		next.NextToken = out.NextToken
+		in = &next
+	}
+}
+
+// start runs o.Requested tasks in batches. Tasks that RunTask reports in
+// failures[] (capacity, throttling of placement) are asked for again in new
+// batches after a backoff, while time and attempts remain. It fills in
+// o.Started, o.Skipped and o.Failed and returns ErrTasksNotStarted if any
+// task is still missing.
+func (h *Handler) start(ctx context.Context, log *slog.Logger, id string, o *outcome) error {
+	remaining := o.Requested
+	seq := 0
+	var reasons []string
+	var cause error
+	for round := 0; remaining > 0 && cause == nil; round++ {
+		if round > 0 {
+			if round >= h.retry.MaxAttempts || !h.wait(ctx, round-1) {
+				break
+			}
+			log.InfoContext(ctx, "retrying failed tasks", "round", round, "tasks", remaining)
+		}
+		missing := 0
+		for _, count := range batches(remaining) {
+			if cause != nil {
+				break
+			}
+			token := clientToken(id, seq)
+			seq++
+			out, err := h.runBatch(ctx, id, token, count)
+			switch {
+			case isConflict(err):
+				log.WarnContext(ctx, "batch already sent by an earlier attempt",
+					"client_token", token, "tasks", count, "error", err.Error())
+				o.Skipped += count
+			case err != nil:
+				cause = fmt.Errorf("run %d tasks (client token %s): %w", count, token, err)
+			default:
+				o.Started += len(out.Tasks)
+				short := count - len(out.Tasks)
+				missing += max(short, 0)
+				for _, f := range out.Failures {
+					r := aws.ToString(f.Reason)
+					if !slices.Contains(reasons, r) {
+						reasons = append(reasons, r)
+					}
+					log.WarnContext(ctx, "task not started",
+						"client_token", token,
+						"reason", r,
+						"detail", aws.ToString(f.Detail),
+						"arn", aws.ToString(f.Arn))
+				}
+				log.InfoContext(ctx, "batch sent",
+					"client_token", token, "tasks", count, "started", len(out.Tasks), "failures", short)
+			}
+		}
+		remaining = missing
+	}
+	o.Failed = max(o.Requested-o.Started-o.Skipped, 0)
+	if o.Failed == 0 {
+		return nil
+	}
+	err := fmt.Errorf("dispatch %s: %d of %d %w", id, o.Failed, o.Requested, ErrTasksNotStarted)
+	if len(reasons) > 0 {
+		err = fmt.Errorf("%w (failures: %s)", err, strings.Join(reasons, "; "))
+	}
+	if cause != nil {
+		err = errors.Join(err, cause)
+	}
+	return err
+}
+
+// runBatch makes one RunTask call, retrying errors with the same client
+// token: if an attempt did start tasks before its answer was lost, the
+// retry returns those tasks instead of starting more.
+func (h *Handler) runBatch(ctx context.Context, id, token string, count int) (*ecs.RunTaskOutput, error) {
+	in := h.runTaskInput(id, token, count)
+	var out *ecs.RunTaskOutput
+	err := h.withRetry(ctx, "RunTask", func() error {
+		var err error
+		out, err = h.runner.RunTask(ctx, in)
+		return err
+	})
+	return out, err
+}
+
+// runTaskInput is the RunTask request for one batch.
+func (h *Handler) runTaskInput(id, token string, count int) *ecs.RunTaskInput {
+	return &ecs.RunTaskInput{
+		Cluster:        aws.String(h.cfg.Cluster),
+		TaskDefinition: aws.String(h.cfg.TaskDefinition),
+		Count:          aws.Int32(int32(count)),
+		CapacityProviderStrategy: []ecstypes.CapacityProviderStrategyItem{{
+			CapacityProvider: aws.String(h.cfg.CapacityProvider),
+			Weight:           1,
+		}},
+		NetworkConfiguration: &ecstypes.NetworkConfiguration{
+			AwsvpcConfiguration: &ecstypes.AwsVpcConfiguration{
+				Subnets:        h.cfg.Subnets,
+				SecurityGroups: h.cfg.SecurityGroups,
+				AssignPublicIp: ecstypes.AssignPublicIp(h.cfg.AssignPublicIP),
+			},
+		},
+		Overrides: &ecstypes.TaskOverride{
+			ContainerOverrides: []ecstypes.ContainerOverride{{
+				Name:    aws.String(h.cfg.ContainerName),
+				Command: []string{names.ModeDrain},
+			}},
+		},
+		StartedBy: aws.String(h.cfg.StartedBy),
+		Tags: []ecstypes.Tag{
+			{Key: aws.String(TagStartedBy), Value: aws.String(h.cfg.StartedBy)},
+			{Key: aws.String(TagDispatchID), Value: aws.String(id)},
+		},
+		ClientToken: aws.String(token),
+	}
+}
+
+// withRetry calls call until it succeeds, fails for good, runs out of
+// attempts or would run into the invocation's deadline.
+func (h *Handler) withRetry(ctx context.Context, what string, call func() error) error {
+	for attempt := 0; ; attempt++ {
+		err := call()
+		if err == nil || !retryable(err) {
+			return err
+		}
+		if attempt+1 >= h.retry.MaxAttempts || !h.wait(ctx, attempt) {
+			return err
+		}
+		h.log.WarnContext(ctx, "retrying call", "call", what, "attempt", attempt+1, "error", err.Error())
+	}
+}
+
+// wait sleeps the backoff for attempt and reports whether another attempt
+// may be made: false if the pause would end inside the reserve before the
+// invocation's deadline, or if ctx ended.
+func (h *Handler) wait(ctx context.Context, attempt int) bool {
+	d := h.retry.backoff(attempt, h.jitter)
+	if deadline, ok := ctx.Deadline(); ok && h.now().Add(d+h.retry.Reserve).After(deadline) {
+		return false
+	}
+	return h.sleep(ctx, d) == nil
+}
