@@ -1,0 +1,128 @@
+package stacks
+
+import (
+	"path/filepath"
+	"strconv"
+
+	"github.com/aws/aws-cdk-go/awscdk/v2"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awscloudwatchactions"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awsiam"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awskms"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awslambda"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awslambdadestinations"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awslogs"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awssns"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awssnssubscriptions"
+	"github.com/aws/aws-cdk-go/awscdklambdagoalpha/v2"
+	"github.com/aws/constructs-go/constructs/v10"
+	"github.com/aws/jsii-runtime-go"
+
+	"github.com/edp-pipelines/edp/internal/names"
+)
+
+// NewAlarmDispatchStack builds EdpAlarmDispatch: the backlog alarm (N+
+// messages, or messages older than the max wait) notifies an encrypted SNS
+// topic; the Go Lambda in lambdas/alarm-dispatch reads the queue and starts
+// the right number of drain-mode tasks with ecs:RunTask.
+func NewAlarmDispatchStack(scope constructs.Construct, id string, props *Props) awscdk.Stack {
+	stack := awscdk.NewStack(scope, jsii.String(id), &props.StackProps)
+	s := props.Settings
+	p := NewPipeline(stack, "Pipeline", &PipelineProps{Settings: s, Mode: names.ModeDrain, RepoRoot: props.repoRoot()})
+
+	// CloudWatch must be able to use the topic's key, so it cannot be the
+	// AWS-managed alias/aws/sns key.
+	key := awskms.NewKey(stack, jsii.String("AlarmTopicKey"), &awskms.KeyProps{
+		Description:       jsii.String("edp: encrypts the queue-alarm topic"),
+		EnableKeyRotation: jsii.Bool(true),
+		RemovalPolicy:     p.Removal,
+	})
+	key.AddToResourcePolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+		Sid:        jsii.String("CloudWatchAlarmsPublish"),
+		Principals: &[]awsiam.IPrincipal{awsiam.NewServicePrincipal(jsii.String("cloudwatch.amazonaws.com"), nil)},
+		Actions:    jsii.Strings("kms:Decrypt", "kms:GenerateDataKey*"),
+		Resources:  jsii.Strings("*"), // in a key policy, "*" is this key
+	}), nil)
+	topic := awssns.NewTopic(stack, jsii.String("AlarmTopic"), &awssns.TopicProps{
+		DisplayName: jsii.String("edp queue alarm"),
+		MasterKey:   key,
+		EnforceSSL:  jsii.Bool(true),
+	})
+	newScaleOutAlarm(stack, p.Queue, s).AddAlarmAction(awscloudwatchactions.NewSnsAction(topic))
+
+	logs := awslogs.NewLogGroup(stack, jsii.String("DispatchLogs"), &awslogs.LogGroupProps{
+		Retention:     retentionDays(s.LogRetentionDays),
+		RemovalPolicy: p.Removal,
+	})
+	role := awsiam.NewRole(stack, jsii.String("DispatchRole"), &awsiam.RoleProps{
+		AssumedBy:   awsiam.NewServicePrincipal(jsii.String("lambda.amazonaws.com"), nil),
+		Description: jsii.String("edp alarm-dispatch: start consumer tasks in one cluster"),
+	})
+	grantDispatcher(role, p, logs)
+
+	failures := newQueue(stack, "DispatchFailures", awscdk.Duration_Days(jsii.Number(14)), p.Removal, nil)
+
+	fn := awscdklambdagoalpha.NewGoFunction(stack, jsii.String("Dispatch"), &awscdklambdagoalpha.GoFunctionProps{
+		Entry:        jsii.String(filepath.Join(props.repoRoot(), "lambdas", "alarm-dispatch")),
+		ModuleDir:    jsii.String(filepath.Join(props.repoRoot(), "go.mod")),
+		Runtime:      awslambda.Runtime_PROVIDED_AL2023(),
+		Architecture: awslambda.Architecture_ARM_64(),
+		MemorySize:   jsii.Number(256),
+		Timeout:      awscdk.Duration_Minutes(jsii.Number(2)),
+		Role:         role,
+		LogGroup:     logs,
+		// One dispatcher at a time: concurrent alarms must not each start
+		// max_tasks tasks (a task storm).
+		ReservedConcurrentExecutions: jsii.Number(1),
+		RetryAttempts:                jsii.Number(2),
+		MaxEventAge:                  awscdk.Duration_Hours(jsii.Number(1)),
+		OnFailure:                    awslambdadestinations.NewSqsDestination(failures),
+		Environment: &map[string]*string{
+			names.EnvCluster:          p.Cluster.ClusterName(),
+			names.EnvTaskDefinition:   p.TaskDefinition.TaskDefinitionArn(),
+			names.EnvSubnets:          p.Network.SubnetIDs(),
+			names.EnvSecurityGroups:   p.Network.SecurityGroup.SecurityGroupId(),
+			names.EnvAssignPublicIP:   jsii.String(map[bool]string{true: "ENABLED", false: "DISABLED"}[p.Network.AssignPublicIP]),
+			names.EnvQueueURL:         p.Queue.QueueUrl(),
+			names.EnvMaxTasks:         jsii.String(strconv.Itoa(s.MaxTasks)),
+			names.EnvMessagesPerTask:  jsii.String(strconv.Itoa(s.MessagesPerTask)),
+			names.EnvCapacityProvider: jsii.String(s.CapacityProvider),
+			names.EnvContainerName:    jsii.String(names.ContainerName),
+			names.EnvStartedBy:        jsii.String(names.DefaultStartedBy),
+		},
+		Bundling: &awscdklambdagoalpha.BundlingOptions{
+			CgoEnabled:   jsii.Bool(false),
+			GoBuildFlags: jsii.Strings("-trimpath", `-ldflags "-s -w"`, "-tags lambda.norpc"),
+		},
+	})
+	topic.AddSubscription(awssnssubscriptions.NewLambdaSubscription(fn, nil))
+	applyNagSuppressions(stack)
+	return stack
+}
+
+// grantDispatcher gives the Lambda role exactly what dispatching needs: start
+// this task definition in this cluster (and tag what it starts), pass the two
+// task roles to ECS, see the cluster's tasks, read the queue's depth, and
+// write its own logs.
+func grantDispatcher(role awsiam.Role, p *Pipeline, logs awslogs.LogGroup) {
+	inCluster := &map[string]interface{}{"ArnEquals": map[string]interface{}{"ecs:cluster": p.Cluster.ClusterArn()}}
+	taskArns := awscdk.Stack_Of(p.Node).FormatArn(&awscdk.ArnComponents{
+		Service: jsii.String("ecs"), Resource: jsii.String("task"),
+		ResourceName: awscdk.Fn_Join(jsii.String(""), &[]*string{p.Cluster.ClusterName(), jsii.String("/*")}),
+	})
+	add := func(sid string, actions []string, resources []*string, conditions *map[string]interface{}) {
+		role.AddToPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+			Sid: jsii.String(sid), Actions: jsii.Strings(actions...), Resources: &resources, Conditions: conditions,
+		}))
+	}
+	add("RunConsumerTask", []string{"ecs:RunTask"}, []*string{p.TaskDefinition.TaskDefinitionArn()}, inCluster)
+	add("TagStartedTasks", []string{"ecs:TagResource"}, []*string{taskArns},
+		&map[string]interface{}{"StringEquals": map[string]interface{}{"ecs:CreateAction": "RunTask"}})
+	add("PassTaskRoles", []string{"iam:PassRole"},
+		[]*string{p.TaskDefinition.TaskRole().RoleArn(), p.TaskDefinition.ObtainExecutionRole().RoleArn()},
+		&map[string]interface{}{"StringEquals": map[string]interface{}{"iam:PassedToService": "ecs-tasks.amazonaws.com"}})
+	// ListTasks has no resource-level permission; the condition scopes it.
+	add("ListClusterTasks", []string{"ecs:ListTasks"}, []*string{jsii.String("*")}, inCluster)
+	add("DescribeClusterTasks", []string{"ecs:DescribeTasks"}, []*string{taskArns}, inCluster)
+	add("ReadQueueDepth", []string{"sqs:GetQueueAttributes"}, []*string{p.Queue.QueueArn()}, nil)
+	add("WriteOwnLogs", []string{"logs:CreateLogStream", "logs:PutLogEvents"}, []*string{logs.LogGroupArn()}, nil)
+}

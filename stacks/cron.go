@@ -1,0 +1,41 @@
+package stacks
+
+import (
+	"github.com/aws/aws-cdk-go/awscdk/v2"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awsec2"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awsecs"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awsscheduler"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awsschedulertargets"
+	"github.com/aws/constructs-go/constructs/v10"
+	"github.com/aws/jsii-runtime-go"
+
+	"github.com/edp-pipelines/edp/internal/names"
+)
+
+// NewCronStack builds EdpCron: an EventBridge Scheduler schedule (cron or
+// rate expression, in a time zone) runs the consumer in drain mode, which
+// processes everything uploaded since the last run and exits.
+func NewCronStack(scope constructs.Construct, id string, props *Props) awscdk.Stack {
+	stack := awscdk.NewStack(scope, jsii.String(id), &props.StackProps)
+	s := props.Settings
+	p := NewPipeline(stack, "Pipeline", &PipelineProps{Settings: s, Mode: names.ModeDrain, RepoRoot: props.repoRoot()})
+
+	awsscheduler.NewSchedule(stack, jsii.String("Schedule"), &awsscheduler.ScheduleProps{
+		Description: jsii.String("edp: drain the pipeline queue on a schedule"),
+		Schedule:    awsscheduler.ScheduleExpression_Expression(jsii.String(s.Schedule), awscdk.TimeZone_Of(jsii.String(s.ScheduleTimeZone))),
+		Target: awsschedulertargets.NewEcsRunFargateTask(p.Cluster, &awsschedulertargets.FargateTaskProps{
+			TaskDefinition:  p.TaskDefinition,
+			TaskCount:       jsii.Number(1),
+			VpcSubnets:      p.Network.Subnets,
+			SecurityGroups:  &[]awsec2.ISecurityGroup{p.Network.SecurityGroup},
+			AssignPublicIp:  jsii.Bool(p.Network.AssignPublicIP),
+			PlatformVersion: awsecs.FargatePlatformVersion_LATEST,
+			PropagateTags:   jsii.Bool(true),
+			RetryAttempts:   jsii.Number(10),
+			MaxEventAge:     awscdk.Duration_Hours(jsii.Number(1)),
+			DeadLetterQueue: p.DeliveryDLQ,
+		}),
+	})
+	applyNagSuppressions(stack)
+	return stack
+}

@@ -1,0 +1,266 @@
+package stacks
+
+import (
+	"strconv"
+
+	"github.com/aws/aws-cdk-go/awscdk/v2"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awsecrassets"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awsecs"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awsevents"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awseventstargets"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awsiam"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awslogs"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awss3"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awssqs"
+	"github.com/aws/constructs-go/constructs/v10"
+	"github.com/aws/jsii-runtime-go"
+
+	"github.com/edp-pipelines/edp/internal/names"
+	"github.com/edp-pipelines/edp/internal/settings"
+)
+
+// PipelineProps configure the shared Pipeline construct.
+type PipelineProps struct {
+	// Settings are the validated knobs. Required.
+	Settings settings.Settings
+	// Mode is the consumer's command in the task definition: names.ModeDrain
+	// (default) or names.ModeServe.
+	Mode string
+	// RepoRoot is where consumer/Dockerfile is found. Default ".".
+	RepoRoot string
+}
+
+// Pipeline is the event path and the compute every architecture shares:
+// bucket → EventBridge rule → queue (+DLQ), an ECS cluster and a Fargate task
+// definition of the consumer whose role may consume the queue, read configs
+// and write artifacts and run records — nothing else.
+type Pipeline struct {
+	// Node is the construct that scopes every resource below. (jsii cannot
+	// use a Go struct that embeds a construct as a scope, hence a field.)
+	Node constructs.Construct
+
+	Bucket awss3.Bucket
+	Queue  awssqs.Queue
+	// DeadLetterQueue receives messages that failed MaxReceiveCount times, and
+	// permanent failures the consumer moves there at once.
+	DeadLetterQueue awssqs.Queue
+	// DeliveryDLQ receives events that EventBridge or the Scheduler could not
+	// deliver to a target (queue or RunTask) after their retries.
+	DeliveryDLQ awssqs.Queue
+	Rule        awsevents.Rule
+
+	Network        *Network
+	Cluster        awsecs.Cluster
+	TaskDefinition awsecs.FargateTaskDefinition
+	Container      awsecs.ContainerDefinition
+	LogGroup       awslogs.LogGroup
+
+	// Removal is the removal policy of stateful resources (from settings).
+	Removal awscdk.RemovalPolicy
+}
+
+// NewPipeline builds the shared construct.
+func NewPipeline(scope constructs.Construct, id string, props *PipelineProps) *Pipeline {
+	s := props.Settings
+	mode := props.Mode
+	if mode == "" {
+		mode = names.ModeDrain
+	}
+	root := props.RepoRoot
+	if root == "" {
+		root = "."
+	}
+	p := &Pipeline{Node: constructs.NewConstruct(scope, jsii.String(id))}
+	c := p.Node
+	p.Removal = awscdk.RemovalPolicy_RETAIN
+	destroy := s.RemovalPolicy == "destroy"
+	if destroy {
+		p.Removal = awscdk.RemovalPolicy_DESTROY
+	}
+
+	p.Bucket = awss3.NewBucket(c, jsii.String("Bucket"), &awss3.BucketProps{
+		BlockPublicAccess:  awss3.BlockPublicAccess_BLOCK_ALL(),
+		Encryption:         awss3.BucketEncryption_S3_MANAGED,
+		EnforceSSL:         jsii.Bool(true),
+		MinimumTLSVersion:  jsii.Number(1.2),
+		ObjectOwnership:    awss3.ObjectOwnership_BUCKET_OWNER_ENFORCED,
+		Versioned:          jsii.Bool(true),
+		LifecycleRules: &[]*awss3.LifecycleRule{{
+			Id:                                  jsii.String("expire-old-versions"),
+			NoncurrentVersionExpiration:         awscdk.Duration_Days(jsii.Number(float64(s.NoncurrentDays))),
+			AbortIncompleteMultipartUploadAfter: awscdk.Duration_Days(jsii.Number(7)),
+			ExpiredObjectDeleteMarker:           jsii.Bool(true),
+		}},
+		RemovalPolicy:     p.Removal,
+		AutoDeleteObjects: jsii.Bool(destroy),
+	})
+
+	// EventBridge notifications are set on the CloudFormation resource itself:
+	// CDK's EventBridgeEnabled would deploy a custom-resource Lambda for it.
+	p.Bucket.Node().DefaultChild().(awss3.CfnBucket).AddPropertyOverride(
+		jsii.String("NotificationConfiguration.EventBridgeConfiguration.EventBridgeEnabled"), jsii.Bool(true))
+
+	retention := awscdk.Duration_Days(jsii.Number(float64(s.QueueRetentionDays)))
+	p.DeadLetterQueue = newQueue(c, "DeadLetterQueue", retention, p.Removal, nil)
+	p.DeliveryDLQ = newQueue(c, "DeliveryDLQ", retention, p.Removal, nil)
+	p.Queue = newQueue(c, "Queue", retention, p.Removal, &awssqs.QueueProps{
+		VisibilityTimeout:      awscdk.Duration_Seconds(jsii.Number(float64(s.VisibilityTimeoutSeconds))),
+		ReceiveMessageWaitTime: awscdk.Duration_Seconds(jsii.Number(20)),
+		DeadLetterQueue: &awssqs.DeadLetterQueue{
+			Queue:           p.DeadLetterQueue,
+			MaxReceiveCount: jsii.Number(float64(s.MaxReceiveCount)),
+		},
+	})
+
+	p.Rule = awsevents.NewRule(c, jsii.String("ConfigUploaded"), &awsevents.RuleProps{
+		Description:  jsii.String("A pipeline config was uploaded under " + names.ConfigPrefix),
+		EventPattern: ConfigEventPattern(p.Bucket.BucketName()),
+	})
+	p.Rule.AddTarget(awseventstargets.NewSqsQueue(p.Queue, &awseventstargets.SqsQueueProps{
+		DeadLetterQueue: p.DeliveryDLQ,
+		RetryAttempts:   jsii.Number(185),
+		MaxEventAge:     awscdk.Duration_Hours(jsii.Number(24)),
+	}))
+
+	p.Network = newNetwork(c, s, p.Removal)
+	p.Cluster = awsecs.NewCluster(c, jsii.String("Cluster"), &awsecs.ClusterProps{
+		Vpc:                            p.Network.Vpc,
+		ContainerInsightsV2:            awsecs.ContainerInsights_ENABLED,
+		EnableFargateCapacityProviders: jsii.Bool(true),
+	})
+
+	cpuArch, platform := awsecs.CpuArchitecture_ARM64(), awsecrassets.Platform_LINUX_ARM64()
+	if s.Architecture == "x86_64" {
+		cpuArch, platform = awsecs.CpuArchitecture_X86_64(), awsecrassets.Platform_LINUX_AMD64()
+	}
+	p.TaskDefinition = awsecs.NewFargateTaskDefinition(c, jsii.String("Task"), &awsecs.FargateTaskDefinitionProps{
+		Cpu:            jsii.Number(float64(s.CPU)),
+		MemoryLimitMiB: jsii.Number(float64(s.MemoryMiB)),
+		RuntimePlatform: &awsecs.RuntimePlatform{
+			CpuArchitecture:       cpuArch,
+			OperatingSystemFamily: awsecs.OperatingSystemFamily_LINUX(),
+		},
+	})
+	p.LogGroup = awslogs.NewLogGroup(c, jsii.String("Logs"), &awslogs.LogGroupProps{
+		Retention:     retentionDays(s.LogRetentionDays),
+		RemovalPolicy: p.Removal,
+	})
+	image := awsecs.ContainerImage_FromAsset(jsii.String(root), &awsecs.AssetImageProps{
+		File:       jsii.String("consumer/Dockerfile"),
+		Platform:   platform,
+		IgnoreMode: awscdk.IgnoreMode_DOCKER,
+		// The build needs go.mod, go.sum, internal/ and consumer/ only;
+		// excluding the rest keeps every synth from copying tools and outputs.
+		Exclude: jsii.Strings(ImageExcludes...),
+	})
+	p.Container = p.TaskDefinition.AddContainer(jsii.String(names.ContainerName), &awsecs.ContainerDefinitionOptions{
+		ContainerName:          jsii.String(names.ContainerName),
+		Image:                  image,
+		Command:                jsii.Strings(mode),
+		Essential:              jsii.Bool(true),
+		ReadonlyRootFilesystem: jsii.Bool(true),
+		StopTimeout:            awscdk.Duration_Seconds(jsii.Number(120)),
+		Logging: awsecs.LogDriver_AwsLogs(&awsecs.AwsLogDriverProps{
+			LogGroup:     p.LogGroup,
+			StreamPrefix: jsii.String("consumer"),
+			Mode:         awsecs.AwsLogDriverMode_NON_BLOCKING,
+		}),
+		Environment: &map[string]*string{
+			names.EnvQueueURL:          p.Queue.QueueUrl(),
+			names.EnvDLQURL:            p.DeadLetterQueue.QueueUrl(),
+			names.EnvBucket:            p.Bucket.BucketName(),
+			names.EnvConfigPrefix:      jsii.String(names.ConfigPrefix),
+			names.EnvArtifactPrefix:    jsii.String(names.ArtifactPrefix),
+			names.EnvRecordPrefix:      jsii.String(names.RecordPrefix),
+			names.EnvVisibilityTimeout: jsii.String(strconv.Itoa(s.VisibilityTimeoutSeconds)),
+			names.EnvWaitSeconds:       jsii.String("20"),
+			names.EnvEmptyReceives:     jsii.String(strconv.Itoa(s.EmptyReceives)),
+		},
+	})
+	p.grantConsumer(p.TaskDefinition.TaskRole())
+
+	awscdk.NewCfnOutput(p.stack(), jsii.String(names.OutputBucket), &awscdk.CfnOutputProps{
+		Value: p.Bucket.BucketName(), Description: jsii.String("Upload configs under " + names.ConfigPrefix + " of this bucket"),
+	})
+	awscdk.NewCfnOutput(p.stack(), jsii.String(names.OutputQueueURL), &awscdk.CfnOutputProps{Value: p.Queue.QueueUrl()})
+	awscdk.NewCfnOutput(p.stack(), jsii.String(names.OutputDLQURL), &awscdk.CfnOutputProps{Value: p.DeadLetterQueue.QueueUrl()})
+	awscdk.NewCfnOutput(p.stack(), jsii.String(names.OutputCluster), &awscdk.CfnOutputProps{Value: p.Cluster.ClusterName()})
+	awscdk.NewCfnOutput(p.stack(), jsii.String(names.OutputTaskDefinition), &awscdk.CfnOutputProps{Value: p.TaskDefinition.TaskDefinitionArn()})
+	return p
+}
+
+// ImageExcludes are left out of the consumer image's build context.
+var ImageExcludes = []string{
+	".git", ".tools", ".ci", "cdk.out", "bin", "out", "node_modules", "docs", "stacks", "lambdas", "examples",
+	"**/testdata", "**/*_test.go",
+}
+
+// ConfigEventPattern matches S3 "Object Created" events for keys under
+// names.ConfigPrefix that end in one of names.ConfigSuffixes. Filtering here,
+// not in code, means other uploads never cost a message or a task.
+func ConfigEventPattern(bucketName *string) *awsevents.EventPattern {
+	keys := make([]interface{}, 0, len(names.ConfigSuffixes))
+	for _, suffix := range names.ConfigSuffixes {
+		keys = append(keys, map[string]interface{}{"wildcard": names.ConfigPrefix + "*" + suffix})
+	}
+	return &awsevents.EventPattern{
+		Source:     jsii.Strings("aws.s3"),
+		DetailType: jsii.Strings("Object Created"),
+		Detail: &map[string]interface{}{
+			"bucket": map[string]interface{}{"name": []interface{}{bucketName}},
+			"object": map[string]interface{}{"key": keys},
+		},
+	}
+}
+
+// grantConsumer gives the task role exactly what the consumer does: consume
+// the queue, move permanent failures to the DLQ, read configs, and write (and
+// read back, for idempotency) artifacts and run records.
+func (p *Pipeline) grantConsumer(role awsiam.IRole) {
+	role.AddToPrincipalPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+		Sid:       jsii.String("ConsumeQueue"),
+		Actions:   jsii.Strings("sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility", "sqs:GetQueueAttributes"),
+		Resources: &[]*string{p.Queue.QueueArn()},
+	}))
+	role.AddToPrincipalPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+		Sid:       jsii.String("MovePermanentFailuresToDLQ"),
+		Actions:   jsii.Strings("sqs:SendMessage"),
+		Resources: &[]*string{p.DeadLetterQueue.QueueArn()},
+	}))
+	role.AddToPrincipalPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+		Sid:       jsii.String("ReadConfigs"),
+		Actions:   jsii.Strings("s3:GetObject", "s3:GetObjectVersion"),
+		Resources: &[]*string{p.Bucket.ArnForObjects(jsii.String(names.ConfigPrefix + "*"))},
+	}))
+	role.AddToPrincipalPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+		Sid:     jsii.String("WriteArtifactsAndRecords"),
+		Actions: jsii.Strings("s3:GetObject", "s3:PutObject"),
+		Resources: &[]*string{
+			p.Bucket.ArnForObjects(jsii.String(names.ArtifactPrefix + "*")),
+			p.Bucket.ArnForObjects(jsii.String(names.RecordPrefix + "*")),
+		},
+	}))
+	// Without ListBucket, S3 answers 403 instead of 404 for a missing key, and
+	// the consumer could not tell "no record yet" from "access denied".
+	role.AddToPrincipalPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+		Sid:       jsii.String("TellMissingFromDenied"),
+		Actions:   jsii.Strings("s3:ListBucket"),
+		Resources: &[]*string{p.Bucket.BucketArn()},
+	}))
+}
+
+func (p *Pipeline) stack() awscdk.Stack { return awscdk.Stack_Of(p.Node) }
+
+// newQueue builds an SSE-SQS encrypted, TLS-only queue. extra may set more
+// properties; retention and removal are always applied.
+func newQueue(scope constructs.Construct, id string, retention awscdk.Duration, removal awscdk.RemovalPolicy, extra *awssqs.QueueProps) awssqs.Queue {
+	props := awssqs.QueueProps{}
+	if extra != nil {
+		props = *extra
+	}
+	props.Encryption = awssqs.QueueEncryption_SQS_MANAGED
+	props.EnforceSSL = jsii.Bool(true)
+	props.RetentionPeriod = retention
+	props.RemovalPolicy = removal
+	return awssqs.NewQueue(scope, jsii.String(id), &props)
+}
