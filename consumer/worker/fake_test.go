@@ -1,0 +1,178 @@
+package worker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
+	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
+)
+
+// fakeSQS is an in-memory queue recording every call. Received messages
+// stay "held" until deleted or made visible again. Receives return immediately when nothing is
+// ready, after a short pause so an idle loop does not spin.
+type fakeSQS struct {
+	mu          sync.Mutex
+	ready       []types.Message
+	held        map[string]types.Message // by receipt handle
+	nextHandle  int
+	receiveMax  []int32
+	deleted     []string // message ids
+	deleteCalls int
+	visibility  []visCall
+	dlq         []dlqMsg
+	events      []string // ordered log of calls, for ordering assertions
+	sendErr     error
+	receiveErr  error
+	receiveHook func(in *sqs.ReceiveMessageInput) // called at the start of each receive
+	// heartbeatSeconds is the visibility a heartbeat sets (the config's
+	// visibility timeout); other visibility changes settle a message.
+	heartbeatSeconds int32
+}
+
+type visCall struct {
+	ID      string
+	Seconds int32
+}
+
+type dlqMsg struct {
+	Body  string
+	Attrs map[string]string
+}
+
+func newFakeSQS(bodies ...string) *fakeSQS {
+	f := &fakeSQS{held: map[string]types.Message{}}
+	for i, b := range bodies {
+		f.push(fmt.Sprintf("m%d", i), b, 1)
+	}
+	return f
+}
+
+func (f *fakeSQS) push(id, body string, receiveCount int) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.ready = append(f.ready, types.Message{
+		MessageId: aws.String(id), Body: aws.String(body),
+		Attributes: map[string]string{
+			"ApproximateReceiveCount": strconv.Itoa(receiveCount),
+			"SentTimestamp":           strconv.FormatInt(time.Date(2026, 11, 23, 17, 0, 0, 0, time.UTC).UnixMilli(), 10),
+		},
+	})
+}
+
+func (f *fakeSQS) ReceiveMessage(ctx context.Context, in *sqs.ReceiveMessageInput, _ ...func(*sqs.Options)) (*sqs.ReceiveMessageOutput, error) {
+	if f.receiveHook != nil {
+		f.receiveHook(in)
+	}
+	f.mu.Lock()
+	f.receiveMax = append(f.receiveMax, in.MaxNumberOfMessages)
+	f.events = append(f.events, "receive")
+	if f.receiveErr != nil {
+		err := f.receiveErr
+		f.mu.Unlock()
+		return nil, err
+	}
+	n := min(int(in.MaxNumberOfMessages), len(f.ready))
+	var out []types.Message
+	for _, m := range f.ready[:n] {
+		f.nextHandle++
+		m.ReceiptHandle = aws.String(fmt.Sprintf("%s#%d", aws.ToString(m.MessageId), f.nextHandle))
+		f.held[*m.ReceiptHandle] = m
+		out = append(out, m)
+	}
+	f.ready = f.ready[n:]
+	f.mu.Unlock()
+	if len(out) == 0 {
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(time.Millisecond):
+		}
+	}
+	return &sqs.ReceiveMessageOutput{Messages: out}, nil
+}
+
+func (f *fakeSQS) DeleteMessageBatch(_ context.Context, in *sqs.DeleteMessageBatchInput, _ ...func(*sqs.Options)) (*sqs.DeleteMessageBatchOutput, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.deleteCalls++
+	out := &sqs.DeleteMessageBatchOutput{}
+	for _, e := range in.Entries {
+		m, ok := f.held[aws.ToString(e.ReceiptHandle)]
+		if !ok {
+			out.Failed = append(out.Failed, types.BatchResultErrorEntry{Id: e.Id, Code: aws.String("ReceiptHandleIsInvalid")})
+			continue
+		}
+		delete(f.held, aws.ToString(e.ReceiptHandle))
+		f.deleted = append(f.deleted, aws.ToString(m.MessageId))
+		f.events = append(f.events, "delete "+aws.ToString(m.MessageId))
+	}
+	return out, nil
+}
+
+func (f *fakeSQS) ChangeMessageVisibility(_ context.Context, in *sqs.ChangeMessageVisibilityInput, _ ...func(*sqs.Options)) (*sqs.ChangeMessageVisibilityOutput, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	m, ok := f.held[aws.ToString(in.ReceiptHandle)]
+	if !ok {
+		return nil, errors.New("ReceiptHandleIsInvalid")
+	}
+	id := aws.ToString(m.MessageId)
+	f.visibility = append(f.visibility, visCall{ID: id, Seconds: in.VisibilityTimeout})
+	f.events = append(f.events, fmt.Sprintf("visibility %s %d", id, in.VisibilityTimeout))
+	// A heartbeat keeps the message; any other change settles it.
+	if in.VisibilityTimeout != f.heartbeatSeconds {
+		delete(f.held, aws.ToString(in.ReceiptHandle))
+	}
+	return &sqs.ChangeMessageVisibilityOutput{}, nil
+}
+
+func (f *fakeSQS) SendMessage(_ context.Context, in *sqs.SendMessageInput, _ ...func(*sqs.Options)) (*sqs.SendMessageOutput, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.sendErr != nil {
+		return nil, f.sendErr
+	}
+	attrs := map[string]string{}
+	for k, v := range in.MessageAttributes {
+		attrs[k] = aws.ToString(v.StringValue)
+	}
+	f.dlq = append(f.dlq, dlqMsg{Body: aws.ToString(in.MessageBody), Attrs: attrs})
+	f.events = append(f.events, "dlq "+attrs[AttrOriginalMessageID])
+	return &sqs.SendMessageOutput{MessageId: aws.String("dlq-" + attrs[AttrOriginalMessageID])}, nil
+}
+
+// snapshot returns copies of the recorded calls.
+func (f *fakeSQS) snapshot() (deleted []string, vis []visCall, dlq []dlqMsg, events []string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]string(nil), f.deleted...), append([]visCall(nil), f.visibility...),
+		append([]dlqMsg(nil), f.dlq...), append([]string(nil), f.events...)
+}
+
+// fakeTicker is a heartbeat ticker driven by the test.
+type fakeTicker struct {
+	period  time.Duration
+	c       chan time.Time
+	stopped chan struct{}
+	once    sync.Once
+}
+
+func (t *fakeTicker) C() <-chan time.Time { return t.c }
+func (t *fakeTicker) Stop()               { t.once.Do(func() { close(t.stopped) }) }
+
+// tickers hands out fakeTickers and lets the test pick them up in order.
+type tickers struct{ made chan *fakeTicker }
+
+func newTickers() *tickers { return &tickers{made: make(chan *fakeTicker, 100)} }
+
+func (ts *tickers) New(d time.Duration) Ticker {
+	t := &fakeTicker{period: d, c: make(chan time.Time), stopped: make(chan struct{})}
+	ts.made <- t
+	return t
+}

@@ -1,0 +1,593 @@
+// Package worker consumes the edp work queue: it long-polls SQS, runs one
+// job per config-object message on a bounded pool, and settles every
+// message exactly one way — deleted after success, moved to the
+// dead-letter queue (then deleted) after a permanent failure, or made
+// visible again after a transient failure or an interrupted stop. Nothing
+// is dropped: a message the consumer cannot settle (a crash, SIGKILL)
+// reappears after its visibility timeout.
+//
+// While a job runs, a heartbeat extends its message's visibility every half
+// of the visibility timeout, so a job longer than the timeout is not
+// delivered twice. The consumer receives only as many messages as it has
+// free workers (back-pressure). On a stop signal it stops receiving at
+// once, lets in-flight jobs finish within Config.Grace, then cancels them
+// and releases their messages (visibility 0) for another consumer.
+//
+// The job itself is a Processor; the package knows nothing about configs
+// or models.
+package worker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
+	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
+
+	"github.com/edp-pipelines/edp/consumer/ecsprotect"
+	"github.com/edp-pipelines/edp/consumer/emf"
+	"github.com/edp-pipelines/edp/consumer/event"
+	"github.com/edp-pipelines/edp/internal/names"
+)
+
+// ErrPermanent marks a Processor error that retrying cannot fix: the
+// message goes to the dead-letter queue at once. Any other error is
+// transient and the message is retried after Config.RetryDelay (the queue's
+// redrive policy ends endless retries).
+var ErrPermanent = errors.New("permanent failure")
+
+// Job is one config object to process.
+type Job struct {
+	// Bucket and Key name the config object.
+	Bucket, Key string
+	// VersionID and ETag identify its content when the event carried them.
+	VersionID, ETag string
+	// MessageID is the SQS message id (for logs).
+	MessageID string
+}
+
+// Result is what the consumer needs to know about a successful job.
+type Result struct {
+	// RunID identifies the run (logged and put on metrics lines).
+	RunID string
+	// Duplicate is true when the run had already succeeded before (a
+	// redelivered message): nothing was rewritten.
+	Duplicate bool
+}
+
+// Processor runs one job. It must be idempotent: SQS delivers at least
+// once, so the same Job may arrive again after it succeeded.
+type Processor interface {
+	Process(ctx context.Context, j Job) (Result, error)
+}
+
+// ProcessorFunc adapts a function to Processor.
+type ProcessorFunc func(ctx context.Context, j Job) (Result, error)
+
+// Process calls f.
+func (f ProcessorFunc) Process(ctx context.Context, j Job) (Result, error) { return f(ctx, j) }
+
+// SQSAPI is the part of *sqs.Client the consumer uses.
+type SQSAPI interface {
+	ReceiveMessage(ctx context.Context, in *sqs.ReceiveMessageInput, opts ...func(*sqs.Options)) (*sqs.ReceiveMessageOutput, error)
+	DeleteMessageBatch(ctx context.Context, in *sqs.DeleteMessageBatchInput, opts ...func(*sqs.Options)) (*sqs.DeleteMessageBatchOutput, error)
+	ChangeMessageVisibility(ctx context.Context, in *sqs.ChangeMessageVisibilityInput, opts ...func(*sqs.Options)) (*sqs.ChangeMessageVisibilityOutput, error)
+	SendMessage(ctx context.Context, in *sqs.SendMessageInput, opts ...func(*sqs.Options)) (*sqs.SendMessageOutput, error)
+}
+
+// Message attributes set on messages moved to the dead-letter queue.
+const (
+	AttrReason            = "edp-failure-reason"
+	AttrOriginalMessageID = "edp-original-message-id"
+	AttrReceiveCount      = "edp-receive-count"
+	AttrFailedAt          = "edp-failed-at"
+)
+
+// Outcomes, as logged in the "outcome" field and put on metrics lines.
+const (
+	OutcomeSucceeded    = "succeeded"
+	OutcomeDuplicate    = "duplicate"
+	OutcomeDeadLettered = "dead_lettered"
+	OutcomeRetry        = "retry"
+	OutcomeReleased     = "released"
+	OutcomeTestEvent    = "test_event"
+)
+
+// Stats counts what a run did with the messages it received.
+type Stats struct {
+	Received, Succeeded, Duplicates, DeadLettered, Retried, Released, TestEvents int
+}
+
+// Consumer consumes one queue. Create it with New; Drain or Serve it once.
+type Consumer struct {
+	cfg  Config
+	sqs  SQSAPI
+	proc Processor
+	log  *slog.Logger
+
+	inflight atomic.Int64
+	mu       sync.Mutex
+	stats    Stats
+	open     map[*delivery]struct{} // received and not yet settled
+	deleter  *deleter
+
+	// Waits, as fields so tests can shorten them.
+	receiveBackoff time.Duration // after a failed receive, times the failures in a row
+	releaseWait    time.Duration // after the grace: time for cancelled jobs to return
+}
+
+// New validates cfg and returns a consumer.
+func New(cfg Config, client SQSAPI, proc Processor) (*Consumer, error) {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, fmt.Errorf("invalid consumer settings: %w", err)
+	}
+	if client == nil || proc == nil {
+		return nil, errors.New("invalid consumer settings: SQS client and processor are required")
+	}
+	c := &Consumer{
+		cfg: cfg, sqs: client, proc: proc, log: cfg.Logger, open: map[*delivery]struct{}{},
+		receiveBackoff: time.Second, releaseWait: 5 * time.Second,
+	}
+	c.deleter = &deleter{sqs: client, queueURL: cfg.QueueURL, log: cfg.Logger}
+	return c, nil
+}
+
+// Drain consumes until Config.EmptyReceives empty receives in a row (with
+// nothing in flight), Config.MaxRunTime, or ctx is cancelled, waits for the
+// jobs in flight (within Config.Grace once ctx is cancelled) and returns.
+// It returns an error only when the queue cannot be read at all.
+func (c *Consumer) Drain(ctx context.Context) (Stats, error) { return c.run(ctx, true) }
+
+// Serve consumes until ctx is cancelled, then stops like Drain. In serve
+// mode the consumer holds ECS task scale-in protection while busy.
+func (c *Consumer) Serve(ctx context.Context) (Stats, error) { return c.run(ctx, false) }
+
+func (c *Consumer) run(ctx context.Context, drain bool) (Stats, error) {
+	// Jobs outlive the stop signal by up to the grace period, so they get
+	// their own context, cancelled only when the grace runs out.
+	jobCtx, cancelJobs := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelJobs()
+	recvCtx := ctx
+	if drain && c.cfg.MaxRunTime > 0 {
+		var cancel context.CancelFunc
+		recvCtx, cancel = context.WithTimeout(ctx, c.cfg.MaxRunTime)
+		defer cancel()
+	}
+	protect := c.cfg.Protection
+	if drain {
+		protect = nil // one-off tasks are not in a service: nothing scales them in
+	}
+
+	var wg sync.WaitGroup
+	err := c.receiveLoop(recvCtx, jobCtx, drain, protect, &wg)
+
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		c.stopInFlight(jobCtx, cancelJobs, done)
+	}
+	c.deleter.flush(context.WithoutCancel(ctx))
+	protect.Idle(context.WithoutCancel(ctx))
+
+	c.mu.Lock()
+	st := c.stats
+	c.mu.Unlock()
+	return st, err
+}
+
+// receiveLoop receives and dispatches until recvCtx ends or, in drain
+// mode, the queue stays empty.
+func (c *Consumer) receiveLoop(recvCtx, jobCtx context.Context, drain bool, protect *ecsprotect.Guard, wg *sync.WaitGroup) error {
+	slots := make(chan struct{}, c.cfg.Concurrency) // one token per running job
+	empties, failures := 0, 0
+	for {
+		// Back-pressure: block until a worker is free, then ask for at most
+		// as many messages as there are free workers.
+		select {
+		case slots <- struct{}{}:
+		case <-recvCtx.Done():
+			return nil
+		}
+		n := 1
+		for n < maxBatch {
+			select {
+			case slots <- struct{}{}:
+				n++
+				continue
+			default:
+			}
+			break
+		}
+		msgs, err := c.receive(recvCtx, n)
+		for range n - len(msgs) {
+			<-slots
+		}
+		if err != nil {
+			if recvCtx.Err() != nil {
+				return nil
+			}
+			failures++
+			c.log.ErrorContext(recvCtx, "receive messages", "error", err.Error(), "attempt", failures)
+			if failures >= maxReceiveErrors {
+				return fmt.Errorf("receive messages: %d attempts in a row failed: %w", failures, err)
+			}
+			select {
+			case <-time.After(min(time.Duration(failures)*c.receiveBackoff, 10*c.receiveBackoff)):
+			case <-recvCtx.Done():
+				return nil
+			}
+			continue
+		}
+		failures = 0
+		if len(msgs) == 0 {
+			if c.inflight.Load() == 0 {
+				empties++
+				protect.Idle(recvCtx)
+				if drain && empties >= c.cfg.EmptyReceives {
+					c.log.InfoContext(recvCtx, "queue is empty", "empty_receives", empties)
+					return nil
+				}
+			}
+			continue
+		}
+		empties = 0
+		protect.Busy(recvCtx)
+		for _, m := range msgs {
+			d := c.track(m)
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				defer func() { <-slots }()
+				c.handle(jobCtx, d)
+			}()
+		}
+	}
+}
+
+func (c *Consumer) receive(ctx context.Context, n int) ([]types.Message, error) {
+	out, err := c.sqs.ReceiveMessage(ctx, &sqs.ReceiveMessageInput{
+		QueueUrl:            aws.String(c.cfg.QueueURL),
+		MaxNumberOfMessages: int32(n),
+		WaitTimeSeconds:     int32(c.cfg.WaitTime / time.Second),
+		MessageSystemAttributeNames: []types.MessageSystemAttributeName{
+			types.MessageSystemAttributeNameApproximateReceiveCount,
+			types.MessageSystemAttributeNameSentTimestamp,
+		},
+	})
+	if err != nil {
+		return nil, err
+	}
+	// A well-behaved queue never returns more than asked; if one did, the
+	// extra messages would have no worker, so hand them straight back.
+	if len(out.Messages) > n {
+		for _, m := range out.Messages[n:] {
+			c.changeVisibility(context.WithoutCancel(ctx), &delivery{msg: m}, 0)
+		}
+		return out.Messages[:n], nil
+	}
+	return out.Messages, nil
+}
+
+// stopInFlight runs after the stop signal: it waits up to the grace for
+// in-flight jobs, then cancels them and releases whatever is still unsettled.
+func (c *Consumer) stopInFlight(jobCtx context.Context, cancelJobs context.CancelFunc, done <-chan struct{}) {
+	n := c.inflight.Load()
+	if n > 0 {
+		c.log.InfoContext(jobCtx, "stopping: waiting for jobs in flight", "in_flight", n, "grace_ms", c.cfg.Grace.Milliseconds())
+	}
+	grace := time.NewTimer(c.cfg.Grace)
+	defer grace.Stop()
+	select {
+	case <-done:
+		return
+	case <-grace.C:
+	}
+	c.log.WarnContext(jobCtx, "grace period over: cancelling jobs in flight", "in_flight", c.inflight.Load())
+	cancelJobs()
+	wait := time.NewTimer(c.releaseWait)
+	defer wait.Stop()
+	select {
+	case <-done:
+		return
+	case <-wait.C:
+	}
+	// Jobs that ignore cancellation cannot keep their messages hidden: hand
+	// them to another consumer now.
+	c.mu.Lock()
+	stuck := make([]*delivery, 0, len(c.open))
+	for d := range c.open {
+		stuck = append(stuck, d)
+	}
+	c.mu.Unlock()
+	for _, d := range stuck {
+		c.settle(d, func() { c.release(jobCtx, d, 0, OutcomeReleased, "job did not stop after cancellation") })
+	}
+}
+
+// delivery is one received message on its way to being settled.
+type delivery struct {
+	msg      types.Message
+	received time.Time
+	settled  atomic.Bool
+}
+
+func (d *delivery) id() string { return aws.ToString(d.msg.MessageId) }
+
+func (d *delivery) receiveCount() int {
+	n, _ := strconv.Atoi(d.msg.Attributes[string(types.MessageSystemAttributeNameApproximateReceiveCount)])
+	return n
+}
+
+func (d *delivery) sentAt() time.Time {
+	ms, err := strconv.ParseInt(d.msg.Attributes[string(types.MessageSystemAttributeNameSentTimestamp)], 10, 64)
+	if err != nil {
+		return time.Time{}
+	}
+	return time.UnixMilli(ms)
+}
+
+func (c *Consumer) track(m types.Message) *delivery {
+	d := &delivery{msg: m, received: c.cfg.Now()}
+	c.mu.Lock()
+	c.open[d] = struct{}{}
+	c.stats.Received++
+	c.mu.Unlock()
+	return d
+}
+
+// settle runs f unless d was settled already, so a message is deleted,
+// dead-lettered or released exactly once even when the stop path and a
+// late job race.
+func (c *Consumer) settle(d *delivery, f func()) {
+	if !d.settled.CompareAndSwap(false, true) {
+		return
+	}
+	c.mu.Lock()
+	delete(c.open, d)
+	c.mu.Unlock()
+	f()
+}
+
+func (c *Consumer) count(f func(*Stats)) {
+	c.mu.Lock()
+	f(&c.stats)
+	c.mu.Unlock()
+}
+
+// handle parses, runs and settles one message.
+func (c *Consumer) handle(ctx context.Context, d *delivery) {
+	c.inflight.Add(1)
+	defer c.inflight.Add(-1)
+	log := c.log.With("message_id", d.id())
+
+	m, err := event.Parse([]byte(aws.ToString(d.msg.Body)))
+	if err == nil && m.Kind == event.KindConfig {
+		err = c.accept(m)
+	}
+	if err != nil {
+		c.settle(d, func() { c.deadLetter(ctx, log, d, "", Result{}, err, 0, time.Time{}) })
+		return
+	}
+	if m.Kind == event.KindTestEvent {
+		c.settle(d, func() {
+			log.InfoContext(ctx, "dropping S3 test event", "bucket", m.Bucket, "outcome", OutcomeTestEvent)
+			c.count(func(s *Stats) { s.TestEvents++ })
+			c.deleter.add(ctx, d)
+		})
+		return
+	}
+	log = log.With("s3_key", m.Key)
+	eventTime := m.Time
+	if eventTime.IsZero() {
+		eventTime = d.sentAt()
+	}
+
+	j := Job{Bucket: m.Bucket, Key: m.Key, VersionID: m.VersionID, ETag: m.ETag, MessageID: d.id()}
+	start := c.cfg.Now()
+	stopHeartbeat := c.heartbeat(ctx, log, d)
+	runCtx, cancel := context.WithTimeout(ctx, c.cfg.JobTimeout)
+	res, err := c.proc.Process(runCtx, j)
+	cancel()
+	stopHeartbeat()
+	dur := c.cfg.Now().Sub(start)
+	if res.RunID != "" {
+		log = log.With("run_id", res.RunID)
+	}
+
+	switch {
+	case err == nil:
+		c.settle(d, func() {
+			outcome := OutcomeSucceeded
+			if res.Duplicate {
+				outcome = OutcomeDuplicate
+			}
+			log.InfoContext(ctx, "job done", "outcome", outcome, "duration_ms", dur.Milliseconds(), "receive_count", d.receiveCount())
+			c.count(func(s *Stats) {
+				s.Succeeded++
+				if res.Duplicate {
+					s.Duplicates++
+				}
+			})
+			c.metrics(outcome, j.Key, d, res.RunID, dur, since(start, eventTime))
+			c.deleter.add(ctx, d)
+		})
+	case errors.Is(err, ErrPermanent):
+		c.settle(d, func() { c.deadLetter(ctx, log, d, j.Key, res, err, dur, eventTime) })
+	case ctx.Err() != nil:
+		// The grace ran out: hand the message to another consumer now
+		// rather than after its visibility timeout.
+		c.settle(d, func() { c.release(ctx, d, 0, OutcomeReleased, err.Error()) })
+	default:
+		delay := retryDelay(c.cfg.RetryDelay, c.cfg.VisibilityTimeout, d.receiveCount())
+		c.settle(d, func() {
+			log.WarnContext(ctx, "job failed; will retry", "outcome", OutcomeRetry, "error", err.Error(),
+				"duration_ms", dur.Milliseconds(), "receive_count", d.receiveCount(), "retry_in_ms", delay.Milliseconds())
+			c.count(func(s *Stats) { s.Retried++ })
+			c.metrics(OutcomeRetry, j.Key, d, res.RunID, dur, since(start, eventTime))
+			c.changeVisibility(ctx, d, delay)
+		})
+	}
+}
+
+// accept rejects config messages the consumer must not act on.
+func (c *Consumer) accept(m event.Message) error {
+	if m.Bucket != c.cfg.Bucket {
+		return fmt.Errorf("%w: bucket %q is not the pipeline bucket %q", event.ErrPoison, m.Bucket, c.cfg.Bucket)
+	}
+	if !strings.HasPrefix(m.Key, c.cfg.ConfigPrefix) || !hasConfigSuffix(m.Key) {
+		return fmt.Errorf("%w: key %q is not a config (%s*{%s})", event.ErrPoison, m.Key, c.cfg.ConfigPrefix, strings.Join(names.ConfigSuffixes, ","))
+	}
+	return nil
+}
+
+func hasConfigSuffix(key string) bool {
+	for _, s := range names.ConfigSuffixes {
+		if strings.HasSuffix(key, s) {
+			return true
+		}
+	}
+	return false
+}
+
+// since is t-from, or 0 when from is unknown.
+func since(t, from time.Time) time.Duration {
+	if from.IsZero() {
+		return 0
+	}
+	return t.Sub(from)
+}
+
+// retryDelay doubles base for every earlier receive, capped at max.
+func retryDelay(base, max time.Duration, receiveCount int) time.Duration {
+	d := base
+	for i := 1; i < receiveCount && d < max; i++ {
+		d *= 2
+	}
+	return min(d, max)
+}
+
+// heartbeat keeps d hidden while its job runs; the returned stop waits for
+// the heartbeat to end, so no extension can follow the settle.
+func (c *Consumer) heartbeat(ctx context.Context, log *slog.Logger, d *delivery) (stop func()) {
+	vt := c.cfg.VisibilityTimeout
+	t := c.cfg.NewTicker(vt / 2)
+	quit, exited := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(exited)
+		defer t.Stop()
+		for {
+			select {
+			case <-quit:
+				return
+			case <-t.C():
+				cctx, cancel := context.WithTimeout(ctx, callTimeout)
+				_, err := c.sqs.ChangeMessageVisibility(cctx, &sqs.ChangeMessageVisibilityInput{
+					QueueUrl:          aws.String(c.cfg.QueueURL),
+					ReceiptHandle:     d.msg.ReceiptHandle,
+					VisibilityTimeout: int32(vt / time.Second),
+				})
+				cancel()
+				if err != nil {
+					// The next tick tries again; if the message reappears
+					// meanwhile, the job's idempotency absorbs the duplicate.
+					log.WarnContext(ctx, "extend message visibility", "error", err.Error())
+				}
+			}
+		}
+	}()
+	return func() { close(quit); <-exited }
+}
+
+// deadLetter copies the message to the DLQ with the reason, then deletes it.
+// If the copy fails the message is left to reappear (and to be redriven by
+// the queue), never deleted.
+func (c *Consumer) deadLetter(ctx context.Context, log *slog.Logger, d *delivery, key string, res Result, cause error, dur time.Duration, eventTime time.Time) {
+	reason := cause.Error()
+	if len(reason) > 1000 {
+		reason = reason[:1000]
+	}
+	cctx, cancel := context.WithTimeout(ctx, callTimeout)
+	defer cancel()
+	_, err := c.sqs.SendMessage(cctx, &sqs.SendMessageInput{
+		QueueUrl:    aws.String(c.cfg.DLQURL),
+		MessageBody: d.msg.Body,
+		MessageAttributes: map[string]types.MessageAttributeValue{
+			AttrReason:            {DataType: aws.String("String"), StringValue: aws.String(reason)},
+			AttrOriginalMessageID: {DataType: aws.String("String"), StringValue: aws.String(d.id())},
+			AttrReceiveCount:      {DataType: aws.String("Number"), StringValue: aws.String(strconv.Itoa(d.receiveCount()))},
+			AttrFailedAt:          {DataType: aws.String("String"), StringValue: aws.String(c.cfg.Now().UTC().Format(time.RFC3339))},
+		},
+	})
+	if err != nil {
+		delay := retryDelay(c.cfg.RetryDelay, c.cfg.VisibilityTimeout, d.receiveCount())
+		log.ErrorContext(ctx, "move message to dead-letter queue; will retry", "outcome", OutcomeRetry,
+			"error", err.Error(), "reason", reason, "retry_in_ms", delay.Milliseconds())
+		c.count(func(s *Stats) { s.Retried++ })
+		c.changeVisibility(ctx, d, delay)
+		return
+	}
+	log.ErrorContext(ctx, "job failed permanently; moved to dead-letter queue", "outcome", OutcomeDeadLettered,
+		"error", reason, "duration_ms", dur.Milliseconds(), "receive_count", d.receiveCount())
+	c.count(func(s *Stats) { s.DeadLettered++ })
+	c.metrics(OutcomeDeadLettered, key, d, res.RunID, dur, since(d.received, eventTime))
+	c.deleter.add(ctx, d)
+}
+
+// release makes d visible again after delay.
+func (c *Consumer) release(ctx context.Context, d *delivery, delay time.Duration, outcome, why string) {
+	c.log.InfoContext(ctx, "releasing message", "message_id", d.id(), "outcome", outcome, "reason", why)
+	c.count(func(s *Stats) { s.Released++ })
+	c.changeVisibility(ctx, d, delay)
+}
+
+func (c *Consumer) changeVisibility(ctx context.Context, d *delivery, delay time.Duration) {
+	cctx, cancel := context.WithTimeout(ctx, callTimeout)
+	defer cancel()
+	_, err := c.sqs.ChangeMessageVisibility(cctx, &sqs.ChangeMessageVisibilityInput{
+		QueueUrl:          aws.String(c.cfg.QueueURL),
+		ReceiptHandle:     d.msg.ReceiptHandle,
+		VisibilityTimeout: int32(delay / time.Second),
+	})
+	if err != nil {
+		// The message reappears when its current visibility runs out.
+		c.log.WarnContext(ctx, "change message visibility", "message_id", d.id(), "error", err.Error())
+	}
+}
+
+func (c *Consumer) metrics(outcome, key string, d *delivery, runID string, dur, wait time.Duration) {
+	ok := 0.0
+	if outcome == OutcomeSucceeded || outcome == OutcomeDuplicate {
+		ok = 1
+	}
+	ms := []emf.Metric{
+		{Name: "JobsSucceeded", Unit: emf.Count, Value: ok},
+		{Name: "JobsFailed", Unit: emf.Count, Value: 1 - ok},
+	}
+	if dur > 0 {
+		ms = append(ms, emf.Metric{Name: "JobDuration", Unit: emf.Milliseconds, Value: float64(dur.Milliseconds())})
+	}
+	if wait > 0 {
+		ms = append(ms, emf.Metric{Name: "QueueWait", Unit: emf.Milliseconds, Value: float64(wait.Milliseconds())})
+	}
+	props := map[string]any{"outcome": outcome, "message_id": d.id()}
+	if key != "" {
+		props["s3_key"] = key
+	}
+	if runID != "" {
+		props["run_id"] = runID
+	}
+	if err := c.cfg.Metrics.Emit(ms, props); err != nil {
+		c.log.Warn("emit metrics", "error", err.Error())
+	}
+}
