@@ -36,7 +36,7 @@ func ebBodyIn(bucket, key string) string {
 		"resources": []string{"arn:aws:s3:::" + bucket},
 		"detail": map[string]any{
 			"version": "0", "bucket": map[string]any{"name": bucket},
-			"object": map[string]any{"key": key, "size": 300, "etag": "0123456789abcdef", "version-id": "v1", "sequencer": "00617F08299329D189"},
+			"object":     map[string]any{"key": key, "size": 300, "etag": "0123456789abcdef", "version-id": "v1", "sequencer": "00617F08299329D189"},
 			"request-id": "N4N7GDK58NMKJ12R", "requester": "123456789012", "reason": "PutObject",
 		},
 	})
