@@ -44,6 +44,20 @@ import (
 // redrive policy ends endless retries).
 var ErrPermanent = errors.New("permanent failure")
 
+// Permanent marks err as permanent (errors.Is(result, ErrPermanent))
+// without changing its message. It returns nil for nil.
+func Permanent(err error) error {
+	if err == nil {
+		return nil
+	}
+	return permanentError{err}
+}
+
+type permanentError struct{ err error }
+
+func (e permanentError) Error() string   { return e.err.Error() }
+func (e permanentError) Unwrap() []error { return []error{e.err, ErrPermanent} }
+
 // Job is one config object to process.
 type Job struct {
 	// Bucket and Key name the config object.

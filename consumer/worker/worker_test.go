@@ -634,6 +634,18 @@ func TestMetricsLines(t *testing.T) {
 	}
 }
 
+func TestPermanent(t *testing.T) {
+	t.Parallel()
+	cause := errors.New("unknown model \"svm\"")
+	err := Permanent(cause)
+	if !errors.Is(err, ErrPermanent) || !errors.Is(err, cause) || err.Error() != cause.Error() {
+		t.Errorf("Permanent(%v) = %v: want both sentinels and the same message", cause, err)
+	}
+	if Permanent(nil) != nil {
+		t.Error("Permanent(nil) != nil")
+	}
+}
+
 func TestRetryDelay(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
