@@ -155,6 +155,10 @@ func New(cfg Config, client SQSAPI, proc Processor) (*Consumer, error) {
 	return c, nil
 }
 
+// Concurrency is the number of jobs the consumer runs at once (after
+// defaults).
+func (c *Consumer) Concurrency() int { return c.cfg.Concurrency }
+
 // Drain consumes until Config.EmptyReceives empty receives in a row (with
 // nothing in flight), Config.MaxRunTime, or ctx is cancelled, waits for the
 // jobs in flight (within Config.Grace once ctx is cancelled) and returns.
