@@ -1,0 +1,604 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ecs"
+	ecstypes "github.com/aws/aws-sdk-go-v2/service/ecs/types"
+	"github.com/aws/smithy-go"
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
+
+	"github.com/edp-pipelines/edp/internal/names"
+)
+
+func TestTasksToStart(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name                      string
+		backlog                   int64
+		running, maxTasks, perTsk int
+		want                      int
+	}{
+		{"empty queue", 0, 0, 10, 10, 0},
+		{"one message starts one task", 1, 0, 10, 10, 1},
+		{"25 messages at 10 per task", 25, 0, 10, 10, 3},
+		{"exact multiple", 30, 0, 10, 10, 3},
+		{"10000 capped by max", 10000, 0, 10, 10, 10},
+		{"running at max", 25, 10, 10, 10, 0},
+		{"running above max never negative", 25, 12, 10, 10, 0},
+		{"one slot left", 25, 9, 10, 10, 1},
+		{"room is not the limit", 25, 2, 10, 10, 3},
+		{"one message, one slot, big batch size", 1, 9, 10, 500, 1},
+		{"huge backlog does not overflow", 1 << 62, 0, 1000, 1, 1000},
+		{"negative backlog", -5, 0, 10, 10, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			if got := tasksToStart(tt.backlog, tt.running, tt.maxTasks, tt.perTsk); got != tt.want {
+				t.Errorf("tasksToStart(%d, %d, %d, %d) = %d, want %d", tt.backlog, tt.running, tt.maxTasks, tt.perTsk, got, tt.want)
+			}
+		})
+	}
+}
+
+func TestBatches(t *testing.T) {
+	t.Parallel()
+	for n, want := range map[int][]int{0: nil, 1: {1}, 10: {10}, 11: {10, 1}, 25: {10, 10, 5}} {
+		if diff := cmp.Diff(want, batches(n)); diff != "" {
+			t.Errorf("batches(%d) (-want +got):\n%s", n, diff)
+		}
+	}
+}
+
+// TestHandleFixtures runs the whole handler over every fixture: only the two
+// ALARM notifications may touch SQS or ECS, and nothing returns an error.
+func TestHandleFixtures(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		fixture    string
+		wantReason string // "" means a dispatch happens
+		wantAlarm  string
+	}{
+		{"alarm-single-metric.json", "", "EdpAlarmDispatch-QueueBacklog-1XKJ3P0A7ZQ2D"},
+		{"alarm-metric-math.json", "", "EdpAlarmDispatch-QueueBacklog-1XKJ3P0A7ZQ2D"},
+		{"ok.json", reasonStateOK, ""},
+		{"insufficient-data.json", reasonInsufficientData, ""},
+		{"subscription-confirmation.json", reasonSubscription, ""},
+		{"test-notification.json", reasonNotJSON, ""},
+		{"garbage.json", reasonMalformed, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.fixture, func(t *testing.T) {
+			t.Parallel()
+			r := newRig(t, testConfig(), &fakeQueue{visible: 20, inFlight: 5}, &fakeECS{})
+			if err := r.h.Handle(context.Background(), loadEvent(t, tt.fixture)); err != nil {
+				t.Fatalf("Handle: %v", err)
+			}
+			sent := r.ecs.sent()
+			if tt.wantReason != "" {
+				if r.queue.calls != 0 || len(sent) != 0 || len(r.ecs.lists) != 0 {
+					t.Errorf("ignored record made AWS calls: sqs=%d list=%d run=%d", r.queue.calls, len(r.ecs.lists), len(sent))
+				}
+				if !hasLog(t, r.logs, "ignored record", "reason", tt.wantReason) {
+					t.Errorf("no log line with reason %q in:\n%s", tt.wantReason, r.logs)
+				}
+				if r.metrics.String() != "" {
+					t.Errorf("metrics written for an ignored record: %s", r.metrics)
+				}
+				return
+			}
+			// 25 messages at 10 per task: three tasks in one batch.
+			if want := []int{3}; !cmp.Equal(counts(sent), want) {
+				t.Errorf("RunTask counts = %v, want %v", counts(sent), want)
+			}
+			m := r.metrics.lines(t)
+			if len(m) != 1 || m[0]["alarm_name"] != tt.wantAlarm || m[0][MetricTasksStarted] != 3.0 {
+				t.Errorf("metrics lines = %v, want one for %s with 3 started", m, tt.wantAlarm)
+			}
+		})
+	}
+}
+
+func TestHandleNoRecords(t *testing.T) {
+	t.Parallel()
+	r := newRig(t, testConfig(), &fakeQueue{visible: 100}, &fakeECS{})
+	if err := r.h.Handle(context.Background(), loadEvent(t, "ok.json")); err != nil {
+		t.Fatal(err)
+	}
+	ev := loadEvent(t, "alarm-single-metric.json")
+	ev.Records = nil
+	if err := r.h.Handle(context.Background(), ev); err != nil {
+		t.Fatalf("Handle(no records) = %v", err)
+	}
+	if len(r.ecs.sent()) != 0 {
+		t.Error("RunTask called for an empty event")
+	}
+}
+
+// TestDispatchBacklogAndRunning drives the formula through the real calls:
+// backlog 0/1/25/10000 with no tasks running and with the cluster full.
+func TestDispatchBacklogAndRunning(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name              string
+		visible, inFlight int64
+		running, maxTasks int
+		wantCounts        []int
+		wantRequested     int
+	}{
+		{"backlog 0", 0, 0, 0, 10, nil, 0},
+		{"backlog 1", 1, 0, 0, 10, []int{1}, 1},
+		{"backlog 25", 25, 0, 0, 10, []int{3}, 3},
+		{"backlog 25 all in flight", 0, 25, 0, 10, []int{3}, 3},
+		{"backlog 10000", 10000, 0, 0, 10, []int{10}, 10},
+		{"backlog 10000 max 25 in three calls", 10000, 0, 0, 25, []int{10, 10, 5}, 25},
+		{"backlog 10000 max 1000", 9000, 1000, 0, 1000, repeat(10, 100), 1000},
+		{"backlog 1 running max", 1, 0, 10, 10, nil, 0},
+		{"backlog 10000 running max", 10000, 0, 10, 10, nil, 0},
+		{"backlog 10000 running 7", 10000, 0, 7, 10, []int{3}, 3},
+		{"running counted over pages", 10000, 0, 250, 300, repeat(10, 5), 50},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			cfg := testConfig()
+			cfg.MaxTasks = tt.maxTasks
+			r := newRig(t, cfg, &fakeQueue{visible: tt.visible, inFlight: tt.inFlight}, &fakeECS{running: tt.running})
+			if err := r.h.Handle(context.Background(), loadEvent(t, "alarm-single-metric.json")); err != nil {
+				t.Fatalf("Handle: %v", err)
+			}
+			sent := r.ecs.sent()
+			if diff := cmp.Diff(tt.wantCounts, counts(sent)); diff != "" {
+				t.Errorf("RunTask counts (-want +got):\n%s", diff)
+			}
+			// Every batch has its own token.
+			seen := map[string]bool{}
+			for _, s := range sent {
+				if seen[s.Token] || len(s.Token) > 64 {
+					t.Errorf("token %q repeated or longer than 64", s.Token)
+				}
+				seen[s.Token] = true
+			}
+			m := r.metrics.lines(t)
+			if len(m) != 1 {
+				t.Fatalf("want one metrics line, got %d", len(m))
+			}
+			want := map[string]float64{
+				MetricTasksRequested: float64(tt.wantRequested),
+				MetricTasksStarted:   float64(tt.wantRequested),
+				MetricTasksFailed:    0,
+				MetricBacklog:        float64(tt.visible + tt.inFlight),
+				MetricRunningTasks:   float64(min(tt.running, tt.maxTasks)),
+			}
+			for k, v := range want {
+				if m[0][k] != v {
+					t.Errorf("metric %s = %v, want %v", k, m[0][k], v)
+				}
+			}
+		})
+	}
+}
+
+// TestListTasksStopsAtMax checks the count stops paging once it reaches
+// MaxTasks and asks for the family's RUNNING tasks.
+func TestListTasksStopsAtMax(t *testing.T) {
+	t.Parallel()
+	cfg := testConfig()
+	cfg.MaxTasks = 15
+	e := &fakeECS{running: 5000, page: 10}
+	r := newRig(t, cfg, &fakeQueue{visible: 1000}, e)
+	if err := r.h.Handle(context.Background(), loadEvent(t, "alarm-single-metric.json")); err != nil {
+		t.Fatal(err)
+	}
+	if len(e.lists) != 2 {
+		t.Errorf("ListTasks calls = %d, want 2 (stop at 15 of 5000)", len(e.lists))
+	}
+	first := e.lists[0]
+	if aws.ToString(first.Cluster) != "edp-cluster" || aws.ToString(first.Family) != "edp-consumer" ||
+		first.DesiredStatus != ecstypes.DesiredStatusRunning || first.StartedBy != nil {
+		t.Errorf("ListTasks input = cluster %q family %q status %q startedBy %v",
+			aws.ToString(first.Cluster), aws.ToString(first.Family), first.DesiredStatus, first.StartedBy)
+	}
+	if len(e.sent()) != 0 {
+		t.Error("RunTask called with the cluster full")
+	}
+}
+
+func TestRunTaskInput(t *testing.T) {
+	t.Parallel()
+	cfg := testConfig()
+	cfg.CapacityProvider = "FARGATE_SPOT"
+	cfg.AssignPublicIP = "ENABLED"
+	r := newRig(t, cfg, &fakeQueue{visible: 1}, &fakeECS{})
+	if err := r.h.Handle(context.Background(), loadEvent(t, "alarm-single-metric.json")); err != nil {
+		t.Fatal(err)
+	}
+	if len(r.ecs.requests) != 1 {
+		t.Fatalf("RunTask calls = %d, want 1", len(r.ecs.requests))
+	}
+	got := r.ecs.requests[0]
+	id := dispatchID(alarmNotice{
+		AlarmARN:        "arn:aws:cloudwatch:us-east-1:123456789012:alarm:EdpAlarmDispatch-QueueBacklog-1XKJ3P0A7ZQ2D",
+		StateChangeTime: "2026-11-23T17:01:13.471+0000",
+	})
+	want := &ecs.RunTaskInput{
+		Cluster:        aws.String("edp-cluster"),
+		TaskDefinition: aws.String("arn:aws:ecs:us-east-1:123456789012:task-definition/edp-consumer:7"),
+		Count:          aws.Int32(1),
+		CapacityProviderStrategy: []ecstypes.CapacityProviderStrategyItem{{
+			CapacityProvider: aws.String("FARGATE_SPOT"), Weight: 1,
+		}},
+		NetworkConfiguration: &ecstypes.NetworkConfiguration{AwsvpcConfiguration: &ecstypes.AwsVpcConfiguration{
+			Subnets:        []string{"subnet-0a1b2c3d4e5f60718", "subnet-0f1e2d3c4b5a69788"},
+			SecurityGroups: []string{"sg-0123456789abcdef0"},
+			AssignPublicIp: ecstypes.AssignPublicIpEnabled,
+		}},
+		Overrides: &ecstypes.TaskOverride{ContainerOverrides: []ecstypes.ContainerOverride{{
+			Name: aws.String(names.ContainerName), Command: []string{names.ModeDrain},
+		}}},
+		StartedBy: aws.String(names.DefaultStartedBy),
+		Tags: []ecstypes.Tag{
+			{Key: aws.String(TagStartedBy), Value: aws.String(names.DefaultStartedBy)},
+			{Key: aws.String(TagDispatchID), Value: aws.String(id)},
+		},
+		ClientToken: aws.String("edp-" + id + "-0"),
+	}
+	if diff := cmp.Diff(want, got, cmpopts.IgnoreUnexported(
+		ecs.RunTaskInput{}, ecstypes.CapacityProviderStrategyItem{}, ecstypes.NetworkConfiguration{},
+		ecstypes.AwsVpcConfiguration{}, ecstypes.TaskOverride{}, ecstypes.ContainerOverride{}, ecstypes.Tag{},
+	)); diff != "" {
+		t.Errorf("RunTask input (-want +got):\n%s", diff)
+	}
+}
+
+// TestPartialFailure: RunTask reports some tasks in failures[]; they are
+// asked for again, in a new batch with a new token, after a backoff.
+func TestPartialFailure(t *testing.T) {
+	t.Parallel()
+	cfg := testConfig()
+	cfg.MaxTasks = 25
+	e := &fakeECS{script: []runStep{{fail: 3}, {}, {}, {}}}
+	r := newRig(t, cfg, &fakeQueue{visible: 10000}, e)
+	if err := r.h.Handle(context.Background(), loadEvent(t, "alarm-single-metric.json")); err != nil {
+		t.Fatalf("Handle: %v", err)
+	}
+	sent := e.sent()
+	if diff := cmp.Diff([]int{10, 10, 5, 3}, counts(sent)); diff != "" {
+		t.Errorf("RunTask counts (-want +got):\n%s", diff)
+	}
+	if !strings.HasSuffix(sent[3].Token, "-3") {
+		t.Errorf("retry batch token = %q, want a new batch index 3", sent[3].Token)
+	}
+	if got := len(r.clock.slept()); got != 1 {
+		t.Errorf("backoffs = %d, want 1 before the retry round", got)
+	}
+	if e.created != 25 {
+		t.Errorf("tasks created = %d, want 25", e.created)
+	}
+	if !hasLog(t, r.logs, "task not started", "reason", capacityReason) {
+		t.Errorf("failure reason not logged:\n%s", r.logs)
+	}
+	m := r.metrics.lines(t)[0]
+	if m[MetricTasksStarted] != 25.0 || m[MetricTasksFailed] != 0.0 {
+		t.Errorf("metrics started=%v failed=%v, want 25 and 0", m[MetricTasksStarted], m[MetricTasksFailed])
+	}
+}
+
+// TestPartialFailurePersists: capacity never returns; the handler gives up
+// after MaxAttempts rounds and returns ErrTasksNotStarted with the reason.
+func TestPartialFailurePersists(t *testing.T) {
+	t.Parallel()
+	var script []runStep
+	for range 20 {
+		script = append(script, runStep{fail: 2})
+	}
+	e := &fakeECS{script: script}
+	r := newRig(t, testConfig(), &fakeQueue{visible: 25}, e)
+	err := r.h.Handle(context.Background(), loadEvent(t, "alarm-single-metric.json"))
+	if !errors.Is(err, ErrTasksNotStarted) || !strings.Contains(err.Error(), capacityReason) {
+		t.Fatalf("Handle = %v, want ErrTasksNotStarted naming the capacity reason", err)
+	}
+	// 3 requested; 1 starts, 2 fail, then rounds of 2 that all fail.
+	want := []int{3, 2, 2, 2, 2, 2}
+	if diff := cmp.Diff(want, counts(e.sent())); diff != "" {
+		t.Errorf("RunTask counts (-want +got):\n%s", diff)
+	}
+	m := r.metrics.lines(t)[0]
+	if m[MetricTasksRequested] != 3.0 || m[MetricTasksStarted] != 1.0 || m[MetricTasksFailed] != 2.0 {
+		t.Errorf("metrics = %v, want requested 3 started 1 failed 2", m)
+	}
+}
+
+// TestThrottlingThenSuccess: a throttled RunTask is retried with the same
+// client token after a backoff and succeeds.
+func TestThrottlingThenSuccess(t *testing.T) {
+	t.Parallel()
+	e := &fakeECS{script: []runStep{{err: throttled()}, {err: throttled()}, {}}}
+	r := newRig(t, testConfig(), &fakeQueue{visible: 25}, e)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := r.h.Handle(ctx, loadEvent(t, "alarm-single-metric.json")); err != nil {
+		t.Fatalf("Handle: %v", err)
+	}
+	sent := e.sent()
+	if len(sent) != 3 || sent[0] != sent[1] || sent[1] != sent[2] {
+		t.Errorf("RunTask requests = %v, want the same batch three times", sent)
+	}
+	if diff := cmp.Diff([]time.Duration{250 * time.Millisecond, 500 * time.Millisecond}, r.clock.slept()); diff != "" {
+		t.Errorf("backoffs (-want +got):\n%s", diff)
+	}
+	if e.created != 3 {
+		t.Errorf("tasks created = %d, want 3", e.created)
+	}
+}
+
+// TestRetryBoundedByDeadline: throttling that never ends; retries stop so
+// that the reserve before the invocation's deadline stays free.
+func TestRetryBoundedByDeadline(t *testing.T) {
+	t.Parallel()
+	var script []runStep
+	for range 50 {
+		script = append(script, runStep{err: throttled()})
+	}
+	e := &fakeECS{script: script}
+	r := newRig(t, testConfig(), &fakeQueue{visible: 25}, e)
+	r.h.retry.MaxAttempts = 100 // only the deadline may stop it
+	start := r.clock.now()
+	deadline := start.Add(5 * time.Second)
+	ctx, cancel := context.WithDeadline(context.Background(), deadline)
+	defer cancel()
+	err := r.h.Handle(ctx, loadEvent(t, "alarm-single-metric.json"))
+	if !errors.Is(err, ErrTasksNotStarted) {
+		t.Fatalf("Handle = %v, want ErrTasksNotStarted", err)
+	}
+	var apiErr smithy.APIError
+	if !errors.As(err, &apiErr) || apiErr.ErrorCode() != "ThrottlingException" {
+		t.Errorf("error %v does not carry the throttling cause", err)
+	}
+	if end := r.clock.now(); end.Add(r.h.retry.Reserve).After(deadline) {
+		t.Errorf("retries ran until %v, past deadline %v minus reserve %v", end.Sub(start), deadline.Sub(start), r.h.retry.Reserve)
+	}
+	// 250+500+1000 ms fit into 5 s − 2 s; the next 2 s pause does not.
+	if got := len(e.sent()); got != 4 {
+		t.Errorf("RunTask attempts = %d, want 4", got)
+	}
+}
+
+// TestRetryWithoutDeadline: with no deadline MaxAttempts bounds the retries.
+func TestRetryWithoutDeadline(t *testing.T) {
+	t.Parallel()
+	var script []runStep
+	for range 50 {
+		script = append(script, runStep{err: throttled()})
+	}
+	e := &fakeECS{script: script}
+	r := newRig(t, testConfig(), &fakeQueue{visible: 25}, e)
+	if err := r.h.Handle(context.Background(), loadEvent(t, "alarm-single-metric.json")); !errors.Is(err, ErrTasksNotStarted) {
+		t.Fatalf("Handle = %v, want ErrTasksNotStarted", err)
+	}
+	if got := len(e.sent()); got != defaultRetry.MaxAttempts {
+		t.Errorf("RunTask attempts = %d, want %d", got, defaultRetry.MaxAttempts)
+	}
+}
+
+// TestPermanentErrorNotRetried: access denied fails at once and stops the
+// remaining batches.
+func TestPermanentErrorNotRetried(t *testing.T) {
+	t.Parallel()
+	cfg := testConfig()
+	cfg.MaxTasks = 30
+	denied := &smithy.GenericAPIError{Code: "AccessDeniedException", Message: "not authorized to perform: ecs:RunTask", Fault: smithy.FaultClient}
+	e := &fakeECS{script: []runStep{{}, {err: denied}}}
+	r := newRig(t, cfg, &fakeQueue{visible: 250}, e)
+	err := r.h.Handle(context.Background(), loadEvent(t, "alarm-single-metric.json"))
+	if !errors.Is(err, ErrTasksNotStarted) || !strings.Contains(err.Error(), "AccessDeniedException") {
+		t.Fatalf("Handle = %v, want ErrTasksNotStarted with the access error", err)
+	}
+	if diff := cmp.Diff([]int{10, 10}, counts(e.sent())); diff != "" {
+		t.Errorf("RunTask counts (-want +got):\n%s", diff)
+	}
+	if len(r.clock.slept()) != 0 {
+		t.Errorf("slept %v before giving up on a permanent error", r.clock.slept())
+	}
+	m := r.metrics.lines(t)[0]
+	if m[MetricTasksStarted] != 10.0 || m[MetricTasksFailed] != 15.0 {
+		t.Errorf("metrics = %v, want started 10 failed 15", m)
+	}
+}
+
+// TestIdempotentRetry: Lambda retries the same notification (for example
+// after a timeout). The tokens repeat, ECS answers with the original tasks,
+// and no task is started twice.
+func TestIdempotentRetry(t *testing.T) {
+	t.Parallel()
+	e := &fakeECS{}
+	r := newRig(t, testConfig(), &fakeQueue{visible: 25}, e)
+	ev := loadEvent(t, "alarm-single-metric.json")
+	for i := range 3 {
+		if err := r.h.Handle(context.Background(), ev); err != nil {
+			t.Fatalf("Handle #%d: %v", i+1, err)
+		}
+	}
+	sent := e.sent()
+	if len(sent) != 3 || sent[0] != sent[1] || sent[0] != sent[2] {
+		t.Errorf("RunTask requests = %v, want one identical request per invocation", sent)
+	}
+	if e.created != 3 {
+		t.Errorf("tasks created = %d, want 3 (no duplicates)", e.created)
+	}
+
+	// The next transition to ALARM is a new dispatch with new tokens.
+	next := loadEvent(t, "alarm-metric-math.json")
+	if err := r.h.Handle(context.Background(), next); err != nil {
+		t.Fatal(err)
+	}
+	if sent := e.sent(); sent[len(sent)-1].Token == sent[0].Token {
+		t.Errorf("a new state change reused token %q", sent[0].Token)
+	}
+	if e.created != 6 {
+		t.Errorf("tasks created = %d, want 6", e.created)
+	}
+}
+
+// TestRetryAfterPartialSuccess: the first invocation starts two of three
+// batches and fails; its retry re-plans with the started tasks counted, the
+// reused tokens of the earlier batches start nothing, and the cap holds.
+func TestRetryAfterPartialSuccess(t *testing.T) {
+	t.Parallel()
+	cfg := testConfig()
+	cfg.MaxTasks = 25
+	denied := &smithy.GenericAPIError{Code: "AccessDeniedException", Message: "denied", Fault: smithy.FaultClient}
+	e := &fakeECS{script: []runStep{{}, {}, {err: denied}}}
+	r := newRig(t, cfg, &fakeQueue{visible: 10000}, e)
+	ev := loadEvent(t, "alarm-single-metric.json")
+	if err := r.h.Handle(context.Background(), ev); !errors.Is(err, ErrTasksNotStarted) {
+		t.Fatalf("first Handle = %v, want ErrTasksNotStarted", err)
+	}
+	if e.created != 20 {
+		t.Fatalf("first attempt created %d, want 20", e.created)
+	}
+	// Retry: 20 running, room for 5; batch 0 now asks for 5 with the token
+	// that asked for 10 before, which ECS refuses with ConflictException.
+	if err := r.h.Handle(context.Background(), ev); err != nil {
+		t.Fatalf("retry Handle: %v", err)
+	}
+	if e.created != 20 || e.running > cfg.MaxTasks {
+		t.Errorf("after retry created=%d running=%d, want 20 and at most %d", e.created, e.running, cfg.MaxTasks)
+	}
+	m := r.metrics.lines(t)
+	last := m[len(m)-1]
+	if last[MetricTasksRequested] != 5.0 || last["tasks_skipped"] != 5.0 || last[MetricTasksFailed] != 0.0 {
+		t.Errorf("retry metrics = %v, want requested 5 skipped 5 failed 0", last)
+	}
+}
+
+func TestQueueAndListErrors(t *testing.T) {
+	t.Parallel()
+	denied := &smithy.GenericAPIError{Code: "AccessDenied", Message: "denied", Fault: smithy.FaultClient}
+	tests := []struct {
+		name    string
+		q       *fakeQueue
+		e       *fakeECS
+		wantMsg string
+	}{
+		{"queue denied", &fakeQueue{err: denied}, &fakeECS{}, "read queue attributes"},
+		{"list denied", &fakeQueue{visible: 5}, &fakeECS{listErr: denied}, "list tasks of family edp-consumer"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			r := newRig(t, testConfig(), tt.q, tt.e)
+			err := r.h.Handle(context.Background(), loadEvent(t, "alarm-single-metric.json"))
+			if err == nil || !strings.Contains(err.Error(), tt.wantMsg) || !errors.As(err, new(smithy.APIError)) {
+				t.Fatalf("Handle = %v, want an error containing %q", err, tt.wantMsg)
+			}
+			if len(tt.e.sent()) != 0 {
+				t.Error("RunTask called although the decision inputs are unknown")
+			}
+			if !hasLog(t, r.logs, "dispatch failed", "alarm_name", "EdpAlarmDispatch-QueueBacklog-1XKJ3P0A7ZQ2D") {
+				t.Errorf("failure not logged:\n%s", r.logs)
+			}
+		})
+	}
+}
+
+func TestNewHandlerRejects(t *testing.T) {
+	t.Parallel()
+	e := &fakeECS{}
+	if _, err := NewHandler(Config{}, Deps{Queue: &fakeQueue{}, Lister: e, Runner: e}); !errors.Is(err, ErrConfig) {
+		t.Errorf("empty config: err = %v, want ErrConfig", err)
+	}
+	if _, err := NewHandler(testConfig(), Deps{Lister: e, Runner: e}); err == nil {
+		t.Error("missing Queue accepted")
+	}
+	h, err := NewHandler(testConfig(), Deps{Queue: &fakeQueue{}, Lister: e, Runner: e})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Zero-value Logger and Metrics are usable.
+	if err := h.Handle(context.Background(), loadEvent(t, "ok.json")); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestRetryable(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name string
+		err  error
+		want bool
+	}{
+		{"throttling", throttled(), true},
+		{"server fault", &smithy.GenericAPIError{Code: "Whatever", Fault: smithy.FaultServer}, true},
+		{"server exception", &smithy.GenericAPIError{Code: "ServerException"}, true},
+		{"access denied", &smithy.GenericAPIError{Code: "AccessDeniedException", Fault: smithy.FaultClient}, false},
+		{"invalid parameter", &ecstypes.InvalidParameterException{Message: aws.String("bad")}, false},
+		{"conflict", &ecstypes.ConflictException{Message: aws.String("token")}, false},
+		{"transport", errors.New("dial tcp: connection reset by peer"), true},
+		{"deadline", context.DeadlineExceeded, false},
+		{"wrapped cancel", errors.Join(errors.New("op"), context.Canceled), false},
+	}
+	for _, tt := range tests {
+		if got := retryable(tt.err); got != tt.want {
+			t.Errorf("%s: retryable = %v, want %v", tt.name, got, tt.want)
+		}
+	}
+	if !isConflict(&ecstypes.ConflictException{Message: aws.String("x")}) || isConflict(throttled()) {
+		t.Error("isConflict misclassifies")
+	}
+}
+
+func TestBackoff(t *testing.T) {
+	t.Parallel()
+	p := defaultRetry
+	full := func(d time.Duration) time.Duration { return d }
+	none := func(time.Duration) time.Duration { return 0 }
+	want := []time.Duration{250, 500, 1000, 2000, 4000, 4000, 4000}
+	for i, w := range want {
+		if got := p.backoff(i, full); got != w*time.Millisecond {
+			t.Errorf("backoff(%d) = %v, want %v", i, got, w*time.Millisecond)
+		}
+		if got := p.backoff(i, none); got != w*time.Millisecond/2 {
+			t.Errorf("backoff(%d) without jitter = %v, want %v", i, got, w*time.Millisecond/2)
+		}
+	}
+	for range 100 {
+		if d := randomJitter(time.Second); d < 0 || d > time.Second {
+			t.Fatalf("randomJitter out of range: %v", d)
+		}
+	}
+}
+
+func repeat(v, n int) []int {
+	out := make([]int, n)
+	for i := range out {
+		out[i] = v
+	}
+	return out
+}
+
+func counts(sent []batchSent) []int {
+	var out []int
+	for _, s := range sent {
+		out = append(out, s.Count)
+	}
+	return out
+}
+
+// hasLog reports whether a JSON log line has message msg and key == value.
+func hasLog(t *testing.T, logs *syncBuffer, msg, key, value string) bool {
+	t.Helper()
+	for _, l := range logs.lines(t) {
+		if l["msg"] == msg && l[key] == value {
+			return true
+		}
+	}
+	return false
+}
