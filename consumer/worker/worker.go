@@ -413,6 +413,7 @@ func (c *Consumer) handle(ctx context.Context, d *delivery) {
 
 	j := Job{Bucket: m.Bucket, Key: m.Key, VersionID: m.VersionID, ETag: m.ETag, MessageID: d.id()}
 	start := c.cfg.Now()
+	log.InfoContext(ctx, "job started", "receive_count", d.receiveCount(), "format", string(m.Format), "queue_wait_ms", since(start, eventTime).Milliseconds())
 	stopHeartbeat := c.heartbeat(ctx, log, d)
 	runCtx, cancel := context.WithTimeout(ctx, c.cfg.JobTimeout)
 	res, err := c.proc.Process(runCtx, j)
