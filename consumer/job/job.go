@@ -1,0 +1,150 @@
+// Package job runs one pipeline job end to end: read a config object, parse
+// and validate it, split the embedded Iris dataset, train, evaluate, write
+// the artifacts and, last, the run record.
+//
+// Runs are idempotent. The run id is derived from the source object's
+// identity (bucket, key and version id, else ETag, else content hash), every
+// random choice not fixed by the config is seeded from the run id, and a run
+// whose succeeded record already exists is not repeated: re-delivering the
+// same message yields the same artifacts and one record. Failures are
+// recorded too (status "failed") and classified: errors.Is(err, ErrPermanent)
+// marks those that retrying cannot fix.
+package job
+
+import (
+	"errors"
+	"log/slog"
+	"time"
+
+	"github.com/edp-pipelines/edp/consumer/store"
+	"github.com/edp-pipelines/edp/internal/names"
+)
+
+// ErrPermanent is matched (errors.Is) by errors that retrying cannot fix: a
+// bad or oversized config, an unknown model, a missing object, an invalid
+// version. Every other error from Run is transient.
+var ErrPermanent = errors.New("permanent failure")
+
+// Run statuses.
+const (
+	StatusSucceeded = "succeeded"
+	StatusFailed    = "failed"
+)
+
+// RecordFormat identifies the run record layout (docs/pipeline.md).
+const RecordFormat = "edp.run/v1"
+
+// Artifact file names inside <ArtifactPrefix><version>/.
+const (
+	ModelFile          = "model.json"
+	MetricsFile        = "metrics.json"
+	DatasetFile        = "dataset.csv"
+	ResolvedConfigFile = "config.resolved.json"
+	RunFile            = "run.json"
+)
+
+// Source identifies the config object that triggered a run.
+type Source struct {
+	// Bucket is informational (S3 bucket, or "" for local runs); it is part
+	// of the run id.
+	Bucket string
+	// Key is the key of the config within Runner.In.
+	Key string
+	// VersionID is optional, from the event. Used for the run id when set.
+	VersionID string
+	// ETag is optional, from the event. Used for the run id when VersionID
+	// is empty.
+	ETag string
+}
+
+// Runner runs jobs. The zero value is not usable: In must be set. It is safe
+// for concurrent use by multiple goroutines.
+type Runner struct {
+	// In is where configs are read. Required.
+	In store.Store
+	// Out is where artifacts and records are written. Default: In.
+	Out store.Store
+	// ArtifactPrefix prefixes artifact keys. Default names.ArtifactPrefix
+	// ("artifacts/"); a missing trailing slash is added.
+	ArtifactPrefix string
+	// RecordPrefix prefixes run record keys. Default names.RecordPrefix
+	// ("runs/"); a missing trailing slash is added.
+	RecordPrefix string
+	// Logger receives one line per run outcome. Default: discard.
+	Logger *slog.Logger
+	// Version is the tool version written into records. Default "dev".
+	Version string
+	// Now is the clock for records' timings. Default time.Now.
+	Now func() time.Time
+}
+
+// Result describes a finished run.
+type Result struct {
+	// RunID identifies the run (and names its record).
+	RunID string
+	// Version is the config's run_config.version ("" if unknown).
+	Version string
+	// Status is StatusSucceeded or StatusFailed.
+	Status string
+	// ModelType is the config's model.type ("" if unknown).
+	ModelType string
+	// Accuracy is the test-set accuracy of a succeeded run.
+	Accuracy float64
+	// ArtifactPrefix is where the artifacts are, e.g. "artifacts/rf-v2/".
+	ArtifactPrefix string
+	// RecordKey is the run record's key, e.g. "runs/<run-id>.json".
+	RecordKey string
+	// Duplicate is true when a succeeded record already existed and
+	// nothing was rewritten.
+	Duplicate bool
+	// Duration is how long this call took.
+	Duration time.Duration
+	// TrainSize and TestSize are the split's row counts.
+	TrainSize, TestSize int
+	// Artifacts lists the keys written (or, for a duplicate, recorded).
+	Artifacts []string
+}
+
+// settings are the Runner's fields with defaults applied.
+type settings struct {
+	in, out                      store.Store
+	artifactPrefix, recordPrefix string
+	log                          *slog.Logger
+	version                      string
+	now                          func() time.Time
+}
+
+func (r *Runner) settings() (settings, error) {
+	if r.In == nil {
+		return settings{}, errors.New("job: Runner.In is nil")
+	}
+	s := settings{
+		in: r.In, out: r.Out,
+		artifactPrefix: withSlash(r.ArtifactPrefix, names.ArtifactPrefix),
+		recordPrefix:   withSlash(r.RecordPrefix, names.RecordPrefix),
+		log:            r.Logger, version: r.Version, now: r.Now,
+	}
+	if s.out == nil {
+		s.out = s.in
+	}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	if s.version == "" {
+		s.version = "dev"
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	return s, nil
+}
+
+func withSlash(p, def string) string {
+	if p == "" {
+		return def
+	}
+	if p[len(p)-1] != '/' {
+		return p + "/"
+	}
+	return p
+}

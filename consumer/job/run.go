@@ -1,0 +1,356 @@
+package job
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"path"
+	"strings"
+	"time"
+
+	"github.com/edp-pipelines/edp/consumer/config"
+	"github.com/edp-pipelines/edp/consumer/ml"
+	"github.com/edp-pipelines/edp/consumer/store"
+)
+
+// failureRecordTimeout bounds writing a failure record after the run's own
+// context ended (cancellation must not stop us from recording why).
+const failureRecordTimeout = 30 * time.Second
+
+// permanent wraps err so that errors.Is(err, ErrPermanent) holds.
+func permanent(err error) error { return fmt.Errorf("%w: %w", ErrPermanent, err) }
+
+// Run processes one config end to end: read -> parse/validate -> split ->
+// train -> evaluate -> write artifacts under <ArtifactPrefix><version>/ ->
+// write the run record, at <RecordPrefix><run-id>.json and then, last, at
+// <ArtifactPrefix><version>/run.json.
+//
+// If a succeeded record for the run id already exists, Run returns it with
+// Result.Duplicate set and rewrites nothing. On failure it writes a failure
+// record when a run id can be derived and returns an error;
+// errors.Is(err, ErrPermanent) tells permanent failures from transient ones.
+func (r *Runner) Run(ctx context.Context, src Source) (Result, error) {
+	s, err := r.settings()
+	if err != nil {
+		return Result{Status: StatusFailed}, err
+	}
+	j := &run{s: s, src: src, start: s.now()}
+	j.rec = Record{
+		Format: RecordFormat, Status: StatusFailed, ToolVersion: s.version,
+		Source:    RecordSource{Bucket: src.Bucket, Key: src.Key, VersionID: src.VersionID, ETag: src.ETag},
+		TimingsMS: map[string]float64{},
+	}
+	j.log = s.log.With("s3_key", src.Key)
+	res, err := j.do(ctx)
+	res.Duration = s.now().Sub(j.start)
+	if err != nil {
+		res.Status = StatusFailed
+		j.recordFailure(ctx, err)
+		res.RunID, res.RecordKey = j.rec.RunID, j.recordKey()
+		res.Version, res.ModelType = j.rec.Version, j.rec.ModelType
+	}
+	return res, err
+}
+
+// run is the state of one Run call.
+type run struct {
+	s     settings
+	src   Source
+	start time.Time
+	rec   Record
+	log   *slog.Logger
+}
+
+func (j *run) recordKey() string {
+	if j.rec.RunID == "" {
+		return ""
+	}
+	return j.s.recordPrefix + j.rec.RunID + ".json"
+}
+
+func (j *run) setRunID(id string) {
+	j.rec.RunID = id
+	j.log = j.log.With("run_id", id)
+}
+
+func (j *run) do(ctx context.Context) (Result, error) {
+	if j.src.Key == "" {
+		return Result{}, permanent(errors.New("run: source key is empty"))
+	}
+	if j.src.VersionID != "" || j.src.ETag != "" {
+		j.setRunID(RunID(j.src, nil))
+		if res, ok, err := j.duplicate(ctx); ok || err != nil {
+			return res, err
+		}
+	}
+	obj, err := j.s.in.Get(ctx, j.src.Key)
+	if err != nil {
+		err = fmt.Errorf("read config %s: %w", j.src.Key, err)
+		if errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrTooLarge) {
+			err = permanent(err)
+		}
+		return Result{}, err
+	}
+	j.rec.ConfigSHA256 = sha256Hex(obj.Body)
+	if j.rec.RunID == "" {
+		j.setRunID(RunID(j.src, obj.Body))
+		if res, ok, err := j.duplicate(ctx); ok || err != nil {
+			return res, err
+		}
+	}
+	return j.train(ctx, obj.Body)
+}
+
+// duplicate returns the result of an earlier succeeded run with this run
+// id, if there is one.
+func (j *run) duplicate(ctx context.Context) (Result, bool, error) {
+	prev, err := j.readRecord(ctx)
+	if err != nil || prev == nil || prev.Status != StatusSucceeded {
+		return Result{}, false, err
+	}
+	prefix := j.s.artifactPrefix + prev.Version + "/"
+	// A crash between the two record writes leaves the artifact folder
+	// without its completion marker; restore it from the record.
+	if _, err := j.s.out.Get(ctx, prefix+RunFile); errors.Is(err, store.ErrNotFound) {
+		body, _ := json.MarshalIndent(prev, "", "  ")
+		if err := j.s.out.Put(ctx, prefix+RunFile, append(body, '\n'), "application/json"); err != nil {
+			return Result{}, false, fmt.Errorf("restore %s: %w", prefix+RunFile, err)
+		}
+	} else if err != nil {
+		return Result{}, false, fmt.Errorf("check %s: %w", prefix+RunFile, err)
+	}
+	j.log.Info("run already succeeded; nothing rewritten", "version", prev.Version)
+	res := Result{
+		RunID: prev.RunID, Version: prev.Version, Status: StatusSucceeded, ModelType: prev.ModelType,
+		ArtifactPrefix: prefix, RecordKey: j.recordKey(), Duplicate: true,
+		TrainSize: prev.TrainSize, TestSize: prev.TestSize, Artifacts: prev.Artifacts,
+	}
+	if prev.Accuracy != nil {
+		res.Accuracy = *prev.Accuracy
+	}
+	return res, true, nil
+}
+
+// readRecord returns the stored record for this run id, nil if there is
+// none or it is unreadable (a later write replaces it).
+func (j *run) readRecord(ctx context.Context) (*Record, error) {
+	obj, err := j.s.out.Get(ctx, j.recordKey())
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read run record %s: %w", j.recordKey(), err)
+	}
+	var prev Record
+	if json.Unmarshal(obj.Body, &prev) != nil {
+		return nil, nil
+	}
+	return &prev, nil
+}
+
+// lap returns milliseconds since *t and resets *t.
+func (j *run) lap(t *time.Time) float64 {
+	now := j.s.now()
+	d := now.Sub(*t)
+	*t = now
+	return float64(d.Microseconds()) / 1000
+}
+
+func (j *run) train(ctx context.Context, body []byte) (Result, error) {
+	t := j.s.now()
+	cfg, err := config.Parse(body)
+	if err != nil {
+		return Result{}, permanent(fmt.Errorf("parse config %s: %w", j.src.Key, err))
+	}
+	j.rec.Version, j.rec.ModelType = cfg.Run.Version, cfg.Model.Type
+	j.log = j.log.With("version", cfg.Run.Version)
+
+	// Absent random states are derived from the run id: random across
+	// uploads, fixed across re-deliveries of the same one.
+	seeds := &Seeds{}
+	if cfg.Split.RandomState == nil {
+		v := derivedSeed(j.rec.RunID, "split")
+		cfg.Split.RandomState = &v
+		seeds.Derived = append(seeds.Derived, "split")
+	}
+	if cfg.Model.Params.RandomState == nil {
+		v := derivedSeed(j.rec.RunID, "model")
+		cfg.Model.Params.RandomState = &v
+		seeds.Derived = append(seeds.Derived, "model")
+	}
+	seeds.Split, seeds.Model = *cfg.Split.RandomState, *cfg.Model.Params.RandomState
+	j.rec.Seeds = seeds
+	j.rec.TimingsMS["parse"] = j.lap(&t)
+
+	iris := ml.Iris()
+	nTest, err := cfg.Split.TestCount(iris.Rows())
+	if err != nil {
+		return Result{}, permanent(err)
+	}
+	trainRows, testRows, err := ml.TrainTestSplit(iris, ml.SplitOptions{
+		TestCount: nTest, Shuffle: cfg.Split.Shuffle, Stratify: cfg.Split.Stratify, Seed: uint64(seeds.Split),
+	})
+	if err != nil {
+		return Result{}, permanent(err)
+	}
+	train, test := iris.Subset(trainRows), iris.Subset(testRows)
+	j.rec.TrainSize, j.rec.TestSize = train.Rows(), test.Rows()
+	j.rec.TimingsMS["split"] = j.lap(&t)
+
+	p := cfg.Model.Params
+	maxFeatures, err := p.MaxFeatures.Resolve(iris.NumFeatures())
+	if err != nil {
+		return Result{}, permanent(err)
+	}
+	model, err := ml.Fit(train, ml.Params{
+		Type: cfg.Model.Type,
+		Tree: ml.TreeParams{
+			Criterion: p.Criterion, MaxDepth: p.MaxDepth, MaxFeatures: maxFeatures,
+			MinSamplesSplit: p.MinSplit(train.Rows()), MinSamplesLeaf: p.MinLeaf(train.Rows()),
+		},
+		NEstimators: p.NEstimators, Bootstrap: p.Bootstrap, Seed: uint64(seeds.Model),
+	})
+	if err != nil {
+		return Result{}, permanent(err)
+	}
+	j.rec.TimingsMS["fit"] = j.lap(&t)
+
+	metrics := Metrics{
+		ModelType: cfg.Model.Type, TrainSize: train.Rows(), TestSize: test.Rows(),
+		TrainAccuracy: ml.Evaluate(train.ClassNames, train.Y, model.PredictAll(train)).Accuracy,
+		Metrics:       ml.Evaluate(test.ClassNames, test.Y, model.PredictAll(test)),
+	}
+	j.rec.TimingsMS["evaluate"] = j.lap(&t)
+	if err := ctx.Err(); err != nil {
+		return Result{}, fmt.Errorf("run: %w", err)
+	}
+
+	files, err := artifacts(cfg, j.src.Key, body, iris, testRows, model, metrics)
+	if err != nil {
+		return Result{}, permanent(err)
+	}
+	prefix := j.s.artifactPrefix + cfg.Run.Version + "/"
+	for _, f := range files {
+		key := prefix + f.name
+		if err := j.s.out.Put(ctx, key, f.body, f.contentType); err != nil {
+			return Result{}, fmt.Errorf("write artifact: %w", err)
+		}
+		j.rec.Artifacts = append(j.rec.Artifacts, key)
+	}
+	j.rec.Artifacts = append(j.rec.Artifacts, prefix+RunFile)
+	j.rec.TimingsMS["write"] = j.lap(&t)
+
+	j.rec.Status = StatusSucceeded
+	acc := metrics.Accuracy
+	j.rec.Accuracy = &acc
+	j.finish()
+	rb := j.recordJSON()
+	if err := j.s.out.Put(ctx, j.recordKey(), rb, "application/json"); err != nil {
+		return Result{}, fmt.Errorf("write run record: %w", err)
+	}
+	if err := j.s.out.Put(ctx, prefix+RunFile, rb, "application/json"); err != nil {
+		return Result{}, fmt.Errorf("write run record: %w", err)
+	}
+	j.log.Info("run succeeded", "model_type", cfg.Model.Type, "accuracy", acc,
+		"duration_ms", j.rec.DurationMS, "artifact_prefix", prefix)
+	return Result{
+		RunID: j.rec.RunID, Version: cfg.Run.Version, Status: StatusSucceeded, ModelType: cfg.Model.Type,
+		Accuracy: acc, ArtifactPrefix: prefix, RecordKey: j.recordKey(),
+		TrainSize: train.Rows(), TestSize: test.Rows(), Artifacts: j.rec.Artifacts,
+	}, nil
+}
+
+func (j *run) finish() {
+	end := j.s.now()
+	j.rec.StartedAt, j.rec.FinishedAt = j.start.UTC(), end.UTC()
+	j.rec.DurationMS = end.Sub(j.start).Milliseconds()
+}
+
+func (j *run) recordJSON() []byte {
+	b, err := json.MarshalIndent(j.rec, "", "  ")
+	if err != nil {
+		panic("job: marshal record: " + err.Error())
+	}
+	return append(b, '\n')
+}
+
+// recordFailure writes the failure record, unless no run id could be
+// derived or a succeeded record exists (a concurrent delivery of the same
+// message won; its record must stand).
+func (j *run) recordFailure(ctx context.Context, runErr error) {
+	if j.rec.RunID == "" {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), failureRecordTimeout)
+	defer cancel()
+	if prev, err := j.readRecord(ctx); err == nil && prev != nil && prev.Status == StatusSucceeded {
+		return
+	}
+	j.rec.Status = StatusFailed
+	j.rec.Error = runErr.Error()
+	j.rec.Permanent = errors.Is(runErr, ErrPermanent)
+	j.rec.Accuracy, j.rec.Artifacts = nil, nil
+	j.finish()
+	if err := j.s.out.Put(ctx, j.recordKey(), j.recordJSON(), "application/json"); err != nil {
+		j.log.Warn("could not write failure record", "error", err.Error())
+		return
+	}
+	j.log.Info("failure recorded", "record_key", j.recordKey(), "permanent", j.rec.Permanent)
+}
+
+// Metrics is the content of metrics.json.
+type Metrics struct {
+	ModelType     string  `json:"model_type"`
+	TrainSize     int     `json:"train_size"`
+	TestSize      int     `json:"test_size"`
+	TrainAccuracy float64 `json:"train_accuracy"`
+	ml.Metrics
+}
+
+type file struct {
+	name, contentType string
+	body              []byte
+}
+
+// artifacts renders every artifact except run.json. All of them depend only
+// on the config bytes and the seeds, so equal inputs give equal bytes.
+func artifacts(cfg *config.Config, key string, raw []byte, iris *ml.Dataset, testRows []int, model *ml.Model, metrics Metrics) ([]file, error) {
+	modelJSON, err := model.Marshal()
+	if err != nil {
+		return nil, err
+	}
+	metricsJSON, err := json.MarshalIndent(metrics, "", "  ")
+	if err != nil {
+		return nil, fmt.Errorf("marshal metrics: %w", err)
+	}
+	split := make([]string, iris.Rows())
+	for i := range split {
+		split[i] = "train"
+	}
+	for _, i := range testRows {
+		split[i] = "test"
+	}
+	var csv bytes.Buffer
+	if err := iris.WriteCSV(&csv, split); err != nil {
+		return nil, fmt.Errorf("write dataset CSV: %w", err)
+	}
+	ext := strings.ToLower(path.Ext(key))
+	ctype := "application/yaml"
+	switch ext {
+	case ".json":
+		ctype = "application/json"
+	case ".yaml", ".yml":
+	default:
+		ext = ".yaml"
+	}
+	return []file{
+		{ModelFile, "application/json", modelJSON},
+		{MetricsFile, "application/json", append(metricsJSON, '\n')},
+		{DatasetFile, "text/csv", csv.Bytes()},
+		{"config" + ext, ctype, raw},
+		{ResolvedConfigFile, "application/json", cfg.JSON()},
+	}, nil
+}
