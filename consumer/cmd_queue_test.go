@@ -1,0 +1,164 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"flag"
+	"io"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/edp-pipelines/edp/internal/names"
+)
+
+func envMap(m map[string]string) func(string) string {
+	return func(k string) string { return m[k] }
+}
+
+// taskEnv is what the task definition sets.
+func taskEnv() map[string]string {
+	return map[string]string{
+		names.EnvQueueURL:          "https://sqs.us-east-1.amazonaws.com/123456789012/edp-work",
+		names.EnvDLQURL:            "https://sqs.us-east-1.amazonaws.com/123456789012/edp-dlq",
+		names.EnvBucket:            "edp-pipelines-123456789012",
+		names.EnvConfigPrefix:      "configs/",
+		names.EnvArtifactPrefix:    "artifacts/",
+		names.EnvRecordPrefix:      "runs/",
+		names.EnvVisibilityTimeout: "300",
+		names.EnvWaitSeconds:       "20",
+		names.EnvEmptyReceives:     "3",
+	}
+}
+
+func TestQueueSettingsFromEnvAndFlags(t *testing.T) {
+	t.Parallel()
+	env := taskEnv()
+	env[names.EnvConcurrency] = "4"
+	env[names.EnvJobTimeout] = "20m"
+	env[names.EnvMaxRunTime] = "1h"
+	env[names.EnvTriggerBucket] = "edp-pipelines-123456789012"
+	env[names.EnvTriggerKey] = "configs/iris.yaml"
+	env["ECS_AGENT_URI"] = "http://169.254.170.2/api/abc"
+
+	s, err := parseQueueSettings(names.ModeDrain, nil, envMap(env), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := s.worker
+	if w.QueueURL != env[names.EnvQueueURL] || w.DLQURL != env[names.EnvDLQURL] || w.Bucket != env[names.EnvBucket] ||
+		w.Concurrency != 4 || w.WaitTime != 20*time.Second || w.VisibilityTimeout != 300*time.Second ||
+		w.JobTimeout != 20*time.Minute || w.MaxRunTime != time.Hour || w.EmptyReceives != 3 || w.Grace != 100*time.Second ||
+		s.triggerKey != "configs/iris.yaml" || s.agentURI == "" || s.artifactPrefix != "artifacts/" || s.recordPrefix != "runs/" {
+		t.Errorf("settings from env: %+v", s)
+	}
+
+	// Flags win over the environment.
+	s, err = parseQueueSettings(names.ModeDrain, []string{
+		"-concurrency", "8", "-wait-seconds", "5", "-visibility-timeout", "60", "-empty-receives", "1",
+		"-queue-url", "http://q", "-grace", "30s", "-record-prefix", "records/",
+	}, envMap(env), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w = s.worker
+	if w.Concurrency != 8 || w.WaitTime != 5*time.Second || w.VisibilityTimeout != time.Minute ||
+		w.EmptyReceives != 1 || w.QueueURL != "http://q" || w.Grace != 30*time.Second || s.recordPrefix != "records/" {
+		t.Errorf("flags did not override env: %+v", s)
+	}
+}
+
+func TestQueueSettingsDefaults(t *testing.T) {
+	t.Parallel()
+	env := map[string]string{
+		names.EnvQueueURL: "q", names.EnvDLQURL: "d", names.EnvBucket: "b",
+	}
+	s, err := parseQueueSettings(names.ModeServe, nil, envMap(env), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := s.worker
+	if w.VisibilityTimeout != 300*time.Second || w.WaitTime != 20*time.Second || w.Concurrency != 0 ||
+		w.ConfigPrefix != names.ConfigPrefix || s.artifactPrefix != names.ArtifactPrefix || s.recordPrefix != names.RecordPrefix ||
+		w.JobTimeout != 15*time.Minute || w.Grace >= 120*time.Second {
+		t.Errorf("defaults: %+v", s)
+	}
+}
+
+func TestQueueSettingsErrorsNameTheSetting(t *testing.T) {
+	t.Parallel()
+	tests := map[string]struct {
+		mode  string
+		unset []string
+		env   map[string]string
+		args  []string
+		want  []string
+	}{
+		"missing required": {mode: names.ModeServe, unset: []string{names.EnvQueueURL, names.EnvBucket},
+			want: []string{"EDP_QUEUE_URL (or -queue-url) is required", "EDP_BUCKET (or -bucket) is required"}},
+		"not an integer":   {mode: names.ModeDrain, env: map[string]string{names.EnvVisibilityTimeout: "5m"}, want: []string{`EDP_VISIBILITY_TIMEOUT="5m": not an integer`}},
+		"bad duration":     {mode: names.ModeDrain, env: map[string]string{names.EnvJobTimeout: "15"}, want: []string{`EDP_JOB_TIMEOUT="15"`}},
+		"wait too long":    {mode: names.ModeServe, env: map[string]string{names.EnvWaitSeconds: "30"}, want: []string{"EDP_WAIT_SECONDS / -wait-seconds 30"}},
+		"wait zero":        {mode: names.ModeServe, args: []string{"-wait-seconds", "0"}, want: []string{"-wait-seconds 0"}},
+		"zero empties":     {mode: names.ModeDrain, env: map[string]string{names.EnvEmptyReceives: "0"}, want: []string{"EDP_EMPTY_RECEIVES / -empty-receives 0"}},
+		"bad prefix":       {mode: names.ModeServe, env: map[string]string{names.EnvConfigPrefix: "configs"}, want: []string{`EDP_CONFIG_PREFIX "configs"`}},
+		"negative conc":    {mode: names.ModeServe, args: []string{"-concurrency=-2"}, want: []string{"-concurrency -2"}},
+		"tiny visibility":  {mode: names.ModeServe, args: []string{"-visibility-timeout", "1"}, want: []string{"-visibility-timeout 1"}},
+		"extra argument":   {mode: names.ModeServe, args: []string{"now"}, want: []string{`unexpected arguments ["now"]`}},
+		"serve has no max": {mode: names.ModeServe, args: []string{"-max-run-time", "1h"}, want: []string{"flag provided but not defined: -max-run-time"}},
+	}
+	for name, tt := range tests {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			env := taskEnv()
+			for _, k := range tt.unset {
+				delete(env, k)
+			}
+			for k, v := range tt.env {
+				env[k] = v
+			}
+			_, err := parseQueueSettings(tt.mode, tt.args, envMap(env), io.Discard)
+			if err == nil {
+				t.Fatal("want an error")
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not mention %q", err, w)
+				}
+			}
+		})
+	}
+}
+
+func TestRunQueueFailsFast(t *testing.T) {
+	t.Parallel()
+	var stderr bytes.Buffer
+	start := time.Now()
+	code := runQueue(context.Background(), names.ModeDrain, nil, envMap(map[string]string{}), io.Discard, &stderr)
+	if code != 2 {
+		t.Errorf("exit code %d, want 2", code)
+	}
+	if !strings.Contains(stderr.String(), "EDP_QUEUE_URL (or -queue-url) is required") {
+		t.Errorf("stderr %q does not name the missing setting", stderr.String())
+	}
+	if time.Since(start) > 5*time.Second {
+		t.Errorf("took %v to reject settings", time.Since(start))
+	}
+
+	stderr.Reset()
+	if code := runQueue(context.Background(), names.ModeServe, []string{"-h"}, envMap(nil), io.Discard, &stderr); code != 0 {
+		t.Errorf("-h: exit code %d, want 0", code)
+	}
+	if !strings.Contains(stderr.String(), "-visibility-timeout") || !strings.Contains(stderr.String(), names.EnvVisibilityTimeout) {
+		t.Errorf("-h output lacks the settings: %q", stderr.String())
+	}
+}
+
+func TestHelpIsNotAnError(t *testing.T) {
+	t.Parallel()
+	_, err := parseQueueSettings(names.ModeDrain, []string{"-help"}, envMap(nil), io.Discard)
+	if !errors.Is(err, flag.ErrHelp) {
+		t.Errorf("-help: %v, want flag.ErrHelp", err)
+	}
+}
