@@ -1,0 +1,478 @@
+package job
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/edp-pipelines/edp/consumer/ml"
+	"github.com/edp-pipelines/edp/consumer/store"
+	"github.com/edp-pipelines/edp/internal/motoserver"
+)
+
+func fixture(t *testing.T, name string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("testdata", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// recorder wraps a store, logs Puts and can fail them.
+type recorder struct {
+	store.Store
+	mu      sync.Mutex
+	puts    []string
+	failPut func(key string) error
+}
+
+func (r *recorder) Put(ctx context.Context, key string, body []byte, ct string) error {
+	r.mu.Lock()
+	r.puts = append(r.puts, key)
+	fail := r.failPut
+	r.mu.Unlock()
+	if fail != nil {
+		if err := fail(key); err != nil {
+			return err
+		}
+	}
+	return r.Store.Put(ctx, key, body, ct)
+}
+
+func (r *recorder) putKeys() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.puts)
+}
+
+// setup returns a runner over a temporary directory holding the given
+// configs under configs/.
+func setup(t *testing.T, configs map[string][]byte) (*Runner, *recorder, string) {
+	t.Helper()
+	root := t.TempDir()
+	dir := store.NewDir(root)
+	for name, body := range configs {
+		if err := dir.Put(context.Background(), "configs/"+name, body, ""); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rec := &recorder{Store: dir}
+	clock := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	var mu sync.Mutex
+	return &Runner{
+		In: dir, Out: rec, Version: "test",
+		Now: func() time.Time { mu.Lock(); defer mu.Unlock(); clock = clock.Add(time.Millisecond); return clock },
+	}, rec, root
+}
+
+func readRecord(t *testing.T, s store.Store, key string) Record {
+	t.Helper()
+	obj, err := s.Get(context.Background(), key)
+	if err != nil {
+		t.Fatalf("read record: %v", err)
+	}
+	var r Record
+	if err := json.Unmarshal(obj.Body, &r); err != nil {
+		t.Fatalf("decode record: %v", err)
+	}
+	return r
+}
+
+func TestRunWritesArtifactsAndRecords(t *testing.T) {
+	t.Parallel()
+	r, rec, root := setup(t, map[string][]byte{"rf.yaml": fixture(t, "rf.yaml")})
+	res, err := r.Run(context.Background(), Source{Bucket: "b", Key: "configs/rf.yaml", ETag: `"abc"`})
+	if err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	if res.Status != StatusSucceeded || res.Version != "rf-v2" || res.ModelType != "RandomForestClassifier" ||
+		res.ArtifactPrefix != "artifacts/rf-v2/" || res.RecordKey != "runs/"+res.RunID+".json" || res.Duplicate {
+		t.Errorf("unexpected result %+v", res)
+	}
+	if res.Accuracy < 0.9 || res.TrainSize != 105 || res.TestSize != 45 {
+		t.Errorf("accuracy %v, sizes %d/%d; want >= 0.9, 105/45", res.Accuracy, res.TrainSize, res.TestSize)
+	}
+	if res.RunID != RunID(Source{Bucket: "b", Key: "configs/rf.yaml", ETag: `"abc"`}, nil) {
+		t.Errorf("run id %s is not derived from the ETag", res.RunID)
+	}
+	wantPuts := []string{
+		"artifacts/rf-v2/model.json", "artifacts/rf-v2/metrics.json", "artifacts/rf-v2/dataset.csv",
+		"artifacts/rf-v2/config.yaml", "artifacts/rf-v2/config.resolved.json",
+		res.RecordKey, "artifacts/rf-v2/run.json",
+	}
+	if diff := cmp.Diff(wantPuts, rec.putKeys()); diff != "" {
+		t.Errorf("writes (-want +got), the run record must come last:\n%s", diff)
+	}
+	if diff := cmp.Diff(wantPuts[:5], res.Artifacts[:5]); diff != "" || res.Artifacts[5] != "artifacts/rf-v2/run.json" {
+		t.Errorf("Result.Artifacts = %v", res.Artifacts)
+	}
+
+	r1 := readRecord(t, rec, res.RecordKey)
+	r2 := readRecord(t, rec, "artifacts/rf-v2/run.json")
+	if diff := cmp.Diff(r1, r2); diff != "" {
+		t.Errorf("the two record copies differ:\n%s", diff)
+	}
+	if r1.Status != StatusSucceeded || r1.RunID != res.RunID || r1.Source.Key != "configs/rf.yaml" ||
+		r1.Source.ETag != `"abc"` || r1.ToolVersion != "test" || r1.Accuracy == nil || *r1.Accuracy != res.Accuracy ||
+		r1.DurationMS <= 0 || r1.Seeds == nil || r1.Seeds.Split != 42 || len(r1.Seeds.Derived) != 0 || r1.Error != "" {
+		t.Errorf("unexpected record %+v", r1)
+	}
+	for _, step := range []string{"parse", "split", "fit", "evaluate", "write"} {
+		if _, ok := r1.TimingsMS[step]; !ok {
+			t.Errorf("record lacks timing %q", step)
+		}
+	}
+
+	// The artifacts are usable: the model predicts, the config is the
+	// uploaded bytes, the dataset marks 45 test rows.
+	modelJSON, _ := os.ReadFile(filepath.Join(root, "artifacts", "rf-v2", "model.json"))
+	m, err := ml.Load(modelJSON)
+	if err != nil {
+		t.Fatalf("load model artifact: %v", err)
+	}
+	if got := m.ClassNames[m.Predict([]float64{6.7, 3.0, 5.2, 2.3})]; got != "virginica" {
+		t.Errorf("model predicts %s for a virginica", got)
+	}
+	cfg, _ := os.ReadFile(filepath.Join(root, "artifacts", "rf-v2", "config.yaml"))
+	if !bytes.Equal(cfg, fixture(t, "rf.yaml")) {
+		t.Error("config.yaml is not the uploaded config")
+	}
+	csv, _ := os.ReadFile(filepath.Join(root, "artifacts", "rf-v2", "dataset.csv"))
+	if n := strings.Count(string(csv), ",test\n"); n != 45 {
+		t.Errorf("dataset.csv marks %d test rows, want 45", n)
+	}
+	var metrics Metrics
+	b, _ := os.ReadFile(filepath.Join(root, "artifacts", "rf-v2", "metrics.json"))
+	if err := json.Unmarshal(b, &metrics); err != nil || metrics.Accuracy != res.Accuracy || len(metrics.ConfusionMatrix) != 3 {
+		t.Errorf("metrics.json = %+v, %v", metrics, err)
+	}
+}
+
+func TestRunIsIdempotent(t *testing.T) {
+	t.Parallel()
+	for _, src := range []Source{
+		{Bucket: "b", Key: "configs/rf.yaml", VersionID: "v1"},
+		{Bucket: "b", Key: "configs/rf.yaml", ETag: `"e"`},
+		{Bucket: "b", Key: "configs/rf.yaml"}, // content hash
+	} {
+		r, rec, root := setup(t, map[string][]byte{"rf.yaml": fixture(t, "rf.yaml")})
+		first, err := r.Run(context.Background(), src)
+		if err != nil {
+			t.Fatal(err)
+		}
+		before := snapshot(t, root)
+		nPuts := len(rec.putKeys())
+		second, err := r.Run(context.Background(), src)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !second.Duplicate || second.RunID != first.RunID || second.Accuracy != first.Accuracy ||
+			second.Status != StatusSucceeded || second.ArtifactPrefix != first.ArtifactPrefix {
+			t.Errorf("%+v: second run = %+v, want a duplicate of %+v", src, second, first)
+		}
+		if got := rec.putKeys()[nPuts:]; len(got) != 0 {
+			t.Errorf("%+v: duplicate run wrote %v", src, got)
+		}
+		if diff := cmp.Diff(before, snapshot(t, root)); diff != "" {
+			t.Errorf("%+v: files changed on re-run:\n%s", src, diff)
+		}
+		runs, _ := os.ReadDir(filepath.Join(root, "runs"))
+		if len(runs) != 1 {
+			t.Errorf("%+v: %d records, want 1", src, len(runs))
+		}
+	}
+}
+
+// snapshot maps every file under root to its content.
+func snapshot(t *testing.T, root string) map[string]string {
+	t.Helper()
+	files := map[string]string{}
+	err := filepath.WalkDir(root, func(p string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		b, err := os.ReadFile(p)
+		files[strings.TrimPrefix(p, root)] = string(b)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return files
+}
+
+// TestDeterminism: the same config from two different objects gives
+// byte-identical artifacts (all but run.json, which holds timings).
+func TestDeterminism(t *testing.T) {
+	t.Parallel()
+	body := fixture(t, "rf.yaml")
+	r, _, root := setup(t, map[string][]byte{"a.yaml": body, "b.yaml": body})
+	r2 := *r
+	r2.ArtifactPrefix = "other/"
+	resA, err := r.Run(context.Background(), Source{Key: "configs/a.yaml"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resB, err := r2.Run(context.Background(), Source{Key: "configs/b.yaml"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resA.RunID == resB.RunID {
+		t.Fatal("different keys gave the same run id")
+	}
+	for _, f := range []string{ModelFile, MetricsFile, DatasetFile, "config.yaml", ResolvedConfigFile} {
+		a, _ := os.ReadFile(filepath.Join(root, "artifacts", "rf-v2", f))
+		b, _ := os.ReadFile(filepath.Join(root, "other", "rf-v2", f))
+		if len(a) == 0 || !bytes.Equal(a, b) {
+			t.Errorf("%s differs between runs of the same config (%d vs %d bytes)", f, len(a), len(b))
+		}
+	}
+}
+
+// TestDerivedSeedsReproduce: without random states the seeds come from the
+// run id, are recorded, and the resolved config reproduces the run exactly.
+func TestDerivedSeedsReproduce(t *testing.T) {
+	t.Parallel()
+	r, _, root := setup(t, map[string][]byte{"u1.json": fixture(t, "unseeded.json"), "u2.json": fixture(t, "unseeded.json")})
+	res, err := r.Run(context.Background(), Source{Key: "configs/u1.json"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := readRecord(t, r.In, res.RecordKey)
+	if rec.Seeds == nil || !slices.Equal(rec.Seeds.Derived, []string{"split", "model"}) {
+		t.Fatalf("record seeds = %+v, want both derived", rec.Seeds)
+	}
+	dir := filepath.Join(root, "artifacts", "dt-unseeded")
+	model1, _ := os.ReadFile(filepath.Join(dir, ModelFile))
+	resolved, _ := os.ReadFile(filepath.Join(dir, ResolvedConfigFile))
+	if !bytes.Contains(resolved, []byte(`"random_state": `)) {
+		t.Fatalf("resolved config lacks random states:\n%s", resolved)
+	}
+
+	// Another object with the same unseeded content draws other seeds.
+	if _, err := r.Run(context.Background(), Source{Key: "configs/u2.json"}); err != nil {
+		t.Fatal(err)
+	}
+	model2, _ := os.ReadFile(filepath.Join(dir, ModelFile))
+	if bytes.Equal(model1, model2) {
+		t.Error("two uploads without random_state trained identical models")
+	}
+
+	// The resolved config, run as a new config, reproduces run 1's model.
+	if err := r.In.Put(context.Background(), "configs/replay.json", resolved, ""); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Run(context.Background(), Source{Key: "configs/replay.json"}); err != nil {
+		t.Fatal(err)
+	}
+	model3, _ := os.ReadFile(filepath.Join(dir, ModelFile))
+	if !bytes.Equal(model1, model3) {
+		t.Error("replaying the resolved config did not reproduce the model")
+	}
+}
+
+func TestRunFailures(t *testing.T) {
+	t.Parallel()
+	huge := append([]byte("# "), bytes.Repeat([]byte("x"), 2<<20)...)
+	tests := []struct {
+		name       string
+		src        Source
+		wantRecord bool
+		wantErr    string
+	}{
+		{"bad config", Source{Key: "configs/bad.yaml"}, true, "model.params.max_depth: must be a positive integer or null"},
+		{"oversized config", Source{Key: "configs/huge.yaml"}, true, "limit is 1048576"},
+		{"missing object with etag", Source{Key: "configs/gone.yaml", ETag: `"x"`}, true, "object not found"},
+		{"missing object without identity", Source{Key: "configs/gone.yaml"}, false, "object not found"},
+		{"test size too large for Iris", Source{Key: "configs/big-test.yaml"}, true, "leaves no training rows"},
+		{"max_features beyond the features", Source{Key: "configs/mf.yaml"}, true, "max_features: 5 is more than the 4 features"},
+		{"empty key", Source{}, false, "source key is empty"},
+	}
+	r, rec, root := setup(t, map[string][]byte{
+		"bad.yaml":      fixture(t, "bad.yaml"),
+		"huge.yaml":     huge,
+		"big-test.yaml": []byte("train_test_split: {test_size: 150}\nmodel: {type: DecisionTreeClassifier}\n"),
+		"mf.yaml":       []byte("model: {type: DecisionTreeClassifier, params: {max_features: 5}}\n"),
+	})
+	for _, tt := range tests {
+		res, err := r.Run(context.Background(), tt.src)
+		if err == nil {
+			t.Errorf("%s: Run succeeded", tt.name)
+			continue
+		}
+		if !errors.Is(err, ErrPermanent) {
+			t.Errorf("%s: error %v is not permanent", tt.name, err)
+		}
+		if !strings.Contains(err.Error(), tt.wantErr) {
+			t.Errorf("%s: error %q lacks %q", tt.name, err, tt.wantErr)
+		}
+		if res.Status != StatusFailed || res.Duplicate {
+			t.Errorf("%s: result %+v", tt.name, res)
+		}
+		if !tt.wantRecord {
+			if res.RecordKey != "" {
+				t.Errorf("%s: record key %q, want none", tt.name, res.RecordKey)
+			}
+			continue
+		}
+		got := readRecord(t, rec, res.RecordKey)
+		if got.Status != StatusFailed || !got.Permanent || !strings.Contains(got.Error, tt.wantErr) ||
+			got.RunID != res.RunID || got.Accuracy != nil || len(got.Artifacts) != 0 {
+			t.Errorf("%s: failure record %+v", tt.name, got)
+		}
+	}
+	// Nothing but failure records was written; in particular nothing
+	// escaped the root through the version.
+	for _, k := range rec.putKeys() {
+		if !strings.HasPrefix(k, "runs/") {
+			t.Errorf("failed runs wrote %s", k)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(root, "artifacts")); !os.IsNotExist(err) {
+		t.Errorf("failed runs created artifacts/ (%v)", err)
+	}
+}
+
+func TestTransientFailureThenRetry(t *testing.T) {
+	t.Parallel()
+	r, rec, root := setup(t, map[string][]byte{"rf.yaml": fixture(t, "rf.yaml")})
+	throttled := errors.New("SlowDown: please reduce your request rate")
+	rec.failPut = func(key string) error {
+		if strings.HasSuffix(key, "/metrics.json") {
+			return throttled
+		}
+		return nil
+	}
+	src := Source{Bucket: "b", Key: "configs/rf.yaml", VersionID: "3"}
+	res, err := r.Run(context.Background(), src)
+	if err == nil || errors.Is(err, ErrPermanent) || !errors.Is(err, throttled) {
+		t.Fatalf("Run error = %v, want the transient store error", err)
+	}
+	got := readRecord(t, rec, res.RecordKey)
+	if got.Status != StatusFailed || got.Permanent || !strings.Contains(got.Error, "SlowDown") || got.Version != "rf-v2" {
+		t.Errorf("failure record %+v", got)
+	}
+	if _, err := os.Stat(filepath.Join(root, "artifacts", "rf-v2", RunFile)); !os.IsNotExist(err) {
+		t.Error("a failed run marked its artifact folder complete")
+	}
+
+	// The retry succeeds and replaces the failure record: still one record.
+	rec.mu.Lock()
+	rec.failPut = nil
+	rec.mu.Unlock()
+	res2, err := r.Run(context.Background(), src)
+	if err != nil || res2.RunID != res.RunID || res2.Duplicate {
+		t.Fatalf("retry = %+v, %v", res2, err)
+	}
+	if got := readRecord(t, rec, res.RecordKey); got.Status != StatusSucceeded || got.Error != "" {
+		t.Errorf("record after retry %+v", got)
+	}
+	if runs, _ := os.ReadDir(filepath.Join(root, "runs")); len(runs) != 1 {
+		t.Errorf("%d records, want 1", len(runs))
+	}
+}
+
+func TestCancelledRunIsTransientAndRecorded(t *testing.T) {
+	t.Parallel()
+	r, rec, _ := setup(t, map[string][]byte{"rf.yaml": fixture(t, "rf.yaml")})
+	ctx, cancel := context.WithCancel(context.Background())
+	rec.failPut = func(key string) error {
+		cancel() // the job is being shut down mid-write
+		return nil
+	}
+	res, err := r.Run(ctx, Source{Key: "configs/rf.yaml", ETag: `"1"`})
+	if err == nil || errors.Is(err, ErrPermanent) || !errors.Is(err, context.Canceled) {
+		t.Fatalf("Run error = %v, want a transient context.Canceled", err)
+	}
+	if got := readRecord(t, rec, res.RecordKey); got.Status != StatusFailed || got.Permanent {
+		t.Errorf("failure record %+v", got)
+	}
+}
+
+// TestDuplicateRestoresCompletionMarker: a crash between the two record
+// writes is repaired by the next delivery without retraining.
+func TestDuplicateRestoresCompletionMarker(t *testing.T) {
+	t.Parallel()
+	r, rec, root := setup(t, map[string][]byte{"rf.yaml": fixture(t, "rf.yaml")})
+	src := Source{Key: "configs/rf.yaml", VersionID: "7"}
+	first, err := r.Run(context.Background(), src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	marker := filepath.Join(root, "artifacts", "rf-v2", RunFile)
+	want, _ := os.ReadFile(marker)
+	if err := os.Remove(marker); err != nil {
+		t.Fatal(err)
+	}
+	n := len(rec.putKeys())
+	second, err := r.Run(context.Background(), src)
+	if err != nil || !second.Duplicate || second.RunID != first.RunID {
+		t.Fatalf("second run = %+v, %v", second, err)
+	}
+	if diff := cmp.Diff([]string{"artifacts/rf-v2/run.json"}, rec.putKeys()[n:]); diff != "" {
+		t.Errorf("writes (-want +got):\n%s", diff)
+	}
+	if got, _ := os.ReadFile(marker); !bytes.Equal(got, want) {
+		t.Error("restored run.json differs from the record")
+	}
+}
+
+func TestRunnerNeedsInput(t *testing.T) {
+	t.Parallel()
+	if _, err := (&Runner{}).Run(context.Background(), Source{Key: "k"}); err == nil {
+		t.Error("Run with a nil In succeeded")
+	}
+}
+
+func TestRunAgainstMoto(t *testing.T) {
+	t.Parallel()
+	srv := motoserver.StartT(t)
+	ctx := context.Background()
+	client := s3.New(s3.Options{
+		Region: motoserver.Region, BaseEndpoint: aws.String(srv.Endpoint), UsePathStyle: true,
+		Credentials: credentials.NewStaticCredentialsProvider("testing", "testing", ""),
+	})
+	if _, err := client.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String("pipe")}); err != nil {
+		t.Fatal(err)
+	}
+	put, err := client.PutObject(ctx, &s3.PutObjectInput{
+		Bucket: aws.String("pipe"), Key: aws.String("configs/rf.yaml"), Body: bytes.NewReader(fixture(t, "rf.yaml")),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := store.NewS3(client, "pipe")
+	r := &Runner{In: s, Version: "test"}
+	src := Source{Bucket: "pipe", Key: "configs/rf.yaml", ETag: aws.ToString(put.ETag)}
+	res, err := r.Run(ctx, src)
+	if err != nil || res.Accuracy < 0.9 {
+		t.Fatalf("Run = %+v, %v", res, err)
+	}
+	for _, k := range res.Artifacts {
+		if _, err := s.Get(ctx, k); err != nil {
+			t.Errorf("artifact %s: %v", k, err)
+		}
+	}
+	again, err := r.Run(ctx, src)
+	if err != nil || !again.Duplicate {
+		t.Errorf("second run = %+v, %v; want a duplicate", again, err)
+	}
+	_, err = r.Run(ctx, Source{Bucket: "pipe", Key: "configs/missing.yaml", ETag: `"x"`})
+	if !errors.Is(err, ErrPermanent) || !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("missing object error = %v, want permanent not-found", err)
+	}
+}
