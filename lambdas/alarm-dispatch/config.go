@@ -102,7 +102,14 @@ func (c Config) WithDefaults() Config {
 // Validate reports every problem of c (after defaults) in one error that
 // wraps ErrConfig and names the environment variable of each bad setting.
 func (c Config) Validate() error {
-	c = c.WithDefaults()
+	if errs := c.WithDefaults().problems(); len(errs) > 0 {
+		return fmt.Errorf("%w: %w", ErrConfig, errors.Join(errs...))
+	}
+	return nil
+}
+
+// problems lists what is wrong with c, one error per setting.
+func (c Config) problems() []error {
 	var errs []error
 	bad := func(env, format string, args ...any) {
 		errs = append(errs, fmt.Errorf("%s: %s", env, fmt.Sprintf(format, args...)))
@@ -142,10 +149,7 @@ func (c Config) Validate() error {
 	if len(c.StartedBy) > maxStartedByLength || !startedByPattern.MatchString(c.StartedBy) {
 		bad(names.EnvStartedBy, "%q, want 1..%d of letters, digits, '-', '_' and '/'", c.StartedBy, maxStartedByLength)
 	}
-	if len(errs) > 0 {
-		return fmt.Errorf("%w: %w", ErrConfig, errors.Join(errs...))
-	}
-	return nil
+	return errs
 }
 
 // ConfigFromEnv builds a Config from environment variables looked up with
@@ -193,12 +197,11 @@ func ConfigFromEnv(lookup func(string) (string, bool)) (Config, error) {
 		}
 		*f.dst = n
 	}
+	c = c.WithDefaults()
+	// Report every problem at once: one failed deploy, one fix.
+	errs = append(errs, c.problems()...)
 	if len(errs) > 0 {
 		return Config{}, fmt.Errorf("%w: %w", ErrConfig, errors.Join(errs...))
-	}
-	c = c.WithDefaults()
-	if err := c.Validate(); err != nil {
-		return Config{}, err
 	}
 	return c, nil
 }

@@ -103,6 +103,8 @@ func TestConfigFromEnvErrors(t *testing.T) {
 		{"too many security groups", map[string]string{names.EnvSecurityGroups: "a,b,c,d,e,f"}, nil, []string{names.EnvSecurityGroups}},
 		{"bad task definition", map[string]string{names.EnvTaskDefinition: "arn:aws:ecs:us-east-1:1:cluster/x"}, nil, []string{names.EnvTaskDefinition}},
 		{"max tasks not a number", map[string]string{names.EnvMaxTasks: "ten"}, nil, []string{names.EnvMaxTasks}},
+		{"bad number and missing cluster together", map[string]string{names.EnvMaxTasks: "ten"}, []string{names.EnvCluster},
+			[]string{names.EnvMaxTasks, names.EnvCluster}},
 		{"max tasks zero", map[string]string{names.EnvMaxTasks: "0"}, nil, []string{names.EnvMaxTasks}},
 		{"max tasks negative", map[string]string{names.EnvMaxTasks: "-3"}, nil, []string{names.EnvMaxTasks}},
 		{"max tasks too big", map[string]string{names.EnvMaxTasks: "100000"}, nil, []string{names.EnvMaxTasks}},
