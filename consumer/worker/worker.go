@@ -536,7 +536,7 @@ func (c *Consumer) deadLetter(ctx context.Context, log *slog.Logger, d *delivery
 	if len(reason) > 1000 {
 		reason = reason[:1000]
 	}
-	cctx, cancel := context.WithTimeout(ctx, callTimeout)
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), callTimeout)
 	defer cancel()
 	_, err := c.sqs.SendMessage(cctx, &sqs.SendMessageInput{
 		QueueUrl:    aws.String(c.cfg.DLQURL),
@@ -571,7 +571,9 @@ func (c *Consumer) release(ctx context.Context, d *delivery, delay time.Duration
 }
 
 func (c *Consumer) changeVisibility(ctx context.Context, d *delivery, delay time.Duration) {
-	cctx, cancel := context.WithTimeout(ctx, callTimeout)
+	// Settling must work after the job's context was cancelled (that is
+	// when a release is needed most).
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), callTimeout)
 	defer cancel()
 	_, err := c.sqs.ChangeMessageVisibility(cctx, &sqs.ChangeMessageVisibilityInput{
 		QueueUrl:          aws.String(c.cfg.QueueURL),
