@@ -41,17 +41,31 @@ func BacklogExpression(s settings.Settings) string {
 // Scaling in only when it has been 0 for a while never kills a busy task.
 const IdleExpression = "visible + inflight"
 
+// WakeExpression is BacklogExpression gated on no running task: in backlog
+// mode the alarm only starts the first task and target tracking sizes the
+// service from there.
+func WakeExpression(s settings.Settings) string {
+	return fmt.Sprintf("IF(FILL(running, 0) > 0, 0, %s)", BacklogExpression(s))
+}
+
 // newScaleOutAlarm fires when the effective backlog reaches N
-// (settings.ScaleOutThreshold).
-func newScaleOutAlarm(scope constructs.Construct, q awssqs.Queue, s settings.Settings) awscloudwatch.Alarm {
+// (settings.ScaleOutThreshold). With a running-tasks metric it fires only
+// while no task runs (WakeExpression).
+func newScaleOutAlarm(scope constructs.Construct, q awssqs.Queue, s settings.Settings, running awscloudwatch.IMetric) awscloudwatch.Alarm {
+	metrics := map[string]awscloudwatch.IMetric{
+		"visible": queueMetric(q, "visible"),
+		"age":     queueMetric(q, "age"),
+	}
+	expression := BacklogExpression(s)
+	if running != nil {
+		metrics["running"] = running
+		expression = WakeExpression(s)
+	}
 	expr := awscloudwatch.NewMathExpression(&awscloudwatch.MathExpressionProps{
-		Expression: jsii.String(BacklogExpression(s)),
-		UsingMetrics: &map[string]awscloudwatch.IMetric{
-			"visible": queueMetric(q, "visible"),
-			"age":     queueMetric(q, "age"),
-		},
-		Label:  jsii.String("Effective backlog"),
-		Period: metricPeriod,
+		Expression:   jsii.String(expression),
+		UsingMetrics: &metrics,
+		Label:        jsii.String("Effective backlog"),
+		Period:       metricPeriod,
 	})
 	return expr.CreateAlarm(scope, jsii.String("BacklogAlarm"), &awscloudwatch.CreateAlarmOptions{
 		AlarmDescription: jsii.String(fmt.Sprintf(

@@ -5,6 +5,7 @@ import (
 
 	"github.com/aws/aws-cdk-go/awscdk/v2"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsapplicationautoscaling"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awscloudwatch"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awscloudwatchactions"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsec2"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsecs"
@@ -70,18 +71,32 @@ func NewAlarmServiceStack(scope constructs.Construct, id string, props *Props) a
 	for _, tier := range ScaleOutSteps(s) {
 		scaleOut.AddAdjustment(tier)
 	}
-	backlog := newScaleOutAlarm(stack, p.Queue, s)
-	backlog.AddAlarmAction(awscloudwatchactions.NewApplicationScalingAction(scaleOut))
-
+	var running awscloudwatch.IMetric
 	if s.ScalingMode == settings.ScalingBacklog {
 		// Target tracking cannot grow a service from zero tasks (it scales in
-		// proportion to the current count), so the backlog alarm's step
-		// policy above wakes the service and tracking sizes it from there.
+		// proportion to the current count), so the backlog alarm wakes the
+		// service (only while no task runs) and tracking sizes it from there.
 		// Scale-in stays with the idle alarm: tracking never removes a task.
+		running = runningTasks(p, svc)
 		newBacklogTracking(stack, target, p, svc, s)
 	}
+	newScaleOutAlarm(stack, p.Queue, s, running).AddAlarmAction(awscloudwatchactions.NewApplicationScalingAction(scaleOut))
 	applyNagSuppressions(stack)
 	return stack
+}
+
+// runningTasks is Container Insights' count of the service's running tasks.
+func runningTasks(p *Pipeline, svc awsecs.FargateService) awscloudwatch.IMetric {
+	return awscloudwatch.NewMetric(&awscloudwatch.MetricProps{
+		Namespace:  jsii.String("ECS/ContainerInsights"),
+		MetricName: jsii.String("RunningTaskCount"),
+		DimensionsMap: &map[string]*string{
+			"ClusterName": p.Cluster.ClusterName(),
+			"ServiceName": svc.ServiceName(),
+		},
+		Statistic: jsii.String("Average"),
+		Period:    metricPeriod,
+	})
 }
 
 // ScaleOutSteps are the step adjustments of the scale-out policy, bounded
@@ -150,4 +165,3 @@ func newBacklogTracking(scope constructs.Construct, target awsapplicationautosca
 		},
 	})
 }
-

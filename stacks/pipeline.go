@@ -79,12 +79,12 @@ func NewPipeline(scope constructs.Construct, id string, props *PipelineProps) *P
 	}
 
 	p.Bucket = awss3.NewBucket(c, jsii.String("Bucket"), &awss3.BucketProps{
-		BlockPublicAccess:  awss3.BlockPublicAccess_BLOCK_ALL(),
-		Encryption:         awss3.BucketEncryption_S3_MANAGED,
-		EnforceSSL:         jsii.Bool(true),
-		MinimumTLSVersion:  jsii.Number(1.2),
-		ObjectOwnership:    awss3.ObjectOwnership_BUCKET_OWNER_ENFORCED,
-		Versioned:          jsii.Bool(true),
+		BlockPublicAccess: awss3.BlockPublicAccess_BLOCK_ALL(),
+		Encryption:        awss3.BucketEncryption_S3_MANAGED,
+		EnforceSSL:        jsii.Bool(true),
+		MinimumTLSVersion: jsii.Number(1.2),
+		ObjectOwnership:   awss3.ObjectOwnership_BUCKET_OWNER_ENFORCED,
+		Versioned:         jsii.Bool(true),
 		LifecycleRules: &[]*awss3.LifecycleRule{{
 			Id:                                  jsii.String("expire-old-versions"),
 			NoncurrentVersionExpiration:         awscdk.Duration_Days(jsii.Number(float64(s.NoncurrentDays))),

@@ -1,0 +1,123 @@
+# edp — event-driven pipelines on AWS. `make help` lists the targets.
+SHELL := /usr/bin/env bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+TOOLS      := .tools/cdk
+TOOLS_BIN  := $(CURDIR)/$(TOOLS)/node_modules/.bin
+# The pinned Node 22 and CDK CLI come first on PATH, for the CLI and for the
+# jsii runtime that the Go CDK app starts.
+export PATH := $(TOOLS_BIN):$(PATH)
+export CDK_DISABLE_CLI_TELEMETRY := true
+export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
+
+CDK        := $(TOOLS_BIN)/cdk
+APP        := bin/cdk-app
+CONFIG     ?= examples/random-forest.yaml
+OUT        ?= out
+FUZZTIME   ?= 60s
+# Packages whose code is concurrent and not jsii-bound: tested under -race.
+RACE_PKGS  := ./consumer/... ./lambdas/... ./internal/...
+CDK_PKGS   := . ./stacks/...
+CFN_LINT_IGNORE := W3005
+
+.PHONY: help
+help: ## list the targets
+	@grep -E '^[a-zA-Z_%-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  \033[36m%-22s\033[0m %s\n", $$1, $$2}'
+
+# --- setup -----------------------------------------------------------------
+
+.PHONY: tools
+tools: $(TOOLS)/node_modules/.installed ## install the pinned CDK CLI and Node 22 (idempotent); check moto_server and cfn-lint
+	@command -v moto_server >/dev/null || pip install 'moto[server]' || { echo "moto_server is needed by the tests: pip install 'moto[server]'"; exit 1; }
+	@command -v cfn-lint >/dev/null || pip install cfn-lint || { echo "cfn-lint is needed by 'make lint': pip install cfn-lint"; exit 1; }
+
+$(TOOLS)/node_modules/.installed: $(TOOLS)/package.json $(TOOLS)/package-lock.json
+	@command -v npm >/dev/null || { echo "npm is needed to install the CDK CLI (Debian: apt-get install npm)"; exit 1; }
+	npm ci --prefix $(TOOLS) --no-audit --no-fund --loglevel=error
+	@touch $@
+
+# --- build -----------------------------------------------------------------
+
+.PHONY: app
+app: ## build the CDK app binary that cdk.json runs
+	go build -o $(APP) .
+
+.PHONY: build
+build: app ## build everything: CDK app, consumer, alarm-dispatch Lambda
+	go build -o bin/consumer ./consumer
+	CGO_ENABLED=0 GOOS=linux GOARCH=arm64 go build -trimpath -ldflags='-s -w' -tags lambda.norpc -o bin/alarm-dispatch/bootstrap ./lambdas/alarm-dispatch
+
+# --- run -------------------------------------------------------------------
+
+.PHONY: local
+local: ## run one pipeline job locally, no AWS (CONFIG=..., OUT=...)
+	go run ./consumer run --config $(CONFIG) --out $(OUT)
+
+# --- test ------------------------------------------------------------------
+
+.PHONY: test
+test: tools ## everything CI runs: vet, all Go tests, synth of every stack, template lint
+	$(MAKE) --no-print-directory vet
+	go test -race -count=1 $(RACE_PKGS)
+	go test -count=1 $(CDK_PKGS)
+	$(MAKE) --no-print-directory synth lint
+
+.PHONY: vet
+vet: ## gofmt check and go vet
+	@bad=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './.tools/*')); \
+	  if [ -n "$$bad" ]; then echo "gofmt needed on:"; echo "$$bad"; exit 1; fi
+	go vet ./...
+
+.PHONY: synth
+synth: tools app ## synthesize every stack into cdk.out (no AWS credentials, no Docker)
+	rm -rf cdk.out
+	$(CDK) synth --quiet
+
+.PHONY: lint
+lint: ## cfn-lint every synthesized template (run after synth)
+	@ls cdk.out/*.template.json >/dev/null 2>&1 || { echo "no templates: run 'make synth' first"; exit 1; }
+	cfn-lint --ignore-checks $(CFN_LINT_IGNORE) -- cdk.out/*.template.json
+
+.PHONY: bench
+bench: ## run the benchmarks
+	go test -run '^$$' -bench . -benchmem ./consumer/... ./lambdas/...
+
+.PHONY: fuzz
+fuzz: ## fuzz the config parser for FUZZTIME (default 60s)
+	go test -run '^$$' -fuzz FuzzParse -fuzztime $(FUZZTIME) ./consumer/config/
+
+# --- deploy ----------------------------------------------------------------
+
+.PHONY: bootstrap
+bootstrap: tools app ## cdk bootstrap the current account/region (once per account and region)
+	$(CDK) bootstrap
+
+deploy-oneoff: STACK := EdpOneOff
+deploy-alarm-service: STACK := EdpAlarmService
+deploy-alarm-dispatch: STACK := EdpAlarmDispatch
+deploy-cron: STACK := EdpCron
+destroy-oneoff: STACK := EdpOneOff
+destroy-alarm-service: STACK := EdpAlarmService
+destroy-alarm-dispatch: STACK := EdpAlarmDispatch
+destroy-cron: STACK := EdpCron
+
+.PHONY: deploy-oneoff deploy-alarm-service deploy-alarm-dispatch deploy-cron
+deploy-oneoff: ## deploy EdpOneOff (every upload starts a drain task)
+deploy-alarm-service: ## deploy EdpAlarmService (ECS service scaled 0..N by queue alarms)
+deploy-alarm-dispatch: ## deploy EdpAlarmDispatch (alarm -> SNS -> Lambda -> RunTask)
+deploy-cron: ## deploy EdpCron (scheduled drain task)
+deploy-oneoff deploy-alarm-service deploy-alarm-dispatch deploy-cron: tools app
+	$(CDK) deploy $(STACK) --require-approval broadening
+
+.PHONY: destroy-oneoff destroy-alarm-service destroy-alarm-dispatch destroy-cron
+destroy-oneoff: ## destroy EdpOneOff (bucket and queues are retained unless edp:removalPolicy=destroy)
+destroy-alarm-service: ## destroy EdpAlarmService
+destroy-alarm-dispatch: ## destroy EdpAlarmDispatch
+destroy-cron: ## destroy EdpCron
+destroy-oneoff destroy-alarm-service destroy-alarm-dispatch destroy-cron: tools app
+	$(CDK) destroy $(STACK)
+
+.PHONY: clean
+clean: ## remove build outputs (keeps installed tools)
+	rm -rf bin cdk.out out

@@ -1,0 +1,310 @@
+package stacks_test
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+
+	"github.com/aws/aws-cdk-go/awscdk/v2/assertions"
+	"github.com/aws/jsii-runtime-go"
+
+	"github.com/edp-pipelines/edp/internal/names"
+	"github.com/edp-pipelines/edp/internal/settings"
+	"github.com/edp-pipelines/edp/stacks"
+)
+
+func tpl(id string) assertions.Template { return templates[id] }
+
+func TestOneOffRuleAlsoRunsADrainTaskToldWhatWokeIt(t *testing.T) {
+	defer failOnPanic(t)
+	tp := tpl(names.StackOneOff)
+	rules := props(t, tp, "AWS::Events::Rule")
+	if len(rules) != 1 {
+		t.Fatalf("want 1 rule, got %d", len(rules))
+	}
+	targets := rules[0]["Targets"].([]any)
+	if len(targets) != 2 {
+		t.Fatalf("want 2 targets (queue and RunTask), got %d", len(targets))
+	}
+	tp.HasResourceProperties(jsii.String("AWS::Events::Rule"), map[string]any{
+		"Targets": assertions.Match_ArrayWith(&[]any{assertions.Match_ObjectLike(&map[string]any{
+			"EcsParameters": map[string]any{
+				"TaskCount": 1, "LaunchType": "FARGATE", "PlatformVersion": "LATEST", "PropagateTags": "TASK_DEFINITION",
+				"TaskDefinitionArn":    map[string]any{"Ref": assertions.Match_StringLikeRegexp(jsii.String("PipelineTask"))},
+				"NetworkConfiguration": map[string]any{"AwsVpcConfiguration": assertions.Match_ObjectLike(&map[string]any{"AssignPublicIp": "ENABLED"})},
+			},
+			"RetryPolicy":      map[string]any{"MaximumRetryAttempts": 10, "MaximumEventAgeInSeconds": 7200},
+			"DeadLetterConfig": assertions.Match_ObjectLike(&map[string]any{}),
+			"InputTransformer": map[string]any{
+				"InputPathsMap": map[string]any{"detail-bucket-name": "$.detail.bucket.name", "detail-object-key": "$.detail.object.key"},
+				"InputTemplate": assertions.Match_StringLikeRegexp(jsii.String(names.EnvTriggerKey)),
+			},
+		})}),
+	})
+	// The rule's role may run exactly this task definition in this cluster.
+	tp.HasResourceProperties(jsii.String("AWS::IAM::Policy"), map[string]any{
+		"PolicyDocument": map[string]any{"Statement": assertions.Match_ArrayWith(&[]any{assertions.Match_ObjectLike(&map[string]any{
+			"Action":    "ecs:RunTask",
+			"Resource":  map[string]any{"Ref": assertions.Match_StringLikeRegexp(jsii.String("PipelineTask"))},
+			"Condition": map[string]any{"ArnEquals": map[string]any{"ecs:cluster": map[string]any{"Fn::GetAtt": assertions.Match_AnyValue()}}},
+		})})},
+	})
+	tp.ResourceCountIs(jsii.String("AWS::ECS::Service"), jsii.Number(0))
+}
+
+func alarmByExpression(t *testing.T, tp assertions.Template, expr string) map[string]any {
+	t.Helper()
+	for _, a := range props(t, tp, "AWS::CloudWatch::Alarm") {
+		for _, m := range a["Metrics"].([]any) {
+			if m.(map[string]any)["Expression"] == expr {
+				return a
+			}
+		}
+	}
+	t.Fatalf("no alarm with expression %q", expr)
+	return nil
+}
+
+func TestAlarmServiceScalesOnBacklogOrAgeAndOnlyInWhenIdle(t *testing.T) {
+	defer failOnPanic(t)
+	tp := tpl(names.StackAlarmService)
+	tp.HasResourceProperties(jsii.String("AWS::ECS::Service"), map[string]any{
+		"DesiredCount": 0, "LaunchType": "FARGATE",
+		"NetworkConfiguration": map[string]any{"AwsvpcConfiguration": assertions.Match_ObjectLike(&map[string]any{"AssignPublicIp": "ENABLED"})},
+	})
+	tp.HasResourceProperties(jsii.String("AWS::ApplicationAutoScaling::ScalableTarget"), map[string]any{
+		"MinCapacity": 0, "MaxCapacity": 10, "ScalableDimension": "ecs:service:DesiredCount", "ServiceNamespace": "ecs",
+	})
+
+	out := alarmByExpression(t, tp, "MAX([visible, IF(age >= 900 AND visible > 0, 10, 0)])")
+	if out["Threshold"] != float64(10) || out["ComparisonOperator"] != "GreaterThanOrEqualToThreshold" || out["EvaluationPeriods"] != float64(1) {
+		t.Errorf("scale-out alarm = %v", out)
+	}
+	raw, _ := json.Marshal(out["Metrics"])
+	for _, metric := range []string{"ApproximateNumberOfMessagesVisible", "ApproximateAgeOfOldestMessage"} {
+		if !strings.Contains(string(raw), metric) {
+			t.Errorf("scale-out alarm does not use %s: %s", metric, raw)
+		}
+	}
+	idle := alarmByExpression(t, tp, stacks.IdleExpression)
+	if idle["Threshold"] != float64(0) || idle["ComparisonOperator"] != "LessThanOrEqualToThreshold" ||
+		idle["EvaluationPeriods"] != float64(5) || idle["DatapointsToAlarm"] != float64(5) || idle["TreatMissingData"] != "breaching" {
+		t.Errorf("idle alarm = %v", idle)
+	}
+
+	tp.HasResourceProperties(jsii.String("AWS::ApplicationAutoScaling::ScalingPolicy"), map[string]any{
+		"PolicyType": "StepScaling",
+		"StepScalingPolicyConfiguration": assertions.Match_ObjectLike(&map[string]any{
+			"AdjustmentType": "ChangeInCapacity",
+			"StepAdjustments": []any{
+				map[string]any{"ScalingAdjustment": 1, "MetricIntervalLowerBound": 0, "MetricIntervalUpperBound": 10},
+				map[string]any{"ScalingAdjustment": 2, "MetricIntervalLowerBound": 10, "MetricIntervalUpperBound": 40},
+				map[string]any{"ScalingAdjustment": 4, "MetricIntervalLowerBound": 40},
+			},
+		}),
+	})
+	tp.HasResourceProperties(jsii.String("AWS::ApplicationAutoScaling::ScalingPolicy"), map[string]any{
+		"PolicyType": "StepScaling",
+		"StepScalingPolicyConfiguration": assertions.Match_ObjectLike(&map[string]any{
+			"AdjustmentType":  "ExactCapacity",
+			"StepAdjustments": []any{map[string]any{"ScalingAdjustment": 0, "MetricIntervalUpperBound": 0}},
+		}),
+	})
+	// Step mode has no target tracking.
+	tp.ResourcePropertiesCountIs(jsii.String("AWS::ApplicationAutoScaling::ScalingPolicy"),
+		map[string]any{"PolicyType": "TargetTrackingScaling"}, jsii.Number(0))
+}
+
+func TestAlarmDispatchWiresAlarmTopicLambdaWithLeastPrivilege(t *testing.T) {
+	defer failOnPanic(t)
+	tp := tpl(names.StackAlarmDispatch)
+	tp.ResourceCountIs(jsii.String("AWS::ECS::Service"), jsii.Number(0))
+	tp.ResourceCountIs(jsii.String("AWS::ApplicationAutoScaling::ScalingPolicy"), jsii.Number(0))
+	tp.HasResourceProperties(jsii.String("AWS::SNS::Topic"), map[string]any{
+		"KmsMasterKeyId": map[string]any{"Fn::GetAtt": assertions.Match_ArrayWith(&[]any{"Arn"})},
+	})
+	tp.HasResourceProperties(jsii.String("AWS::KMS::Key"), map[string]any{"EnableKeyRotation": true})
+	tp.HasResourceProperties(jsii.String("AWS::SNS::TopicPolicy"), map[string]any{
+		"PolicyDocument": map[string]any{"Statement": assertions.Match_ArrayWith(&[]any{assertions.Match_ObjectLike(&map[string]any{
+			"Effect": "Deny", "Condition": map[string]any{"Bool": map[string]any{"aws:SecureTransport": "false"}},
+		})})},
+	})
+	alarm := alarmByExpression(t, tp, "MAX([visible, IF(age >= 900 AND visible > 0, 10, 0)])")
+	raw, _ := json.Marshal(alarm["AlarmActions"])
+	if !strings.Contains(string(raw), "AlarmTopic") {
+		t.Errorf("alarm does not notify the topic: %s", raw)
+	}
+	tp.HasResourceProperties(jsii.String("AWS::SNS::Subscription"), map[string]any{"Protocol": "lambda"})
+
+	env := map[string]any{}
+	for _, e := range []string{names.EnvMaxTasks, names.EnvMessagesPerTask, names.EnvCapacityProvider, names.EnvContainerName, names.EnvAssignPublicIP, names.EnvStartedBy} {
+		env[e] = assertions.Match_AnyValue()
+	}
+	env[names.EnvMaxTasks], env[names.EnvMessagesPerTask], env[names.EnvCapacityProvider] = "10", "10", "FARGATE"
+	env[names.EnvAssignPublicIP], env[names.EnvContainerName] = "ENABLED", names.ContainerName
+	for _, ref := range []string{names.EnvCluster, names.EnvTaskDefinition, names.EnvSubnets, names.EnvSecurityGroups, names.EnvQueueURL} {
+		env[ref] = assertions.Match_AnyValue()
+	}
+	tp.HasResourceProperties(jsii.String("AWS::Lambda::Function"), map[string]any{
+		"Runtime": "provided.al2023", "Handler": "bootstrap", "Architectures": []any{"arm64"},
+		"ReservedConcurrentExecutions": 1,
+		"Environment":                  map[string]any{"Variables": env},
+		"LoggingConfig":                map[string]any{"LogGroup": map[string]any{"Ref": assertions.Match_StringLikeRegexp(jsii.String("DispatchLogs"))}},
+	})
+	tp.HasResourceProperties(jsii.String("AWS::Lambda::EventInvokeConfig"), map[string]any{
+		"MaximumRetryAttempts": 2,
+		"DestinationConfig": map[string]any{"OnFailure": map[string]any{
+			"Destination": map[string]any{"Fn::GetAtt": assertions.Match_ArrayWith(&[]any{"Arn"})},
+		}},
+	})
+
+	var dispatch map[string]any
+	for id, r := range resources(t, tp, "AWS::IAM::Policy") {
+		if strings.HasPrefix(id, "DispatchRole") {
+			dispatch = r["Properties"].(map[string]any)["PolicyDocument"].(map[string]any)
+		}
+	}
+	if dispatch == nil {
+		t.Fatal("no dispatch role policy")
+	}
+	var actions []string
+	for _, s := range dispatch["Statement"].([]any) {
+		for _, a := range asList(s.(map[string]any)["Action"]) {
+			actions = append(actions, a.(string))
+		}
+	}
+	// The last three are CDK's grant for the on-failure destination queue.
+	want := "ecs:RunTask,ecs:TagResource,iam:PassRole,ecs:ListTasks,ecs:DescribeTasks,sqs:GetQueueAttributes," +
+		"logs:CreateLogStream,logs:PutLogEvents,sqs:SendMessage,sqs:GetQueueAttributes,sqs:GetQueueUrl"
+	if got := strings.Join(actions, ","); got != want {
+		t.Errorf("dispatch role actions\n got %s\nwant %s", got, want)
+	}
+	rawDoc, _ := json.Marshal(dispatch)
+	for _, frag := range []string{`"iam:PassedToService":"ecs-tasks.amazonaws.com"`, `"ecs:CreateAction":"RunTask"`, `"ecs:cluster"`} {
+		if !strings.Contains(string(rawDoc), frag) {
+			t.Errorf("dispatch policy lacks condition %s", frag)
+		}
+	}
+}
+
+func TestCronUsesEventBridgeSchedulerToRunADrainTask(t *testing.T) {
+	defer failOnPanic(t)
+	tp := tpl(names.StackCron)
+	tp.ResourceCountIs(jsii.String("AWS::Events::Rule"), jsii.Number(1)) // only the upload rule
+	tp.HasResourceProperties(jsii.String("AWS::Scheduler::Schedule"), map[string]any{
+		"ScheduleExpression":         "cron(0 2 * * ? *)",
+		"ScheduleExpressionTimezone": "UTC",
+		"FlexibleTimeWindow":         map[string]any{"Mode": "OFF"},
+		"State":                      "ENABLED",
+		"Target": assertions.Match_ObjectLike(&map[string]any{
+			"Arn": map[string]any{"Fn::GetAtt": assertions.Match_ArrayWith(&[]any{"Arn"})},
+			"EcsParameters": assertions.Match_ObjectLike(&map[string]any{
+				"TaskCount": 1, "LaunchType": "FARGATE",
+				"NetworkConfiguration": map[string]any{"AwsvpcConfiguration": assertions.Match_ObjectLike(&map[string]any{"AssignPublicIp": "ENABLED"})},
+			}),
+			"RetryPolicy":      map[string]any{"MaximumRetryAttempts": 10, "MaximumEventAgeInSeconds": 3600},
+			"DeadLetterConfig": assertions.Match_ObjectLike(&map[string]any{}),
+		}),
+	})
+}
+
+// synthVariant builds one stack alone in its own App with non-default
+// settings, checks it synthesizes with no nag findings and returns its
+// template.
+func synthVariant(t *testing.T, id string, s settings.Settings) assertions.Template {
+	t.Helper()
+	app := newApp(t)
+	st := builders[id](app, &stacks.Props{Settings: s, RepoRoot: ".."})
+	asm := app.Synth(nil)
+	if asm.GetStackByName(jsii.String(id)) == nil {
+		t.Fatalf("stack %s missing from the cloud assembly", id)
+	}
+	nag := assertions.Match_StringLikeRegexp(jsii.String("AwsSolutions-.*"))
+	raw, _ := json.Marshal(assertions.Annotations_FromStack(st).FindError(jsii.String("*"), nag))
+	if string(raw) != "[]" {
+		t.Errorf("cdk-nag errors: %s", raw)
+	}
+	return assertions.Template_FromStack(st, nil)
+}
+
+func TestEachStackSynthesizesStandalone(t *testing.T) {
+	for id := range builders {
+		t.Run(id, func(t *testing.T) {
+			defer failOnPanic(t)
+			synthVariant(t, id, defaults).ResourceCountIs(jsii.String("AWS::SQS::Queue"), jsii.Number(map[bool]float64{true: 4, false: 3}[id == names.StackAlarmDispatch]))
+		})
+	}
+}
+
+func TestBacklogModeAddsTargetTrackingOnBacklogPerTask(t *testing.T) {
+	defer failOnPanic(t)
+	s := defaults
+	s.ScalingMode, s.BacklogPerTask, s.MaxTasks = settings.ScalingBacklog, 25, 40
+	tp := synthVariant(t, names.StackAlarmService, s)
+	tp.HasResourceProperties(jsii.String("AWS::ApplicationAutoScaling::ScalableTarget"), map[string]any{"MaxCapacity": 40})
+	tp.HasResourceProperties(jsii.String("AWS::ApplicationAutoScaling::ScalingPolicy"), map[string]any{
+		"PolicyType": "TargetTrackingScaling",
+		"TargetTrackingScalingPolicyConfiguration": map[string]any{
+			"TargetValue": 25, "DisableScaleIn": true, "ScaleOutCooldown": 60,
+			"CustomizedMetricSpecification": map[string]any{"Metrics": assertions.Match_ArrayWith(&[]any{
+				assertions.Match_ObjectLike(&map[string]any{"Id": "visible", "ReturnData": false, "MetricStat": assertions.Match_ObjectLike(&map[string]any{
+					"Metric": assertions.Match_ObjectLike(&map[string]any{"Namespace": "AWS/SQS", "MetricName": "ApproximateNumberOfMessagesVisible"}),
+				})}),
+				assertions.Match_ObjectLike(&map[string]any{"Id": "running", "ReturnData": false, "MetricStat": assertions.Match_ObjectLike(&map[string]any{
+					"Metric": assertions.Match_ObjectLike(&map[string]any{"Namespace": "ECS/ContainerInsights", "MetricName": "RunningTaskCount"}),
+				})}),
+				assertions.Match_ObjectLike(&map[string]any{"Id": "backlogPerTask", "Expression": stacks.BacklogPerTaskExpression, "ReturnData": true}),
+			})},
+		},
+	})
+	// The step policy still wakes the service from zero, and only then.
+	tp.ResourcePropertiesCountIs(jsii.String("AWS::ApplicationAutoScaling::ScalingPolicy"),
+		map[string]any{"PolicyType": "StepScaling"}, jsii.Number(2))
+	wake := alarmByExpression(t, tp, "IF(FILL(running, 0) > 0, 0, MAX([visible, IF(age >= 900 AND visible > 0, 10, 0)]))")
+	raw, _ := json.Marshal(wake["Metrics"])
+	if !strings.Contains(string(raw), "RunningTaskCount") {
+		t.Errorf("wake alarm does not read running tasks: %s", raw)
+	}
+}
+
+func TestPrivateNetworkUsesEndpointsAndNoPublicIP(t *testing.T) {
+	defer failOnPanic(t)
+	s := defaults
+	s.Network = settings.NetworkPrivate
+	tp := synthVariant(t, names.StackOneOff, s)
+	tp.ResourceCountIs(jsii.String("AWS::EC2::InternetGateway"), jsii.Number(0))
+	tp.ResourceCountIs(jsii.String("AWS::EC2::NatGateway"), jsii.Number(0))
+	tp.ResourcePropertiesCountIs(jsii.String("AWS::EC2::VPCEndpoint"), map[string]any{"VpcEndpointType": "Interface"}, jsii.Number(4))
+	tp.HasResourceProperties(jsii.String("AWS::Events::Rule"), map[string]any{
+		"Targets": assertions.Match_ArrayWith(&[]any{assertions.Match_ObjectLike(&map[string]any{
+			"EcsParameters": assertions.Match_ObjectLike(&map[string]any{
+				"NetworkConfiguration": map[string]any{"AwsVpcConfiguration": assertions.Match_ObjectLike(&map[string]any{"AssignPublicIp": "DISABLED"})},
+			}),
+		})}),
+	})
+}
+
+func TestKnobsReachTheTemplate(t *testing.T) {
+	defer failOnPanic(t)
+	s := defaults
+	s.Architecture, s.CPU, s.MemoryMiB = "x86_64", 1024, 4096
+	s.MaxReceiveCount, s.QueueRetentionDays, s.VisibilityTimeoutSeconds = 5, 7, 900
+	s.Schedule, s.ScheduleTimeZone, s.LogRetentionDays = "rate(6 hours)", "Europe/Berlin", 90
+	s.RemovalPolicy = "destroy"
+	tp := synthVariant(t, names.StackCron, s)
+	tp.HasResourceProperties(jsii.String("AWS::ECS::TaskDefinition"), map[string]any{
+		"Cpu": "1024", "Memory": "4096",
+		"RuntimePlatform": map[string]any{"CpuArchitecture": "X86_64", "OperatingSystemFamily": "LINUX"},
+	})
+	tp.HasResourceProperties(jsii.String("AWS::SQS::Queue"), map[string]any{
+		"RedrivePolicy":          map[string]any{"maxReceiveCount": 5, "deadLetterTargetArn": assertions.Match_AnyValue()},
+		"MessageRetentionPeriod": 7 * 24 * 3600, "VisibilityTimeout": 900,
+	})
+	tp.HasResourceProperties(jsii.String("AWS::Scheduler::Schedule"), map[string]any{
+		"ScheduleExpression": "rate(6 hours)", "ScheduleExpressionTimezone": "Europe/Berlin",
+	})
+	tp.HasResourceProperties(jsii.String("AWS::Logs::LogGroup"), map[string]any{"RetentionInDays": 90})
+	tp.HasResource(jsii.String("AWS::S3::Bucket"), map[string]any{"DeletionPolicy": "Delete"})
+	tp.HasResource(jsii.String("AWS::SQS::Queue"), map[string]any{"DeletionPolicy": "Delete"})
+	tp.ResourceCountIs(jsii.String("Custom::S3AutoDeleteObjects"), jsii.Number(1))
+}
