@@ -1,23 +1,364 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"encoding/csv"
+	"errors"
+	"flag"
 	"fmt"
 	"io"
+	"log/slog"
+	"os"
+	"path"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"github.com/edp-pipelines/edp/consumer/config"
+	"github.com/edp-pipelines/edp/consumer/job"
+	"github.com/edp-pipelines/edp/consumer/ml"
+	"github.com/edp-pipelines/edp/consumer/store"
+	"github.com/edp-pipelines/edp/internal/names"
 )
 
-// Placeholder until the pipeline commands land (issue 3).
-func cmdRun(_ context.Context, _ []string, _, stderr io.Writer) int {
-	fmt.Fprintln(stderr, "run: not implemented yet")
-	return 1
+// cmdRun runs one pipeline job: local files by default, S3 for s3:// URLs.
+func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("run", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	cfgURL := fs.String("config", "", "pipeline config: a local file or s3://bucket/key (required)")
+	outURL := fs.String("out", "out", "where artifacts and run records go: a local directory or s3://bucket/prefix")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "usage: consumer run --config FILE|s3://bucket/key [--out DIR|s3://bucket/prefix]")
+		fmt.Fprintln(stderr, "\nRuns one training job and writes artifacts/<version>/ and runs/<run-id>.json under --out.")
+		fs.PrintDefaults()
+	}
+	if code, ok := parsePipelineFlags(fs, args); !ok {
+		return code
+	}
+	if fs.NArg() > 0 {
+		return pipelineUsage(fs, stderr, "run: unexpected argument %q", fs.Arg(0))
+	}
+	if *cfgURL == "" {
+		return pipelineUsage(fs, stderr, "run: --config is required")
+	}
+	in, err := store.ParseURL(*cfgURL)
+	if err == nil && in.IsS3() && (in.Key == "" || strings.HasSuffix(in.Key, "/")) {
+		err = fmt.Errorf("%s names a folder, not a config object", *cfgURL)
+	}
+	if err != nil {
+		return pipelineUsage(fs, stderr, "run: --config: %v", err)
+	}
+	out, err := store.ParseURL(*outURL)
+	if err != nil {
+		return pipelineUsage(fs, stderr, "run: --out: %v", err)
+	}
+
+	log := slog.New(slog.NewJSONHandler(stderr, nil)).With("command", "run", "version", version)
+	stores := &pipelineStores{}
+	runner := &job.Runner{Logger: log, Version: version}
+	var src job.Source
+	if in.IsS3() {
+		s, err := stores.s3(ctx, in.Bucket)
+		if err != nil {
+			fmt.Fprintf(stderr, "run: %v\n", err)
+			return 1
+		}
+		runner.In, src = s, job.Source{Bucket: in.Bucket, Key: in.Key}
+	} else {
+		runner.In, src = store.NewDir(filepath.Dir(in.Path)), job.Source{Key: filepath.Base(in.Path)}
+	}
+	// where renders an output key the way the user named --out.
+	var where func(key string) string
+	if out.IsS3() {
+		s, err := stores.s3(ctx, out.Bucket)
+		if err != nil {
+			fmt.Fprintf(stderr, "run: %v\n", err)
+			return 1
+		}
+		prefix := out.Key
+		if prefix != "" && !strings.HasSuffix(prefix, "/") {
+			prefix += "/"
+		}
+		runner.Out = s
+		runner.ArtifactPrefix, runner.RecordPrefix = prefix+names.ArtifactPrefix, prefix+names.RecordPrefix
+		where = func(key string) string { return "s3://" + out.Bucket + "/" + key }
+	} else {
+		runner.Out = store.NewDir(out.Path)
+		where = func(key string) string {
+			p := filepath.Join(out.Path, filepath.FromSlash(key))
+			if strings.HasSuffix(key, "/") {
+				p += string(filepath.Separator)
+			}
+			return p
+		}
+	}
+
+	res, err := runner.Run(ctx, src)
+	if err != nil {
+		fmt.Fprintf(stderr, "run: %v\n", err)
+		if res.RecordKey != "" {
+			fmt.Fprintf(stderr, "failure record: %s\n", where(res.RecordKey))
+		}
+		return 1
+	}
+	if res.Duplicate {
+		fmt.Fprintf(stdout, "already done: run %s succeeded before; nothing rewritten\n", res.RunID)
+	}
+	files := make([]string, 0, len(res.Artifacts))
+	for _, k := range res.Artifacts {
+		files = append(files, path.Base(k))
+	}
+	fmt.Fprintf(stdout, "model      %s (version %s)\n", res.ModelType, res.Version)
+	fmt.Fprintf(stdout, "accuracy   %.4f on %d test rows (%d train)\n", res.Accuracy, res.TestSize, res.TrainSize)
+	fmt.Fprintf(stdout, "artifacts  %s (%s)\n", where(res.ArtifactPrefix), strings.Join(files, ", "))
+	fmt.Fprintf(stdout, "record     %s\n", where(res.RecordKey))
+	return 0
 }
 
-func cmdValidate(_ context.Context, _ []string, _, stderr io.Writer) int {
-	fmt.Fprintln(stderr, "validate: not implemented yet")
-	return 1
+// cmdValidate checks configs without running them.
+func cmdValidate(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("validate", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "usage: consumer validate FILE|s3://bucket/key|- ...")
+		fmt.Fprintln(stderr, "\nChecks pipeline configs (YAML or JSON; - reads stdin). Exit 0 if all are valid, 1 if not.")
+	}
+	if code, ok := parsePipelineFlags(fs, args); !ok {
+		return code
+	}
+	if fs.NArg() == 0 {
+		return pipelineUsage(fs, stderr, "validate: name at least one config file")
+	}
+	stores := &pipelineStores{}
+	code := 0
+	for _, name := range fs.Args() {
+		var body []byte
+		var err error
+		if name == "-" {
+			body, err = io.ReadAll(io.LimitReader(os.Stdin, config.MaxBytes+1))
+		} else {
+			body, err = stores.read(ctx, name)
+		}
+		if err != nil {
+			fmt.Fprintf(stderr, "%s: %v\n", name, err)
+			code = 1
+			continue
+		}
+		cfg, err := config.Parse(body)
+		if err != nil {
+			var cerr *config.Error
+			if errors.As(err, &cerr) {
+				fmt.Fprintf(stderr, "%s: invalid config:\n", name)
+				for _, p := range cerr.Problems {
+					fmt.Fprintf(stderr, "  %s\n", p)
+				}
+			} else {
+				fmt.Fprintf(stderr, "%s: %v\n", name, err)
+			}
+			code = 1
+			continue
+		}
+		fmt.Fprintf(stdout, "%s: ok (%s, version %s)\n", name, cfg.Model.Type, cfg.Run.Version)
+	}
+	return code
 }
 
-func cmdPredict(_ context.Context, _ []string, _, stderr io.Writer) int {
-	fmt.Fprintln(stderr, "predict: not implemented yet")
-	return 1
+// cmdPredict classifies rows with a model.json written by run.
+func cmdPredict(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("predict", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	modelURL := fs.String("model", "", "model.json written by run: a local file or s3://bucket/key (required)")
+	csvURL := fs.String("csv", "", "CSV file with a header row naming the model's features (other columns are ignored)")
+	proba := fs.Bool("proba", false, "also print each class probability")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "usage: consumer predict --model model.json [--csv FILE] [--proba] [ROW ...]")
+		fmt.Fprintln(stderr, "\nEach ROW is the feature values in the model's order, comma separated (e.g. 5.1,3.5,1.4,0.2);")
+		fmt.Fprintln(stderr, "put -- before rows that start with a minus sign. Prints one class name per row.")
+		fs.PrintDefaults()
+	}
+	if code, ok := parsePipelineFlags(fs, args); !ok {
+		return code
+	}
+	if *modelURL == "" {
+		return pipelineUsage(fs, stderr, "predict: --model is required")
+	}
+	if fs.NArg() == 0 && *csvURL == "" {
+		return pipelineUsage(fs, stderr, "predict: give rows as arguments or --csv FILE")
+	}
+	stores := &pipelineStores{}
+	body, err := stores.read(ctx, *modelURL)
+	if err != nil {
+		fmt.Fprintf(stderr, "predict: %v\n", err)
+		return 1
+	}
+	m, err := ml.Load(body)
+	if err != nil {
+		fmt.Fprintf(stderr, "predict: %s: %v\n", *modelURL, err)
+		return 1
+	}
+	var rows [][]float64
+	for i, a := range fs.Args() {
+		row, err := parsePredictRow(strings.Split(a, ","), len(m.FeatureNames))
+		if err != nil {
+			return pipelineUsage(fs, stderr, "predict: row %d %q: %v (want %s)", i+1, a, err, strings.Join(m.FeatureNames, ","))
+		}
+		rows = append(rows, row)
+	}
+	if *csvURL != "" {
+		data, err := stores.read(ctx, *csvURL)
+		if err != nil {
+			fmt.Fprintf(stderr, "predict: %v\n", err)
+			return 1
+		}
+		more, err := predictCSVRows(data, m.FeatureNames)
+		if err != nil {
+			fmt.Fprintf(stderr, "predict: %s: %v\n", *csvURL, err)
+			return 1
+		}
+		rows = append(rows, more...)
+	}
+	p := make([]float64, len(m.ClassNames))
+	for _, row := range rows {
+		c := m.Predict(row)
+		if !*proba {
+			fmt.Fprintln(stdout, m.ClassNames[c])
+			continue
+		}
+		m.Proba(row, p)
+		parts := make([]string, len(p))
+		for i, v := range p {
+			parts[i] = fmt.Sprintf("%s=%.3f", m.ClassNames[i], v)
+		}
+		fmt.Fprintf(stdout, "%s\t%s\n", m.ClassNames[c], strings.Join(parts, " "))
+	}
+	return 0
+}
+
+// parsePipelineFlags parses args; ok is false when the caller must return
+// code (0 after -h, 2 on a flag error, which fs has already reported).
+func parsePipelineFlags(fs *flag.FlagSet, args []string) (code int, ok bool) {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0, false
+		}
+		return 2, false
+	}
+	return 0, true
+}
+
+// pipelineUsage reports a usage error and returns exit code 2.
+func pipelineUsage(fs *flag.FlagSet, stderr io.Writer, format string, args ...any) int {
+	fmt.Fprintf(stderr, format+"\n\n", args...)
+	fs.Usage()
+	return 2
+}
+
+func parsePredictRow(fields []string, n int) ([]float64, error) {
+	if len(fields) != n {
+		return nil, fmt.Errorf("has %d values, the model takes %d", len(fields), n)
+	}
+	row := make([]float64, n)
+	for i, f := range fields {
+		v, err := strconv.ParseFloat(strings.TrimSpace(f), 64)
+		if err != nil || v != v || v > 1e308 || v < -1e308 {
+			return nil, fmt.Errorf("value %d %q is not a finite number", i+1, f)
+		}
+		row[i] = v
+	}
+	return row, nil
+}
+
+// predictCSVRows reads the model's feature columns, found by header name,
+// from a CSV (such as an artifact folder's dataset.csv).
+func predictCSVRows(data []byte, features []string) ([][]float64, error) {
+	r := csv.NewReader(bytes.NewReader(data))
+	r.FieldsPerRecord = -1
+	header, err := r.Read()
+	if err != nil {
+		return nil, fmt.Errorf("read header: %w", err)
+	}
+	col := make([]int, len(features))
+	for i, f := range features {
+		col[i] = -1
+		for j, h := range header {
+			if strings.TrimSpace(h) == f {
+				col[i] = j
+			}
+		}
+		if col[i] < 0 {
+			return nil, fmt.Errorf("header lacks the model feature %q (has %s)", f, strings.Join(header, ","))
+		}
+	}
+	var rows [][]float64
+	for line := 2; ; line++ {
+		rec, err := r.Read()
+		if err == io.EOF {
+			return rows, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		fields := make([]string, len(features))
+		for i, c := range col {
+			if c >= len(rec) {
+				return nil, fmt.Errorf("line %d: missing column %s", line, features[i])
+			}
+			fields[i] = rec[c]
+		}
+		row, err := parsePredictRow(fields, len(features))
+		if err != nil {
+			return nil, fmt.Errorf("line %d: %w", line, err)
+		}
+		rows = append(rows, row)
+	}
+}
+
+// pipelineStores builds S3 stores on first use, so local runs never load
+// AWS configuration.
+type pipelineStores struct {
+	client store.S3API
+}
+
+func (p *pipelineStores) s3(ctx context.Context, bucket string) (*store.S3, error) {
+	if p.client == nil {
+		cfg, err := loadAWS(ctx)
+		if err != nil {
+			return nil, err
+		}
+		p.client = newS3(cfg)
+	}
+	return store.NewS3(p.client, bucket), nil
+}
+
+// read returns the object named by a local path or s3:// URL.
+func (p *pipelineStores) read(ctx context.Context, url string) ([]byte, error) {
+	loc, err := store.ParseURL(url)
+	if err != nil {
+		return nil, err
+	}
+	if !loc.IsS3() {
+		f, err := os.Open(loc.Path)
+		if err != nil {
+			return nil, err
+		}
+		defer f.Close()
+		b, err := io.ReadAll(io.LimitReader(f, store.MaxObjectBytes+1))
+		if err != nil {
+			return nil, fmt.Errorf("read %s: %w", loc.Path, err)
+		}
+		if len(b) > store.MaxObjectBytes {
+			return nil, fmt.Errorf("read %s: %w", loc.Path, store.ErrTooLarge)
+		}
+		return b, nil
+	}
+	s, err := p.s3(ctx, loc.Bucket)
+	if err != nil {
+		return nil, err
+	}
+	obj, err := s.Get(ctx, loc.Key)
+	if err != nil {
+		return nil, err
+	}
+	return obj.Body, nil
 }

@@ -122,7 +122,7 @@ func (j *run) duplicate(ctx context.Context) (Result, bool, error) {
 	} else if err != nil {
 		return Result{}, false, fmt.Errorf("check %s: %w", prefix+RunFile, err)
 	}
-	j.log.Info("run already succeeded; nothing rewritten", "version", prev.Version)
+	j.log.Info("run already succeeded; nothing rewritten", "artifact_version", prev.Version)
 	res := Result{
 		RunID: prev.RunID, Version: prev.Version, Status: StatusSucceeded, ModelType: prev.ModelType,
 		ArtifactPrefix: prefix, RecordKey: j.recordKey(), Duplicate: true,
@@ -166,7 +166,7 @@ func (j *run) train(ctx context.Context, body []byte) (Result, error) {
 		return Result{}, permanent(fmt.Errorf("parse config %s: %w", j.src.Key, err))
 	}
 	j.rec.Version, j.rec.ModelType = cfg.Run.Version, cfg.Model.Type
-	j.log = j.log.With("version", cfg.Run.Version)
+	j.log = j.log.With("artifact_version", cfg.Run.Version)
 
 	// Absent random states are derived from the run id: random across
 	// uploads, fixed across re-deliveries of the same one.

@@ -1,0 +1,244 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"github.com/edp-pipelines/edp/consumer/job"
+	"github.com/edp-pipelines/edp/internal/motoserver"
+)
+
+// runCLI runs the consumer with args and returns exit code, stdout, stderr.
+func runCLI(t *testing.T, args ...string) (int, string, string) {
+	t.Helper()
+	var stdout, stderr bytes.Buffer
+	code := dispatch(context.Background(), args, &stdout, &stderr)
+	return code, stdout.String(), stderr.String()
+}
+
+func readRunRecord(t *testing.T, path string) job.Record {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var r job.Record
+	if err := json.Unmarshal(b, &r); err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+func TestRunExamplesLocally(t *testing.T) {
+	t.Parallel()
+	for _, ex := range []struct{ file, version, model string }{
+		{"random-forest.yaml", "rf-v2", "RandomForestClassifier"},
+		{"decision-tree.yaml", "dt-v1", "DecisionTreeClassifier"},
+	} {
+		t.Run(ex.file, func(t *testing.T) {
+			t.Parallel()
+			out := t.TempDir()
+			code, stdout, stderr := runCLI(t, "run", "--config", filepath.Join("..", "examples", ex.file), "--out", out)
+			if code != 0 {
+				t.Fatalf("exit %d\nstdout: %s\nstderr: %s", code, stdout, stderr)
+			}
+			dir := filepath.Join(out, "artifacts", ex.version)
+			for _, want := range []string{ex.model, "accuracy", dir} {
+				if !strings.Contains(stdout, want) {
+					t.Errorf("summary lacks %q:\n%s", want, stdout)
+				}
+			}
+			// Logs are JSON lines on stderr.
+			for _, line := range strings.Split(strings.TrimSpace(stderr), "\n") {
+				if !json.Valid([]byte(line)) {
+					t.Errorf("stderr line is not JSON: %s", line)
+				}
+			}
+			rec := readRunRecord(t, filepath.Join(dir, "run.json"))
+			if rec.Status != job.StatusSucceeded || rec.Accuracy == nil || *rec.Accuracy < 0.9 {
+				t.Errorf("record %+v: want succeeded with accuracy >= 0.9", rec)
+			}
+			for _, f := range []string{"model.json", "metrics.json", "dataset.csv", "config.yaml", "config.resolved.json"} {
+				if _, err := os.Stat(filepath.Join(dir, f)); err != nil {
+					t.Errorf("artifact %s: %v", f, err)
+				}
+			}
+			if _, err := os.Stat(filepath.Join(out, "runs", rec.RunID+".json")); err != nil {
+				t.Errorf("run record: %v", err)
+			}
+
+			// Running the same file again rewrites nothing.
+			code, stdout, _ = runCLI(t, "run", "--config", filepath.Join("..", "examples", ex.file), "--out", out)
+			if code != 0 || !strings.Contains(stdout, "nothing rewritten") {
+				t.Errorf("second run: exit %d, stdout %q", code, stdout)
+			}
+
+			// The model predicts through the CLI, from rows and from the CSV.
+			model := filepath.Join(dir, "model.json")
+			code, stdout, stderr = runCLI(t, "predict", "--model", model, "5.1,3.5,1.4,0.2", "6.7,3.0,5.2,2.3")
+			if code != 0 || stdout != "setosa\nvirginica\n" {
+				t.Errorf("predict: exit %d, stdout %q, stderr %s", code, stdout, stderr)
+			}
+			code, stdout, _ = runCLI(t, "predict", "--model", model, "--csv", filepath.Join(dir, "dataset.csv"))
+			if lines := strings.Split(strings.TrimSpace(stdout), "\n"); code != 0 || len(lines) != 150 {
+				t.Errorf("predict --csv: exit %d, %d lines, want 150", code, len(lines))
+			}
+		})
+	}
+}
+
+func TestRunFailureIsRecorded(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "bad.yaml")
+	if err := os.WriteFile(cfg, []byte("model:\n  type: RandomForestClassifier\n  params: {max_depth: deep}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(dir, "out")
+	code, stdout, stderr := runCLI(t, "run", "--config", cfg, "--out", out)
+	if code != 1 || stdout != "" {
+		t.Fatalf("exit %d, stdout %q; want 1 and no summary", code, stdout)
+	}
+	if !strings.Contains(stderr, `model.params.max_depth: must be a positive integer or null, got "deep"`) ||
+		!strings.Contains(stderr, "failure record: "+filepath.Join(out, "runs")) {
+		t.Errorf("stderr lacks the error or the record location:\n%s", stderr)
+	}
+	runs, _ := filepath.Glob(filepath.Join(out, "runs", "*.json"))
+	if len(runs) != 1 {
+		t.Fatalf("%d records, want 1", len(runs))
+	}
+	if rec := readRunRecord(t, runs[0]); rec.Status != job.StatusFailed || !rec.Permanent {
+		t.Errorf("record %+v", rec)
+	}
+}
+
+func TestPipelineUsageErrors(t *testing.T) {
+	t.Parallel()
+	model := filepath.Join("..", "consumer", "ml", "testdata", "tree-model.json")
+	tests := []struct {
+		name string
+		args []string
+		code int
+		want string
+	}{
+		{"run without config", []string{"run"}, 2, "--config is required"},
+		{"run with extra argument", []string{"run", "--config", "x.yaml", "extra"}, 2, `unexpected argument "extra"`},
+		{"run with unknown flag", []string{"run", "--confg", "x.yaml"}, 2, "flag provided but not defined"},
+		{"run with bad scheme", []string{"run", "--config", "https://example.com/x.yaml"}, 2, "unsupported scheme"},
+		{"run with bucket only", []string{"run", "--config", "s3://bucket/"}, 2, "names a folder"},
+		{"run with missing file", []string{"run", "--config", "no-such-file.yaml", "--out", "-"}, 1, "object not found"},
+		{"run help", []string{"run", "-h"}, 0, "usage: consumer run"},
+		{"validate without files", []string{"validate"}, 2, "name at least one config file"},
+		{"validate missing file", []string{"validate", "no-such-file.yaml"}, 1, "no-such-file.yaml"},
+		{"predict without model", []string{"predict", "1,2,3,4"}, 2, "--model is required"},
+		{"predict without rows", []string{"predict", "--model", model}, 2, "give rows"},
+		{"predict short row", []string{"predict", "--model", model, "1,2,3"}, 2, "has 3 values, the model takes 4"},
+		{"predict non-number", []string{"predict", "--model", model, "1,2,x,4"}, 2, `value 3 "x" is not a finite number`},
+		{"predict missing model", []string{"predict", "--model", "no-such-model.json", "1,2,3,4"}, 1, "no-such-model.json"},
+		{"predict not a model", []string{"predict", "--model", filepath.Join("..", "examples", "random-forest.yaml"), "1,2,3,4"}, 1, "load model"},
+		{"predict csv without features", []string{"predict", "--model", model, "--csv", filepath.Join("..", "examples", "random-forest.yaml")}, 1, "header lacks the model feature"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			code, stdout, stderr := runCLI(t, tt.args...)
+			if code != tt.code {
+				t.Errorf("exit %d, want %d\nstdout: %s\nstderr: %s", code, tt.code, stdout, stderr)
+			}
+			if !strings.Contains(stderr, tt.want) {
+				t.Errorf("stderr lacks %q:\n%s", tt.want, stderr)
+			}
+		})
+	}
+}
+
+func TestValidate(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	bad := filepath.Join(dir, "bad.yaml")
+	if err := os.WriteFile(bad, []byte("run_config: {version: ../x}\nmodel: {type: SVC}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	good := []string{filepath.Join("..", "examples", "random-forest.yaml"), filepath.Join("..", "examples", "decision-tree.yaml")}
+	code, stdout, stderr := runCLI(t, append([]string{"validate"}, good...)...)
+	if code != 0 || strings.Count(stdout, ": ok (") != 2 || stderr != "" {
+		t.Errorf("valid examples: exit %d, stdout %q, stderr %q", code, stdout, stderr)
+	}
+	code, stdout, stderr = runCLI(t, "validate", good[0], bad)
+	if code != 1 || !strings.Contains(stdout, "random-forest.yaml: ok") {
+		t.Errorf("mixed: exit %d, stdout %q", code, stdout)
+	}
+	for _, want := range []string{bad + ": invalid config:", "  run_config.version: must be", "  model.type: must be DecisionTreeClassifier or RandomForestClassifier"} {
+		if !strings.Contains(stderr, want) {
+			t.Errorf("stderr lacks %q:\n%s", want, stderr)
+		}
+	}
+}
+
+// TestRunWithS3 runs against moto through the environment the SDK reads,
+// which is why it is not parallel (t.Setenv).
+func TestRunWithS3(t *testing.T) {
+	srv := motoserver.StartT(t)
+	for _, kv := range srv.Env() {
+		k, v, _ := strings.Cut(kv, "=")
+		t.Setenv(k, v)
+	}
+	ctx := context.Background()
+	cfg, err := loadAWS(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	client := newS3(cfg)
+	if _, err := client.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String("edp-cli")}); err != nil {
+		t.Fatal(err)
+	}
+	body, err := os.ReadFile(filepath.Join("..", "examples", "random-forest.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := client.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String("edp-cli"), Key: aws.String("configs/rf.yaml"), Body: bytes.NewReader(body)}); err != nil {
+		t.Fatal(err)
+	}
+
+	code, stdout, stderr := runCLI(t, "run", "--config", "s3://edp-cli/configs/rf.yaml", "--out", "s3://edp-cli/results")
+	if code != 0 {
+		t.Fatalf("exit %d\nstdout: %s\nstderr: %s", code, stdout, stderr)
+	}
+	if !strings.Contains(stdout, "s3://edp-cli/results/artifacts/rf-v2/") {
+		t.Errorf("summary lacks the S3 artifact location:\n%s", stdout)
+	}
+	for _, k := range []string{"model.json", "metrics.json", "dataset.csv", "config.yaml", "config.resolved.json", "run.json"} {
+		if _, err := client.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String("edp-cli"), Key: aws.String("results/artifacts/rf-v2/" + k)}); err != nil {
+			t.Errorf("artifact %s: %v", k, err)
+		}
+	}
+	list, err := client.ListObjectsV2(ctx, &s3.ListObjectsV2Input{Bucket: aws.String("edp-cli"), Prefix: aws.String("results/runs/")})
+	if err != nil || len(list.Contents) != 1 {
+		t.Errorf("run records: %v, %v; want one", list, err)
+	}
+
+	// S3 to local, and predict and validate from S3.
+	out := t.TempDir()
+	if code, stdout, stderr := runCLI(t, "run", "--config", "s3://edp-cli/configs/rf.yaml", "--out", out); code != 0 {
+		t.Fatalf("run to local: exit %d\nstdout: %s\nstderr: %s", code, stdout, stderr)
+	}
+	code, stdout, stderr = runCLI(t, "predict", "--model", "s3://edp-cli/results/artifacts/rf-v2/model.json", "6.0,2.9,4.5,1.5")
+	if code != 0 || stdout != "versicolor\n" {
+		t.Errorf("predict from S3: exit %d, stdout %q, stderr %s", code, stdout, stderr)
+	}
+	if code, stdout, _ := runCLI(t, "validate", "s3://edp-cli/configs/rf.yaml"); code != 0 || !strings.Contains(stdout, "ok") {
+		t.Errorf("validate from S3: exit %d, stdout %q", code, stdout)
+	}
+	code, _, stderr = runCLI(t, "run", "--config", "s3://edp-cli/configs/missing.yaml", "--out", out)
+	if code != 1 || !strings.Contains(stderr, "object not found") {
+		t.Errorf("missing S3 config: exit %d, stderr %s", code, stderr)
+	}
+}
