@@ -14,6 +14,11 @@ func ptr(i int64) *int64 { return &i }
 
 func readFixture(t *testing.T, name string) []byte {
 	t.Helper()
+	return readFixtureB(t, name)
+}
+
+func readFixtureB(t testing.TB, name string) []byte {
+	t.Helper()
 	b, err := os.ReadFile(filepath.Join("testdata", name))
 	if err != nil {
 		t.Fatal(err)
