@@ -1,0 +1,409 @@
+package e2e
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
+
+	"github.com/edp-pipelines/edp/consumer/job"
+	"github.com/edp-pipelines/edp/consumer/store"
+	"github.com/edp-pipelines/edp/consumer/worker"
+	"github.com/edp-pipelines/edp/internal/names"
+)
+
+// treeConfig is a small, fast decision-tree config writing to its own
+// artifact folder.
+func treeConfig(version string) string {
+	return fmt.Sprintf("run_config:\n  version: %s\nmodel:\n  type: DecisionTreeClassifier\n  params:\n    max_depth: 3\n", version)
+}
+
+// runnerProcessor runs the real pipeline job against p's bucket (the same
+// adapter cmd_queue.go uses, rebuilt here because package main cannot be
+// imported).
+func runnerProcessor(p *pipeline) worker.ProcessorFunc {
+	objects := store.NewS3(p.s3, p.bucket)
+	r := &job.Runner{In: objects, Out: objects, Version: "e2e"}
+	return func(ctx context.Context, j worker.Job) (worker.Result, error) {
+		res, err := r.Run(ctx, job.Source{Bucket: j.Bucket, Key: j.Key, VersionID: j.VersionID, ETag: j.ETag})
+		out := worker.Result{RunID: res.RunID, Duplicate: res.Duplicate}
+		if errors.Is(err, job.ErrPermanent) {
+			err = worker.Permanent(err)
+		}
+		return out, err
+	}
+}
+
+func newConsumer(t *testing.T, p *pipeline, cfg worker.Config, proc worker.Processor) *worker.Consumer {
+	t.Helper()
+	cfg.QueueURL, cfg.DLQURL, cfg.Bucket = p.queueURL, p.dlqURL, p.bucket
+	if cfg.WaitTime == 0 {
+		cfg.WaitTime = time.Second
+	}
+	if testing.Verbose() {
+		cfg.Logger = slog.New(slog.NewJSONHandler(os.Stderr, nil))
+	}
+	c, err := worker.New(cfg, p.sqs, proc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// The whole path through the real binary: upload -> EventBridge -> SQS ->
+// consumer drain -> artifacts and a succeeded run record.
+func TestUploadToArtifacts(t *testing.T) {
+	t.Parallel()
+	p := newPipeline(t, 30, 3)
+	p.put(t, "configs/team a/iris tree.yaml", treeConfig("upload-1"))
+	p.put(t, "configs/notes.txt", "not a config: the rule filters it out")
+	p.waitQueued(t, 1, 30*time.Second)
+
+	c := startChild(t, p.env(names.EnvVisibilityTimeout+"=30"), "drain")
+	if code := c.wait(t, 60*time.Second); code != 0 {
+		t.Fatalf("drain exit code %d", code)
+	}
+	recs := p.records(t)
+	r := recs["configs/team a/iris tree.yaml"]
+	if len(recs) != 1 || len(r) != 1 || r[0].Status != job.StatusSucceeded || r[0].Source.VersionID == "" {
+		t.Fatalf("records %+v: want one succeeded record for the upload, with its version id", recs)
+	}
+	for _, f := range []string{job.ModelFile, job.MetricsFile, job.RunFile} {
+		if _, ok := p.get(t, names.ArtifactPrefix+"upload-1/"+f); !ok {
+			t.Errorf("artifact %s missing", f)
+		}
+	}
+	if v, f := p.queueDepth(t, p.queueURL); v+f != 0 {
+		t.Errorf("queue still holds %d+%d messages", v, f)
+	}
+	// Logs are JSON with the run's identity; metrics are EMF on stdout.
+	c.waitLog(t, time.Second, `"msg":"job done"`, `"outcome":"succeeded"`, `"s3_key":"configs/team a/iris tree.yaml"`, `"run_id":"`+r[0].RunID+`"`)
+	if out := c.stdout.String(); !strings.Contains(out, `"JobsSucceeded":1`) || !strings.Contains(out, `"Namespace":"edp/consumer"`) {
+		t.Errorf("stdout lacks the EMF line:\n%s", out)
+	}
+}
+
+// 200 uploads drained by two concurrent consumers: 200 succeeded records,
+// none lost, none duplicated.
+func TestBatchOf200(t *testing.T) {
+	t.Parallel()
+	const n = 200
+	p := newPipeline(t, 30, 3)
+	var wg sync.WaitGroup
+	for w := range 8 {
+		wg.Go(func() {
+			for i := w; i < n; i += 8 {
+				p.put(t, fmt.Sprintf("configs/batch/c%03d.yaml", i), treeConfig(fmt.Sprintf("batch-%03d", i)))
+			}
+		})
+	}
+	wg.Wait()
+	p.waitQueued(t, n, 60*time.Second)
+
+	var total worker.Stats
+	var mu sync.Mutex
+	for range 2 {
+		wg.Go(func() {
+			c := newConsumer(t, p, worker.Config{Concurrency: 4, EmptyReceives: 2}, runnerProcessor(p))
+			st, err := c.Drain(context.Background())
+			if err != nil {
+				t.Error(err)
+			}
+			mu.Lock()
+			total.Received += st.Received
+			total.Succeeded += st.Succeeded
+			total.Duplicates += st.Duplicates
+			total.DeadLettered += st.DeadLettered
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+
+	recs := p.records(t)
+	if len(recs) != n {
+		t.Errorf("%d configs have records, want %d", len(recs), n)
+	}
+	for k, rs := range recs {
+		if len(rs) != 1 || rs[0].Status != job.StatusSucceeded {
+			t.Errorf("%s: records %+v, want exactly one succeeded", k, rs)
+		}
+	}
+	if total.Succeeded != n || total.DeadLettered != 0 {
+		t.Errorf("stats %+v: want %d succeeded", total, n)
+	}
+	if v, f := p.queueDepth(t, p.queueURL); v+f != 0 {
+		t.Errorf("queue still holds %d+%d messages", v, f)
+	}
+	if d := p.drainDLQ(t); len(d) != 0 {
+		t.Errorf("DLQ holds %d messages", len(d))
+	}
+}
+
+// A duplicated delivery of the same event yields one result.
+func TestDuplicateDeliveryIsIdempotent(t *testing.T) {
+	t.Parallel()
+	p := newPipeline(t, 30, 3)
+	p.put(t, "configs/dup.yaml", treeConfig("dup"))
+	p.waitQueued(t, 1, 30*time.Second)
+	// Copy the event (as SQS may deliver it twice) and put the original back.
+	ctx := context.Background()
+	r, err := p.sqs.ReceiveMessage(ctx, &sqs.ReceiveMessageInput{QueueUrl: aws.String(p.queueURL), MaxNumberOfMessages: 1, WaitTimeSeconds: 5})
+	if err != nil || len(r.Messages) != 1 {
+		t.Fatalf("receive the event: %v (%d messages)", err, len(r.Messages))
+	}
+	m := r.Messages[0]
+	if _, err := p.sqs.SendMessage(ctx, &sqs.SendMessageInput{QueueUrl: aws.String(p.queueURL), MessageBody: m.Body}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.sqs.ChangeMessageVisibility(ctx, &sqs.ChangeMessageVisibilityInput{QueueUrl: aws.String(p.queueURL), ReceiptHandle: m.ReceiptHandle}); err != nil {
+		t.Fatal(err)
+	}
+	// One worker, so the copies run one after the other.
+	c := newConsumer(t, p, worker.Config{Concurrency: 1, EmptyReceives: 2}, runnerProcessor(p))
+	st, err := c.Drain(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Succeeded != 2 || st.Duplicates != 1 {
+		t.Errorf("stats %+v: want 2 succeeded, 1 of them a duplicate", st)
+	}
+	if recs := p.keys(t, names.RecordPrefix); len(recs) != 1 {
+		t.Errorf("records %v, want exactly one", recs)
+	}
+}
+
+// Poison messages and permanent job failures go to the DLQ at once with a
+// reason; a bad config also leaves a failure record.
+func TestPoisonAndBadConfigGoToDLQ(t *testing.T) {
+	t.Parallel()
+	p := newPipeline(t, 30, 3)
+	ctx := context.Background()
+	p.put(t, "configs/bad.yaml", "model:\n  type: SupportVectorMachine\n")
+	p.waitQueued(t, 1, 30*time.Second)
+	for _, body := range []string{
+		"hello, queue",
+		`{"config": "s3://someone-elses-bucket/configs/x.yaml"}`,
+		`{"config": "s3://` + p.bucket + `/configs/missing.yaml"}`,
+	} {
+		if _, err := p.sqs.SendMessage(ctx, &sqs.SendMessageInput{QueueUrl: aws.String(p.queueURL), MessageBody: aws.String(body)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var calls sync.Map
+	proc := runnerProcessor(p)
+	counting := worker.ProcessorFunc(func(ctx context.Context, j worker.Job) (worker.Result, error) {
+		n, _ := calls.LoadOrStore(j.Key, new(int))
+		*n.(*int)++
+		return proc(ctx, j)
+	})
+	c := newConsumer(t, p, worker.Config{Concurrency: 2, EmptyReceives: 2}, counting)
+	st, err := c.Drain(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.DeadLettered != 4 || st.Retried != 0 {
+		t.Errorf("stats %+v: want 4 dead-lettered at once, no retries", st)
+	}
+	dlq := p.drainDLQ(t)
+	reasons := map[string]string{}
+	for _, m := range dlq {
+		reasons[m.Body] = m.Attrs[worker.AttrReason]
+		if m.Attrs[worker.AttrOriginalMessageID] == "" || m.Attrs[worker.AttrReceiveCount] != "1" {
+			t.Errorf("DLQ message %q attributes %v: want original id and receive count 1", m.Body, m.Attrs)
+		}
+	}
+	if len(dlq) != 4 {
+		t.Fatalf("DLQ holds %d messages, want 4: %v", len(dlq), reasons)
+	}
+	want := map[string]string{
+		"hello, queue": "poison",
+		`{"config": "s3://someone-elses-bucket/configs/x.yaml"}`: "not the pipeline bucket",
+	}
+	for body, reason := range want {
+		if !strings.Contains(reasons[body], reason) {
+			t.Errorf("DLQ reason for %q = %q, want it to mention %q", body, reasons[body], reason)
+		}
+	}
+	var badReason string
+	for body, r := range reasons {
+		if strings.Contains(body, `"configs/bad.yaml"`) {
+			badReason = r
+		}
+	}
+	if !strings.Contains(badReason, "SupportVectorMachine") {
+		t.Errorf("bad config DLQ reason %q: want the unknown model named (reasons: %v)", badReason, reasons)
+	}
+	recs := p.records(t)
+	if r := recs["configs/bad.yaml"]; len(r) != 1 || r[0].Status != job.StatusFailed || !strings.Contains(r[0].Error, "SupportVectorMachine") {
+		t.Errorf("bad config records %+v: want one failure record naming the model", r)
+	}
+	calls.Range(func(k, v any) bool {
+		if *v.(*int) != 1 {
+			t.Errorf("%v processed %d times, want once (no retries for permanent failures)", k, *v.(*int))
+		}
+		return true
+	})
+	if v, f := p.queueDepth(t, p.queueURL); v+f != 0 {
+		t.Errorf("queue still holds %d+%d messages", v, f)
+	}
+}
+
+// A job three times longer than the visibility timeout runs once: the
+// heartbeat keeps its message hidden from the second consumer.
+func TestHeartbeatKeepsLongJobHidden(t *testing.T) {
+	t.Parallel()
+	const visibility = 2 * time.Second
+	p := newPipeline(t, int(visibility/time.Second), 3)
+	p.put(t, "configs/long.yaml", treeConfig("long"))
+	p.waitQueued(t, 1, 30*time.Second)
+
+	var mu sync.Mutex
+	var runs []string
+	proc := runnerProcessor(p)
+	slow := worker.ProcessorFunc(func(ctx context.Context, j worker.Job) (worker.Result, error) {
+		mu.Lock()
+		runs = append(runs, j.MessageID)
+		mu.Unlock()
+		select {
+		case <-time.After(3 * visibility):
+		case <-ctx.Done():
+			return worker.Result{}, ctx.Err()
+		}
+		return proc(ctx, j)
+	})
+	var wg sync.WaitGroup
+	for range 2 {
+		wg.Go(func() {
+			c := newConsumer(t, p, worker.Config{Concurrency: 2, EmptyReceives: 3, VisibilityTimeout: visibility}, slow)
+			if _, err := c.Drain(context.Background()); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	if len(runs) != 1 {
+		t.Errorf("job started %d times (%v), want once", len(runs), runs)
+	}
+	if recs := p.records(t); len(recs["configs/long.yaml"]) != 1 || recs["configs/long.yaml"][0].Status != job.StatusSucceeded {
+		t.Errorf("records %+v, want one succeeded", recs)
+	}
+	if d := p.drainDLQ(t); len(d) != 0 {
+		t.Errorf("DLQ holds %d messages", len(d))
+	}
+}
+
+// SIGTERM while a job is mid-way (its artifact upload held by a slow S3):
+// the consumer stops receiving, finishes the job within the grace, deletes
+// the message and exits 0.
+func TestSIGTERMFinishesInFlightJob(t *testing.T) {
+	t.Parallel()
+	p := newPipeline(t, 30, 3)
+	slow := newSlowS3(t)
+	p.put(t, "configs/term.yaml", treeConfig("term"))
+	p.waitQueued(t, 1, 30*time.Second)
+
+	c := startChild(t, p.envVia(slow.URL, names.EnvVisibilityTimeout+"=30"), "serve", "-grace", "60s")
+	slow.waitHeld(t, 60*time.Second) // the job is writing artifacts now
+	if err := c.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	c.waitLog(t, 30*time.Second, "stopping: waiting for jobs in flight")
+	slow.release() // S3 answers again, within the grace
+	if code := c.wait(t, 60*time.Second); code != 0 {
+		t.Fatalf("exit code %d after SIGTERM, want 0", code)
+	}
+	if recs := p.records(t); len(recs["configs/term.yaml"]) != 1 || recs["configs/term.yaml"][0].Status != job.StatusSucceeded {
+		t.Errorf("records %+v, want the in-flight job finished", recs)
+	}
+	if v, f := p.queueDepth(t, p.queueURL); v+f != 0 {
+		t.Errorf("queue holds %d+%d messages after a clean stop", v, f)
+	}
+	// Nothing was received after the signal: one job, one receive count.
+	c.waitLog(t, time.Second, `"msg":"stopped"`, `"received":1`, `"succeeded":1`)
+}
+
+// SIGTERM when the job cannot finish within the grace: the job is cancelled,
+// its message released at once (not after the visibility timeout), the
+// process exits 0, and the next consumer completes the job.
+func TestSIGTERMReleasesUnfinishedJob(t *testing.T) {
+	t.Parallel()
+	p := newPipeline(t, 300, 3) // a release must not wait for this
+	slow := newSlowS3(t)
+	p.put(t, "configs/release.yaml", treeConfig("release"))
+	p.waitQueued(t, 1, 30*time.Second)
+
+	c := startChild(t, p.envVia(slow.URL, names.EnvVisibilityTimeout+"=300"), "serve", "-grace", "500ms")
+	slow.waitHeld(t, 60*time.Second)
+	if err := c.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if code := c.wait(t, 60*time.Second); code != 0 {
+		t.Fatalf("exit code %d after SIGTERM, want 0", code)
+	}
+	c.waitLog(t, time.Second, `"msg":"releasing message"`)
+	slow.release()
+
+	// Visible again at once: a second consumer (straight to moto) finishes it.
+	c2 := startChild(t, p.env(names.EnvVisibilityTimeout+"=300"), "drain", "-empty-receives", "2")
+	if code := c2.wait(t, 60*time.Second); code != 0 {
+		t.Fatalf("second consumer exit code %d", code)
+	}
+	recs := p.records(t)["configs/release.yaml"]
+	if len(recs) == 0 || recs[len(recs)-1].Status != job.StatusSucceeded {
+		t.Errorf("records %+v, want the job completed by the second consumer", recs)
+	}
+	if v, f := p.queueDepth(t, p.queueURL); v+f != 0 {
+		t.Errorf("queue holds %d+%d messages", v, f)
+	}
+}
+
+// SIGKILL mid-job loses nothing: the message reappears after its visibility
+// timeout and a second consumer completes the job.
+func TestSIGKILLJobCompletedBySecondConsumer(t *testing.T) {
+	t.Parallel()
+	const visibility = 3
+	p := newPipeline(t, visibility, 3)
+	slow := newSlowS3(t)
+	p.put(t, "configs/kill.yaml", treeConfig("kill"))
+	p.waitQueued(t, 1, 30*time.Second)
+
+	c := startChild(t, p.envVia(slow.URL, fmt.Sprintf("%s=%d", names.EnvVisibilityTimeout, visibility)), "serve")
+	slow.waitHeld(t, 60*time.Second)
+	if err := c.cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	c.wait(t, 10*time.Second)
+	if !c.cmd.ProcessState.Sys().(syscall.WaitStatus).Signaled() {
+		t.Fatalf("consumer was not killed: %v", c.cmd.ProcessState)
+	}
+	slow.release()
+	if recs := p.records(t); len(recs) != 0 && slices.ContainsFunc(recs["configs/kill.yaml"], func(r record) bool { return r.Status == job.StatusSucceeded }) {
+		t.Fatalf("job finished before the kill: %+v", recs)
+	}
+
+	c2 := startChild(t, p.env(fmt.Sprintf("%s=%d", names.EnvVisibilityTimeout, visibility)), "drain", "-empty-receives", "6")
+	if code := c2.wait(t, 60*time.Second); code != 0 {
+		t.Fatalf("second consumer exit code %d", code)
+	}
+	recs := p.records(t)["configs/kill.yaml"]
+	if len(recs) != 1 || recs[0].Status != job.StatusSucceeded {
+		t.Errorf("records %+v, want one succeeded record from the second consumer", recs)
+	}
+	c2.waitLog(t, time.Second, `"msg":"job done"`, `"receive_count":2`)
+	if v, f := p.queueDepth(t, p.queueURL); v+f != 0 {
+		t.Errorf("queue holds %d+%d messages", v, f)
+	}
+	if d := p.drainDLQ(t); len(d) != 0 {
+		t.Errorf("DLQ holds %d messages", len(d))
+	}
+}

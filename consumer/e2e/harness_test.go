@@ -1,0 +1,486 @@
+// Package e2e tests the queue consumer end to end against moto_server (a
+// real AWS wire-protocol emulator): uploads go through S3 -> EventBridge ->
+// SQS exactly as in AWS, and the consumer runs either in-process (with a
+// wrapper around the real job runner) or as the real binary in a child
+// process (for SIGTERM and SIGKILL).
+//
+// TestMain starts one moto_server for the package and builds the consumer
+// binary once; every test makes its own bucket, queues and rule, so tests
+// run in parallel against the one server.
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/eventbridge"
+	ebtypes "github.com/aws/aws-sdk-go-v2/service/eventbridge/types"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
+	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
+
+	"github.com/edp-pipelines/edp/internal/motoserver"
+	"github.com/edp-pipelines/edp/internal/names"
+)
+
+var (
+	moto        *motoserver.Server
+	consumerBin string // the real consumer binary, built once
+)
+
+func TestMain(m *testing.M) {
+	os.Exit(runMain(m))
+}
+
+func runMain(m *testing.M) int {
+	s, err := motoserver.Start(context.Background())
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "e2e:", err)
+		return 1
+	}
+	defer s.Stop()
+	moto = s
+	dir, err := os.MkdirTemp("", "edp-e2e-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "e2e:", err)
+		return 1
+	}
+	defer os.RemoveAll(dir)
+	consumerBin = filepath.Join(dir, "consumer")
+	build := exec.Command("go", "build", "-o", consumerBin, "github.com/edp-pipelines/edp/consumer")
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "e2e: build consumer:", err)
+		return 1
+	}
+	return m.Run()
+}
+
+// awsConfig points the SDK at the package's moto_server.
+func awsConfig() aws.Config {
+	return aws.Config{
+		Region:       motoserver.Region,
+		Credentials:  credentials.NewStaticCredentialsProvider("testing", "testing", ""),
+		BaseEndpoint: aws.String(moto.Endpoint),
+	}
+}
+
+// pipeline is one isolated copy of the infrastructure: a versioned bucket
+// sending events to EventBridge, a rule for config uploads, a work queue
+// that redrives to a DLQ after maxReceiveCount receives.
+type pipeline struct {
+	bucket, queueURL, queueArn, dlqURL string
+	s3                                 *s3.Client
+	sqs                                *sqs.Client
+}
+
+var seq atomic.Int64
+
+func newPipeline(t *testing.T, visibilityTimeout, maxReceiveCount int) *pipeline {
+	t.Helper()
+	ctx := context.Background()
+	cfg := awsConfig()
+	p := &pipeline{
+		s3:  s3.NewFromConfig(cfg, func(o *s3.Options) { o.UsePathStyle = true }),
+		sqs: sqs.NewFromConfig(cfg),
+	}
+	eb := eventbridge.NewFromConfig(cfg)
+	name := fmt.Sprintf("edp-e2e-%d-%d", os.Getpid(), seq.Add(1))
+	p.bucket = name
+
+	must := func(what string, err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+	}
+	_, err := p.s3.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String(name)})
+	must("create bucket", err)
+	_, err = p.s3.PutBucketVersioning(ctx, &s3.PutBucketVersioningInput{
+		Bucket: aws.String(name), VersioningConfiguration: &s3types.VersioningConfiguration{Status: s3types.BucketVersioningStatusEnabled},
+	})
+	must("enable versioning", err)
+	_, err = p.s3.PutBucketNotificationConfiguration(ctx, &s3.PutBucketNotificationConfigurationInput{
+		Bucket:                    aws.String(name),
+		NotificationConfiguration: &s3types.NotificationConfiguration{EventBridgeConfiguration: &s3types.EventBridgeConfiguration{}},
+	})
+	must("enable EventBridge notifications", err)
+
+	dlq, err := p.sqs.CreateQueue(ctx, &sqs.CreateQueueInput{QueueName: aws.String(name + "-dlq")})
+	must("create DLQ", err)
+	p.dlqURL = aws.ToString(dlq.QueueUrl)
+	dlqArn := queueArn(t, p.sqs, p.dlqURL)
+	redrive, _ := json.Marshal(map[string]string{"deadLetterTargetArn": dlqArn, "maxReceiveCount": strconv.Itoa(maxReceiveCount)})
+	q, err := p.sqs.CreateQueue(ctx, &sqs.CreateQueueInput{
+		QueueName: aws.String(name),
+		Attributes: map[string]string{
+			"VisibilityTimeout": strconv.Itoa(visibilityTimeout),
+			"RedrivePolicy":     string(redrive),
+		},
+	})
+	must("create queue", err)
+	p.queueURL = aws.ToString(q.QueueUrl)
+	p.queueArn = queueArn(t, p.sqs, p.queueURL)
+
+	// The same pattern as the stacks' rule: Object Created in this bucket,
+	// keys under configs/ ending in a config suffix.
+	var keys []any
+	for _, s := range names.ConfigSuffixes {
+		keys = append(keys, map[string]string{"wildcard": names.ConfigPrefix + "*" + s})
+	}
+	pattern, _ := json.Marshal(map[string]any{
+		"source": []string{"aws.s3"}, "detail-type": []string{"Object Created"},
+		"detail": map[string]any{"bucket": map[string]any{"name": []string{name}}, "object": map[string]any{"key": keys}},
+	})
+	_, err = eb.PutRule(ctx, &eventbridge.PutRuleInput{Name: aws.String(name), EventPattern: aws.String(string(pattern))})
+	must("put rule", err)
+	_, err = eb.PutTargets(ctx, &eventbridge.PutTargetsInput{
+		Rule: aws.String(name), Targets: []ebtypes.Target{{Id: aws.String("queue"), Arn: aws.String(p.queueArn)}},
+	})
+	must("put target", err)
+	return p
+}
+
+func queueArn(t *testing.T, c *sqs.Client, url string) string {
+	t.Helper()
+	out, err := c.GetQueueAttributes(context.Background(), &sqs.GetQueueAttributesInput{
+		QueueUrl: aws.String(url), AttributeNames: []sqstypes.QueueAttributeName{sqstypes.QueueAttributeNameQueueArn},
+	})
+	if err != nil {
+		t.Fatalf("queue ARN: %v", err)
+	}
+	return out.Attributes[string(sqstypes.QueueAttributeNameQueueArn)]
+}
+
+func (p *pipeline) put(t *testing.T, key, body string) {
+	t.Helper()
+	_, err := p.s3.PutObject(context.Background(), &s3.PutObjectInput{
+		Bucket: aws.String(p.bucket), Key: aws.String(key), Body: strings.NewReader(body),
+	})
+	if err != nil {
+		t.Fatalf("put %s: %v", key, err)
+	}
+}
+
+func (p *pipeline) get(t *testing.T, key string) ([]byte, bool) {
+	t.Helper()
+	out, err := p.s3.GetObject(context.Background(), &s3.GetObjectInput{Bucket: aws.String(p.bucket), Key: aws.String(key)})
+	if err != nil {
+		var nf *s3types.NoSuchKey
+		if errors.As(err, &nf) {
+			return nil, false
+		}
+		t.Fatalf("get %s: %v", key, err)
+	}
+	defer out.Body.Close()
+	b, err := io.ReadAll(out.Body)
+	if err != nil {
+		t.Fatalf("read %s: %v", key, err)
+	}
+	return b, true
+}
+
+// keys lists the bucket's keys under prefix.
+func (p *pipeline) keys(t *testing.T, prefix string) []string {
+	t.Helper()
+	var ks []string
+	pg := s3.NewListObjectsV2Paginator(p.s3, &s3.ListObjectsV2Input{Bucket: aws.String(p.bucket), Prefix: aws.String(prefix)})
+	for pg.HasMorePages() {
+		out, err := pg.NextPage(context.Background())
+		if err != nil {
+			t.Fatalf("list %s: %v", prefix, err)
+		}
+		for _, o := range out.Contents {
+			ks = append(ks, aws.ToString(o.Key))
+		}
+	}
+	return ks
+}
+
+// record is the part of a run record the tests look at.
+type record struct {
+	RunID  string `json:"run_id"`
+	Status string `json:"status"`
+	Error  string `json:"error"`
+	Source struct {
+		Bucket    string `json:"bucket"`
+		Key       string `json:"key"`
+		VersionID string `json:"version_id"`
+	} `json:"source"`
+	Version string `json:"version"`
+}
+
+// records reads every run record, keyed by source key.
+func (p *pipeline) records(t *testing.T) map[string][]record {
+	t.Helper()
+	out := map[string][]record{}
+	for _, k := range p.keys(t, names.RecordPrefix) {
+		b, ok := p.get(t, k)
+		if !ok {
+			t.Fatalf("record %s vanished", k)
+		}
+		var r record
+		if err := json.Unmarshal(b, &r); err != nil {
+			t.Fatalf("record %s: %v", k, err)
+		}
+		out[r.Source.Key] = append(out[r.Source.Key], r)
+	}
+	return out
+}
+
+// queueDepth is the number of visible plus in-flight messages of url.
+func (p *pipeline) queueDepth(t *testing.T, url string) (visible, inFlight int) {
+	t.Helper()
+	out, err := p.sqs.GetQueueAttributes(context.Background(), &sqs.GetQueueAttributesInput{
+		QueueUrl: aws.String(url),
+		AttributeNames: []sqstypes.QueueAttributeName{
+			sqstypes.QueueAttributeNameApproximateNumberOfMessages,
+			sqstypes.QueueAttributeNameApproximateNumberOfMessagesNotVisible,
+		},
+	})
+	if err != nil {
+		t.Fatalf("queue depth: %v", err)
+	}
+	visible, _ = strconv.Atoi(out.Attributes[string(sqstypes.QueueAttributeNameApproximateNumberOfMessages)])
+	inFlight, _ = strconv.Atoi(out.Attributes[string(sqstypes.QueueAttributeNameApproximateNumberOfMessagesNotVisible)])
+	return visible, inFlight
+}
+
+// waitQueued polls until the work queue holds n messages (events arrive
+// asynchronously from EventBridge).
+func (p *pipeline) waitQueued(t *testing.T, n int, timeout time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		v, f := p.queueDepth(t, p.queueURL)
+		if v+f >= n {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("queue holds %d+%d messages after %v, want %d", v, f, timeout, n)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// dlqMessage is one message found in the DLQ.
+type dlqMessage struct {
+	Body  string
+	Attrs map[string]string
+}
+
+// drainDLQ receives (and deletes) everything in the DLQ.
+func (p *pipeline) drainDLQ(t *testing.T) []dlqMessage {
+	t.Helper()
+	var out []dlqMessage
+	for empty := 0; empty < 2; {
+		r, err := p.sqs.ReceiveMessage(context.Background(), &sqs.ReceiveMessageInput{
+			QueueUrl: aws.String(p.dlqURL), MaxNumberOfMessages: 10, WaitTimeSeconds: 1,
+			MessageAttributeNames: []string{"All"},
+		})
+		if err != nil {
+			t.Fatalf("receive DLQ: %v", err)
+		}
+		if len(r.Messages) == 0 {
+			empty++
+			continue
+		}
+		for _, m := range r.Messages {
+			attrs := map[string]string{}
+			for k, v := range m.MessageAttributes {
+				attrs[k] = aws.ToString(v.StringValue)
+			}
+			out = append(out, dlqMessage{Body: aws.ToString(m.Body), Attrs: attrs})
+			_, _ = p.sqs.DeleteMessage(context.Background(), &sqs.DeleteMessageInput{QueueUrl: aws.String(p.dlqURL), ReceiptHandle: m.ReceiptHandle})
+		}
+	}
+	return out
+}
+
+// env is the child consumer's environment for this pipeline.
+func (p *pipeline) env(extra ...string) []string {
+	e := append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME")}, moto.Env()...)
+	e = append(e,
+		names.EnvQueueURL+"="+p.queueURL,
+		names.EnvDLQURL+"="+p.dlqURL,
+		names.EnvBucket+"="+p.bucket,
+		names.EnvWaitSeconds+"=1",
+	)
+	return append(e, extra...)
+}
+
+// child is a running consumer binary.
+type child struct {
+	cmd    *exec.Cmd
+	stdout *syncBuffer
+	stderr *syncBuffer
+	done   chan struct{}
+	err    error
+}
+
+func startChild(t *testing.T, env []string, args ...string) *child {
+	t.Helper()
+	c := &child{cmd: exec.Command(consumerBin, args...), stdout: &syncBuffer{}, stderr: &syncBuffer{}, done: make(chan struct{})}
+	c.cmd.Env = env
+	c.cmd.Stdout, c.cmd.Stderr = c.stdout, c.stderr
+	if err := c.cmd.Start(); err != nil {
+		t.Fatalf("start consumer: %v", err)
+	}
+	go func() { c.err = c.cmd.Wait(); close(c.done) }()
+	t.Cleanup(func() {
+		select {
+		case <-c.done:
+		default:
+			_ = c.cmd.Process.Kill()
+			<-c.done
+		}
+		if t.Failed() {
+			t.Logf("consumer %v stderr:\n%s", args, c.stderr.String())
+		}
+	})
+	return c
+}
+
+// wait waits for the child to exit and returns its exit code.
+func (c *child) wait(t *testing.T, timeout time.Duration) int {
+	t.Helper()
+	select {
+	case <-c.done:
+	case <-time.After(timeout):
+		t.Fatalf("consumer still running after %v", timeout)
+	}
+	if c.err == nil {
+		return 0
+	}
+	var ee *exec.ExitError
+	if errors.As(c.err, &ee) {
+		return ee.ExitCode()
+	}
+	t.Fatalf("consumer: %v", c.err)
+	return -1
+}
+
+// waitLog polls the child's log until a line contains all of parts.
+func (c *child) waitLog(t *testing.T, timeout time.Duration, parts ...string) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		for _, l := range strings.Split(c.stderr.String(), "\n") {
+			if containsAll(l, parts) {
+				return
+			}
+		}
+		select {
+		case <-c.done:
+			t.Fatalf("consumer exited before logging %q", parts)
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no log line with %q after %v", parts, timeout)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func containsAll(s string, parts []string) bool {
+	for _, p := range parts {
+		if !strings.Contains(s, p) {
+			return false
+		}
+	}
+	return true
+}
+
+// syncBuffer is a bytes.Buffer safe for a writer and a reader goroutine.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// envVia is env with every AWS call going through endpoint (a proxy).
+func (p *pipeline) envVia(endpoint string, extra ...string) []string {
+	// exec uses the last of duplicate keys, so this overrides moto's.
+	return append(p.env(extra...), "AWS_ENDPOINT_URL="+endpoint)
+}
+
+// slowS3 is a proxy to moto that holds every artifact upload until
+// released: a slow S3, and a reliable "the job is mid-way" signal.
+type slowS3 struct {
+	URL      string
+	held     chan struct{}
+	heldOnce sync.Once
+	released chan struct{}
+	relOnce  sync.Once
+}
+
+func newSlowS3(t *testing.T) *slowS3 {
+	t.Helper()
+	target, err := url.Parse(moto.Endpoint)
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := httputil.NewSingleHostReverseProxy(target)
+	// Requests of a killed consumer end in errors that are expected here.
+	proxy.ErrorLog = log.New(io.Discard, "", 0)
+	s := &slowS3{held: make(chan struct{}), released: make(chan struct{})}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPut && strings.Contains(r.URL.Path, "/"+names.ArtifactPrefix) {
+			s.heldOnce.Do(func() { close(s.held) })
+			select {
+			case <-s.released:
+			case <-r.Context().Done(): // the client gave up or was killed
+				return
+			}
+		}
+		proxy.ServeHTTP(w, r)
+	}))
+	s.URL = srv.URL
+	t.Cleanup(func() { s.release(); srv.Close() })
+	return s
+}
+
+// waitHeld waits until an artifact upload is being held.
+func (s *slowS3) waitHeld(t *testing.T, timeout time.Duration) {
+	t.Helper()
+	select {
+	case <-s.held:
+	case <-time.After(timeout):
+		t.Fatalf("no artifact upload within %v", timeout)
+	}
+}
+
+// release lets held and later uploads through.
+func (s *slowS3) release() { s.relOnce.Do(func() { close(s.released) }) }
