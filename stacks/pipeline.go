@@ -195,13 +195,13 @@ var ImageExcludes = []string{
 	"**/testdata", "**/*_test.go",
 }
 
-// ConfigEventPattern matches S3 "Object Created" events for keys under
-// names.ConfigPrefix that end in one of names.ConfigSuffixes. Filtering here,
-// not in code, means other uploads never cost a message or a task.
+// ConfigEventPattern is names.ConfigEventPattern in CDK form (the bucket
+// name is a token here). Filtering in the pattern, not in code, means other
+// uploads never cost a message or a task.
 func ConfigEventPattern(bucketName *string) *awsevents.EventPattern {
-	keys := make([]interface{}, 0, len(names.ConfigSuffixes))
-	for _, suffix := range names.ConfigSuffixes {
-		keys = append(keys, map[string]interface{}{"wildcard": names.ConfigPrefix + "*" + suffix})
+	var keys []interface{}
+	for _, f := range names.ConfigKeyFilters() {
+		keys = append(keys, f)
 	}
 	return &awsevents.EventPattern{
 		Source:     jsii.Strings("aws.s3"),

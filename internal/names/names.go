@@ -45,6 +45,33 @@ func IsConfigKey(key string) bool {
 	return false
 }
 
+// ConfigKeyFilters are the EventBridge content filters on
+// detail.object.key that select config uploads: one wildcard per suffix,
+// e.g. {"wildcard": "configs/*.yaml"}. ("*" also matches "/", so configs in
+// sub-folders of ConfigPrefix trigger runs too.)
+func ConfigKeyFilters() []map[string]string {
+	out := make([]map[string]string, 0, len(ConfigSuffixes))
+	for _, s := range ConfigSuffixes {
+		out = append(out, map[string]string{"wildcard": ConfigPrefix + "*" + s})
+	}
+	return out
+}
+
+// ConfigEventPattern is the EventBridge event pattern of the upload rule for
+// bucket, as a JSON-ready value: S3 "Object Created" events whose key passes
+// ConfigKeyFilters. The stacks deploy exactly this pattern; tests put it on
+// an emulated bus.
+func ConfigEventPattern(bucket string) map[string]any {
+	return map[string]any{
+		"source":      []string{"aws.s3"},
+		"detail-type": []string{"Object Created"},
+		"detail": map[string]any{
+			"bucket": map[string]any{"name": []string{bucket}},
+			"object": map[string]any{"key": ConfigKeyFilters()},
+		},
+	}
+}
+
 // ContainerName is the name of the consumer container in every task definition.
 const ContainerName = "consumer"
 
