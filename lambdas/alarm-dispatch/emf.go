@@ -19,24 +19,6 @@ const (
 	MetricRunningTasks   = "RunningTasks"
 )
 
-// outcome is what one dispatch decided and achieved.
-type outcome struct {
-	// Backlog is visible plus in-flight messages.
-	Backlog int64
-	// Running counts consumer tasks of the family with desired status
-	// RUNNING (pending ones included), capped at MaxTasks.
-	Running int
-	// Requested is the number of tasks the formula asked for.
-	Requested int
-	// Started is the number of tasks RunTask returned.
-	Started int
-	// Failed is Requested minus Started minus Skipped: tasks still missing.
-	Failed int
-	// Skipped counts tasks of batches that an earlier attempt at the same
-	// state change already sent (ECS answered ConflictException).
-	Skipped int
-}
-
 // emfMetric is one metric definition of an EMF directive.
 type emfMetric struct {
 	Name string `json:"Name"`

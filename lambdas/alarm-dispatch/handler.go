@@ -146,6 +146,24 @@ func (h *Handler) Handle(ctx context.Context, ev events.SNSEvent) error {
 	return errors.Join(errs...)
 }
 
+// outcome is what one dispatch decided and achieved.
+type outcome struct {
+	// Backlog is visible plus in-flight messages.
+	Backlog int64
+	// Running counts consumer tasks of the family with desired status
+	// RUNNING (pending ones included), capped at MaxTasks.
+	Running int
+	// Requested is the number of tasks the formula asked for.
+	Requested int
+	// Started is the number of tasks RunTask returned.
+	Started int
+	// Failed is Requested minus Started minus Skipped: tasks still missing.
+	Failed int
+	// Skipped counts tasks of batches that an earlier attempt at the same
+	// state change already sent (ECS answered ConflictException).
+	Skipped int
+}
+
 // tasksToStart is the dispatch formula:
 // min(maxTasks − running, ceil(backlog / perTask)), never negative. With a
 // backlog and room below maxTasks it is at least one.
