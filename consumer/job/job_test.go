@@ -300,6 +300,7 @@ func TestRunFailures(t *testing.T) {
 		{"missing object without identity", Source{Key: "configs/gone.yaml"}, false, "object not found"},
 		{"test size too large for Iris", Source{Key: "configs/big-test.yaml"}, true, "leaves no training rows"},
 		{"max_features beyond the features", Source{Key: "configs/mf.yaml"}, true, "max_features: 5 is more than the 4 features"},
+		{"stratified test set smaller than the classes", Source{Key: "configs/strat.yaml"}, true, "stratified split needs at least 3"},
 		{"empty key", Source{}, false, "source key is empty"},
 	}
 	r, rec, root := setup(t, map[string][]byte{
@@ -307,6 +308,7 @@ func TestRunFailures(t *testing.T) {
 		"huge.yaml":     huge,
 		"big-test.yaml": []byte("train_test_split: {test_size: 150}\nmodel: {type: DecisionTreeClassifier}\n"),
 		"mf.yaml":       []byte("model: {type: DecisionTreeClassifier, params: {max_features: 5}}\n"),
+		"strat.yaml":    []byte("train_test_split: {test_size: 2, stratify: true}\nmodel: {type: DecisionTreeClassifier}\n"),
 	})
 	for _, tt := range tests {
 		res, err := r.Run(context.Background(), tt.src)

@@ -97,7 +97,7 @@ func TestTrainTestSplit(t *testing.T) {
 		t.Errorf("unshuffled split must take the last rows as test: train[0]=%d test[0]=%d", train[0], test[0])
 	}
 
-	for _, n := range []int{45, 38, 1, 149} {
+	for _, n := range []int{45, 38, 3, 147} {
 		train, test, err = TrainTestSplit(d, SplitOptions{TestCount: n, Shuffle: true, Stratify: true, Seed: 7})
 		if err != nil {
 			t.Fatal(err)
@@ -113,7 +113,10 @@ func TestTrainTestSplit(t *testing.T) {
 			}
 		}
 	}
-	for _, o := range []SplitOptions{{TestCount: 0}, {TestCount: 150}, {TestCount: 10, Stratify: true}} {
+	for _, o := range []SplitOptions{
+		{TestCount: 0}, {TestCount: 150}, {TestCount: 10, Stratify: true},
+		{TestCount: 2, Shuffle: true, Stratify: true}, {TestCount: 148, Shuffle: true, Stratify: true},
+	} {
 		if _, _, err := TrainTestSplit(d, o); err == nil {
 			t.Errorf("TrainTestSplit(%+v) succeeded, want error", o)
 		}

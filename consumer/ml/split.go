@@ -47,6 +47,11 @@ func TrainTestSplit(d *Dataset, o SplitOptions) (train, test []int, err error) {
 		}
 		return train, test, nil
 	}
+	if o.Stratify && (o.TestCount < len(d.ClassNames) || n-o.TestCount < len(d.ClassNames)) {
+		// scikit-learn refuses these too: a stratified set must be able to
+		// hold every class.
+		return nil, nil, fmt.Errorf("split %d rows: a stratified split needs at least %d (the number of classes) rows in each set, got %d test rows", n, len(d.ClassNames), o.TestCount)
+	}
 	r := NewRand(o.Seed)
 	if !o.Stratify {
 		perm := r.Perm(n)
