@@ -97,7 +97,7 @@ type pipeline struct {
 
 var seq atomic.Int64
 
-func newPipeline(t *testing.T, visibilityTimeout, maxReceiveCount int) *pipeline {
+func newPipeline(t testing.TB, visibilityTimeout, maxReceiveCount int) *pipeline {
 	t.Helper()
 	ctx := context.Background()
 	cfg := awsConfig()
@@ -162,7 +162,7 @@ func newPipeline(t *testing.T, visibilityTimeout, maxReceiveCount int) *pipeline
 	return p
 }
 
-func queueArn(t *testing.T, c *sqs.Client, url string) string {
+func queueArn(t testing.TB, c *sqs.Client, url string) string {
 	t.Helper()
 	out, err := c.GetQueueAttributes(context.Background(), &sqs.GetQueueAttributesInput{
 		QueueUrl: aws.String(url), AttributeNames: []sqstypes.QueueAttributeName{sqstypes.QueueAttributeNameQueueArn},
@@ -173,7 +173,7 @@ func queueArn(t *testing.T, c *sqs.Client, url string) string {
 	return out.Attributes[string(sqstypes.QueueAttributeNameQueueArn)]
 }
 
-func (p *pipeline) put(t *testing.T, key, body string) {
+func (p *pipeline) put(t testing.TB, key, body string) {
 	t.Helper()
 	_, err := p.s3.PutObject(context.Background(), &s3.PutObjectInput{
 		Bucket: aws.String(p.bucket), Key: aws.String(key), Body: strings.NewReader(body),
@@ -183,7 +183,7 @@ func (p *pipeline) put(t *testing.T, key, body string) {
 	}
 }
 
-func (p *pipeline) get(t *testing.T, key string) ([]byte, bool) {
+func (p *pipeline) get(t testing.TB, key string) ([]byte, bool) {
 	t.Helper()
 	out, err := p.s3.GetObject(context.Background(), &s3.GetObjectInput{Bucket: aws.String(p.bucket), Key: aws.String(key)})
 	if err != nil {
@@ -202,7 +202,7 @@ func (p *pipeline) get(t *testing.T, key string) ([]byte, bool) {
 }
 
 // keys lists the bucket's keys under prefix.
-func (p *pipeline) keys(t *testing.T, prefix string) []string {
+func (p *pipeline) keys(t testing.TB, prefix string) []string {
 	t.Helper()
 	var ks []string
 	pg := s3.NewListObjectsV2Paginator(p.s3, &s3.ListObjectsV2Input{Bucket: aws.String(p.bucket), Prefix: aws.String(prefix)})
@@ -232,7 +232,7 @@ type record struct {
 }
 
 // records reads every run record, keyed by source key.
-func (p *pipeline) records(t *testing.T) map[string][]record {
+func (p *pipeline) records(t testing.TB) map[string][]record {
 	t.Helper()
 	out := map[string][]record{}
 	for _, k := range p.keys(t, names.RecordPrefix) {
@@ -250,7 +250,7 @@ func (p *pipeline) records(t *testing.T) map[string][]record {
 }
 
 // queueDepth is the number of visible plus in-flight messages of url.
-func (p *pipeline) queueDepth(t *testing.T, url string) (visible, inFlight int) {
+func (p *pipeline) queueDepth(t testing.TB, url string) (visible, inFlight int) {
 	t.Helper()
 	out, err := p.sqs.GetQueueAttributes(context.Background(), &sqs.GetQueueAttributesInput{
 		QueueUrl: aws.String(url),
@@ -269,7 +269,7 @@ func (p *pipeline) queueDepth(t *testing.T, url string) (visible, inFlight int) 
 
 // waitQueued polls until the work queue holds n messages (events arrive
 // asynchronously from EventBridge).
-func (p *pipeline) waitQueued(t *testing.T, n int, timeout time.Duration) {
+func (p *pipeline) waitQueued(t testing.TB, n int, timeout time.Duration) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for {
@@ -291,7 +291,7 @@ type dlqMessage struct {
 }
 
 // drainDLQ receives (and deletes) everything in the DLQ.
-func (p *pipeline) drainDLQ(t *testing.T) []dlqMessage {
+func (p *pipeline) drainDLQ(t testing.TB) []dlqMessage {
 	t.Helper()
 	var out []dlqMessage
 	for empty := 0; empty < 2; {
@@ -339,7 +339,7 @@ type child struct {
 	err    error
 }
 
-func startChild(t *testing.T, env []string, args ...string) *child {
+func startChild(t testing.TB, env []string, args ...string) *child {
 	t.Helper()
 	c := &child{cmd: exec.Command(consumerBin, args...), stdout: &syncBuffer{}, stderr: &syncBuffer{}, done: make(chan struct{})}
 	c.cmd.Env = env
@@ -363,7 +363,7 @@ func startChild(t *testing.T, env []string, args ...string) *child {
 }
 
 // wait waits for the child to exit and returns its exit code.
-func (c *child) wait(t *testing.T, timeout time.Duration) int {
+func (c *child) wait(t testing.TB, timeout time.Duration) int {
 	t.Helper()
 	select {
 	case <-c.done:
@@ -382,7 +382,7 @@ func (c *child) wait(t *testing.T, timeout time.Duration) int {
 }
 
 // waitLog polls the child's log until a line contains all of parts.
-func (c *child) waitLog(t *testing.T, timeout time.Duration, parts ...string) {
+func (c *child) waitLog(t testing.TB, timeout time.Duration, parts ...string) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for {
@@ -446,7 +446,7 @@ type slowS3 struct {
 	relOnce  sync.Once
 }
 
-func newSlowS3(t *testing.T) *slowS3 {
+func newSlowS3(t testing.TB) *slowS3 {
 	t.Helper()
 	target, err := url.Parse(moto.Endpoint)
 	if err != nil {
@@ -473,7 +473,7 @@ func newSlowS3(t *testing.T) *slowS3 {
 }
 
 // waitHeld waits until an artifact upload is being held.
-func (s *slowS3) waitHeld(t *testing.T, timeout time.Duration) {
+func (s *slowS3) waitHeld(t testing.TB, timeout time.Duration) {
 	t.Helper()
 	select {
 	case <-s.held:
