@@ -25,6 +25,11 @@ import (
 
 func fixture(t *testing.T, name string) []byte {
 	t.Helper()
+	return readBenchFixture(t, name)
+}
+
+func readBenchFixture(t testing.TB, name string) []byte {
+	t.Helper()
 	b, err := os.ReadFile(filepath.Join("testdata", name))
 	if err != nil {
 		t.Fatal(err)

@@ -76,6 +76,16 @@ type Tree struct {
 	value     []float64 // nClasses class fractions per node, flattened
 }
 
+// clone returns a copy of t backed by exactly sized arrays.
+func (t *Tree) clone() *Tree {
+	return &Tree{
+		nClasses: t.nClasses, left: slices.Clone(t.left), right: slices.Clone(t.right),
+		feature: slices.Clone(t.feature), threshold: slices.Clone(t.threshold),
+		impurity: slices.Clone(t.impurity), nSamples: slices.Clone(t.nSamples),
+		wSamples: slices.Clone(t.wSamples), value: slices.Clone(t.value),
+	}
+}
+
 // NodeCount returns the number of nodes.
 func (t *Tree) NodeCount() int { return len(t.left) }
 
@@ -130,21 +140,22 @@ func (t *Tree) proba(x []float64) []float64 {
 // node splits, so finding a split is a linear scan. Its scratch buffers are
 // reused across the trees a forest worker fits.
 type builder struct {
-	x         []float64
-	nf        int
-	y         []int
-	nc        int
-	w         []float64
-	p         TreeParams
-	entropy   bool
-	rng       *rand.Rand
-	presorted [][]int32 // per feature: all rows by (value, row)
-	order     [][]int32 // per feature: current tree's samples, node segments sorted
-	scratch   []int32
-	goesLeft  []bool
-	feats     []int
-	counts    []float64 // left, right, total class counts: 3*nc
-	tree      *Tree
+	x           []float64
+	nf          int
+	y           []int
+	nc          int
+	w           []float64
+	p           TreeParams
+	entropy     bool
+	rng         *rand.Rand
+	presorted   [][]int32 // per feature: all rows by (value, row)
+	order       [][]int32 // per feature: current tree's samples, node segments sorted
+	scratch     []int32
+	goesLeft    []bool
+	feats       []int
+	counts      []float64 // left, right, total class counts: 3*nc
+	tree        *Tree     // the tree being grown (scratchTree)
+	scratchTree *Tree
 }
 
 // presort orders every row of d by each feature (ties by row index, so the
@@ -187,6 +198,15 @@ func newBuilder(d *Dataset, p TreeParams, presorted [][]int32) *builder {
 	for f := range b.order {
 		b.order[f] = make([]int32, 0, n)
 	}
+	// A binary tree over n samples has at most 2n-1 nodes, so the scratch
+	// arrays never grow.
+	m := 2 * n
+	b.scratchTree = &Tree{
+		left: make([]int32, 0, m), right: make([]int32, 0, m), feature: make([]int32, 0, m),
+		threshold: make([]float64, 0, m), impurity: make([]float64, 0, m),
+		nSamples: make([]int32, 0, m), wSamples: make([]float64, 0, m),
+		value: make([]float64, 0, m*b.nc),
+	}
 	return b
 }
 
@@ -206,20 +226,17 @@ func (b *builder) fit(w []float64, rng *rand.Rand) *Tree {
 	for i := range b.feats {
 		b.feats[i] = i
 	}
-	guess := 2 * len(b.order[0])
-	b.tree = &Tree{
-		nClasses:  b.nc,
-		left:      make([]int32, 0, guess),
-		right:     make([]int32, 0, guess),
-		feature:   make([]int32, 0, guess),
-		threshold: make([]float64, 0, guess),
-		impurity:  make([]float64, 0, guess),
-		nSamples:  make([]int32, 0, guess),
-		wSamples:  make([]float64, 0, guess),
-		value:     make([]float64, 0, guess*b.nc),
+	// Grow into reusable scratch arrays, then copy out exactly sized ones:
+	// the node count is unknown up front and typically far below its bound.
+	st := b.scratchTree
+	*st = Tree{
+		nClasses: b.nc, left: st.left[:0], right: st.right[:0], feature: st.feature[:0],
+		threshold: st.threshold[:0], impurity: st.impurity[:0], nSamples: st.nSamples[:0],
+		wSamples: st.wSamples[:0], value: st.value[:0],
 	}
+	b.tree = st
 	b.grow(0, len(b.order[0]), 0)
-	t := b.tree
+	t := st.clone()
 	b.tree, b.w, b.rng = nil, nil, nil
 	return t
 }
