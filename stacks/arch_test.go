@@ -140,7 +140,7 @@ func TestAlarmDispatchWiresAlarmTopicLambdaWithLeastPrivilege(t *testing.T) {
 	for _, e := range []string{names.EnvMaxTasks, names.EnvMessagesPerTask, names.EnvCapacityProvider, names.EnvContainerName, names.EnvAssignPublicIP, names.EnvStartedBy} {
 		env[e] = assertions.Match_AnyValue()
 	}
-	env[names.EnvMaxTasks], env[names.EnvMessagesPerTask], env[names.EnvCapacityProvider] = "10", "10", "FARGATE"
+	env[names.EnvMaxTasks], env[names.EnvMessagesPerTask], env[names.EnvCapacityProvider] = "10", "100", "FARGATE"
 	env[names.EnvAssignPublicIP], env[names.EnvContainerName] = "ENABLED", names.ContainerName
 	for _, ref := range []string{names.EnvCluster, names.EnvTaskDefinition, names.EnvSubnets, names.EnvSecurityGroups, names.EnvQueueURL} {
 		env[ref] = assertions.Match_AnyValue()

@@ -88,7 +88,7 @@ type Settings struct {
 	ScalingMode        string // ScalingStep (default) or ScalingBacklog
 	BacklogPerTask     int    // target messages per task in backlog mode; default 10
 	ScaleInIdleMinutes int    // minutes of an empty queue before scaling in to 0; default 5
-	MessagesPerTask    int    // alarm-dispatch: backlog one started task is expected to drain; default 10
+	MessagesPerTask    int    // alarm-dispatch: backlog one started task is expected to drain; default 100
 	CapacityProvider   string // "FARGATE" (default) or "FARGATE_SPOT" for alarm-dispatch tasks
 
 	Schedule         string // EventBridge Scheduler expression; default "cron(0 2 * * ? *)"
@@ -116,7 +116,7 @@ func Defaults() Settings {
 		ScalingMode:              ScalingStep,
 		BacklogPerTask:           10,
 		ScaleInIdleMinutes:       5,
-		MessagesPerTask:          10,
+		MessagesPerTask:          100,
 		CapacityProvider:         "FARGATE",
 		Schedule:                 "cron(0 2 * * ? *)",
 		ScheduleTimeZone:         "UTC",
