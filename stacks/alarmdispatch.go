@@ -104,7 +104,7 @@ func NewAlarmDispatchStack(scope constructs.Construct, id string, props *Props) 
 
 // grantDispatcher gives the Lambda role exactly what dispatching needs: start
 // this task definition in this cluster (and tag what it starts), pass the two
-// task roles to ECS, see the cluster's tasks, read the queue's depth, and
+// task roles to ECS, list the cluster's tasks, read the queue's depth, and
 // write its own logs.
 func grantDispatcher(role awsiam.Role, p *Pipeline, logs awslogs.LogGroup) {
 	inCluster := &map[string]interface{}{"ArnEquals": map[string]interface{}{"ecs:cluster": p.Cluster.ClusterArn()}}
@@ -125,7 +125,6 @@ func grantDispatcher(role awsiam.Role, p *Pipeline, logs awslogs.LogGroup) {
 		&map[string]interface{}{"StringEquals": map[string]interface{}{"iam:PassedToService": "ecs-tasks.amazonaws.com"}})
 	// ListTasks has no resource-level permission; the condition scopes it.
 	add("ListClusterTasks", []string{"ecs:ListTasks"}, []*string{jsii.String("*")}, inCluster)
-	add("DescribeClusterTasks", []string{"ecs:DescribeTasks"}, []*string{taskArns}, inCluster)
 	add("ReadQueueDepth", []string{"sqs:GetQueueAttributes"}, []*string{p.Queue.QueueArn()}, nil)
 	add("WriteOwnLogs", []string{"logs:CreateLogStream", "logs:PutLogEvents"}, []*string{logs.LogGroupArn()}, nil)
 }

@@ -174,7 +174,7 @@ func TestAlarmDispatchWiresAlarmTopicLambdaWithLeastPrivilege(t *testing.T) {
 		}
 	}
 	// The last three are CDK's grant for the on-failure destination queue.
-	want := "ecs:RunTask,ecs:TagResource,iam:PassRole,ecs:ListTasks,ecs:DescribeTasks,sqs:GetQueueAttributes," +
+	want := "ecs:RunTask,ecs:TagResource,iam:PassRole,ecs:ListTasks,sqs:GetQueueAttributes," +
 		"logs:CreateLogStream,logs:PutLogEvents,sqs:SendMessage,sqs:GetQueueAttributes,sqs:GetQueueUrl"
 	if got := strings.Join(actions, ","); got != want {
 		t.Errorf("dispatch role actions\n got %s\nwant %s", got, want)
