@@ -483,3 +483,34 @@ func TestRunAgainstMoto(t *testing.T) {
 		t.Errorf("missing object error = %v, want permanent not-found", err)
 	}
 }
+
+// versioned is a store whose GetVersion serves an older version.
+type versioned struct {
+	store.Store
+	old map[string][]byte
+}
+
+func (v versioned) GetVersion(_ context.Context, key, id string) (store.Object, error) {
+	b, ok := v.old[key+"@"+id]
+	if !ok {
+		return store.Object{}, store.ErrNotFound
+	}
+	return store.Object{Body: b, VersionID: id}, nil
+}
+
+func TestRunReadsTheAnnouncedVersion(t *testing.T) {
+	t.Parallel()
+	r, _, _ := setup(t, map[string][]byte{"rf.yaml": fixture(t, "rf.yaml")})
+	// The key now holds the random forest; version "v1" was a decision tree.
+	r.In = versioned{Store: r.In, old: map[string][]byte{
+		"configs/rf.yaml@v1": []byte("run_config: {version: old}\nmodel: {type: DecisionTreeClassifier}\n"),
+	}}
+	res, err := r.Run(context.Background(), Source{Key: "configs/rf.yaml", VersionID: "v1"})
+	if err != nil || res.ModelType != "DecisionTreeClassifier" || res.Version != "old" {
+		t.Errorf("Run(v1) = %+v, %v; want the decision tree of version v1", res, err)
+	}
+	_, err = r.Run(context.Background(), Source{Key: "configs/rf.yaml", VersionID: "v9"})
+	if !errors.Is(err, ErrPermanent) || !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("Run(unknown version) error = %v, want permanent not-found", err)
+	}
+}

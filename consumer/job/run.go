@@ -86,7 +86,15 @@ func (j *run) do(ctx context.Context) (Result, error) {
 			return res, err
 		}
 	}
-	obj, err := j.s.in.Get(ctx, j.src.Key)
+	var obj store.Object
+	var err error
+	if vg, ok := j.s.in.(store.VersionGetter); ok && j.src.VersionID != "" {
+		// Train on exactly the version the event announced, even if the
+		// key was overwritten since.
+		obj, err = vg.GetVersion(ctx, j.src.Key, j.src.VersionID)
+	} else {
+		obj, err = j.s.in.Get(ctx, j.src.Key)
+	}
 	if err != nil {
 		err = fmt.Errorf("read config %s: %w", j.src.Key, err)
 		if errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrTooLarge) {

@@ -34,7 +34,21 @@ func (s *S3) Bucket() string { return s.bucket }
 
 // Get implements Store. NoSuchKey (and a bare 404) map to ErrNotFound.
 func (s *S3) Get(ctx context.Context, key string) (Object, error) {
-	out, err := s.client.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(s.bucket), Key: aws.String(key)})
+	return s.get(ctx, key, "")
+}
+
+// GetVersion implements VersionGetter. NoSuchVersion also maps to
+// ErrNotFound.
+func (s *S3) GetVersion(ctx context.Context, key, versionID string) (Object, error) {
+	return s.get(ctx, key, versionID)
+}
+
+func (s *S3) get(ctx context.Context, key, versionID string) (Object, error) {
+	in := &s3.GetObjectInput{Bucket: aws.String(s.bucket), Key: aws.String(key)}
+	if versionID != "" {
+		in.VersionId = aws.String(versionID)
+	}
+	out, err := s.client.GetObject(ctx, in)
 	if err != nil {
 		if isNotFound(err) {
 			return Object{}, fmt.Errorf("get s3://%s/%s: %w: %w", s.bucket, key, ErrNotFound, err)
@@ -82,5 +96,5 @@ func isNotFound(err error) bool {
 		return true
 	}
 	var api smithy.APIError
-	return errors.As(err, &api) && (api.ErrorCode() == "NoSuchKey" || api.ErrorCode() == "NotFound")
+	return errors.As(err, &api) && (api.ErrorCode() == "NoSuchKey" || api.ErrorCode() == "NotFound" || api.ErrorCode() == "NoSuchVersion")
 }

@@ -35,6 +35,15 @@ type Store interface {
 	Put(ctx context.Context, key string, body []byte, contentType string) error
 }
 
+// VersionGetter is implemented by stores that keep object versions (S3).
+// A job triggered by an event naming a version reads exactly that version,
+// so a later overwrite of the key cannot change what the run trains on.
+type VersionGetter interface {
+	// GetVersion is Get for one version of key. A missing key or version
+	// returns an error matching ErrNotFound.
+	GetVersion(ctx context.Context, key, versionID string) (Object, error)
+}
+
 // Object is one stored object.
 type Object struct {
 	// Body is the whole content.

@@ -8,11 +8,13 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/edp-pipelines/edp/internal/motoserver"
@@ -157,5 +159,48 @@ func TestS3AgainstMoto(t *testing.T) {
 	// error the caller can retry or alarm on.
 	if _, err := NewS3(client, "no-such-bucket").Get(ctx, "k"); err == nil || errors.Is(err, ErrNotFound) {
 		t.Errorf("Get(no bucket) error = %v, want a non-ErrNotFound error", err)
+	}
+}
+
+func TestS3GetVersionAgainstMoto(t *testing.T) {
+	t.Parallel()
+	srv := motoserver.StartT(t)
+	ctx := context.Background()
+	client := s3.New(s3.Options{
+		Region:       motoserver.Region,
+		BaseEndpoint: aws.String(srv.Endpoint),
+		UsePathStyle: true,
+		Credentials:  credentials.NewStaticCredentialsProvider("testing", "testing", ""),
+	})
+	if _, err := client.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String("versioned")}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := client.PutBucketVersioning(ctx, &s3.PutBucketVersioningInput{
+		Bucket:                  aws.String("versioned"),
+		VersioningConfiguration: &types.VersioningConfiguration{Status: types.BucketVersioningStatusEnabled},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	var s VersionGetter = NewS3(client, "versioned")
+	put := func(body string) string {
+		out, err := client.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String("versioned"), Key: aws.String("configs/a.yaml"), Body: strings.NewReader(body)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return aws.ToString(out.VersionId)
+	}
+	v1, v2 := put("first"), put("second")
+	if v1 == "" || v1 == v2 {
+		t.Fatalf("version ids %q, %q", v1, v2)
+	}
+	got, err := s.GetVersion(ctx, "configs/a.yaml", v1)
+	if err != nil || string(got.Body) != "first" || got.VersionID != v1 {
+		t.Errorf("GetVersion(v1) = %q (version %q), %v; want \"first\"", got.Body, got.VersionID, err)
+	}
+	if got, err := NewS3(client, "versioned").Get(ctx, "configs/a.yaml"); err != nil || string(got.Body) != "second" {
+		t.Errorf("Get = %q, %v; want the latest", got.Body, err)
+	}
+	if _, err := s.GetVersion(ctx, "configs/a.yaml", "3HL4kqtJlcpXroDTDmJ.rmSpXd3dIbrHY"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("GetVersion(unknown version) error = %v, want ErrNotFound", err)
 	}
 }
