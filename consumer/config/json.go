@@ -51,6 +51,7 @@ func (c *Config) JSON() []byte {
 // float when parsed again (as an int it would mean a row count).
 type floatJSON float64
 
+// MarshalJSON implements json.Marshaler.
 func (f floatJSON) MarshalJSON() ([]byte, error) {
 	s := strconv.FormatFloat(float64(f), 'g', -1, 64)
 	if !strings.ContainsAny(s, ".eE") {

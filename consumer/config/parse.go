@@ -24,6 +24,7 @@ type Problem struct {
 	Msg string
 }
 
+// String renders the problem as "path: message".
 func (p Problem) String() string {
 	if p.Path == "" {
 		return p.Msg
@@ -37,6 +38,7 @@ type Error struct {
 	Problems []Problem
 }
 
+// Error joins all problems into one line.
 func (e *Error) Error() string {
 	parts := make([]string, len(e.Problems))
 	for i, p := range e.Problems {
