@@ -263,10 +263,15 @@ func (c *Consumer) receiveLoop(recvCtx, jobCtx context.Context, drain bool, prot
 		protect.Busy(recvCtx)
 		for _, m := range msgs {
 			d := c.track(m)
+			// Counted before the goroutine starts, so the next receive
+			// cannot see "nothing in flight" and drop protection or end a
+			// drain while this job is about to run.
+			c.inflight.Add(1)
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
 				defer func() { <-slots }()
+				defer c.inflight.Add(-1)
 				c.handle(jobCtx, d)
 			}()
 		}
@@ -385,8 +390,6 @@ func (c *Consumer) count(f func(*Stats)) {
 
 // handle parses, runs and settles one message.
 func (c *Consumer) handle(ctx context.Context, d *delivery) {
-	c.inflight.Add(1)
-	defer c.inflight.Add(-1)
 	log := c.log.With("message_id", d.id())
 
 	m, err := event.Parse([]byte(aws.ToString(d.msg.Body)))
