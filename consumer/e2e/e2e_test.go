@@ -407,3 +407,39 @@ func TestSIGKILLJobCompletedBySecondConsumer(t *testing.T) {
 		t.Errorf("DLQ holds %d messages", len(d))
 	}
 }
+
+// In serve mode on ECS the real binary holds task scale-in protection while
+// a job runs and drops it once idle (against a fake ECS agent).
+func TestServeHoldsScaleInProtection(t *testing.T) {
+	t.Parallel()
+	p := newPipeline(t, 30, 3)
+	slow := newSlowS3(t)
+	agent := newFakeAgent(t)
+	p.put(t, "configs/protect.yaml", treeConfig("protect"))
+	p.waitQueued(t, 1, 30*time.Second)
+
+	c := startChild(t, p.envVia(slow.URL, names.EnvVisibilityTimeout+"=30", "ECS_AGENT_URI="+agent.URL+"/v4/task-1"), "serve")
+	slow.waitHeld(t, 60*time.Second)
+	if got := agent.states(); !slices.Equal(got, []string{"on 32"}) {
+		t.Errorf("protection mid-job %v, want [on 32] (2 x 15m job timeout + 100s grace, in minutes)", got)
+	}
+	slow.release()
+	// Idle: the job is done and a receive came back empty.
+	for deadline := time.Now().Add(30 * time.Second); len(agent.states()) < 2; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("protection %v, want it dropped once idle", agent.states())
+		}
+	}
+	if err := c.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if code := c.wait(t, 30*time.Second); code != 0 {
+		t.Fatalf("exit code %d", code)
+	}
+	if got := agent.states(); !slices.Equal(got, []string{"on 32", "off"}) {
+		t.Errorf("protection calls %v, want [on 32 off]", got)
+	}
+	if recs := p.records(t)["configs/protect.yaml"]; len(recs) != 1 || recs[0].Status != job.StatusSucceeded {
+		t.Errorf("records %+v, want one succeeded", recs)
+	}
+}

@@ -484,3 +484,46 @@ func (s *slowS3) waitHeld(t testing.TB, timeout time.Duration) {
 
 // release lets held and later uploads through.
 func (s *slowS3) release() { s.relOnce.Do(func() { close(s.released) }) }
+
+// fakeAgent is the ECS agent's task-protection endpoint.
+type fakeAgent struct {
+	URL   string
+	mu    sync.Mutex
+	calls []string
+}
+
+func newFakeAgent(t testing.TB) *fakeAgent {
+	t.Helper()
+	a := &fakeAgent{}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var body struct {
+			ProtectionEnabled bool
+			ExpiresInMinutes  *int
+		}
+		if r.Method != http.MethodPut || !strings.HasSuffix(r.URL.Path, "/task-protection/v1/state") || json.NewDecoder(r.Body).Decode(&body) != nil {
+			http.Error(w, "bad request", http.StatusBadRequest)
+			return
+		}
+		state := "off"
+		if body.ProtectionEnabled {
+			state = "on"
+			if body.ExpiresInMinutes != nil {
+				state += " " + strconv.Itoa(*body.ExpiresInMinutes)
+			}
+		}
+		a.mu.Lock()
+		a.calls = append(a.calls, state)
+		a.mu.Unlock()
+		fmt.Fprintf(w, `{"protection":{"ProtectionEnabled":%v,"TaskArn":"arn:aws:ecs:us-east-1:123456789012:task/edp/1"}}`, body.ProtectionEnabled)
+	}))
+	t.Cleanup(srv.Close)
+	a.URL = srv.URL
+	return a
+}
+
+// states lists the protection states set so far ("on <minutes>" or "off").
+func (a *fakeAgent) states() []string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return append([]string(nil), a.calls...)
+}
