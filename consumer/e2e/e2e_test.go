@@ -443,3 +443,46 @@ func TestServeHoldsScaleInProtection(t *testing.T) {
 		t.Errorf("records %+v, want one succeeded", recs)
 	}
 }
+
+// A job that keeps failing transiently is retried with a delay, then the
+// queue's redrive policy moves it to the DLQ: never retried forever, never
+// dropped.
+func TestTransientFailuresEndInDLQByRedrive(t *testing.T) {
+	t.Parallel()
+	const maxReceives = 2
+	p := newPipeline(t, 30, maxReceives)
+	p.put(t, "configs/flaky.yaml", treeConfig("flaky"))
+	p.waitQueued(t, 1, 30*time.Second)
+
+	var mu sync.Mutex
+	var attempts []time.Time
+	failing := worker.ProcessorFunc(func(ctx context.Context, j worker.Job) (worker.Result, error) {
+		mu.Lock()
+		attempts = append(attempts, time.Now())
+		mu.Unlock()
+		return worker.Result{}, errors.New("get object: 503 SlowDown")
+	})
+	// 30 s visibility, but a transient failure hides the message only for
+	// the retry delay (1 s, then 2 s).
+	c := newConsumer(t, p, worker.Config{Concurrency: 1, EmptyReceives: 5, RetryDelay: time.Second}, failing)
+	st, err := c.Drain(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(attempts) != maxReceives || st.Retried != maxReceives || st.DeadLettered != 0 {
+		t.Fatalf("%d attempts, stats %+v: want %d retried attempts", len(attempts), st, maxReceives)
+	}
+	if gap := attempts[1].Sub(attempts[0]); gap < time.Second || gap > 20*time.Second {
+		t.Errorf("retry came %v after the failure, want about the 1 s retry delay, well before the 30 s visibility timeout", gap)
+	}
+	dlq := p.drainDLQ(t)
+	if len(dlq) != 1 || !strings.Contains(dlq[0].Body, "configs/flaky.yaml") {
+		t.Fatalf("DLQ %+v, want the event redriven by the queue", dlq)
+	}
+	if _, ok := dlq[0].Attrs[worker.AttrReason]; ok {
+		t.Errorf("redriven message carries %s: the consumer moved it itself", worker.AttrReason)
+	}
+	if v, f := p.queueDepth(t, p.queueURL); v+f != 0 {
+		t.Errorf("queue holds %d+%d messages", v, f)
+	}
+}
