@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/aws/aws-cdk-go/awscdk/v2"
 	"github.com/aws/aws-cdk-go/awscdk/v2/assertions"
 	"github.com/aws/jsii-runtime-go"
 
@@ -307,4 +308,27 @@ func TestKnobsReachTheTemplate(t *testing.T) {
 	tp.HasResource(jsii.String("AWS::S3::Bucket"), map[string]any{"DeletionPolicy": "Delete"})
 	tp.HasResource(jsii.String("AWS::SQS::Queue"), map[string]any{"DeletionPolicy": "Delete"})
 	tp.ResourceCountIs(jsii.String("Custom::S3AutoDeleteObjects"), jsii.Number(1))
+}
+
+func TestImportedVPCUsesItsPrivateSubnetsWithoutPublicIP(t *testing.T) {
+	defer failOnPanic(t)
+	s := defaults
+	s.Network, s.VpcID = settings.NetworkImport, "vpc-0123456789abcdef0"
+	app := newApp(t)
+	// Without credentials the lookup yields CDK's placeholder VPC (and
+	// records the missing context); the template shape is what we test.
+	st := stacks.NewCronStack(app, names.StackCron, &stacks.Props{
+		StackProps: awscdk.StackProps{Env: &awscdk.Environment{Account: jsii.String("123456789012"), Region: jsii.String("eu-west-1")}},
+		Settings:   s, RepoRoot: "..",
+	})
+	tp := assertions.Template_FromStack(st, nil)
+	tp.ResourceCountIs(jsii.String("AWS::EC2::VPC"), jsii.Number(0))
+	tp.ResourceCountIs(jsii.String("AWS::EC2::FlowLog"), jsii.Number(0))
+	tp.HasResourceProperties(jsii.String("AWS::Scheduler::Schedule"), map[string]any{
+		"Target": assertions.Match_ObjectLike(&map[string]any{
+			"EcsParameters": assertions.Match_ObjectLike(&map[string]any{
+				"NetworkConfiguration": map[string]any{"AwsvpcConfiguration": assertions.Match_ObjectLike(&map[string]any{"AssignPublicIp": "DISABLED"})},
+			}),
+		}),
+	})
 }
