@@ -80,8 +80,13 @@ lint: ## cfn-lint every synthesized template (run after synth)
 	cfn-lint --ignore-checks $(CFN_LINT_IGNORE) -- cdk.out/*.template.json
 
 .PHONY: bench
-bench: ## run the benchmarks
-	go test -run '^$$' -bench . -benchmem ./consumer/... ./lambdas/...
+bench: ## run the micro-benchmarks (config parse, tree/forest fit, predict, dispatch decision, ...)
+	go test -run '^$$' -bench . -benchmem $$(go list ./consumer/... ./lambdas/... | grep -v /e2e)
+
+.PHONY: bench-consumer
+bench-consumer: ## consumer start-up, idle RSS, CPU per job, drain throughput vs moto's own ceiling
+	go test -run '^$$' -bench ServeStartup -benchtime 10x ./consumer/e2e/
+	go test -run '^$$' -bench Drain200 -benchtime 3x ./consumer/e2e/
 
 .PHONY: fuzz
 fuzz: ## fuzz the config parser for FUZZTIME (default 60s)

@@ -17,10 +17,10 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
 	"github.com/edp-pipelines/edp/consumer/ecsprotect"
-	"github.com/edp-pipelines/edp/consumer/emf"
 	"github.com/edp-pipelines/edp/consumer/job"
 	"github.com/edp-pipelines/edp/consumer/store"
 	"github.com/edp-pipelines/edp/consumer/worker"
+	"github.com/edp-pipelines/edp/internal/emf"
 	"github.com/edp-pipelines/edp/internal/names"
 )
 

@@ -143,16 +143,8 @@ func newPipeline(t testing.TB, visibilityTimeout, maxReceiveCount int) *pipeline
 	p.queueURL = aws.ToString(q.QueueUrl)
 	p.queueArn = queueArn(t, p.sqs, p.queueURL)
 
-	// The same pattern as the stacks' rule: Object Created in this bucket,
-	// keys under configs/ ending in a config suffix.
-	var keys []any
-	for _, s := range names.ConfigSuffixes {
-		keys = append(keys, map[string]string{"wildcard": names.ConfigPrefix + "*" + s})
-	}
-	pattern, _ := json.Marshal(map[string]any{
-		"source": []string{"aws.s3"}, "detail-type": []string{"Object Created"},
-		"detail": map[string]any{"bucket": map[string]any{"name": []string{name}}, "object": map[string]any{"key": keys}},
-	})
+	// The very pattern the stacks deploy.
+	pattern, _ := json.Marshal(names.ConfigEventPattern(name))
 	_, err = eb.PutRule(ctx, &eventbridge.PutRuleInput{Name: aws.String(name), EventPattern: aws.String(string(pattern))})
 	must("put rule", err)
 	_, err = eb.PutTargets(ctx, &eventbridge.PutTargetsInput{

@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/edp-pipelines/edp/consumer/ecsprotect"
-	"github.com/edp-pipelines/edp/consumer/emf"
+	"github.com/edp-pipelines/edp/internal/emf"
 	"github.com/edp-pipelines/edp/internal/names"
 )
 

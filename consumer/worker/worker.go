@@ -33,8 +33,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
 	"github.com/edp-pipelines/edp/consumer/ecsprotect"
-	"github.com/edp-pipelines/edp/consumer/emf"
 	"github.com/edp-pipelines/edp/consumer/event"
+	"github.com/edp-pipelines/edp/internal/emf"
 	"github.com/edp-pipelines/edp/internal/names"
 )
 

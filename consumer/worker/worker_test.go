@@ -17,7 +17,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/edp-pipelines/edp/consumer/ecsprotect"
-	"github.com/edp-pipelines/edp/consumer/emf"
+	"github.com/edp-pipelines/edp/internal/emf"
 )
 
 const testBucket = "edp-pipelines-123456789012"

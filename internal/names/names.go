@@ -90,7 +90,7 @@ const (
 	EnvArtifactPrefix    = "EDP_ARTIFACT_PREFIX"    // defaults to ArtifactPrefix
 	EnvRecordPrefix      = "EDP_RECORD_PREFIX"      // defaults to RecordPrefix
 	EnvConcurrency       = "EDP_CONCURRENCY"        // parallel jobs; default: number of CPUs
-	EnvWaitSeconds       = "EDP_WAIT_SECONDS"       // long-poll wait, 0..20
+	EnvWaitSeconds       = "EDP_WAIT_SECONDS"       // long-poll wait in seconds, 1..20
 	EnvEmptyReceives     = "EDP_EMPTY_RECEIVES"     // drain mode: exit after this many empty receives in a row
 	EnvVisibilityTimeout = "EDP_VISIBILITY_TIMEOUT" // seconds; must match the queue's visibility timeout
 	EnvJobTimeout        = "EDP_JOB_TIMEOUT"        // Go duration, e.g. "15m"

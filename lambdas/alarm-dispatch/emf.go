@@ -1,10 +1,10 @@
 package main
 
 import (
-	"encoding/json"
-	"fmt"
 	"io"
 	"time"
+
+	"github.com/edp-pipelines/edp/internal/emf"
 )
 
 // Metric names and namespace of the dispatcher's CloudWatch Embedded Metric
@@ -19,73 +19,21 @@ const (
 	MetricRunningTasks   = "RunningTasks"
 )
 
-// emfMetric is one metric definition of an EMF directive.
-type emfMetric struct {
-	Name string `json:"Name"`
-	Unit string `json:"Unit"`
-}
-
-type emfDirective struct {
-	Namespace  string      `json:"Namespace"`
-	Dimensions [][]string  `json:"Dimensions"`
-	Metrics    []emfMetric `json:"Metrics"`
-}
-
-type emfMeta struct {
-	Timestamp         int64          `json:"Timestamp"`
-	CloudWatchMetrics []emfDirective `json:"CloudWatchMetrics"`
-}
-
-// emfLine is the JSON object CloudWatch Logs turns into metrics; the extra
-// snake_case members stay searchable in Logs Insights without becoming
-// dimensions.
-type emfLine struct {
-	AWS            emfMeta `json:"_aws"`
-	Cluster        string  `json:"Cluster"`
-	TasksRequested int     `json:"TasksRequested"`
-	TasksStarted   int     `json:"TasksStarted"`
-	TasksFailed    int     `json:"TasksFailed"`
-	Backlog        int64   `json:"Backlog"`
-	RunningTasks   int     `json:"RunningTasks"`
-	AlarmName      string  `json:"alarm_name"`
-	DispatchID     string  `json:"dispatch_id"`
-	TasksSkipped   int     `json:"tasks_skipped"`
-}
-
 // writeEMF writes one EMF line (a single JSON object and a newline) for o.
 func writeEMF(w io.Writer, at time.Time, cluster, alarm, dispatchID string, o outcome) error {
-	line := emfLine{
-		AWS: emfMeta{
-			Timestamp: at.UnixMilli(),
-			CloudWatchMetrics: []emfDirective{{
-				Namespace:  MetricNamespace,
-				Dimensions: [][]string{{MetricDimension}},
-				Metrics: []emfMetric{
-					{Name: MetricTasksRequested, Unit: "Count"},
-					{Name: MetricTasksStarted, Unit: "Count"},
-					{Name: MetricTasksFailed, Unit: "Count"},
-					{Name: MetricBacklog, Unit: "Count"},
-					{Name: MetricRunningTasks, Unit: "Count"},
-				},
-			}},
-		},
-		Cluster:        cluster,
-		TasksRequested: o.Requested,
-		TasksStarted:   o.Started,
-		TasksFailed:    o.Failed,
-		Backlog:        o.Backlog,
-		RunningTasks:   o.Running,
-		AlarmName:      alarm,
-		DispatchID:     dispatchID,
-		TasksSkipped:   o.Skipped,
+	ew := &emf.Writer{
+		W:          w,
+		Namespace:  MetricNamespace,
+		Dimensions: map[string]string{MetricDimension: cluster},
+		Now:        func() time.Time { return at },
 	}
-	b, err := json.Marshal(line)
-	if err != nil {
-		return fmt.Errorf("encode metrics line: %w", err)
-	}
-	// One Write call per line, so concurrent writers never interleave it.
-	if _, err := w.Write(append(b, '\n')); err != nil {
-		return fmt.Errorf("write metrics line: %w", err)
-	}
-	return nil
+	// snake_case properties stay searchable in Logs Insights without
+	// becoming metrics or dimensions.
+	return ew.Emit([]emf.Metric{
+		{Name: MetricTasksRequested, Unit: emf.Count, Value: float64(o.Requested)},
+		{Name: MetricTasksStarted, Unit: emf.Count, Value: float64(o.Started)},
+		{Name: MetricTasksFailed, Unit: emf.Count, Value: float64(o.Failed)},
+		{Name: MetricBacklog, Unit: emf.Count, Value: float64(o.Backlog)},
+		{Name: MetricRunningTasks, Unit: emf.Count, Value: float64(o.Running)},
+	}, map[string]any{"alarm_name": alarm, "dispatch_id": dispatchID, "tasks_skipped": o.Skipped})
 }
