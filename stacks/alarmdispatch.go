@@ -95,7 +95,7 @@ func NewAlarmDispatchStack(scope constructs.Construct, id string, props *Props) 
 		},
 	})
 	// The flags above are fixed in this file, not taken from input.
-	awscdk.Annotations_Of(fn).AcknowledgeWarning(jsii.String("@aws-cdk/aws-lambda-go-alpha:goBuildFlagsSecurityWarning"),
+	awscdk.Annotations_Of(stack).AcknowledgeWarning(jsii.String("@aws-cdk/aws-lambda-go-alpha:goBuildFlagsSecurityWarning"),
 		jsii.String("build flags are constants in stacks/alarmdispatch.go"))
 	topic.AddSubscription(awssnssubscriptions.NewLambdaSubscription(fn, nil))
 	applyNagSuppressions(stack)
