@@ -48,6 +48,10 @@ build: app ## build everything: CDK app, consumer, alarm-dispatch Lambda
 	go build -o bin/consumer ./consumer
 	CGO_ENABLED=0 GOOS=linux GOARCH=arm64 go build -trimpath -ldflags='-s -w' -tags lambda.norpc -o bin/alarm-dispatch/bootstrap ./lambdas/alarm-dispatch
 
+.PHONY: image
+image: ## build the consumer image for linux/arm64 and linux/amd64 (needs Docker with buildx; cdk deploy does this itself)
+	docker buildx build --platform linux/arm64,linux/amd64 -f consumer/Dockerfile -t edp-consumer:dev .
+
 # --- run -------------------------------------------------------------------
 
 .PHONY: local
