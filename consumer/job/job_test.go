@@ -43,6 +43,19 @@ type recorder struct {
 	mu      sync.Mutex
 	puts    []string
 	failPut func(key string) error
+	failGet func(key string) error
+}
+
+func (r *recorder) Get(ctx context.Context, key string) (store.Object, error) {
+	r.mu.Lock()
+	fail := r.failGet
+	r.mu.Unlock()
+	if fail != nil {
+		if err := fail(key); err != nil {
+			return store.Object{}, err
+		}
+	}
+	return r.Store.Get(ctx, key)
 }
 
 func (r *recorder) Put(ctx context.Context, key string, body []byte, ct string) error {
@@ -390,6 +403,36 @@ func TestTransientFailureThenRetry(t *testing.T) {
 	}
 	if runs, _ := os.ReadDir(filepath.Join(root, "runs")); len(runs) != 1 {
 		t.Errorf("%d records, want 1", len(runs))
+	}
+}
+
+// A redelivery whose record read fails (S3 throttling) must not replace the
+// succeeded record with a failure record.
+func TestFailureNeverOverwritesSuccessWhenTheRecordIsUnreadable(t *testing.T) {
+	t.Parallel()
+	r, rec, _ := setup(t, map[string][]byte{"rf.yaml": fixture(t, "rf.yaml")})
+	src := Source{Bucket: "b", Key: "configs/rf.yaml", VersionID: "7"}
+	res, err := r.Run(context.Background(), src)
+	if err != nil {
+		t.Fatalf("first run: %v", err)
+	}
+	throttled := errors.New("SlowDown: please reduce your request rate")
+	rec.mu.Lock()
+	rec.failGet = func(key string) error {
+		if strings.HasPrefix(key, "runs/") {
+			return throttled
+		}
+		return nil
+	}
+	rec.mu.Unlock()
+	if _, err := r.Run(context.Background(), src); err == nil || errors.Is(err, ErrPermanent) || !errors.Is(err, throttled) {
+		t.Fatalf("redelivery error = %v, want the transient read error", err)
+	}
+	rec.mu.Lock()
+	rec.failGet = nil
+	rec.mu.Unlock()
+	if got := readRecord(t, rec, res.RecordKey); got.Status != StatusSucceeded {
+		t.Errorf("record after a failed redelivery: status %q (%s), want succeeded", got.Status, got.Error)
 	}
 }
 

@@ -286,15 +286,24 @@ func (j *run) recordJSON() []byte {
 }
 
 // recordFailure writes the failure record, unless no run id could be
-// derived or a succeeded record exists (a concurrent delivery of the same
-// message won; its record must stand).
+// derived, a succeeded record exists (a concurrent delivery of the same
+// message won; its record must stand), or the existing record cannot be
+// read (it might be a succeeded one).
 func (j *run) recordFailure(ctx context.Context, runErr error) {
 	if j.rec.RunID == "" {
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), failureRecordTimeout)
 	defer cancel()
-	if prev, err := j.readRecord(ctx); err == nil && prev != nil && prev.Status == StatusSucceeded {
+	prev, err := j.readRecord(ctx)
+	if err != nil {
+		// Unknown whether a succeeded record exists: writing could replace
+		// it. The run error still reaches the caller (and, for permanent
+		// failures, the DLQ message carries the reason).
+		j.log.Warn("failure record not written: existing record unreadable", "error", err.Error())
+		return
+	}
+	if prev != nil && prev.Status == StatusSucceeded {
 		return
 	}
 	j.rec.Status = StatusFailed

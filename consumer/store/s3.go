@@ -50,7 +50,9 @@ func (s *S3) get(ctx context.Context, key, versionID string) (Object, error) {
 	}
 	out, err := s.client.GetObject(ctx, in)
 	if err != nil {
-		if isNotFound(err) {
+		// A malformed version id is answered with InvalidArgument: that
+		// version can never be read, like a missing one.
+		if isNotFound(err) || (versionID != "" && hasCode(err, "InvalidArgument")) {
 			return Object{}, fmt.Errorf("get s3://%s/%s: %w: %w", s.bucket, key, ErrNotFound, err)
 		}
 		return Object{}, fmt.Errorf("get s3://%s/%s: %w", s.bucket, key, err)
@@ -96,5 +98,19 @@ func isNotFound(err error) bool {
 		return true
 	}
 	var api smithy.APIError
-	return errors.As(err, &api) && (api.ErrorCode() == "NoSuchKey" || api.ErrorCode() == "NotFound" || api.ErrorCode() == "NoSuchVersion")
+	if !errors.As(err, &api) {
+		return false
+	}
+	switch api.ErrorCode() {
+	case "NoSuchKey", "NotFound", "NoSuchVersion":
+		return true
+	case "MethodNotAllowed": // the requested version is a delete marker
+		return true
+	}
+	return false
+}
+
+func hasCode(err error, code string) bool {
+	var api smithy.APIError
+	return errors.As(err, &api) && api.ErrorCode() == code
 }

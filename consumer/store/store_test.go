@@ -15,6 +15,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+	"github.com/aws/smithy-go"
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/edp-pipelines/edp/internal/motoserver"
@@ -202,5 +203,53 @@ func TestS3GetVersionAgainstMoto(t *testing.T) {
 	}
 	if _, err := s.GetVersion(ctx, "configs/a.yaml", "3HL4kqtJlcpXroDTDmJ.rmSpXd3dIbrHY"); !errors.Is(err, ErrNotFound) {
 		t.Errorf("GetVersion(unknown version) error = %v, want ErrNotFound", err)
+	}
+	// A delete marker is a version that can never be read.
+	del, err := client.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: aws.String("versioned"), Key: aws.String("configs/a.yaml")})
+	if err != nil || aws.ToString(del.VersionId) == "" {
+		t.Fatalf("delete: %v (marker version %q)", err, aws.ToString(del.VersionId))
+	}
+	if _, err := s.GetVersion(ctx, "configs/a.yaml", aws.ToString(del.VersionId)); !errors.Is(err, ErrNotFound) {
+		t.Errorf("GetVersion(delete marker) error = %v, want ErrNotFound", err)
+	}
+}
+
+// failingS3 answers every GetObject with err.
+type failingS3 struct{ err error }
+
+func (f failingS3) GetObject(context.Context, *s3.GetObjectInput, ...func(*s3.Options)) (*s3.GetObjectOutput, error) {
+	return nil, f.err
+}
+
+func (f failingS3) PutObject(context.Context, *s3.PutObjectInput, ...func(*s3.Options)) (*s3.PutObjectOutput, error) {
+	return nil, f.err
+}
+
+// Errors that mean "this object or version can never be read" are
+// ErrNotFound (a permanent failure for a job); everything else is not.
+func TestS3ErrorClassification(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	apiErr := func(code string) error { return &smithy.GenericAPIError{Code: code, Message: code} }
+	for _, tc := range []struct {
+		code     string
+		version  string
+		notFound bool
+	}{
+		{"NoSuchKey", "", true},
+		{"NotFound", "", true},
+		{"NoSuchVersion", "v1", true},
+		{"MethodNotAllowed", "v1", true}, // version is a delete marker
+		{"InvalidArgument", "not-a-version", true},
+		{"InvalidArgument", "", false},
+		{"SlowDown", "", false},
+		{"InternalError", "v1", false},
+		{"AccessDenied", "", false},
+	} {
+		s := NewS3(failingS3{apiErr(tc.code)}, "b")
+		_, err := s.GetVersion(ctx, "configs/a.yaml", tc.version)
+		if got := errors.Is(err, ErrNotFound); got != tc.notFound {
+			t.Errorf("%s (version %q): errors.Is(ErrNotFound) = %v, want %v (err %v)", tc.code, tc.version, got, tc.notFound, err)
+		}
 	}
 }
