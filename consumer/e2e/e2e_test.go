@@ -259,10 +259,12 @@ func TestPoisonAndBadConfigGoToDLQ(t *testing.T) {
 }
 
 // A job three times longer than the visibility timeout runs once: the
-// heartbeat keeps its message hidden from the second consumer.
+// heartbeat keeps its message hidden from the second consumer, which keeps
+// polling until the job is done. The 5 s timeout (heartbeat every 2.5 s)
+// leaves room for a slow emulator call on a loaded machine.
 func TestHeartbeatKeepsLongJobHidden(t *testing.T) {
 	t.Parallel()
-	const visibility = 2 * time.Second
+	const visibility = 5 * time.Second
 	p := newPipeline(t, int(visibility/time.Second), 3)
 	p.put(t, "configs/long.yaml", treeConfig("long"))
 	p.waitQueued(t, 1, 30*time.Second)
@@ -281,15 +283,22 @@ func TestHeartbeatKeepsLongJobHidden(t *testing.T) {
 		}
 		return proc(ctx, j)
 	})
+	// Both consumers serve until the job is done and its message deleted,
+	// so whichever did not get the message polls for the whole job.
+	ctx, stop := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer stop()
 	for range 2 {
 		wg.Go(func() {
-			c := newConsumer(t, p, worker.Config{Concurrency: 2, EmptyReceives: 3, VisibilityTimeout: visibility}, slow)
-			if _, err := c.Drain(context.Background()); err != nil {
+			c := newConsumer(t, p, worker.Config{Concurrency: 2, VisibilityTimeout: visibility}, slow)
+			if _, err := c.Serve(ctx); err != nil {
 				t.Error(err)
 			}
 		})
 	}
+	p.waitDone(t, "configs/long.yaml", 90*time.Second)
+	stop()
 	wg.Wait()
 	if len(runs) != 1 {
 		t.Errorf("job started %d times (%v), want once", len(runs), runs)
@@ -377,7 +386,9 @@ func TestSIGKILLJobCompletedBySecondConsumer(t *testing.T) {
 	p.put(t, "configs/kill.yaml", treeConfig("kill"))
 	p.waitQueued(t, 1, 30*time.Second)
 
-	c := startChild(t, p.envVia(slow.URL, fmt.Sprintf("%s=%d", names.EnvVisibilityTimeout, visibility)), "serve")
+	// One worker: a heartbeat delayed on a loaded machine cannot let this
+	// consumer take its own message a second time.
+	c := startChild(t, p.envVia(slow.URL, fmt.Sprintf("%s=%d", names.EnvVisibilityTimeout, visibility)), "serve", "-concurrency", "1")
 	slow.waitHeld(t, 60*time.Second)
 	if err := c.cmd.Process.Kill(); err != nil {
 		t.Fatal(err)
@@ -391,7 +402,13 @@ func TestSIGKILLJobCompletedBySecondConsumer(t *testing.T) {
 		t.Fatalf("job finished before the kill: %+v", recs)
 	}
 
-	c2 := startChild(t, p.env(fmt.Sprintf("%s=%d", names.EnvVisibilityTimeout, visibility)), "drain", "-empty-receives", "6")
+	// The second consumer serves until the job is done (the message comes
+	// back within the visibility timeout), however slow the machine.
+	c2 := startChild(t, p.env(fmt.Sprintf("%s=%d", names.EnvVisibilityTimeout, visibility)), "serve")
+	p.waitDone(t, "configs/kill.yaml", 60*time.Second)
+	if err := c2.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
 	if code := c2.wait(t, 60*time.Second); code != 0 {
 		t.Fatalf("second consumer exit code %d", code)
 	}
@@ -420,6 +437,11 @@ func TestServeHoldsScaleInProtection(t *testing.T) {
 
 	c := startChild(t, p.envVia(slow.URL, names.EnvVisibilityTimeout+"=30", "ECS_AGENT_URI="+agent.URL+"/v4/task-1"), "serve")
 	slow.waitHeld(t, 60*time.Second)
+	// Protection is asked for right after the job is dispatched; the job is
+	// held mid-way until released, so this state is seen while it runs.
+	for deadline := time.Now().Add(30 * time.Second); len(agent.states()) == 0 && time.Now().Before(deadline); {
+		time.Sleep(20 * time.Millisecond)
+	}
 	if got := agent.states(); !slices.Equal(got, []string{"on 32"}) {
 		t.Errorf("protection mid-job %v, want [on 32] (2 x 15m job timeout + 100s grace, in minutes)", got)
 	}

@@ -276,6 +276,23 @@ func (p *pipeline) waitQueued(t testing.TB, n int, timeout time.Duration) {
 	}
 }
 
+// waitDone polls until key has a run record and the work queue is empty
+// (the message was settled after the record was written).
+func (p *pipeline) waitDone(t testing.TB, key string, timeout time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		recs := p.records(t)[key]
+		if v, f := p.queueDepth(t, p.queueURL); len(recs) > 0 && v+f == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s not done after %v (records %+v)", key, timeout, recs)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
 // dlqMessage is one message found in the DLQ.
 type dlqMessage struct {
 	Body  string
