@@ -26,13 +26,16 @@ const (
 
 // Limits SQS imposes.
 const (
-	maxBatch         = 10
-	maxWaitTime      = 20 * time.Second
-	maxVisibility    = 12 * time.Hour
-	minVisibility    = 2 * time.Second // heartbeats every half of it need at least a second
-	deleteLinger     = 20 * time.Millisecond
-	callTimeout      = 10 * time.Second // for settle calls made without the caller's ctx
-	maxReceiveErrors = 10               // consecutive failed receives before giving up
+	maxBatch      = 10
+	maxWaitTime   = 20 * time.Second
+	maxVisibility = 12 * time.Hour
+	minVisibility = 2 * time.Second // heartbeats every half of it need at least a second
+	deleteLinger  = 20 * time.Millisecond
+	callTimeout   = 10 * time.Second // for settle calls made without the caller's ctx
+	// stopBudget bounds all calls after the grace and releaseWait:
+	// releasing stuck messages, the last deletes, dropping protection.
+	stopBudget       = 8 * time.Second
+	maxReceiveErrors = 10 // consecutive failed receives before giving up
 )
 
 // Config configures a Consumer. The zero value of every optional field

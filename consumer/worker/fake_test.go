@@ -14,8 +14,11 @@ import (
 )
 
 // fakeSQS is an in-memory queue recording every call. Received messages
-// stay "held" until deleted or made visible again. Receives return immediately when nothing is
-// ready, after a short pause so an idle loop does not spin.
+// stay "held" until deleted or made visible again. Receives return
+// immediately when nothing is ready, after a short pause so an idle loop
+// does not spin. Like the SDK, every call fails on a cancelled context; a
+// receive whose context ends while it runs loses the messages it took: they
+// stay held, as SQS keeps messages it handed to a dropped connection.
 type fakeSQS struct {
 	mu          sync.Mutex
 	ready       []types.Message
@@ -24,12 +27,20 @@ type fakeSQS struct {
 	receiveMax  []int32
 	deleted     []string // message ids
 	deleteCalls int
+	visBatches  int // ChangeMessageVisibilityBatch calls
 	visibility  []visCall
 	dlq         []dlqMsg
 	events      []string // ordered log of calls, for ordering assertions
 	sendErr     error
 	receiveErr  error
 	receiveHook func(in *sqs.ReceiveMessageInput) // called at the start of each receive
+	// deleteErrs fail whole DeleteMessageBatch calls, one per call, in order.
+	deleteErrs []error
+	// deleteFails counts, per message id, the delete entries still to fail
+	// with a server-side (retryable) error.
+	deleteFails map[string]int
+	// visBatchHook is called at the start of each ChangeMessageVisibilityBatch.
+	visBatchHook func(ctx context.Context)
 	// heartbeatSeconds is the visibility a heartbeat sets (the config's
 	// visibility timeout); other visibility changes settle a message.
 	heartbeatSeconds int32
@@ -66,6 +77,9 @@ func (f *fakeSQS) push(id, body string, receiveCount int) {
 }
 
 func (f *fakeSQS) ReceiveMessage(ctx context.Context, in *sqs.ReceiveMessageInput, _ ...func(*sqs.Options)) (*sqs.ReceiveMessageOutput, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
 	if f.receiveHook != nil {
 		f.receiveHook(in)
 	}
@@ -87,6 +101,9 @@ func (f *fakeSQS) ReceiveMessage(ctx context.Context, in *sqs.ReceiveMessageInpu
 	}
 	f.ready = f.ready[n:]
 	f.mu.Unlock()
+	if err := ctx.Err(); err != nil {
+		return nil, err // the messages are held, and nobody knows their handles
+	}
 	if len(out) == 0 {
 		select {
 		case <-ctx.Done():
@@ -105,11 +122,21 @@ func (f *fakeSQS) DeleteMessageBatch(ctx context.Context, in *sqs.DeleteMessageB
 		return nil, err
 	}
 	f.deleteCalls++
+	if len(f.deleteErrs) > 0 {
+		err := f.deleteErrs[0]
+		f.deleteErrs = f.deleteErrs[1:]
+		return nil, err
+	}
 	out := &sqs.DeleteMessageBatchOutput{}
 	for _, e := range in.Entries {
 		m, ok := f.held[aws.ToString(e.ReceiptHandle)]
 		if !ok {
-			out.Failed = append(out.Failed, types.BatchResultErrorEntry{Id: e.Id, Code: aws.String("ReceiptHandleIsInvalid")})
+			out.Failed = append(out.Failed, types.BatchResultErrorEntry{Id: e.Id, Code: aws.String("ReceiptHandleIsInvalid"), SenderFault: true})
+			continue
+		}
+		if id := aws.ToString(m.MessageId); f.deleteFails[id] > 0 {
+			f.deleteFails[id]--
+			out.Failed = append(out.Failed, types.BatchResultErrorEntry{Id: e.Id, Code: aws.String("InternalError")})
 			continue
 		}
 		delete(f.held, aws.ToString(e.ReceiptHandle))
@@ -137,6 +164,31 @@ func (f *fakeSQS) ChangeMessageVisibility(ctx context.Context, in *sqs.ChangeMes
 		delete(f.held, aws.ToString(in.ReceiptHandle))
 	}
 	return &sqs.ChangeMessageVisibilityOutput{}, nil
+}
+
+func (f *fakeSQS) ChangeMessageVisibilityBatch(ctx context.Context, in *sqs.ChangeMessageVisibilityBatchInput, _ ...func(*sqs.Options)) (*sqs.ChangeMessageVisibilityBatchOutput, error) {
+	if f.visBatchHook != nil {
+		f.visBatchHook(ctx)
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if len(in.Entries) > 10 {
+		return nil, errors.New("AWS.SimpleQueueService.TooManyEntriesInBatchRequest")
+	}
+	f.mu.Lock()
+	f.visBatches++
+	f.mu.Unlock()
+	out := &sqs.ChangeMessageVisibilityBatchOutput{}
+	for _, e := range in.Entries {
+		_, err := f.ChangeMessageVisibility(ctx, &sqs.ChangeMessageVisibilityInput{ReceiptHandle: e.ReceiptHandle, VisibilityTimeout: e.VisibilityTimeout})
+		if err != nil {
+			out.Failed = append(out.Failed, types.BatchResultErrorEntry{Id: e.Id, Code: aws.String(err.Error()), SenderFault: true})
+			continue
+		}
+		out.Successful = append(out.Successful, types.ChangeMessageVisibilityBatchResultEntry{Id: e.Id})
+	}
+	return out, nil
 }
 
 func (f *fakeSQS) SendMessage(ctx context.Context, in *sqs.SendMessageInput, _ ...func(*sqs.Options)) (*sqs.SendMessageOutput, error) {

@@ -22,6 +22,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -94,6 +95,7 @@ type SQSAPI interface {
 	ReceiveMessage(ctx context.Context, in *sqs.ReceiveMessageInput, opts ...func(*sqs.Options)) (*sqs.ReceiveMessageOutput, error)
 	DeleteMessageBatch(ctx context.Context, in *sqs.DeleteMessageBatchInput, opts ...func(*sqs.Options)) (*sqs.DeleteMessageBatchOutput, error)
 	ChangeMessageVisibility(ctx context.Context, in *sqs.ChangeMessageVisibilityInput, opts ...func(*sqs.Options)) (*sqs.ChangeMessageVisibilityOutput, error)
+	ChangeMessageVisibilityBatch(ctx context.Context, in *sqs.ChangeMessageVisibilityBatchInput, opts ...func(*sqs.Options)) (*sqs.ChangeMessageVisibilityBatchOutput, error)
 	SendMessage(ctx context.Context, in *sqs.SendMessageInput, opts ...func(*sqs.Options)) (*sqs.SendMessageOutput, error)
 }
 
@@ -131,11 +133,13 @@ type Consumer struct {
 	mu       sync.Mutex
 	stats    Stats
 	open     map[*delivery]struct{} // received and not yet settled
+	settling sync.WaitGroup         // settles that won their claim and are still running
 	deleter  *deleter
 
 	// Waits, as fields so tests can shorten them.
 	receiveBackoff time.Duration // after a failed receive, times the failures in a row
 	releaseWait    time.Duration // after the grace: time for cancelled jobs to return
+	stopBudget     time.Duration // the calls after that: releases, deletes, protection
 }
 
 // New validates cfg and returns a consumer.
@@ -149,7 +153,7 @@ func New(cfg Config, client SQSAPI, proc Processor) (*Consumer, error) {
 	}
 	c := &Consumer{
 		cfg: cfg, sqs: client, proc: proc, log: cfg.Logger, open: map[*delivery]struct{}{},
-		receiveBackoff: time.Second, releaseWait: 5 * time.Second,
+		receiveBackoff: time.Second, releaseWait: 5 * time.Second, stopBudget: stopBudget,
 	}
 	c.deleter = &deleter{sqs: client, queueURL: cfg.QueueURL, log: cfg.Logger}
 	return c, nil
@@ -185,6 +189,11 @@ func (c *Consumer) run(ctx context.Context, drain bool) (Stats, error) {
 		protect = nil // one-off tasks are not in a service: nothing scales them in
 	}
 
+	// The grace counts from the stop signal, not from the end of a long
+	// poll that was under way then.
+	stoppedAt := make(chan time.Time, 1)
+	defer context.AfterFunc(ctx, func() { stoppedAt <- time.Now() })()
+
 	var wg sync.WaitGroup
 	err := c.receiveLoop(recvCtx, jobCtx, drain, protect, &wg)
 
@@ -193,10 +202,19 @@ func (c *Consumer) run(ctx context.Context, drain bool) (Stats, error) {
 	select {
 	case <-done:
 	case <-ctx.Done():
-		c.stopInFlight(jobCtx, cancelJobs, done)
+		c.waitInFlight(jobCtx, cancelJobs, done, <-stoppedAt)
 	}
-	c.deleter.flush(context.WithoutCancel(ctx))
-	protect.Idle(context.WithoutCancel(ctx))
+	// What is left shares one deadline, so a stop ends within the grace
+	// plus releaseWait plus stopBudget (100 s + 5 s + 8 s by default, inside
+	// ECS's 120 s stopTimeout).
+	fin, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.stopBudget)
+	defer cancel()
+	var idle sync.WaitGroup
+	idle.Go(func() { protect.Idle(fin) })
+	c.releaseStuck(fin)
+	c.waitSettles(fin)
+	c.deleter.flush(fin)
+	idle.Wait()
 
 	c.mu.Lock()
 	st := c.stats
@@ -217,6 +235,9 @@ func (c *Consumer) receiveLoop(recvCtx, jobCtx context.Context, drain bool, prot
 		case <-recvCtx.Done():
 			return nil
 		}
+		if recvCtx.Err() != nil { // select picks at random when both were ready
+			return nil
+		}
 		n := 1
 		for n < maxBatch {
 			select {
@@ -230,6 +251,15 @@ func (c *Consumer) receiveLoop(recvCtx, jobCtx context.Context, drain bool, prot
 		msgs, err := c.receive(recvCtx, n)
 		for range n - len(msgs) {
 			<-slots
+		}
+		if recvCtx.Err() != nil {
+			// The stop came during the long poll: start nothing, and hand
+			// back at once whatever it brought.
+			rctx, cancel := context.WithTimeout(context.WithoutCancel(recvCtx), callTimeout)
+			c.count(func(s *Stats) { s.Received += len(msgs) })
+			c.handBack(rctx, msgs, "received after the stop signal")
+			cancel()
+			return nil
 		}
 		if err != nil {
 			if recvCtx.Err() != nil {
@@ -260,7 +290,6 @@ func (c *Consumer) receiveLoop(recvCtx, jobCtx context.Context, drain bool, prot
 			continue
 		}
 		empties = 0
-		protect.Busy(recvCtx)
 		for _, m := range msgs {
 			d := c.track(m)
 			// Counted before the goroutine starts, so the next receive
@@ -275,11 +304,20 @@ func (c *Consumer) receiveLoop(recvCtx, jobCtx context.Context, drain bool, prot
 				c.handle(jobCtx, d)
 			}()
 		}
+		// After the dispatch, so a slow or hung agent never delays jobs or
+		// their heartbeats; protection is best effort anyway.
+		protect.Busy(recvCtx)
 	}
 }
 
+// receive long-polls for up to n messages. The call does not end with ctx:
+// SQS may hand messages to a connection the client dropped, and they would
+// stay hidden for the whole visibility timeout. The caller hands back what
+// arrives after ctx ended.
 func (c *Consumer) receive(ctx context.Context, n int) ([]types.Message, error) {
-	out, err := c.sqs.ReceiveMessage(ctx, &sqs.ReceiveMessageInput{
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.cfg.WaitTime+5*time.Second)
+	defer cancel()
+	out, err := c.sqs.ReceiveMessage(rctx, &sqs.ReceiveMessageInput{
 		QueueUrl:            aws.String(c.cfg.QueueURL),
 		MaxNumberOfMessages: int32(n),
 		WaitTimeSeconds:     int32(c.cfg.WaitTime / time.Second),
@@ -294,22 +332,22 @@ func (c *Consumer) receive(ctx context.Context, n int) ([]types.Message, error) 
 	// A well-behaved queue never returns more than asked; if one did, the
 	// extra messages would have no worker, so hand them straight back.
 	if len(out.Messages) > n {
-		for _, m := range out.Messages[n:] {
-			c.changeVisibility(context.WithoutCancel(ctx), &delivery{msg: m}, 0)
-		}
+		c.count(func(s *Stats) { s.Received += len(out.Messages) - n })
+		c.handBack(rctx, out.Messages[n:], "more messages than asked for")
 		return out.Messages[:n], nil
 	}
 	return out.Messages, nil
 }
 
-// stopInFlight runs after the stop signal: it waits up to the grace for
-// in-flight jobs, then cancels them and releases whatever is still unsettled.
-func (c *Consumer) stopInFlight(jobCtx context.Context, cancelJobs context.CancelFunc, done <-chan struct{}) {
+// waitInFlight runs after the stop signal: it waits for in-flight jobs
+// until the grace (counted from stoppedAt) is over, then cancels them and
+// gives them releaseWait to return.
+func (c *Consumer) waitInFlight(jobCtx context.Context, cancelJobs context.CancelFunc, done <-chan struct{}, stoppedAt time.Time) {
 	n := c.inflight.Load()
 	if n > 0 {
 		c.log.InfoContext(jobCtx, "stopping: waiting for jobs in flight", "in_flight", n, "grace_ms", c.cfg.Grace.Milliseconds())
 	}
-	grace := time.NewTimer(c.cfg.Grace)
+	grace := time.NewTimer(time.Until(stoppedAt.Add(c.cfg.Grace)))
 	defer grace.Stop()
 	select {
 	case <-done:
@@ -322,27 +360,74 @@ func (c *Consumer) stopInFlight(jobCtx context.Context, cancelJobs context.Cance
 	defer wait.Stop()
 	select {
 	case <-done:
-		return
 	case <-wait.C:
 	}
-	// Jobs that ignore cancellation cannot keep their messages hidden: hand
-	// them to another consumer now.
+}
+
+// releaseStuck hands every message still unsettled (its job ignored
+// cancellation) to another consumer now rather than after its visibility
+// timeout. A job that returns later finds its message settled.
+func (c *Consumer) releaseStuck(ctx context.Context) {
 	c.mu.Lock()
-	stuck := make([]*delivery, 0, len(c.open))
+	var stuck []types.Message
 	for d := range c.open {
-		stuck = append(stuck, d)
+		d.settled = true
+		delete(c.open, d)
+		stuck = append(stuck, d.msg)
 	}
 	c.mu.Unlock()
-	for _, d := range stuck {
-		c.settle(d, func() { c.release(jobCtx, d, 0, OutcomeReleased, "job did not stop after cancellation") })
+	c.handBack(ctx, stuck, "job did not stop after cancellation")
+}
+
+// waitSettles waits, until ctx ends, for settles under way, so that their
+// deletes reach the final flush. None can start later: every message is
+// settled by now, so later claims fail.
+func (c *Consumer) waitSettles(ctx context.Context) {
+	settled := make(chan struct{})
+	go func() { c.settling.Wait(); close(settled) }()
+	select {
+	case <-settled:
+	case <-ctx.Done():
 	}
+}
+
+// handBack makes msgs visible again at once, in batches of ten sent in
+// parallel, all bounded by ctx.
+func (c *Consumer) handBack(ctx context.Context, msgs []types.Message, why string) {
+	if len(msgs) == 0 {
+		return
+	}
+	c.count(func(s *Stats) { s.Released += len(msgs) })
+	var wg sync.WaitGroup
+	for batch := range slices.Chunk(msgs, maxBatch) {
+		wg.Go(func() {
+			entries := make([]types.ChangeMessageVisibilityBatchRequestEntry, len(batch))
+			for i, m := range batch {
+				c.log.InfoContext(ctx, "releasing message", "message_id", aws.ToString(m.MessageId), "outcome", OutcomeReleased, "reason", why)
+				entries[i] = types.ChangeMessageVisibilityBatchRequestEntry{Id: aws.String(strconv.Itoa(i)), ReceiptHandle: m.ReceiptHandle}
+			}
+			out, err := c.sqs.ChangeMessageVisibilityBatch(ctx, &sqs.ChangeMessageVisibilityBatchInput{QueueUrl: aws.String(c.cfg.QueueURL), Entries: entries})
+			if err != nil {
+				// They reappear when their current visibility runs out.
+				c.log.WarnContext(ctx, "release messages", "messages", len(batch), "error", err.Error())
+				return
+			}
+			for _, f := range out.Failed {
+				if i, _ := strconv.Atoi(aws.ToString(f.Id)); i >= 0 && i < len(batch) {
+					c.log.WarnContext(ctx, "release message", "message_id", aws.ToString(batch[i].MessageId),
+						"error", fmt.Sprintf("%s: %s", aws.ToString(f.Code), aws.ToString(f.Message)))
+				}
+			}
+		})
+	}
+	wg.Wait()
 }
 
 // delivery is one received message on its way to being settled.
 type delivery struct {
 	msg      types.Message
 	received time.Time
-	settled  atomic.Bool
+	settled  bool // guarded by Consumer.mu
 }
 
 func (d *delivery) id() string { return aws.ToString(d.msg.MessageId) }
@@ -371,14 +456,22 @@ func (c *Consumer) track(m types.Message) *delivery {
 
 // settle runs f unless d was settled already, so a message is deleted,
 // dead-lettered or released exactly once even when the stop path and a
-// late job race.
+// late job race. The claim and its count in c.settling are one step under
+// c.mu, so the stop path, once it has settled every open message, knows
+// that every settle it must wait for is counted.
 func (c *Consumer) settle(d *delivery, f func()) {
-	if !d.settled.CompareAndSwap(false, true) {
+	c.mu.Lock()
+	won := !d.settled
+	if won {
+		d.settled = true
+		delete(c.open, d)
+		c.settling.Add(1)
+	}
+	c.mu.Unlock()
+	if !won {
 		return
 	}
-	c.mu.Lock()
-	delete(c.open, d)
-	c.mu.Unlock()
+	defer c.settling.Done()
 	f()
 }
 
@@ -417,8 +510,8 @@ func (c *Consumer) handle(ctx context.Context, d *delivery) {
 	j := Job{Bucket: m.Bucket, Key: m.Key, VersionID: m.VersionID, ETag: m.ETag, MessageID: d.id()}
 	start := c.cfg.Now()
 	log.InfoContext(ctx, "job started", "receive_count", d.receiveCount(), "format", string(m.Format), "queue_wait_ms", since(start, eventTime).Milliseconds())
-	stopHeartbeat := c.heartbeat(ctx, log, d)
 	runCtx, cancel := context.WithTimeout(ctx, c.cfg.JobTimeout)
+	stopHeartbeat := c.heartbeat(runCtx, log, d)
 	res, err := c.proc.Process(runCtx, j)
 	cancel()
 	stopHeartbeat()
@@ -499,9 +592,12 @@ func retryDelay(base, max time.Duration, receiveCount int) time.Duration {
 	return min(d, max)
 }
 
-// heartbeat keeps d hidden while its job runs; the returned stop waits for
-// the heartbeat to end, so no extension can follow the settle.
-func (c *Consumer) heartbeat(ctx context.Context, log *slog.Logger, d *delivery) (stop func()) {
+// heartbeat keeps d hidden while its job runs, but no longer than the
+// job's own deadline (runCtx): a job that ignores its timeout loses its hold
+// on the message, which reappears for another consumer (jobs are
+// idempotent). The returned stop waits for the heartbeat to end, so no
+// extension can follow the settle.
+func (c *Consumer) heartbeat(runCtx context.Context, log *slog.Logger, d *delivery) (stop func()) {
 	vt := c.cfg.VisibilityTimeout
 	t := c.cfg.NewTicker(vt / 2)
 	quit, exited := make(chan struct{}), make(chan struct{})
@@ -512,8 +608,18 @@ func (c *Consumer) heartbeat(ctx context.Context, log *slog.Logger, d *delivery)
 			select {
 			case <-quit:
 				return
+			case <-runCtx.Done():
+				if errors.Is(runCtx.Err(), context.DeadlineExceeded) {
+					log.WarnContext(runCtx, "job past its timeout: no longer extending message visibility", "job_timeout_ms", c.cfg.JobTimeout.Milliseconds())
+				}
+				return
 			case <-t.C():
-				cctx, cancel := context.WithTimeout(ctx, callTimeout)
+				if errors.Is(runCtx.Err(), context.DeadlineExceeded) {
+					continue // the case above ends the heartbeat
+				}
+				// Detached from runCtx so that an extension under way
+				// finishes before stop returns rather than racing the settle.
+				cctx, cancel := context.WithTimeout(context.WithoutCancel(runCtx), callTimeout)
 				_, err := c.sqs.ChangeMessageVisibility(cctx, &sqs.ChangeMessageVisibilityInput{
 					QueueUrl:          aws.String(c.cfg.QueueURL),
 					ReceiptHandle:     d.msg.ReceiptHandle,
@@ -523,7 +629,7 @@ func (c *Consumer) heartbeat(ctx context.Context, log *slog.Logger, d *delivery)
 				if err != nil {
 					// The next tick tries again; if the message reappears
 					// meanwhile, the job's idempotency absorbs the duplicate.
-					log.WarnContext(ctx, "extend message visibility", "error", err.Error())
+					log.WarnContext(runCtx, "extend message visibility", "error", err.Error())
 				}
 			}
 		}
@@ -581,7 +687,7 @@ func (c *Consumer) changeVisibility(ctx context.Context, d *delivery, delay time
 	_, err := c.sqs.ChangeMessageVisibility(cctx, &sqs.ChangeMessageVisibilityInput{
 		QueueUrl:          aws.String(c.cfg.QueueURL),
 		ReceiptHandle:     d.msg.ReceiptHandle,
-		VisibilityTimeout: int32(delay / time.Second),
+		VisibilityTimeout: int32((delay + time.Second - 1) / time.Second), // never round a delay down to 0
 	})
 	if err != nil {
 		// The message reappears when its current visibility runs out.

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
 	"strings"
 	"sync"
@@ -13,8 +14,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 
 	"github.com/edp-pipelines/edp/consumer/ecsprotect"
 	"github.com/edp-pipelines/edp/internal/emf"
@@ -337,8 +340,54 @@ func TestHeartbeatExtendsUntilJobEnds(t *testing.T) {
 	if diff := cmp.Diff(want, vis); diff != "" {
 		t.Errorf("extensions (-want +got):\n%s", diff)
 	}
-	if last := events[len(events)-1]; !slices.Contains(events, "delete m0") || slices.Index(events, "delete m0") < slices.Index(events, "visibility m0 10") {
-		t.Errorf("events %v (last %q): want the delete after the extensions", events, last)
+	// The delete is the last call for m0: no extension follows it.
+	var m0 []string
+	for _, e := range events {
+		if strings.HasSuffix(e, " m0") || strings.Contains(e, " m0 ") {
+			m0 = append(m0, e)
+		}
+	}
+	if len(m0) == 0 || m0[len(m0)-1] != "delete m0" || slices.Index(m0, "delete m0") != len(m0)-1 {
+		t.Errorf("calls for m0 %v: want the delete last, after every extension", m0)
+	}
+}
+
+// A job that ignores its timeout loses its hold on the message: the
+// heartbeat ends at the job's deadline although the job still runs.
+func TestHeartbeatStopsAtJobTimeout(t *testing.T) {
+	t.Parallel()
+	f := newFakeSQS(ebBody("configs/fit.yaml"))
+	ts := newTickers()
+	expired, finish := make(chan struct{}), make(chan struct{})
+	proc := ProcessorFunc(func(ctx context.Context, j Job) (Result, error) {
+		<-ctx.Done() // like a CPU-bound fit, it notices nothing and goes on
+		close(expired)
+		<-finish
+		return Result{RunID: "r"}, nil
+	})
+	c := newTestConsumer(t, Config{VisibilityTimeout: 10 * time.Second, JobTimeout: 50 * time.Millisecond, NewTicker: ts.New}, f, proc)
+	done := make(chan error)
+	go func() { _, err := c.Drain(context.Background()); done <- err }()
+	tk := <-ts.made
+	<-expired
+	select {
+	case <-tk.stopped:
+	case tk.c <- time.Now(): // a heartbeat still listening must not extend
+		select {
+		case <-tk.stopped:
+		case <-time.After(10 * time.Second):
+			t.Error("heartbeat still running after the job's timeout")
+		}
+	case <-time.After(10 * time.Second):
+		t.Error("heartbeat still running after the job's timeout")
+	}
+	close(finish)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	_, vis, _, _ := f.snapshot()
+	if len(vis) != 0 {
+		t.Errorf("visibility changes %v: want no extension past the job timeout", vis)
 	}
 }
 
@@ -381,6 +430,8 @@ func TestStopFinishesInFlightWithinGrace(t *testing.T) {
 	if jobErr != nil {
 		t.Errorf("job context was cancelled (%v) within the grace period", jobErr)
 	}
+	// The loop is sequential, so only the receive under way at the signal
+	// can come after it; the loop never starts another.
 	if n := lateReceives.Load(); n > 1 {
 		t.Errorf("%d receives after the stop signal, want at most the one already under way", n)
 	}
@@ -544,8 +595,14 @@ func TestServeHoldsProtectionWhileBusy(t *testing.T) {
 	set := &recordingSetter{}
 	var protectedDuringJob atomic.Bool
 	proc := ProcessorFunc(func(context.Context, Job) (Result, error) {
-		calls := set.got()
-		protectedDuringJob.Store(len(calls) > 0 && calls[len(calls)-1])
+		// Protection is asked for right after the dispatch: it must come
+		// while the job runs.
+		for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
+			if calls := set.got(); len(calls) > 0 && calls[len(calls)-1] {
+				protectedDuringJob.Store(true)
+				break
+			}
+		}
 		return Result{RunID: "r"}, nil
 	})
 	c := newTestConsumer(t, Config{Protection: &ecsprotect.Guard{Setter: set}}, f, proc)
@@ -574,7 +631,9 @@ func TestServeHoldsProtectionWhileBusy(t *testing.T) {
 
 	// Drain mode never touches protection.
 	set2 := &recordingSetter{}
-	c2 := newTestConsumer(t, Config{Protection: &ecsprotect.Guard{Setter: set2}}, newFakeSQS(ebBody("configs/a.yaml")), proc)
+	c2 := newTestConsumer(t, Config{Protection: &ecsprotect.Guard{Setter: set2}}, newFakeSQS(ebBody("configs/a.yaml")), ProcessorFunc(func(context.Context, Job) (Result, error) {
+		return Result{RunID: "r"}, nil
+	}))
 	if _, err := c2.Drain(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -699,5 +758,260 @@ func TestConfigValidation(t *testing.T) {
 				t.Errorf("New() error = %v, want it to mention %q", err, tt.want)
 			}
 		})
+	}
+}
+
+// A long poll under way at the stop signal is not cut (SQS may hand
+// messages to a dropped connection); what it brings is released at once
+// and no job starts for it.
+func TestStopReleasesWhatTheLastReceiveBrings(t *testing.T) {
+	t.Parallel()
+	f := newFakeSQS()
+	inPoll, signalled := make(chan struct{}), make(chan struct{})
+	var calls atomic.Int32
+	f.receiveHook = func(*sqs.ReceiveMessageInput) {
+		if calls.Add(1) == 2 { // the first receive finds the queue empty
+			close(inPoll)
+			<-signalled
+			// Messages arrive while the long poll is still open.
+			f.push("m0", ebBody("configs/a.yaml"), 1)
+			f.push("m1", ebBody("configs/b.yaml"), 1)
+		}
+	}
+	c := newTestConsumer(t, Config{}, f, ProcessorFunc(func(context.Context, Job) (Result, error) {
+		t.Error("job started for a message received after the stop signal")
+		return Result{}, nil
+	}))
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan Stats)
+	go func() {
+		st, err := c.Serve(ctx)
+		if err != nil {
+			t.Error(err)
+		}
+		done <- st
+	}()
+	<-inPoll
+	cancel()
+	close(signalled)
+	st := <-done
+	_, vis, _, _ := f.snapshot()
+	slices.SortFunc(vis, func(a, b visCall) int { return strings.Compare(a.ID, b.ID) })
+	if diff := cmp.Diff([]visCall{{"m0", 0}, {"m1", 0}}, vis); diff != "" {
+		t.Errorf("releases (-want +got):\n%s", diff)
+	}
+	if st.Received != 2 || st.Released != 2 || st.Succeeded != 0 {
+		t.Errorf("stats %+v: want 2 received and released", st)
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if len(f.held) != 0 {
+		t.Errorf("%d messages stranded (hidden until their visibility timeout)", len(f.held))
+	}
+}
+
+// Jobs that ignore cancellation are released in batches of ten, and the
+// calls after the grace share one deadline however slow SQS is.
+func TestStopReleasesStuckJobsInBatchesWithinBudget(t *testing.T) {
+	t.Parallel()
+	const n = 12
+	bodies := make([]string, n)
+	for i := range bodies {
+		bodies[i] = ebBody(fmt.Sprintf("configs/c%02d.yaml", i))
+	}
+	for _, hang := range []bool{false, true} {
+		f := newFakeSQS(bodies...)
+		if hang { // SQS answers no release at all
+			f.visBatchHook = func(ctx context.Context) { <-ctx.Done() }
+		}
+		var started sync.WaitGroup
+		started.Add(n)
+		unblock := make(chan struct{})
+		proc := ProcessorFunc(func(context.Context, Job) (Result, error) {
+			started.Done()
+			<-unblock
+			return Result{RunID: "late"}, nil
+		})
+		c := newTestConsumer(t, Config{Grace: 10 * time.Millisecond, Concurrency: n}, f, proc)
+		c.stopBudget = 300 * time.Millisecond
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan Stats)
+		go func() { st, _ := c.Serve(ctx); done <- st }()
+		started.Wait()
+		cancel()
+		select {
+		case st := <-done:
+			if st.Released != n {
+				t.Errorf("hang=%v: released %d, want %d", hang, st.Released, n)
+			}
+		case <-time.After(30 * time.Second):
+			t.Fatalf("hang=%v: Serve still running long after grace + releaseWait + stop budget", hang)
+		}
+		close(unblock)
+		_, vis, _, _ := f.snapshot()
+		f.mu.Lock()
+		batches := f.visBatches
+		f.mu.Unlock()
+		if !hang && (len(vis) != n || batches != 2) {
+			t.Errorf("%d releases in %d batch calls, want %d in 2", len(vis), batches, n)
+		}
+		for _, v := range vis {
+			if v.Seconds != 0 {
+				t.Errorf("release %v: want visibility 0", v)
+			}
+		}
+	}
+}
+
+// A job that settles while the stop path runs still has its delete sent
+// before Serve returns.
+func TestStopWaitsForSettleUnderWay(t *testing.T) {
+	t.Parallel()
+	f := newFakeSQS(ebBody("configs/a.yaml"))
+	w := &blockingWriter{entered: make(chan struct{}), release: make(chan struct{})}
+	started := make(chan struct{})
+	proc := ProcessorFunc(func(ctx context.Context, j Job) (Result, error) {
+		close(started)
+		<-ctx.Done() // returns at the end of the grace, but successfully
+		return Result{RunID: "r"}, nil
+	})
+	c := newTestConsumer(t, Config{Grace: 10 * time.Millisecond, Metrics: &emf.Writer{W: w, Namespace: "EDP"}}, f, proc)
+	c.releaseWait = 10 * time.Millisecond
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { _, err := c.Serve(ctx); done <- err }()
+	<-started
+	cancel()
+	<-w.entered // the settle is under way, held in its metrics line
+	select {
+	case <-done:
+		t.Error("Serve returned while a settle was under way")
+	case <-time.After(300 * time.Millisecond):
+	}
+	close(w.release)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if deleted, vis, _, _ := f.snapshot(); !slices.Equal(deleted, []string{"m0"}) || len(vis) != 0 {
+		t.Errorf("at return: deleted %v, visibility %v; want m0 deleted", deleted, vis)
+	}
+}
+
+// blockingWriter holds the first Write until released.
+type blockingWriter struct {
+	once             sync.Once
+	entered, release chan struct{}
+}
+
+func (b *blockingWriter) Write(p []byte) (int, error) {
+	b.once.Do(func() { close(b.entered); <-b.release })
+	return len(p), nil
+}
+
+func TestDeleteRetriesOnce(t *testing.T) {
+	t.Parallel()
+	throttled := errors.New("ThrottlingException: Rate exceeded")
+	tests := map[string]struct {
+		callErrs    []error
+		entryFails  int // server-side failures of m0's entry
+		stale       bool
+		wantDeleted []string
+		wantCalls   int
+	}{
+		"ok":                    {wantDeleted: []string{"m0", "m1"}, wantCalls: 1},
+		"call fails once":       {callErrs: []error{throttled}, wantDeleted: []string{"m0", "m1"}, wantCalls: 2},
+		"call fails twice":      {callErrs: []error{throttled, throttled}, wantCalls: 2},
+		"entry fails once":      {entryFails: 1, wantDeleted: []string{"m1", "m0"}, wantCalls: 2},
+		"entry fails twice":     {entryFails: 2, wantDeleted: []string{"m1"}, wantCalls: 2},
+		"stale handle (sender)": {stale: true, wantDeleted: []string{"m1"}, wantCalls: 1},
+	}
+	for name, tt := range tests {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			f := newFakeSQS("a", "b")
+			f.deleteErrs = tt.callErrs
+			f.deleteFails = map[string]int{"m0": tt.entryFails}
+			out, err := f.ReceiveMessage(context.Background(), &sqs.ReceiveMessageInput{MaxNumberOfMessages: 10})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tt.stale {
+				out.Messages[0].ReceiptHandle = aws.String("m0#expired")
+			}
+			dl := &deleter{sqs: f, queueURL: "q", log: slog.New(slog.DiscardHandler)}
+			for _, m := range out.Messages {
+				dl.add(context.Background(), &delivery{msg: m})
+			}
+			dl.flush(context.Background())
+			deleted, _, _, _ := f.snapshot()
+			if diff := cmp.Diff(tt.wantDeleted, deleted, cmpopts.EquateEmpty()); diff != "" {
+				t.Errorf("deleted (-want +got):\n%s", diff)
+			}
+			f.mu.Lock()
+			defer f.mu.Unlock()
+			if f.deleteCalls != tt.wantCalls {
+				t.Errorf("%d DeleteMessageBatch calls, want %d", f.deleteCalls, tt.wantCalls)
+			}
+		})
+	}
+}
+
+// A sub-second part of the retry delay rounds up: never down to 0, which
+// would redeliver at once.
+func TestRetryDelayRoundsUp(t *testing.T) {
+	t.Parallel()
+	f := newFakeSQS(ebBody("configs/a.yaml"))
+	c := newTestConsumer(t, Config{RetryDelay: 1500 * time.Millisecond}, f, ProcessorFunc(func(context.Context, Job) (Result, error) {
+		return Result{}, errors.New("get object: 503 SlowDown")
+	}))
+	if _, err := c.Drain(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if _, vis, _, _ := f.snapshot(); !cmp.Equal(vis, []visCall{{"m0", 2}}) {
+		t.Errorf("visibility changes %v, want m0 hidden 2 s", vis)
+	}
+}
+
+// A hung ECS agent delays neither the jobs nor their heartbeats.
+func TestProtectionDoesNotDelayJobs(t *testing.T) {
+	t.Parallel()
+	f := newFakeSQS(ebBody("configs/a.yaml"))
+	set := &hungSetter{release: make(chan struct{})}
+	ts := newTickers()
+	started := make(chan struct{})
+	proc := ProcessorFunc(func(context.Context, Job) (Result, error) {
+		close(started)
+		return Result{RunID: "r"}, nil
+	})
+	c := newTestConsumer(t, Config{Protection: &ecsprotect.Guard{Setter: set}, NewTicker: ts.New}, f, proc)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { _, err := c.Serve(ctx); done <- err }()
+	select {
+	case <-ts.made:
+	case <-time.After(10 * time.Second):
+		t.Error("no heartbeat while the agent hangs")
+	}
+	select {
+	case <-started:
+	case <-time.After(10 * time.Second):
+		t.Error("job not started while the agent hangs")
+	}
+	close(set.release)
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
+
+// hungSetter blocks every protection call until released.
+type hungSetter struct{ release chan struct{} }
+
+func (h *hungSetter) Set(ctx context.Context, _ bool, _ time.Duration) error {
+	select {
+	case <-h.release:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
 	}
 }
