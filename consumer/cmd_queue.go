@@ -96,7 +96,7 @@ func parseQueueSettings(mode string, args []string, getenv func(string) string, 
 	visibility := fs.Int("visibility-timeout", envInt(names.EnvVisibilityTimeout, 300), "the queue's visibility timeout in seconds (env "+names.EnvVisibilityTimeout+")")
 	fs.DurationVar(&w.JobTimeout, "job-timeout", envDur(names.EnvJobTimeout, worker.DefaultJobTimeout), "time limit of one job (env "+names.EnvJobTimeout+")")
 	fs.DurationVar(&w.Grace, "grace", worker.DefaultGrace, "after SIGTERM, how long in-flight jobs may finish; keep below ECS stopTimeout (120s)")
-	fs.DurationVar(&w.RetryDelay, "retry-delay", worker.DefaultRetryDelay, "hide a transiently failed message this long, doubled per receive")
+	fs.DurationVar(&w.RetryDelay, "retry-delay", worker.DefaultRetryDelay, "hide a transiently failed message this long (at least 1s), doubled per receive")
 	if mode == names.ModeDrain {
 		fs.IntVar(&w.EmptyReceives, "empty-receives", envInt(names.EnvEmptyReceives, worker.DefaultEmptyReceives), "exit after this many empty receives in a row (env "+names.EnvEmptyReceives+")")
 		fs.DurationVar(&w.MaxRunTime, "max-run-time", envDur(names.EnvMaxRunTime, 0), "stop taking messages after this long; 0 = no limit (env "+names.EnvMaxRunTime+")")
@@ -133,8 +133,9 @@ func parseQueueSettings(mode string, args []string, getenv func(string) string, 
 	if w.Grace <= 0 {
 		errs = append(errs, fmt.Errorf("-grace %v: want more than 0", w.Grace))
 	}
-	if w.RetryDelay <= 0 {
-		errs = append(errs, fmt.Errorf("-retry-delay %v: want more than 0", w.RetryDelay))
+	if w.RetryDelay < time.Second {
+		// SQS hides messages for whole seconds: less would retry at once.
+		errs = append(errs, fmt.Errorf("-retry-delay %v: want at least 1s", w.RetryDelay))
 	}
 	if mode == names.ModeDrain {
 		if w.EmptyReceives < 1 {
@@ -227,10 +228,17 @@ func runQueue(ctx context.Context, mode string, args []string, getenv func(strin
 	return 0
 }
 
+// queueAttributes is the part of *sqs.Client checkVisibility uses.
+type queueAttributes interface {
+	GetQueueAttributes(ctx context.Context, in *sqs.GetQueueAttributesInput, opts ...func(*sqs.Options)) (*sqs.GetQueueAttributesOutput, error)
+}
+
 // checkVisibility reads the queue's visibility timeout: it proves the queue
 // URL and permissions before any work is taken, and a setting that differs
-// from the queue would make heartbeats come too late, so the queue wins.
-func checkVisibility(ctx context.Context, client *sqs.Client, w *worker.Config, log *slog.Logger) error {
+// from the queue would make heartbeats come too late, so the queue wins. A
+// queue timeout under 2 s is refused: SQS would hand a message out again
+// before the first heartbeat could extend it.
+func checkVisibility(ctx context.Context, client queueAttributes, w *worker.Config, log *slog.Logger) error {
 	out, err := client.GetQueueAttributes(ctx, &sqs.GetQueueAttributesInput{
 		QueueUrl:       aws.String(w.QueueURL),
 		AttributeNames: []types.QueueAttributeName{types.QueueAttributeNameVisibilityTimeout},
@@ -238,14 +246,18 @@ func checkVisibility(ctx context.Context, client *sqs.Client, w *worker.Config, 
 	if err != nil {
 		return fmt.Errorf("read attributes of %s %s: %w", names.EnvQueueURL, w.QueueURL, err)
 	}
-	v, err := strconv.Atoi(out.Attributes[string(types.QueueAttributeNameVisibilityTimeout)])
-	if err != nil || v < 1 {
+	raw, ok := out.Attributes[string(types.QueueAttributeNameVisibilityTimeout)]
+	if !ok {
 		return nil // not reported: trust the setting
+	}
+	v, err := strconv.Atoi(raw)
+	if err != nil || v < 2 {
+		return fmt.Errorf("queue %s has VisibilityTimeout %q: the consumer needs at least 2 seconds (set the queue attribute VisibilityTimeout, 300 by default)", w.QueueURL, raw)
 	}
 	if q := time.Duration(v) * time.Second; q != w.VisibilityTimeout {
 		log.WarnContext(ctx, "visibility timeout setting differs from the queue's; using the queue's",
 			"setting_s", int(w.VisibilityTimeout/time.Second), "queue_s", v)
-		w.VisibilityTimeout = max(q, 2*time.Second)
+		w.VisibilityTimeout = q
 	}
 	return nil
 }

@@ -6,10 +6,14 @@ import (
 	"errors"
 	"flag"
 	"io"
+	"log/slog"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
+
+	"github.com/edp-pipelines/edp/consumer/worker"
 	"github.com/edp-pipelines/edp/internal/names"
 )
 
@@ -105,6 +109,8 @@ func TestQueueSettingsErrorsNameTheSetting(t *testing.T) {
 		"bad prefix":       {mode: names.ModeServe, env: map[string]string{names.EnvConfigPrefix: "configs"}, want: []string{`EDP_CONFIG_PREFIX "configs"`}},
 		"negative conc":    {mode: names.ModeServe, args: []string{"-concurrency=-2"}, want: []string{"-concurrency -2"}},
 		"tiny visibility":  {mode: names.ModeServe, args: []string{"-visibility-timeout", "1"}, want: []string{"-visibility-timeout 1"}},
+		"sub-second retry": {mode: names.ModeDrain, args: []string{"-retry-delay", "500ms"}, want: []string{"-retry-delay 500ms: want at least 1s"}},
+		"zero retry":       {mode: names.ModeDrain, args: []string{"-retry-delay", "0s"}, want: []string{"-retry-delay 0s"}},
 		"extra argument":   {mode: names.ModeServe, args: []string{"now"}, want: []string{`unexpected arguments ["now"]`}},
 		"serve has no max": {mode: names.ModeServe, args: []string{"-max-run-time", "1h"}, want: []string{"flag provided but not defined: -max-run-time"}},
 	}
@@ -152,6 +158,60 @@ func TestRunQueueFailsFast(t *testing.T) {
 	}
 	if !strings.Contains(stderr.String(), "-visibility-timeout") || !strings.Contains(stderr.String(), names.EnvVisibilityTimeout) {
 		t.Errorf("-h output lacks the settings: %q", stderr.String())
+	}
+}
+
+// fakeAttributes answers GetQueueAttributes with a fixed visibility timeout.
+type fakeAttributes struct {
+	visibility *string // nil: not reported
+	err        error
+}
+
+func (f fakeAttributes) GetQueueAttributes(context.Context, *sqs.GetQueueAttributesInput, ...func(*sqs.Options)) (*sqs.GetQueueAttributesOutput, error) {
+	if f.err != nil {
+		return nil, f.err
+	}
+	out := &sqs.GetQueueAttributesOutput{Attributes: map[string]string{}}
+	if f.visibility != nil {
+		out.Attributes["VisibilityTimeout"] = *f.visibility
+	}
+	return out, nil
+}
+
+func TestCheckVisibility(t *testing.T) {
+	t.Parallel()
+	str := func(s string) *string { return &s }
+	tests := map[string]struct {
+		queue   fakeAttributes
+		want    time.Duration // the setting afterwards
+		wantErr string
+	}{
+		"same":             {queue: fakeAttributes{visibility: str("300")}, want: 300 * time.Second},
+		"queue wins":       {queue: fakeAttributes{visibility: str("60")}, want: time.Minute},
+		"not reported":     {queue: fakeAttributes{}, want: 300 * time.Second},
+		"zero":             {queue: fakeAttributes{visibility: str("0")}, wantErr: `VisibilityTimeout "0": the consumer needs at least 2 seconds`},
+		"one second":       {queue: fakeAttributes{visibility: str("1")}, wantErr: `VisibilityTimeout "1"`},
+		"garbage":          {queue: fakeAttributes{visibility: str("soon")}, wantErr: `VisibilityTimeout "soon"`},
+		"queue unreadable": {queue: fakeAttributes{err: errors.New("AWS.SimpleQueueService.NonExistentQueue")}, wantErr: "read attributes of EDP_QUEUE_URL q: AWS.SimpleQueueService.NonExistentQueue"},
+	}
+	for name, tt := range tests {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			w := worker.Config{QueueURL: "q", VisibilityTimeout: 300 * time.Second}
+			err := checkVisibility(context.Background(), tt.queue, &w, slog.New(slog.DiscardHandler))
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("error %v, want it to contain %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if w.VisibilityTimeout != tt.want {
+				t.Errorf("visibility timeout %v, want %v", w.VisibilityTimeout, tt.want)
+			}
+		})
 	}
 }
 

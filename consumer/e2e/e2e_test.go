@@ -508,3 +508,15 @@ func TestTransientFailuresEndInDLQByRedrive(t *testing.T) {
 		t.Errorf("queue holds %d+%d messages", v, f)
 	}
 }
+
+// A queue whose visibility timeout is 0 would hand every message out again
+// at once: the real binary refuses to start on it, naming the attribute.
+func TestZeroVisibilityQueueRefused(t *testing.T) {
+	t.Parallel()
+	p := newPipeline(t, 0, 3)
+	c := startChild(t, p.env(), "drain")
+	if code := c.wait(t, 60*time.Second); code != 1 {
+		t.Fatalf("exit code %d, want 1", code)
+	}
+	c.waitLog(t, time.Second, `"level":"ERROR"`, `VisibilityTimeout \"0\"`, "at least 2 seconds")
+}

@@ -66,7 +66,7 @@ type Config struct {
 	JobTimeout time.Duration
 	// RetryDelay is how long a message that failed transiently stays
 	// hidden, doubled per earlier receive and capped at VisibilityTimeout;
-	// default 10 s.
+	// at least 1 s (SQS counts whole seconds; parts round up); default 10 s.
 	RetryDelay time.Duration
 	// Grace is how long in-flight jobs may still run after a stop signal
 	// before they are cancelled and their messages released; default 100 s.
@@ -150,8 +150,8 @@ func (c Config) withDefaults() (Config, error) {
 	if c.RetryDelay == 0 {
 		c.RetryDelay = DefaultRetryDelay
 	}
-	if c.RetryDelay < 0 {
-		bad("retry delay %v is negative", c.RetryDelay)
+	if c.RetryDelay < time.Second {
+		bad("retry delay %v must be at least 1s", c.RetryDelay)
 	}
 	if c.Grace == 0 {
 		c.Grace = DefaultGrace

@@ -747,6 +747,8 @@ func TestConfigValidation(t *testing.T) {
 		"negative grace":    {func(c *Config) { c.Grace = -time.Second }, "grace"},
 		"negative max run":  {func(c *Config) { c.MaxRunTime = -time.Second }, "max run time"},
 		"negative job time": {func(c *Config) { c.JobTimeout = -time.Second }, "job timeout"},
+		"sub-second retry":  {func(c *Config) { c.RetryDelay = 500 * time.Millisecond }, "retry delay 500ms must be at least 1s"},
+		"negative retry":    {func(c *Config) { c.RetryDelay = -time.Second }, "retry delay"},
 	}
 	for name, tt := range tests {
 		t.Run(name, func(t *testing.T) {

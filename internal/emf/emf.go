@@ -67,7 +67,9 @@ func (w *Writer) Emit(metrics []Metric, props map[string]any) error {
 		Dimensions [][]string  `json:"Dimensions"`
 		Metrics    []metricDef `json:"Metrics"`
 	}
-	dims := slices.Sorted(maps.Keys(w.Dimensions))
+	// Never nil: a dimension set must be a JSON array, empty when there are
+	// no dimensions ([[]]), or CloudWatch rejects the line.
+	dims := append([]string{}, slices.Sorted(maps.Keys(w.Dimensions))...)
 	d := directive{Namespace: w.Namespace, Dimensions: [][]string{dims}}
 	line := make(map[string]any, len(props)+len(dims)+len(metrics)+1)
 	maps.Copy(line, props)

@@ -54,6 +54,19 @@ func TestEmit(t *testing.T) {
 	}
 }
 
+func TestEmitWithoutDimensions(t *testing.T) {
+	t.Parallel()
+	var buf bytes.Buffer
+	w := &Writer{W: &buf, Namespace: "EDP", Now: func() time.Time { return time.UnixMilli(1795000000123) }}
+	if err := w.Emit([]Metric{{Name: "Dispatched", Unit: Count, Value: 2}}, nil); err != nil {
+		t.Fatal(err)
+	}
+	want := `{"Dispatched":2,"_aws":{"CloudWatchMetrics":[{"Namespace":"EDP","Dimensions":[[]],"Metrics":[{"Name":"Dispatched","Unit":"Count"}]}],"Timestamp":1795000000123}}` + "\n"
+	if diff := cmp.Diff(want, buf.String()); diff != "" {
+		t.Errorf("EMF line (-want +got):\n%s", diff)
+	}
+}
+
 func TestEmitNilAndConcurrent(t *testing.T) {
 	t.Parallel()
 	var nilW *Writer
