@@ -19,7 +19,8 @@ const (
 	DefaultVisibilityTimeout = 300 * time.Second
 	DefaultJobTimeout        = 15 * time.Minute
 	// DefaultGrace leaves 20 s of ECS's 120 s stopTimeout for releasing
-	// unfinished messages and exiting.
+	// unfinished messages and exiting, which take at most 13 s (5 s for
+	// cancelled jobs to return, then stopBudget).
 	DefaultGrace      = 100 * time.Second
 	DefaultRetryDelay = 10 * time.Second
 )
@@ -69,7 +70,8 @@ type Config struct {
 	// at least 1 s (SQS counts whole seconds; parts round up); default 10 s.
 	RetryDelay time.Duration
 	// Grace is how long in-flight jobs may still run after a stop signal
-	// before they are cancelled and their messages released; default 100 s.
+	// (counted from the signal) before they are cancelled and their
+	// messages released; default 100 s.
 	Grace time.Duration
 
 	// EmptyReceives (drain mode) is how many empty receives in a row, with

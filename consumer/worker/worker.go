@@ -8,10 +8,14 @@
 //
 // While a job runs, a heartbeat extends its message's visibility every half
 // of the visibility timeout, so a job longer than the timeout is not
-// delivered twice. The consumer receives only as many messages as it has
-// free workers (back-pressure). On a stop signal it stops receiving at
-// once, lets in-flight jobs finish within Config.Grace, then cancels them
-// and releases their messages (visibility 0) for another consumer.
+// delivered twice; the heartbeat ends at the job's Config.JobTimeout, so a
+// job that overruns it loses its hold on the message. The consumer
+// receives only as many messages as it has free workers (back-pressure).
+// On a stop signal it starts no new receive (the long poll under way ends
+// normally and what it brings is released), lets in-flight jobs finish
+// within Config.Grace of the signal, then cancels them and releases their
+// messages (visibility 0) for another consumer; the calls after the grace
+// are bounded (about 13 s in all).
 //
 // The job itself is a Processor; the package knows nothing about configs
 // or models.
