@@ -266,9 +266,6 @@ func (c *Consumer) receiveLoop(recvCtx, jobCtx context.Context, drain bool, prot
 			return nil
 		}
 		if err != nil {
-			if recvCtx.Err() != nil {
-				return nil
-			}
 			failures++
 			c.log.ErrorContext(recvCtx, "receive messages", "error", err.Error(), "attempt", failures)
 			if failures >= maxReceiveErrors {
