@@ -132,16 +132,22 @@ func TestDirCancelled(t *testing.T) {
 	}
 }
 
-func TestS3AgainstMoto(t *testing.T) {
-	t.Parallel()
+// motoS3 returns an S3 client of a fresh moto_server for this test.
+func motoS3(t *testing.T) *s3.Client {
+	t.Helper()
 	srv := motoserver.StartT(t)
-	ctx := context.Background()
-	client := s3.New(s3.Options{
+	return s3.New(s3.Options{
 		Region:       motoserver.Region,
 		BaseEndpoint: aws.String(srv.Endpoint),
 		UsePathStyle: true,
 		Credentials:  credentials.NewStaticCredentialsProvider("testing", "testing", ""),
 	})
+}
+
+func TestS3AgainstMoto(t *testing.T) {
+	t.Parallel()
+	client := motoS3(t)
+	ctx := context.Background()
 	if _, err := client.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String("edp-test")}); err != nil {
 		t.Fatalf("create bucket: %v", err)
 	}
@@ -165,14 +171,8 @@ func TestS3AgainstMoto(t *testing.T) {
 
 func TestS3GetVersionAgainstMoto(t *testing.T) {
 	t.Parallel()
-	srv := motoserver.StartT(t)
+	client := motoS3(t)
 	ctx := context.Background()
-	client := s3.New(s3.Options{
-		Region:       motoserver.Region,
-		BaseEndpoint: aws.String(srv.Endpoint),
-		UsePathStyle: true,
-		Credentials:  credentials.NewStaticCredentialsProvider("testing", "testing", ""),
-	})
 	if _, err := client.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String("versioned")}); err != nil {
 		t.Fatal(err)
 	}
