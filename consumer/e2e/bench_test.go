@@ -102,15 +102,7 @@ func BenchmarkDrain200(b *testing.B) {
 	const n = 200
 	for range b.N {
 		p := newPipeline(b, 300, 3)
-		var wg sync.WaitGroup
-		for w := range 8 {
-			wg.Go(func() {
-				for i := w; i < n; i += 8 {
-					p.put(b, fmt.Sprintf("configs/bench/c%03d.yaml", i), treeConfig(fmt.Sprintf("bench-%03d", i)))
-				}
-			})
-		}
-		wg.Wait()
+		p.putConfigs(b, "bench", n)
 		p.waitQueued(b, n, 2*time.Minute)
 
 		// The emulator's ceiling: the same number of messages, received and

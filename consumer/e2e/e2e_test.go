@@ -83,9 +83,7 @@ func TestUploadToArtifacts(t *testing.T) {
 			t.Errorf("artifact %s missing", f)
 		}
 	}
-	if v, f := p.queueDepth(t, p.queueURL); v+f != 0 {
-		t.Errorf("queue still holds %d+%d messages", v, f)
-	}
+	p.assertQueueEmpty(t)
 	// Logs are JSON with the run's identity; metrics are EMF on stdout.
 	c.waitLog(t, time.Second, `"msg":"job done"`, `"outcome":"succeeded"`, `"s3_key":"configs/team a/iris tree.yaml"`, `"run_id":"`+r[0].RunID+`"`)
 	if out := c.stdout.String(); !strings.Contains(out, `"JobsSucceeded":1`) || !strings.Contains(out, `"Namespace":"edp/consumer"`) {
@@ -100,14 +98,7 @@ func TestBatchOf200(t *testing.T) {
 	const n = 200
 	p := newPipeline(t, 30, 3)
 	var wg sync.WaitGroup
-	for w := range 8 {
-		wg.Go(func() {
-			for i := w; i < n; i += 8 {
-				p.put(t, fmt.Sprintf("configs/batch/c%03d.yaml", i), treeConfig(fmt.Sprintf("batch-%03d", i)))
-			}
-		})
-	}
-	wg.Wait()
+	p.putConfigs(t, "batch", n)
 	p.waitQueued(t, n, 60*time.Second)
 
 	var total worker.Stats
@@ -149,12 +140,8 @@ func TestBatchOf200(t *testing.T) {
 	if extra := total.Received - n; extra > 0 {
 		t.Logf("%d duplicate deliveries, settled idempotently", extra)
 	}
-	if v, f := p.queueDepth(t, p.queueURL); v+f != 0 {
-		t.Errorf("queue still holds %d+%d messages", v, f)
-	}
-	if d := p.drainDLQ(t); len(d) != 0 {
-		t.Errorf("DLQ holds %d messages", len(d))
-	}
+	p.assertQueueEmpty(t)
+	p.assertDLQEmpty(t)
 }
 
 // A duplicated delivery of the same event yields one result.
@@ -263,9 +250,7 @@ func TestPoisonAndBadConfigGoToDLQ(t *testing.T) {
 		}
 		return true
 	})
-	if v, f := p.queueDepth(t, p.queueURL); v+f != 0 {
-		t.Errorf("queue still holds %d+%d messages", v, f)
-	}
+	p.assertQueueEmpty(t)
 }
 
 // A job three times longer than the visibility timeout runs once: the
@@ -316,9 +301,7 @@ func TestHeartbeatKeepsLongJobHidden(t *testing.T) {
 	if recs := p.records(t); len(recs["configs/long.yaml"]) != 1 || recs["configs/long.yaml"][0].Status != job.StatusSucceeded {
 		t.Errorf("records %+v, want one succeeded", recs)
 	}
-	if d := p.drainDLQ(t); len(d) != 0 {
-		t.Errorf("DLQ holds %d messages", len(d))
-	}
+	p.assertDLQEmpty(t)
 }
 
 // SIGTERM while a job is mid-way (its artifact upload held by a slow S3):
@@ -344,9 +327,7 @@ func TestSIGTERMFinishesInFlightJob(t *testing.T) {
 	if recs := p.records(t); len(recs["configs/term.yaml"]) != 1 || recs["configs/term.yaml"][0].Status != job.StatusSucceeded {
 		t.Errorf("records %+v, want the in-flight job finished", recs)
 	}
-	if v, f := p.queueDepth(t, p.queueURL); v+f != 0 {
-		t.Errorf("queue holds %d+%d messages after a clean stop", v, f)
-	}
+	p.assertQueueEmpty(t)
 	// Nothing was received after the signal: one job, one receive count.
 	c.waitLog(t, time.Second, `"msg":"stopped"`, `"received":1`, `"succeeded":1`)
 }
@@ -381,9 +362,7 @@ func TestSIGTERMReleasesUnfinishedJob(t *testing.T) {
 	if len(recs) == 0 || recs[len(recs)-1].Status != job.StatusSucceeded {
 		t.Errorf("records %+v, want the job completed by the second consumer", recs)
 	}
-	if v, f := p.queueDepth(t, p.queueURL); v+f != 0 {
-		t.Errorf("queue holds %d+%d messages", v, f)
-	}
+	p.assertQueueEmpty(t)
 }
 
 // SIGKILL mid-job loses nothing: the message reappears after its visibility
@@ -427,12 +406,8 @@ func TestSIGKILLJobCompletedBySecondConsumer(t *testing.T) {
 		t.Errorf("records %+v, want one succeeded record from the second consumer", recs)
 	}
 	c2.waitLog(t, time.Second, `"msg":"job done"`, `"receive_count":2`)
-	if v, f := p.queueDepth(t, p.queueURL); v+f != 0 {
-		t.Errorf("queue holds %d+%d messages", v, f)
-	}
-	if d := p.drainDLQ(t); len(d) != 0 {
-		t.Errorf("DLQ holds %d messages", len(d))
-	}
+	p.assertQueueEmpty(t)
+	p.assertDLQEmpty(t)
 }
 
 // In serve mode on ECS the real binary holds task scale-in protection while
@@ -514,9 +489,7 @@ func TestTransientFailuresEndInDLQByRedrive(t *testing.T) {
 	if _, ok := dlq[0].Attrs[worker.AttrReason]; ok {
 		t.Errorf("redriven message carries %s: the consumer moved it itself", worker.AttrReason)
 	}
-	if v, f := p.queueDepth(t, p.queueURL); v+f != 0 {
-		t.Errorf("queue holds %d+%d messages", v, f)
-	}
+	p.assertQueueEmpty(t)
 }
 
 // A queue whose visibility timeout is 0 would hand every message out again

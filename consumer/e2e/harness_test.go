@@ -175,6 +175,37 @@ func (p *pipeline) put(t testing.TB, key, body string) {
 	}
 }
 
+// putConfigs uploads n decision-tree configs, configs/<name>/cNNN.yaml with
+// version <name>-NNN, from 8 goroutines.
+func (p *pipeline) putConfigs(t testing.TB, name string, n int) {
+	var wg sync.WaitGroup
+	for w := range 8 {
+		wg.Go(func() {
+			for i := w; i < n; i += 8 {
+				p.put(t, fmt.Sprintf("configs/%s/c%03d.yaml", name, i), treeConfig(fmt.Sprintf("%s-%03d", name, i)))
+			}
+		})
+	}
+	wg.Wait()
+}
+
+// assertQueueEmpty fails the test if the work queue holds any message,
+// visible or in flight.
+func (p *pipeline) assertQueueEmpty(t testing.TB) {
+	t.Helper()
+	if v, f := p.queueDepth(t, p.queueURL); v+f != 0 {
+		t.Errorf("queue still holds %d+%d (visible+in flight) messages", v, f)
+	}
+}
+
+// assertDLQEmpty fails the test if anything reached the dead-letter queue.
+func (p *pipeline) assertDLQEmpty(t testing.TB) {
+	t.Helper()
+	if d := p.drainDLQ(t); len(d) != 0 {
+		t.Errorf("DLQ holds %d messages", len(d))
+	}
+}
+
 func (p *pipeline) get(t testing.TB, key string) ([]byte, bool) {
 	t.Helper()
 	out, err := p.s3.GetObject(context.Background(), &s3.GetObjectInput{Bucket: aws.String(p.bucket), Key: aws.String(key)})

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strconv"
 	"sync"
+	"testing"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -237,4 +238,15 @@ func (ts *tickers) New(d time.Duration) Ticker {
 	t := &fakeTicker{period: d, c: make(chan time.Time), stopped: make(chan struct{})}
 	ts.made <- t
 	return t
+}
+
+// assertNoneHeld fails the test if a message is still hidden: it would be
+// stranded until its visibility timeout.
+func (f *fakeSQS) assertNoneHeld(t *testing.T) {
+	t.Helper()
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if len(f.held) != 0 {
+		t.Errorf("%d messages stranded (hidden until their visibility timeout)", len(f.held))
+	}
 }

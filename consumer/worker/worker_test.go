@@ -565,11 +565,7 @@ func TestDrainMaxRunTime(t *testing.T) {
 			t.Errorf("release %v: want visibility 0", v)
 		}
 	}
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if len(f.held) != 0 {
-		t.Errorf("%d messages stranded", len(f.held))
-	}
+	f.assertNoneHeld(t)
 }
 
 func TestReceiveErrorsEndTheRun(t *testing.T) {
@@ -817,11 +813,7 @@ func TestStopReleasesWhatTheLastReceiveBrings(t *testing.T) {
 	if st.Received != 2 || st.Released != 2 || st.Succeeded != 0 {
 		t.Errorf("stats %+v: want 2 received and released", st)
 	}
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if len(f.held) != 0 {
-		t.Errorf("%d messages stranded (hidden until their visibility timeout)", len(f.held))
-	}
+	f.assertNoneHeld(t)
 }
 
 // Jobs that ignore cancellation are released in batches of ten, and the
