@@ -44,6 +44,8 @@ const (
 	KeyCapacityProvider   = "edp:capacityProvider"
 	KeySchedule           = "edp:schedule"
 	KeyScheduleTimeZone   = "edp:scheduleTimeZone"
+
+	KeyDispatchReservedConcurrency = "edp:dispatchReservedConcurrency"
 )
 
 // Network modes.
@@ -51,6 +53,7 @@ const (
 	NetworkPublic  = "public"  // new VPC, public subnets, no NAT; tasks get a public IP (default)
 	NetworkPrivate = "private" // new VPC, isolated subnets, VPC endpoints for every AWS API the tasks use
 	NetworkImport  = "import"  // existing VPC looked up by id (needs AWS credentials at synth)
+	NetworkDefault = "default" // the account's default VPC, looked up at synth (needs AWS credentials); public subnets
 )
 
 // Scaling modes of the alarm-scaled service.
@@ -89,7 +92,13 @@ type Settings struct {
 	BacklogPerTask     int    // target messages per task in backlog mode; default 10
 	ScaleInIdleMinutes int    // minutes of an empty queue before scaling in to 0; default 5
 	MessagesPerTask    int    // alarm-dispatch: backlog one started task is expected to drain; default 100
-	CapacityProvider   string // "FARGATE" (default) or "FARGATE_SPOT" for alarm-dispatch tasks
+	CapacityProvider   string // "FARGATE" (default) or "FARGATE_SPOT" (x86_64 only) for alarm-dispatch tasks
+
+	// DispatchReservedConcurrency reserves Lambda concurrency for the
+	// alarm-dispatch function; 0 (default) reserves none, because a
+	// reservation fails the deploy on accounts whose concurrency quota is
+	// small. The handler is safe to run concurrently either way.
+	DispatchReservedConcurrency int
 
 	Schedule         string // EventBridge Scheduler expression; default "cron(0 2 * * ? *)"
 	ScheduleTimeZone string // IANA time zone of the schedule; default "UTC"
@@ -156,8 +165,6 @@ var (
 	accountRe  = regexp.MustCompile(`^[0-9]{12}$`)
 	regionRe   = regexp.MustCompile(`^[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-[0-9]$`)
 	vpcRe      = regexp.MustCompile(`^vpc-[0-9a-f]{8,17}$`)
-	cronRe     = regexp.MustCompile(`^cron\((\S+ ){5}\S+\)$`)
-	rateRe     = regexp.MustCompile(`^rate\([1-9][0-9]* (minute|minutes|hour|hours|day|days)\)$`)
 	timeZoneRe = regexp.MustCompile(`^(UTC|[A-Za-z_]+(/[A-Za-z0-9_+-]+){1,2})$`)
 )
 
@@ -178,7 +185,7 @@ func FromContext(get Lookup) (Settings, error) {
 	s.MemoryMiB = r.intIn(KeyMemory, s.MemoryMiB, 512, 122880)
 	s.Architecture = r.oneOf(KeyArchitecture, s.Architecture, "arm64", "x86_64")
 	s.LogRetentionDays = r.intChoice(KeyLogRetentionDays, s.LogRetentionDays, LogRetentionChoices...)
-	s.Network = r.oneOf(KeyNetwork, s.Network, NetworkPublic, NetworkPrivate, NetworkImport)
+	s.Network = r.oneOf(KeyNetwork, s.Network, NetworkPublic, NetworkPrivate, NetworkImport, NetworkDefault)
 	s.VpcID = r.str(KeyVpcID, s.VpcID, func(v string) bool { return v == "" || vpcRe.MatchString(v) }, "a VPC id such as vpc-0123456789abcdef0")
 	s.EmptyReceives = r.intIn(KeyEmptyReceives, s.EmptyReceives, 1, 100)
 	s.ScaleOutThreshold = r.intIn(KeyScaleOutThreshold, s.ScaleOutThreshold, 1, 100000)
@@ -189,8 +196,9 @@ func FromContext(get Lookup) (Settings, error) {
 	s.ScaleInIdleMinutes = r.intIn(KeyScaleInIdleMinutes, s.ScaleInIdleMinutes, 1, 60)
 	s.MessagesPerTask = r.intIn(KeyMessagesPerTask, s.MessagesPerTask, 1, 100000)
 	s.CapacityProvider = r.oneOf(KeyCapacityProvider, s.CapacityProvider, "FARGATE", "FARGATE_SPOT")
-	s.Schedule = r.str(KeySchedule, s.Schedule, func(v string) bool { return cronRe.MatchString(v) || rateRe.MatchString(v) },
-		`an EventBridge Scheduler expression: "cron(min hour day-of-month month day-of-week year)" or "rate(N minutes|hours|days)"`)
+	s.DispatchReservedConcurrency = r.intIn(KeyDispatchReservedConcurrency, s.DispatchReservedConcurrency, 0, 1000)
+	s.Schedule = r.checked(KeySchedule, s.Schedule, ValidateSchedule,
+		`an EventBridge Scheduler expression: "cron(min hour day-of-month month day-of-week year)", "rate(N minutes|hours|days)" or "at(yyyy-mm-ddThh:mm:ss)"`)
 	s.ScheduleTimeZone = r.str(KeyScheduleTimeZone, s.ScheduleTimeZone, timeZoneRe.MatchString, `an IANA time zone such as "UTC" or "Europe/Berlin"`)
 	if r.err != nil {
 		return Settings{}, r.err
@@ -213,6 +221,12 @@ func (s Settings) crossCheck() error {
 	}
 	if s.Network != NetworkImport && s.VpcID != "" {
 		return fmt.Errorf("%w: context key %q is only used with %s=%s (got %s=%s)", ErrInvalid, KeyVpcID, KeyNetwork, NetworkImport, KeyNetwork, s.Network)
+	}
+	// Fargate Spot runs Linux X86_64 tasks only: an ARM64 task started on
+	// FARGATE_SPOT is refused by ECS at run time, long after the deploy.
+	if s.CapacityProvider == "FARGATE_SPOT" && s.Architecture != "x86_64" {
+		return fmt.Errorf("%w: context keys %q and %q: %s=%s cannot run on %s=FARGATE_SPOT (Fargate Spot supports X86_64 tasks only); set %s=x86_64 or %s=FARGATE",
+			ErrInvalid, KeyCapacityProvider, KeyArchitecture, KeyArchitecture, s.Architecture, KeyCapacityProvider, KeyArchitecture, KeyCapacityProvider)
 	}
 	// A backlog older than the retention period is deleted by SQS: the
 	// oldest-age trigger must fire well before that.
@@ -254,6 +268,18 @@ func (r *reader) str(key, def string, ok func(string) bool, want string) string 
 		return def
 	}
 	return strings.TrimSpace(s)
+}
+
+// checked is str for values whose validator explains what is wrong: its
+// reason follows the usual "must be ..., got ..." message.
+func (r *reader) checked(key, def string, validate func(string) error, want string) string {
+	var reason error
+	first := r.err == nil
+	v := r.str(key, def, func(s string) bool { reason = validate(s); return reason == nil }, want)
+	if first && reason != nil {
+		r.err = fmt.Errorf("%w: %w", r.err, reason)
+	}
+	return v
 }
 
 func (r *reader) oneOf(key, def string, allowed ...string) string {
@@ -354,7 +380,8 @@ func Keys() []string {
 	keys := []string{KeyAccount, KeyRegion, KeyRemovalPolicy, KeyNoncurrentDays, KeyRetentionDays, KeyMaxReceiveCount,
 		KeyVisibilityTimeout, KeyCPU, KeyMemory, KeyArchitecture, KeyLogRetentionDays, KeyNetwork, KeyVpcID,
 		KeyEmptyReceives, KeyScaleOutThreshold, KeyMaxWaitMinutes, KeyMaxTasks, KeyScalingMode, KeyBacklogPerTask,
-		KeyScaleInIdleMinutes, KeyMessagesPerTask, KeyCapacityProvider, KeySchedule, KeyScheduleTimeZone}
+		KeyScaleInIdleMinutes, KeyMessagesPerTask, KeyCapacityProvider, KeySchedule, KeyScheduleTimeZone,
+		KeyDispatchReservedConcurrency}
 	sort.Strings(keys)
 	return keys
 }
