@@ -66,22 +66,24 @@ func contains(list []string, v string) bool {
 func TestCommandLineStringsAreParsed(t *testing.T) {
 	t.Parallel()
 	got, err := FromContext(lookup(map[string]any{
-		KeyMaxTasks:           "25",
-		KeyScaleOutThreshold:  " 100 ",
-		KeyCPU:                "1024",
-		KeyMemory:             "2048",
-		KeyScalingMode:        "backlog",
-		KeyNetwork:            "import",
-		KeyVpcID:              "vpc-0123456789abcdef0",
-		KeySchedule:           "rate(6 hours)",
-		KeyScheduleTimeZone:   "Europe/Berlin",
-		KeyAccount:            "123456789012",
-		KeyRegion:             "eu-west-1",
-		KeyVisibilityTimeout:  float64(600),
-		KeyRemovalPolicy:      "destroy",
-		KeyLogRetentionDays:   "7",
-		KeyCapacityProvider:   "FARGATE_SPOT",
-		KeyScaleInIdleMinutes: 10,
+		KeyMaxTasks:                    "25",
+		KeyScaleOutThreshold:           " 100 ",
+		KeyCPU:                         "1024",
+		KeyMemory:                      "2048",
+		KeyScalingMode:                 "backlog",
+		KeyNetwork:                     "import",
+		KeyVpcID:                       "vpc-0123456789abcdef0",
+		KeySchedule:                    "rate(6 hours)",
+		KeyScheduleTimeZone:            "Europe/Berlin",
+		KeyAccount:                     "123456789012",
+		KeyRegion:                      "eu-west-1",
+		KeyVisibilityTimeout:           float64(600),
+		KeyRemovalPolicy:               "destroy",
+		KeyLogRetentionDays:            "7",
+		KeyCapacityProvider:            "FARGATE_SPOT",
+		KeyArchitecture:                "x86_64",
+		KeyScaleInIdleMinutes:          10,
+		KeyDispatchReservedConcurrency: "1",
 	}))
 	if err != nil {
 		t.Fatalf("FromContext: %v", err)
@@ -92,6 +94,7 @@ func TestCommandLineStringsAreParsed(t *testing.T) {
 	want.Schedule, want.ScheduleTimeZone = "rate(6 hours)", "Europe/Berlin"
 	want.Account, want.Region, want.VisibilityTimeoutSeconds = "123456789012", "eu-west-1", 600
 	want.RemovalPolicy, want.LogRetentionDays, want.CapacityProvider, want.ScaleInIdleMinutes = "destroy", 7, "FARGATE_SPOT", 10
+	want.Architecture, want.DispatchReservedConcurrency = "x86_64", 1
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Fatalf("(-want +got):\n%s", diff)
 	}
@@ -116,7 +119,11 @@ func TestInvalidContextNamesKeyAndAllowedValues(t *testing.T) {
 		{"architecture", map[string]any{KeyArchitecture: "arm"}, KeyArchitecture, `"arm64", "x86_64"`},
 		{"log retention", map[string]any{KeyLogRetentionDays: "10"}, KeyLogRetentionDays, "14, 30"},
 		{"removal policy", map[string]any{KeyRemovalPolicy: "delete"}, KeyRemovalPolicy, `"retain", "destroy"`},
-		{"network mode", map[string]any{KeyNetwork: "nat"}, KeyNetwork, `"public", "private", "import"`},
+		{"network mode", map[string]any{KeyNetwork: "nat"}, KeyNetwork, `"public", "private", "import", "default"`},
+		{"vpc id with the default vpc", map[string]any{KeyNetwork: "default", KeyVpcID: "vpc-0123456789abcdef0"}, KeyVpcID, "only used with"},
+		{"spot on arm64 names the capacity key", map[string]any{KeyCapacityProvider: "FARGATE_SPOT"}, KeyCapacityProvider, "X86_64 tasks only"},
+		{"spot on arm64 names the architecture key", map[string]any{KeyCapacityProvider: "FARGATE_SPOT", KeyArchitecture: "arm64"}, KeyArchitecture, "X86_64 tasks only"},
+		{"reserved concurrency negative", map[string]any{KeyDispatchReservedConcurrency: "-1"}, KeyDispatchReservedConcurrency, "from 0 to 1000"},
 		{"import without vpc", map[string]any{KeyNetwork: "import"}, KeyVpcID, "required"},
 		{"vpc without import", map[string]any{KeyVpcID: "vpc-0123456789abcdef0"}, KeyVpcID, "only used with"},
 		{"malformed vpc id", map[string]any{KeyNetwork: "import", KeyVpcID: "my-vpc"}, KeyVpcID, "vpc-"},
