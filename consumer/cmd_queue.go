@@ -25,7 +25,8 @@ import (
 )
 
 // MetricNamespace is the CloudWatch namespace of the consumer's EMF metrics
-// (JobsSucceeded, JobsFailed, JobDuration, QueueWait; dimension Mode).
+// (JobsSucceeded, JobsFailed, JobDuration, QueueWait, ProtectionFailures;
+// dimension Mode).
 const MetricNamespace = "edp/consumer"
 
 // envAgentURI is set by the ECS agent inside every task; its absence means
@@ -198,7 +199,10 @@ func runQueue(ctx context.Context, mode string, args []string, getenv func(strin
 	if mode == names.ModeServe {
 		// Protection must outlast a job that starts when the last renewal
 		// is half spent, hence twice the job timeout.
-		w.Protection = &ecsprotect.Guard{Setter: &ecsprotect.Client{AgentURI: s.agentURI}, Expiry: 2*w.JobTimeout + w.Grace, Logger: log}
+		w.Protection = &ecsprotect.Guard{
+			Setter: &ecsprotect.Client{AgentURI: s.agentURI}, Expiry: 2*w.JobTimeout + w.Grace,
+			Logger: log, Metrics: w.Metrics,
+		}
 		if s.agentURI == "" {
 			w.Protection = nil
 		}

@@ -451,6 +451,35 @@ func TestServeHoldsScaleInProtection(t *testing.T) {
 	}
 }
 
+// When the task role lacks ecs:UpdateTaskProtection the agent answers with
+// an AccessDeniedException (its documented error body): the real binary says
+// so loudly — a warning with the reason and a ProtectionFailures metric —
+// and the work still gets done.
+func TestServeReportsRefusedProtection(t *testing.T) {
+	t.Parallel()
+	p := newPipeline(t, 30, 3)
+	agent := newFakeAgent(t)
+	agent.refuse(`{"requestID":"12345-abc","error":{"Arn":"arn:aws:ecs:us-east-1:123456789012:task/edp/1","Code":"AccessDeniedException",` +
+		`"Message":"User: arn:aws:sts::123456789012:assumed-role/edp-task/1 is not authorized to perform: ecs:UpdateTaskProtection"}}`)
+	p.put(t, "configs/denied.yaml", treeConfig("denied"))
+	p.waitQueued(t, 1, 30*time.Second)
+
+	c := startChild(t, p.env(names.EnvVisibilityTimeout+"=30", "ECS_AGENT_URI="+agent.URL+"/v4/task-1"), "serve")
+	c.waitLog(t, 30*time.Second, `"level":"WARN"`, `"msg":"task protection not enabled"`,
+		`"reason":"AccessDeniedException: User: arn:aws:sts::123456789012:assumed-role/edp-task/1 is not authorized to perform: ecs:UpdateTaskProtection"`)
+	c.waitMetric(t, 10*time.Second, `"ProtectionFailures":1`, `"reason":"AccessDeniedException: `, `"Mode":"serve"`)
+	p.waitDone(t, "configs/denied.yaml", 60*time.Second)
+	if err := c.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if code := c.wait(t, 30*time.Second); code != 0 {
+		t.Fatalf("exit code %d", code)
+	}
+	if recs := p.records(t)["configs/denied.yaml"]; len(recs) != 1 || recs[0].Status != job.StatusSucceeded {
+		t.Errorf("records %+v, want one succeeded", recs)
+	}
+}
+
 // A job that keeps failing transiently is retried with a delay, then the
 // queue's redrive policy moves it to the DLQ: never retried forever, never
 // dropped.

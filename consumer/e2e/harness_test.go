@@ -421,23 +421,35 @@ func (c *child) wait(t testing.TB, timeout time.Duration) int {
 	return -1
 }
 
-// waitLog polls the child's log until a line contains all of parts.
+// waitLog polls the child's log (stderr) until a line contains all of parts.
 func (c *child) waitLog(t testing.TB, timeout time.Duration, parts ...string) {
+	t.Helper()
+	c.waitLine(t, c.stderr, "log", timeout, parts)
+}
+
+// waitMetric polls the child's stdout (its EMF lines) until a line contains
+// all of parts.
+func (c *child) waitMetric(t testing.TB, timeout time.Duration, parts ...string) {
+	t.Helper()
+	c.waitLine(t, c.stdout, "metrics", timeout, parts)
+}
+
+func (c *child) waitLine(t testing.TB, out *syncBuffer, what string, timeout time.Duration, parts []string) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for {
-		for _, l := range strings.Split(c.stderr.String(), "\n") {
+		for _, l := range strings.Split(out.String(), "\n") {
 			if containsAll(l, parts) {
 				return
 			}
 		}
 		select {
 		case <-c.done:
-			t.Fatalf("consumer exited before logging %q", parts)
+			t.Fatalf("consumer exited before writing a %s line with %q", what, parts)
 		default:
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("no log line with %q after %v", parts, timeout)
+			t.Fatalf("no %s line with %q after %v", what, parts, timeout)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -527,9 +539,10 @@ func (s *slowS3) release() { s.relOnce.Do(func() { close(s.released) }) }
 
 // fakeAgent is the ECS agent's task-protection endpoint.
 type fakeAgent struct {
-	URL   string
-	mu    sync.Mutex
-	calls []string
+	URL     string
+	mu      sync.Mutex
+	calls   []string
+	refusal string // when set, the answer to every request (HTTP 200)
 }
 
 func newFakeAgent(t testing.TB) *fakeAgent {
@@ -553,7 +566,12 @@ func newFakeAgent(t testing.TB) *fakeAgent {
 		}
 		a.mu.Lock()
 		a.calls = append(a.calls, state)
+		refusal := a.refusal
 		a.mu.Unlock()
+		if refusal != "" {
+			_, _ = io.WriteString(w, refusal)
+			return
+		}
 		fmt.Fprintf(w, `{"protection":{"ProtectionEnabled":%v,"TaskArn":"arn:aws:ecs:us-east-1:123456789012:task/edp/1"}}`, body.ProtectionEnabled)
 	}))
 	t.Cleanup(srv.Close)
@@ -561,7 +579,16 @@ func newFakeAgent(t testing.TB) *fakeAgent {
 	return a
 }
 
-// states lists the protection states set so far ("on <minutes>" or "off").
+// refuse makes the agent answer every request with body, as the real agent
+// does when its call to ECS fails.
+func (a *fakeAgent) refuse(body string) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.refusal = body
+}
+
+// states lists the protection states asked for so far ("on <minutes>" or
+// "off").
 func (a *fakeAgent) states() []string {
 	a.mu.Lock()
 	defer a.mu.Unlock()

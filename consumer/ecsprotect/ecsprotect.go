@@ -1,16 +1,25 @@
 // Package ecsprotect sets Amazon ECS task scale-in protection through the
 // ECS agent's task-protection endpoint ($ECS_AGENT_URI/task-protection/v1/state),
-// so a service scale-in never stops a task that is busy with a job.
+// so a service scale-in or a deployment never stops a task that is busy
+// with a job.
 //
-// The endpoint is reachable from inside the task only and needs no IAM
-// permission of the task role. Outside ECS (no agent URI) every call is a
-// no-op, which is how the consumer runs locally and in tests.
+// The endpoint is reachable from inside the task only, and the agent makes
+// the change by calling ecs:UpdateTaskProtection (ecs:GetTaskProtection to
+// read it) with the task role's credentials: the task role needs both
+// actions on the task (the stacks grant them on the cluster's tasks).
+// Without them the agent answers with an AccessDeniedException and the task
+// is not protected. Set returns such refusals as a *RefusedError carrying
+// the agent's reason; a Guard logs every failed request as a warning and
+// counts it in the ProtectionFailures metric. Outside ECS (no agent URI)
+// every call is a no-op, which is how the consumer runs locally and in
+// tests.
 package ecsprotect
 
 import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -18,10 +27,36 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/edp-pipelines/edp/internal/emf"
 )
 
 // MaxExpiry is the longest protection ECS grants in one call (48 hours).
 const MaxExpiry = 48 * time.Hour
+
+// FailureMetric is the EMF metric (Count) a Guard emits for every
+// protection request that did not take effect.
+const FailureMetric = "ProtectionFailures"
+
+// RefusedError is the error Set returns when the agent answered but did not
+// apply the change: a status other than 2xx, or a 200 whose body carries a
+// "failure" (ECS refused the task, e.g. TASK_NOT_VALID) or an "error" (the
+// agent's call to ECS failed, e.g. AccessDeniedException when the task role
+// lacks ecs:UpdateTaskProtection).
+type RefusedError struct {
+	// Enabled is the state that was asked for.
+	Enabled bool
+	// Status is the agent's HTTP status code.
+	Status int
+	// Reason is what the agent reported: "Code: Message" of an error,
+	// "Reason: Detail" of a failure, else the body or the status text.
+	Reason string
+}
+
+// Error names the state asked for, the status and the agent's reason.
+func (e *RefusedError) Error() string {
+	return fmt.Sprintf("set task protection %v: agent refused (status %d): %s", e.Enabled, e.Status, e.Reason)
+}
 
 // Client calls the task-protection endpoint.
 type Client struct {
@@ -62,16 +97,48 @@ func (c *Client) Set(ctx context.Context, enabled bool, expiry time.Duration) er
 	defer resp.Body.Close()
 	rb, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
 	// The agent answers 200 with a "failure" or "error" object when ECS
-	// refused the change, so the status code alone is not enough.
-	var out struct {
-		Failure json.RawMessage `json:"failure"`
-		Error   json.RawMessage `json:"error"`
-	}
-	_ = json.Unmarshal(rb, &out)
-	if resp.StatusCode/100 != 2 || len(out.Failure) > 0 || len(out.Error) > 0 {
-		return fmt.Errorf("set task protection %v: status %d: %s", enabled, resp.StatusCode, bytes.TrimSpace(rb))
+	// refused the change or could not be called, so the status code alone
+	// is not enough.
+	if reason, refused := refusal(resp, rb); refused {
+		return &RefusedError{Enabled: enabled, Status: resp.StatusCode, Reason: reason}
 	}
 	return nil
+}
+
+// refusal reads the agent's answer: whether the change was refused and the
+// reason it gives, in the documented shapes
+// {"failure":{"Arn","Reason","Detail"}} and
+// {"requestID","error":{"Arn","Code","Message"}}.
+func refusal(resp *http.Response, body []byte) (reason string, refused bool) {
+	var out struct {
+		Failure *struct{ Reason, Detail string } `json:"failure"`
+		Error   *struct{ Code, Message string }  `json:"error"`
+	}
+	_ = json.Unmarshal(body, &out) // a body that is not JSON is reported as it is
+	join := func(a, b string) string {
+		if a == "" || b == "" {
+			return a + b
+		}
+		return a + ": " + b
+	}
+	switch {
+	case out.Error != nil:
+		reason = join(out.Error.Code, out.Error.Message)
+	case out.Failure != nil:
+		reason = join(out.Failure.Reason, out.Failure.Detail)
+	case resp.StatusCode/100 == 2:
+		return "", false
+	default:
+		reason = string(bytes.TrimSpace(body))
+	}
+	if reason == "" {
+		reason = resp.Status
+	}
+	const maxReason = 1000
+	if len(reason) > maxReason {
+		reason = reason[:maxReason]
+	}
+	return reason, true
 }
 
 func minutes(d time.Duration) int {
@@ -94,8 +161,12 @@ type Guard struct {
 	// Expiry is how long each enable lasts; default 1 h. Busy renews it when
 	// less than half remains, so it should exceed the longest job.
 	Expiry time.Duration
-	// Logger receives warnings when the agent refuses; default: discard.
+	// Logger receives a warning for every request that failed or that the
+	// agent refused, with the agent's reason; default: discard.
 	Logger *slog.Logger
+	// Metrics receives a FailureMetric line for every such request; nil
+	// emits none.
+	Metrics *emf.Writer
 	// Now is the clock; default time.Now.
 	Now func() time.Time
 
@@ -117,7 +188,7 @@ func (g *Guard) Busy(ctx context.Context) {
 		return
 	}
 	if err := g.Setter.Set(ctx, true, exp); err != nil {
-		g.logger().WarnContext(ctx, "task protection not enabled", "error", err.Error())
+		g.failed(ctx, true, err)
 		return
 	}
 	g.enabled, g.until = true, now.Add(exp)
@@ -134,10 +205,32 @@ func (g *Guard) Idle(ctx context.Context) {
 		return
 	}
 	if err := g.Setter.Set(ctx, false, 0); err != nil {
-		g.logger().WarnContext(ctx, "task protection not dropped", "error", err.Error())
+		g.failed(ctx, false, err)
 		return
 	}
 	g.enabled = false
+}
+
+// failed reports a request that did not take effect: a warning and a
+// metric, since a task that believes it is protected but is not can be
+// stopped mid-job.
+func (g *Guard) failed(ctx context.Context, enabled bool, err error) {
+	msg := "task protection not enabled"
+	if !enabled {
+		msg = "task protection not dropped"
+	}
+	reason := err.Error()
+	attrs := []any{"error", err.Error()}
+	var re *RefusedError
+	if errors.As(err, &re) {
+		reason = re.Reason
+		attrs = append(attrs, "reason", re.Reason, "status", re.Status)
+	}
+	g.logger().WarnContext(ctx, msg, attrs...)
+	m := []emf.Metric{{Name: FailureMetric, Unit: emf.Count, Value: 1}}
+	if err := g.Metrics.Emit(m, map[string]any{"protection_enabled": enabled, "reason": reason}); err != nil {
+		g.logger().WarnContext(ctx, "emit metrics", "error", err.Error())
+	}
 }
 
 func (g *Guard) expiry() time.Duration {

@@ -1,10 +1,12 @@
 package ecsprotect
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"sync"
@@ -12,6 +14,8 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/edp-pipelines/edp/internal/emf"
 )
 
 // agent is a fake ECS agent recording the protection requests it gets.
@@ -146,4 +150,89 @@ func TestGuardRetriesAfterFailure(t *testing.T) {
 	var nilGuard *Guard
 	nilGuard.Busy(ctx)
 	nilGuard.Idle(ctx)
+}
+
+// A refused request must be loud: a warning with the agent's reason and a
+// ProtectionFailures metric. The bodies are the shapes the ECS agent
+// documents for its task-protection endpoint.
+func TestGuardReportsRefusals(t *testing.T) {
+	t.Parallel()
+	const denied = `User: arn:aws:sts::123456789012:assumed-role/edp-task/abc is not authorized to perform: ecs:UpdateTaskProtection on resource: arn:aws:ecs:us-east-1:123456789012:task/edp/abc because no identity-based policy allows the ecs:UpdateTaskProtection action`
+	tests := []struct {
+		name   string
+		status int
+		reply  string
+		reason string
+	}{
+		{"access denied", http.StatusOK,
+			`{"requestID":"12345-abc","error":{"Arn":"arn:aws:ecs:us-east-1:123456789012:task/edp/abc","Code":"AccessDeniedException","Message":"` + denied + `"}}`,
+			"AccessDeniedException: " + denied},
+		{"ECS failure", http.StatusOK,
+			`{"failure":{"Arn":"arn:aws:ecs:us-east-1:123456789012:task/edp/abc","Detail":null,"Reason":"TASK_NOT_VALID"}}`,
+			"TASK_NOT_VALID"},
+		{"timeout calling ECS", http.StatusOK,
+			`{"error":{"Arn":"arn:aws:ecs:us-east-1:123456789012:task/edp/abc","Code":"RequestCanceled","Message":"Timed out calling Amazon ECS Task Protection API"}}`,
+			"RequestCanceled: Timed out calling Amazon ECS Task Protection API"},
+		{"bad request", http.StatusBadRequest, `{"error":{"Code":"InvalidParameterException","Message":"Invalid request"}}`,
+			"InvalidParameterException: Invalid request"},
+		{"server error without a body", http.StatusInternalServerError, "", "500 Internal Server Error"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				w.WriteHeader(tt.status)
+				_, _ = io.WriteString(w, tt.reply)
+			}))
+			defer srv.Close()
+			var logs, metrics bytes.Buffer
+			g := &Guard{
+				Setter:  &Client{AgentURI: srv.URL + "/v3/abc"},
+				Logger:  slog.New(slog.NewJSONHandler(&logs, nil)),
+				Metrics: &emf.Writer{W: &metrics, Namespace: "EDP"},
+			}
+			g.Busy(context.Background())
+
+			var line struct {
+				Level, Msg, Reason string
+				Status             int
+			}
+			if err := json.Unmarshal(logs.Bytes(), &line); err != nil {
+				t.Fatalf("want one JSON log line, got %q: %v", logs.String(), err)
+			}
+			if line.Level != "WARN" || line.Msg != "task protection not enabled" || line.Reason != tt.reason || line.Status != tt.status {
+				t.Errorf("log line %+v, want WARN with reason %q and status %d", line, tt.reason, tt.status)
+			}
+			var m map[string]any
+			if err := json.Unmarshal(metrics.Bytes(), &m); err != nil {
+				t.Fatalf("want one EMF line, got %q: %v", metrics.String(), err)
+			}
+			if m[FailureMetric] != float64(1) || m["reason"] != tt.reason || m["protection_enabled"] != true {
+				t.Errorf("EMF line %v, want %s 1 with the reason", m, FailureMetric)
+			}
+		})
+	}
+}
+
+// A failed call counts too (the agent cannot be reached), and so does a
+// refused drop; successful calls emit nothing.
+func TestGuardCountsEveryFailedRequest(t *testing.T) {
+	t.Parallel()
+	var metrics bytes.Buffer
+	s := &fakeSetter{}
+	g := &Guard{Setter: s, Metrics: &emf.Writer{W: &metrics, Namespace: "EDP"}}
+	ctx := context.Background()
+	g.Busy(ctx)
+	if metrics.Len() != 0 {
+		t.Fatalf("a successful enable emitted %q", metrics.String())
+	}
+	s.err = errors.New("dial tcp 169.254.170.2:80: connection refused")
+	g.Idle(ctx)
+	var m map[string]any
+	if err := json.Unmarshal(metrics.Bytes(), &m); err != nil {
+		t.Fatalf("want one EMF line, got %q: %v", metrics.String(), err)
+	}
+	if m[FailureMetric] != float64(1) || m["protection_enabled"] != false || m["reason"] != s.err.Error() {
+		t.Errorf("EMF line %v, want a failed drop", m)
+	}
 }
