@@ -116,7 +116,8 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
-// cmdValidate checks configs without running them.
+// cmdValidate checks configs without running them: everything run checks
+// before it trains, including the resolution against the dataset.
 func cmdValidate(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("validate", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -145,16 +146,18 @@ func cmdValidate(ctx context.Context, args []string, stdout, stderr io.Writer) i
 			code = 1
 			continue
 		}
-		cfg, err := config.Parse(body)
+		// The same parse and resolution against the dataset as run: what
+		// run would refuse before training, validate refuses too.
+		cfg, err := job.Check(body)
 		if err != nil {
+			fmt.Fprintf(stderr, "%s: invalid config:\n", name)
 			var cerr *config.Error
 			if errors.As(err, &cerr) {
-				fmt.Fprintf(stderr, "%s: invalid config:\n", name)
 				for _, p := range cerr.Problems {
 					fmt.Fprintf(stderr, "  %s\n", p)
 				}
 			} else {
-				fmt.Fprintf(stderr, "%s: %v\n", name, err)
+				fmt.Fprintf(stderr, "  %v\n", err)
 			}
 			code = 1
 			continue

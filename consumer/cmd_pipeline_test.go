@@ -183,6 +183,52 @@ func TestValidate(t *testing.T) {
 	}
 }
 
+// Everything run rejects before it trains (a local run touches no S3) must
+// be rejected by validate too, with the same reason: the checks that need
+// the dataset (test_size against its 150 rows, stratification against its
+// 3 classes, max_features against its 4 features) as much as parsing.
+func TestValidateRejectsWhatRunRejects(t *testing.T) {
+	t.Parallel()
+	tests := []struct{ name, config, reason string }{
+		{"test_size is every row", "train_test_split: {test_size: 150}\nmodel: {type: DecisionTreeClassifier}\n",
+			"train_test_split.test_size: 150 rows leaves no training rows out of 150"},
+		{"test_size is more rows than there are", "train_test_split: {test_size: 1000}\nmodel: {type: RandomForestClassifier}\n",
+			"train_test_split.test_size: 1000 rows leaves no training rows out of 150"},
+		{"test_size fraction rounds up to every row", "train_test_split: {test_size: 0.999}\nmodel: {type: DecisionTreeClassifier}\n",
+			"train_test_split.test_size: 0.999 of 150 rows leaves an empty train or test set"},
+		{"stratified test set smaller than the classes", "train_test_split: {test_size: 2, stratify: true}\nmodel: {type: DecisionTreeClassifier}\n",
+			"split 150 rows: a stratified split needs at least 3 (the number of classes) rows in each set, got 2 test rows"},
+		{"stratified train set smaller than the classes", "train_test_split: {test_size: 148, stratify: true}\nmodel: {type: DecisionTreeClassifier}\n",
+			"split 150 rows: a stratified split needs at least 3 (the number of classes) rows in each set, got 148 test rows"},
+		{"max_features over the dataset's features", "model: {type: RandomForestClassifier, params: {max_features: 5}}\n",
+			"model.params.max_features: 5 is more than the 4 features of the dataset"},
+		{"parse error", "model: {type: DecisionTreeClassifier, params: {max_depth: deep}}\n",
+			`model.params.max_depth: must be a positive integer or null, got "deep"`},
+		{"unknown model", "model: {type: SVC}\n", "model.type: must be DecisionTreeClassifier or RandomForestClassifier"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			dir := t.TempDir()
+			cfg := filepath.Join(dir, "bad.yaml")
+			if err := os.WriteFile(cfg, []byte(tt.config), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			code, _, stderr := runCLI(t, "run", "--config", cfg, "--out", filepath.Join(dir, "out"))
+			if code != 1 || !strings.Contains(stderr, tt.reason) {
+				t.Fatalf("run: exit %d, want 1 with %q; stderr:\n%s", code, tt.reason, stderr)
+			}
+			code, stdout, stderr := runCLI(t, "validate", cfg)
+			if code != 1 || stdout != "" {
+				t.Errorf("validate: exit %d, stdout %q; want 1 and no ok line", code, stdout)
+			}
+			if want := cfg + ": invalid config:\n  "; !strings.HasPrefix(stderr, want) || !strings.Contains(stderr, "\n  "+tt.reason) {
+				t.Errorf("validate stderr lacks %q as a problem of %s:\n%s", tt.reason, cfg, stderr)
+			}
+		})
+	}
+}
+
 // TestRunWithS3 runs against moto through the environment the SDK reads,
 // which is why it is not parallel (t.Setenv).
 func TestRunWithS3(t *testing.T) {

@@ -367,6 +367,37 @@ func TestRunFailures(t *testing.T) {
 	}
 }
 
+// Check is Run without the store: it accepts exactly the configs Run
+// trains on and rejects the others with the reason Run reports.
+func TestCheckAgreesWithRun(t *testing.T) {
+	t.Parallel()
+	configs := map[string][]byte{
+		"rf.yaml":          fixture(t, "rf.yaml"),
+		"unseeded.json":    fixture(t, "unseeded.json"),
+		"bad.yaml":         fixture(t, "bad.yaml"),
+		"all-test.yaml":    []byte("train_test_split: {test_size: 150}\nmodel: {type: DecisionTreeClassifier}\n"),
+		"one-train.yaml":   []byte("train_test_split: {test_size: 149}\nmodel: {type: DecisionTreeClassifier}\n"),
+		"frac.yaml":        []byte("train_test_split: {test_size: 0.999}\nmodel: {type: DecisionTreeClassifier}\n"),
+		"strat-test.yaml":  []byte("train_test_split: {test_size: 2, stratify: true}\nmodel: {type: DecisionTreeClassifier}\n"),
+		"strat-train.yaml": []byte("train_test_split: {test_size: 148, stratify: true}\nmodel: {type: RandomForestClassifier, params: {n_estimators: 3}}\n"),
+		"strat-ok.yaml":    []byte("train_test_split: {test_size: 3, stratify: true}\nmodel: {type: DecisionTreeClassifier}\n"),
+		"mf.yaml":          []byte("model: {type: RandomForestClassifier, params: {n_estimators: 3, max_features: 5}}\n"),
+		"mf-ok.yaml":       []byte("model: {type: RandomForestClassifier, params: {n_estimators: 3, max_features: 4}}\n"),
+	}
+	r, _, _ := setup(t, configs)
+	for name, body := range configs {
+		_, runErr := r.Run(context.Background(), Source{Key: "configs/" + name})
+		_, checkErr := Check(body)
+		switch {
+		case runErr == nil && checkErr == nil:
+		case runErr == nil || checkErr == nil:
+			t.Errorf("%s: Run error %v, Check error %v: want both or neither", name, runErr, checkErr)
+		case !errors.Is(runErr, ErrPermanent) || !strings.HasSuffix(runErr.Error(), checkErr.Error()):
+			t.Errorf("%s: Run error %q does not end with Check's %q", name, runErr, checkErr)
+		}
+	}
+}
+
 func TestTransientFailureThenRetry(t *testing.T) {
 	t.Parallel()
 	r, rec, root := setup(t, map[string][]byte{"rf.yaml": fixture(t, "rf.yaml")})

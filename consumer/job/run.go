@@ -194,13 +194,12 @@ func (j *run) train(ctx context.Context, body []byte) (Result, error) {
 	j.rec.TimingsMS["parse"] = j.lap(&t)
 
 	iris := ml.Iris()
-	nTest, err := cfg.Split.TestCount(iris.Rows())
+	pl, err := resolve(cfg, iris)
 	if err != nil {
 		return Result{}, permanent(err)
 	}
-	trainRows, testRows, err := ml.TrainTestSplit(iris, ml.SplitOptions{
-		TestCount: nTest, Shuffle: cfg.Split.Shuffle, Stratify: cfg.Split.Stratify, Seed: uint64(seeds.Split),
-	})
+	pl.split.Seed, pl.fit.Seed = uint64(seeds.Split), uint64(seeds.Model)
+	trainRows, testRows, err := ml.TrainTestSplit(iris, pl.split)
 	if err != nil {
 		return Result{}, permanent(err)
 	}
@@ -208,19 +207,7 @@ func (j *run) train(ctx context.Context, body []byte) (Result, error) {
 	j.rec.TrainSize, j.rec.TestSize = train.Rows(), test.Rows()
 	j.rec.TimingsMS["split"] = j.lap(&t)
 
-	p := cfg.Model.Params
-	maxFeatures, err := p.MaxFeatures.Resolve(iris.NumFeatures())
-	if err != nil {
-		return Result{}, permanent(err)
-	}
-	model, err := ml.Fit(train, ml.Params{
-		Type: cfg.Model.Type,
-		Tree: ml.TreeParams{
-			Criterion: p.Criterion, MaxDepth: p.MaxDepth, MaxFeatures: maxFeatures,
-			MinSamplesSplit: p.MinSplit(train.Rows()), MinSamplesLeaf: p.MinLeaf(train.Rows()),
-		},
-		NEstimators: p.NEstimators, Bootstrap: p.Bootstrap, Seed: uint64(seeds.Model),
-	})
+	model, err := ml.Fit(train, pl.fit)
 	if err != nil {
 		return Result{}, permanent(err)
 	}

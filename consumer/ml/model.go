@@ -67,6 +67,9 @@ func Fit(train *Dataset, p Params) (*Model, error) {
 	if train.Rows() == 0 || train.NumFeatures() == 0 || len(train.ClassNames) == 0 {
 		return nil, errors.New("fit: empty training set")
 	}
+	if err := p.Check(); err != nil {
+		return nil, err
+	}
 	tp, err := p.Tree.resolve(train.NumFeatures())
 	if err != nil {
 		return nil, fmt.Errorf("fit: %w", err)
@@ -88,16 +91,30 @@ func Fit(train *Dataset, p Params) (*Model, error) {
 			w[i] = 1
 		}
 		m.Trees = []*Tree{newBuilder(train, tp, presort(train)).fit(w, NewRand(p.Seed))}
-	case RandomForest:
-		if p.NEstimators < 1 {
-			return nil, fmt.Errorf("fit: n_estimators %d must be at least 1", p.NEstimators)
-		}
+	default: // RandomForest, as Check made sure
 		m.Params.NEstimators, m.Params.Bootstrap = p.NEstimators, p.Bootstrap
 		m.Trees = fitForest(train, tp, p)
-	default:
-		return nil, fmt.Errorf("fit: unknown model type %q (want %s or %s)", p.Type, DecisionTree, RandomForest)
 	}
 	return m, nil
+}
+
+// Check reports the setting of p that Fit refuses, if any, without
+// fitting: an unknown type or criterion, a negative depth, fewer than one
+// tree in a forest.
+func (p Params) Check() error {
+	if _, err := p.Tree.resolve(0); err != nil {
+		return fmt.Errorf("fit: %w", err)
+	}
+	switch p.Type {
+	case DecisionTree:
+	case RandomForest:
+		if p.NEstimators < 1 {
+			return fmt.Errorf("fit: n_estimators %d must be at least 1", p.NEstimators)
+		}
+	default:
+		return fmt.Errorf("fit: unknown model type %q (want %s or %s)", p.Type, DecisionTree, RandomForest)
+	}
+	return nil
 }
 
 // fitForest fits p.NEstimators trees in parallel. Tree i's generator is

@@ -27,16 +27,31 @@ func NewRand(seed uint64) *rand.Rand {
 	return rand.New(rand.NewPCG(seed, 0x9e3779b97f4a7c15))
 }
 
-// TrainTestSplit returns the row indexes of the train and test sets of d.
-func TrainTestSplit(d *Dataset, o SplitOptions) (train, test []int, err error) {
+// Check reports why TrainTestSplit would refuse to split d with o, if it
+// would. The answer does not depend on o.Seed.
+func (o SplitOptions) Check(d *Dataset) error {
 	n := d.Rows()
 	if o.TestCount < 1 || o.TestCount >= n {
-		return nil, nil, fmt.Errorf("split %d rows: test size %d must leave at least one row in each set", n, o.TestCount)
+		return fmt.Errorf("split %d rows: test size %d must leave at least one row in each set", n, o.TestCount)
 	}
+	if o.Stratify && !o.Shuffle {
+		return fmt.Errorf("split: stratify requires shuffle")
+	}
+	if o.Stratify && (o.TestCount < len(d.ClassNames) || n-o.TestCount < len(d.ClassNames)) {
+		// scikit-learn refuses these too: a stratified set must be able to
+		// hold every class.
+		return fmt.Errorf("split %d rows: a stratified split needs at least %d (the number of classes) rows in each set, got %d test rows", n, len(d.ClassNames), o.TestCount)
+	}
+	return nil
+}
+
+// TrainTestSplit returns the row indexes of the train and test sets of d.
+func TrainTestSplit(d *Dataset, o SplitOptions) (train, test []int, err error) {
+	if err := o.Check(d); err != nil {
+		return nil, nil, err
+	}
+	n := d.Rows()
 	if !o.Shuffle {
-		if o.Stratify {
-			return nil, nil, fmt.Errorf("split: stratify requires shuffle")
-		}
 		nTrain := n - o.TestCount
 		train, test = make([]int, nTrain), make([]int, o.TestCount)
 		for i := range train {
@@ -46,11 +61,6 @@ func TrainTestSplit(d *Dataset, o SplitOptions) (train, test []int, err error) {
 			test[i] = nTrain + i
 		}
 		return train, test, nil
-	}
-	if o.Stratify && (o.TestCount < len(d.ClassNames) || n-o.TestCount < len(d.ClassNames)) {
-		// scikit-learn refuses these too: a stratified set must be able to
-		// hold every class.
-		return nil, nil, fmt.Errorf("split %d rows: a stratified split needs at least %d (the number of classes) rows in each set, got %d test rows", n, len(d.ClassNames), o.TestCount)
 	}
 	r := NewRand(o.Seed)
 	if !o.Stratify {
