@@ -8,7 +8,9 @@
 // whose succeeded record already exists is not repeated: re-delivering the
 // same message yields the same artifacts and one record. Failures are
 // recorded too (status "failed") and classified: errors.Is(err, ErrPermanent)
-// marks those that retrying cannot fix.
+// marks those that retrying cannot fix. A panic during a run, including one
+// on a goroutine the training started, is such a failure ("panic: ..."),
+// with the stack in the log.
 package job
 
 import (
@@ -22,7 +24,7 @@ import (
 
 // ErrPermanent is matched (errors.Is) by errors that retrying cannot fix: a
 // bad or oversized config, an unknown model, a missing object, an invalid
-// version. Every other error from Run is transient.
+// version, a panic. Every other error from Run is transient.
 var ErrPermanent = errors.New("permanent failure")
 
 // Run statuses.

@@ -5,6 +5,8 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
@@ -18,6 +20,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/edp-pipelines/edp/consumer/config"
 	"github.com/edp-pipelines/edp/consumer/ml"
 	"github.com/edp-pipelines/edp/consumer/store"
 	"github.com/edp-pipelines/edp/internal/motoserver"
@@ -313,7 +316,7 @@ func TestRunFailures(t *testing.T) {
 		wantErr    string
 	}{
 		{"bad config", Source{Key: "configs/bad.yaml"}, true, "model.params.max_depth: must be a positive integer or null"},
-		{"oversized config", Source{Key: "configs/huge.yaml"}, true, "limit is 1048576"},
+		{"oversized config", Source{Key: "configs/huge.yaml"}, true, fmt.Sprintf("limit is %d", config.MaxBytes)},
 		{"missing object with etag", Source{Key: "configs/gone.yaml", ETag: `"x"`}, true, "object not found"},
 		{"missing object without identity", Source{Key: "configs/gone.yaml"}, false, "object not found"},
 		{"test size too large for Iris", Source{Key: "configs/big-test.yaml"}, true, "leaves no training rows"},
@@ -395,6 +398,49 @@ func TestCheckAgreesWithRun(t *testing.T) {
 		case !errors.Is(runErr, ErrPermanent) || !strings.HasSuffix(runErr.Error(), checkErr.Error()):
 			t.Errorf("%s: Run error %q does not end with Check's %q", name, runErr, checkErr)
 		}
+	}
+}
+
+// A panic inside a job (here: the store panics while the artifacts are
+// published) ends that job as a permanent failure with a failure record and
+// the stack in the log, instead of taking the process down.
+func TestPanicIsAPermanentFailureWithARecord(t *testing.T) {
+	t.Parallel()
+	r, rec, _ := setup(t, map[string][]byte{"rf.yaml": fixture(t, "rf.yaml")})
+	var logs bytes.Buffer
+	r.Logger = slog.New(slog.NewJSONHandler(&logs, nil))
+	rec.failPut = func(key string) error {
+		if strings.HasSuffix(key, "/"+ModelFile) {
+			panic("store: torn write of " + key)
+		}
+		return nil
+	}
+	res, err := r.Run(context.Background(), Source{Bucket: "b", Key: "configs/rf.yaml", ETag: `"abc"`})
+	if err == nil || !errors.Is(err, ErrPermanent) || !strings.Contains(err.Error(), "panic: store: torn write of artifacts/rf-v2/model.json") {
+		t.Fatalf("Run error %v, want a permanent failure naming the panic", err)
+	}
+	if res.Status != StatusFailed || res.RecordKey == "" {
+		t.Fatalf("result %+v, want failed with a record", res)
+	}
+	got := readRecord(t, rec, res.RecordKey)
+	if got.Status != StatusFailed || !got.Permanent || !strings.Contains(got.Error, "panic: store: torn write") || got.Version != "rf-v2" {
+		t.Errorf("failure record %+v", got)
+	}
+	var found bool
+	for _, l := range strings.Split(strings.TrimSpace(logs.String()), "\n") {
+		var line struct{ Level, Msg, Panic, Stack string }
+		if err := json.Unmarshal([]byte(l), &line); err != nil {
+			t.Fatalf("log line %q: %v", l, err)
+		}
+		if line.Level == "ERROR" && line.Msg == "job panicked" {
+			found = true
+			if line.Panic != "store: torn write of artifacts/rf-v2/model.json" || !strings.Contains(line.Stack, "job_test.go") {
+				t.Errorf("panic log line %s: want the panic and a stack through the store call", l)
+			}
+		}
+	}
+	if !found {
+		t.Errorf("no ERROR line for the panic in:\n%s", logs.String())
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"path"
+	"runtime/debug"
 	"strings"
 	"time"
 
@@ -44,7 +45,7 @@ func (r *Runner) Run(ctx context.Context, src Source) (Result, error) {
 		TimingsMS: map[string]float64{},
 	}
 	j.log = s.log.With("s3_key", src.Key)
-	res, err := j.do(ctx)
+	res, err := j.doRecovered(ctx)
 	res.Duration = s.now().Sub(j.start)
 	if err != nil {
 		res.Status = StatusFailed
@@ -74,6 +75,29 @@ func (j *run) recordKey() string {
 func (j *run) setRunID(id string) {
 	j.rec.RunID = id
 	j.log = j.log.With("run_id", id)
+}
+
+// doRecovered is do with a panic turned into a permanent failure (a bug
+// that a retry would hit again): the run gets its failure record and the
+// stack goes to the log, and the process, with every other job in it, lives
+// on.
+func (j *run) doRecovered(ctx context.Context) (res Result, err error) {
+	defer func() {
+		v := recover()
+		if v == nil {
+			return
+		}
+		stack := debug.Stack()
+		// A panic carried over from a goroutine the fit started: its own
+		// stack says where it happened.
+		var pe *ml.PanicError
+		if e, ok := v.(error); ok && errors.As(e, &pe) {
+			stack = pe.Stack
+		}
+		j.log.ErrorContext(ctx, "job panicked", "panic", fmt.Sprint(v), "stack", string(stack))
+		res, err = Result{}, permanent(fmt.Errorf("panic: %v", v))
+	}()
+	return j.do(ctx)
 }
 
 func (j *run) do(ctx context.Context) (Result, error) {

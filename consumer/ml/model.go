@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 )
@@ -137,9 +138,16 @@ func fitForest(train *Dataset, tp TreeParams, p Params) []*Tree {
 	sorted := presort(train)
 	var next atomic.Int64
 	var wg sync.WaitGroup
+	var panicked atomic.Pointer[PanicError]
 	n := train.Rows()
 	for range workers {
 		wg.Go(func() {
+			defer func() {
+				if v := recover(); v != nil {
+					panicked.CompareAndSwap(nil, &PanicError{Value: v, Stack: debug.Stack()})
+					next.Store(int64(len(trees))) // the other workers stop after their tree
+				}
+			}()
 			b := newBuilder(train, tp, sorted)
 			w := make([]float64, n)
 			for {
@@ -163,7 +171,31 @@ func fitForest(train *Dataset, tp TreeParams, p Params) []*Tree {
 		})
 	}
 	wg.Wait()
+	if p := panicked.Load(); p != nil {
+		// A panic on a goroutine of ours would end the process; on the
+		// caller's goroutine, the caller can recover it.
+		panic(p)
+	}
 	return trees
+}
+
+// PanicError is what Fit panics with when fitting a tree panicked on one of
+// the goroutines it started: the panic is carried to the goroutine that
+// called Fit, where it can be recovered.
+type PanicError struct {
+	// Value is the original panic value.
+	Value any
+	// Stack is the stack of the goroutine that panicked, at the panic.
+	Stack []byte
+}
+
+// Error is the original panic value as text.
+func (e *PanicError) Error() string { return fmt.Sprint(e.Value) }
+
+// Unwrap returns the original panic value if it is an error.
+func (e *PanicError) Unwrap() error {
+	err, _ := e.Value.(error)
+	return err
 }
 
 // Proba writes the class probabilities for x into out (len(ClassNames)):

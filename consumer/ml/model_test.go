@@ -3,6 +3,7 @@ package ml
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -146,4 +147,25 @@ func TestLoadRejectsCorruptModels(t *testing.T) {
 			t.Errorf("%s: Load succeeded, want error", name)
 		}
 	}
+}
+
+// A forest is fitted on several goroutines; a panic on one of them must
+// reach the goroutine that called Fit (where the job recovers it) instead of
+// ending the process. A class index outside ClassNames makes every tree
+// builder index out of range.
+func TestForestPanicReachesTheCaller(t *testing.T) {
+	t.Parallel()
+	bad := Iris().Subset([]int{0, 1, 50, 51, 100, 101})
+	bad.Y = append([]int(nil), bad.Y...)
+	bad.Y[3] = len(bad.ClassNames) + 5
+	defer func() {
+		v := recover()
+		if v == nil {
+			t.Fatal("Fit returned normally on a corrupt dataset")
+		}
+		if msg := fmt.Sprint(v); !strings.Contains(msg, "index out of range") {
+			t.Errorf("panic %q, want the builder's index out of range", msg)
+		}
+	}()
+	_, _ = Fit(bad, Params{Type: RandomForest, NEstimators: 8, Workers: 4, Seed: 1})
 }

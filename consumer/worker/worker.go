@@ -26,6 +26,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime/debug"
 	"slices"
 	"strconv"
 	"strings"
@@ -83,7 +84,9 @@ type Result struct {
 }
 
 // Processor runs one job. It must be idempotent: SQS delivers at least
-// once, so the same Job may arrive again after it succeeded.
+// once, so the same Job may arrive again after it succeeded. A panic in
+// Process is recovered and treated as a permanent failure (the message goes
+// to the dead-letter queue, the stack to the log); the other jobs go on.
 type Processor interface {
 	Process(ctx context.Context, j Job) (Result, error)
 }
@@ -513,7 +516,7 @@ func (c *Consumer) handle(ctx context.Context, d *delivery) {
 	log.InfoContext(ctx, "job started", "receive_count", d.receiveCount(), "format", string(m.Format), "queue_wait_ms", since(start, eventTime).Milliseconds())
 	runCtx, cancel := context.WithTimeout(ctx, c.cfg.JobTimeout)
 	stopHeartbeat := c.heartbeat(runCtx, log, d)
-	res, err := c.proc.Process(runCtx, j)
+	res, err := c.process(runCtx, log, j)
 	cancel()
 	stopHeartbeat()
 	dur := c.cfg.Now().Sub(start)
@@ -554,6 +557,20 @@ func (c *Consumer) handle(ctx context.Context, d *delivery) {
 			c.changeVisibility(ctx, d, delay)
 		})
 	}
+}
+
+// process runs the Processor with a panic turned into a permanent failure:
+// the panic is a bug a retry would hit again, and it must not end the
+// process and every other job in it. The message goes to the DLQ with the
+// panic as its reason; the stack goes to the log.
+func (c *Consumer) process(ctx context.Context, log *slog.Logger, j Job) (res Result, err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			log.ErrorContext(ctx, "job panicked", "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
+			res, err = Result{}, Permanent(fmt.Errorf("panic: %v", v))
+		}
+	}()
+	return c.proc.Process(ctx, j)
 }
 
 // accept rejects config messages the consumer must not act on.

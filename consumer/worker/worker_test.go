@@ -1021,3 +1021,68 @@ func (h *hungSetter) Set(ctx context.Context, _ bool, _ time.Duration) error {
 		return ctx.Err()
 	}
 }
+
+// A Processor that panics on one message must not take the process, or the
+// other jobs in flight, down: that message is dead-lettered as a permanent
+// failure with the panic as its reason and the stack in the log, and the
+// others finish and are deleted.
+func TestPanicInOneJobDeadLettersOnlyIt(t *testing.T) {
+	t.Parallel()
+	f := newFakeSQS()
+	for _, id := range []string{"a", "boom", "b", "c"} {
+		f.push(id, ebBody("configs/"+id+".yaml"), 1)
+	}
+	panicked := make(chan struct{})
+	proc := ProcessorFunc(func(_ context.Context, j Job) (Result, error) {
+		if j.Key == "configs/boom.yaml" {
+			close(panicked)
+			panic(fmt.Errorf("corrupt model for %s", j.Key))
+		}
+		<-panicked // still in flight when the other job panics
+		return Result{RunID: "run-" + j.Key}, nil
+	})
+	var logs bytes.Buffer
+	c := newTestConsumer(t, Config{Concurrency: 4, Logger: slog.New(slog.NewJSONHandler(&logs, nil))}, f, proc)
+	st, err := c.Drain(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	deleted, vis, dlq, events := f.snapshot()
+	slices.Sort(deleted)
+	if diff := cmp.Diff([]string{"a", "b", "boom", "c"}, deleted); diff != "" {
+		t.Errorf("deleted (-want +got):\n%s", diff)
+	}
+	if len(vis) != 0 {
+		t.Errorf("visibility changes %v, want none", vis)
+	}
+	if len(dlq) != 1 || dlq[0].Attrs[AttrOriginalMessageID] != "boom" ||
+		dlq[0].Attrs[AttrReason] != "panic: corrupt model for configs/boom.yaml" {
+		t.Fatalf("DLQ %+v, want only boom with the panic as its reason", dlq)
+	}
+	if i, j := slices.Index(events, "dlq boom"), slices.Index(events, "delete boom"); i < 0 || j < 0 || i > j {
+		t.Errorf("dlq at event %d, delete at %d; want the DLQ copy first", i, j)
+	}
+	if want := (Stats{Received: 4, Succeeded: 3, DeadLettered: 1}); st != want {
+		t.Errorf("stats %+v, want %+v", st, want)
+	}
+	var found bool
+	for _, l := range strings.Split(strings.TrimSpace(logs.String()), "\n") {
+		var line struct {
+			Level, Msg, Stack string
+			MessageID         string `json:"message_id"`
+		}
+		if err := json.Unmarshal([]byte(l), &line); err != nil {
+			t.Fatalf("log line %q: %v", l, err)
+		}
+		if line.Level == "ERROR" && line.Msg == "job panicked" {
+			found = true
+			if line.MessageID != "boom" || !strings.Contains(line.Stack, "worker_test.go") {
+				t.Errorf("panic log line %s: want message_id boom and a stack through the processor", l)
+			}
+		}
+	}
+	if !found {
+		t.Errorf("no ERROR line for the panic in:\n%s", logs.String())
+	}
+}
