@@ -37,7 +37,9 @@ func BenchmarkDecision(b *testing.B) {
 		e.list.TaskArns = append(e.list.TaskArns, fmt.Sprintf("arn:aws:ecs:us-east-1:123456789012:task/edp/%d", i))
 		e.run.Tasks = append(e.run.Tasks, ecstypes.Task{TaskArn: aws.String(fmt.Sprintf("arn:aws:ecs:us-east-1:123456789012:task/edp/n%d", i))})
 	}
-	h, err := NewHandler(testConfig(), Deps{
+	cfg := testConfig()
+	cfg.MaxTasks = 30 // batches of 3: the three tasks go in one
+	h, err := NewHandler(cfg, Deps{
 		Queue:   &fakeQueue{visible: 20, inFlight: 5},
 		Lister:  e,
 		Runner:  e,

@@ -35,5 +35,5 @@ func writeEMF(w io.Writer, at time.Time, cluster, alarm, dispatchID string, o ou
 		{Name: MetricTasksFailed, Unit: emf.Count, Value: float64(o.Failed)},
 		{Name: MetricBacklog, Unit: emf.Count, Value: float64(o.Backlog)},
 		{Name: MetricRunningTasks, Unit: emf.Count, Value: float64(o.Running)},
-	}, map[string]any{"alarm_name": alarm, "dispatch_id": dispatchID, "tasks_skipped": o.Skipped})
+	}, map[string]any{"alarm_name": alarm, "dispatch_id": dispatchID, "tasks_skipped": o.Skipped, "tasks_capped": o.Capped})
 }

@@ -60,11 +60,13 @@ type tokenMemo struct {
 // fakeECS is a small ECS: it keeps the number of RUNNING tasks of the
 // family, pages ListTasks, and honours RunTask client tokens the way ECS
 // documents (same token and parameters: original answer; other parameters:
-// ConflictException).
+// ConflictException). The tasks RunTask starts are listed by ListTasks
+// under the ARNs RunTask returned, as ECS does.
 type fakeECS struct {
 	mu       sync.Mutex
-	running  int
-	page     int // ListTasks page size; 0 means MaxResults
+	running  int      // tasks with desired status RUNNING: seeded ones, then started ones
+	started  []string // ARNs of the tasks RunTask started, in order
+	page     int      // ListTasks page size; 0 means MaxResults
 	listErr  error
 	script   []runStep // consumed one per RunTask call; then plain success
 	requests []*ecs.RunTaskInput
@@ -89,9 +91,14 @@ func (f *fakeECS) ListTasks(_ context.Context, in *ecs.ListTasksInput, _ ...func
 		start, _ = strconv.Atoi(*in.NextToken)
 	}
 	end := min(start+page, f.running)
+	seeded := f.running - len(f.started)
 	out := &ecs.ListTasksOutput{}
 	for i := start; i < end; i++ {
-		out.TaskArns = append(out.TaskArns, fmt.Sprintf("arn:aws:ecs:us-east-1:123456789012:task/edp/%032d", i))
+		if i < seeded {
+			out.TaskArns = append(out.TaskArns, fmt.Sprintf("arn:aws:ecs:us-east-1:123456789012:task/edp/%032d", i))
+		} else {
+			out.TaskArns = append(out.TaskArns, f.started[i-seeded])
+		}
 	}
 	if end < f.running {
 		out.NextToken = aws.String(strconv.Itoa(end))
@@ -126,8 +133,10 @@ func (f *fakeECS) RunTask(_ context.Context, in *ecs.RunTaskInput, _ ...func(*ec
 	out := &ecs.RunTaskOutput{}
 	for i := 0; i < count-fail; i++ {
 		f.created++
+		arn := fmt.Sprintf("arn:aws:ecs:us-east-1:123456789012:task/edp/new%028d", f.created)
+		f.started = append(f.started, arn)
 		out.Tasks = append(out.Tasks, ecstypes.Task{
-			TaskArn:       aws.String(fmt.Sprintf("arn:aws:ecs:us-east-1:123456789012:task/edp/new%028d", f.created)),
+			TaskArn:       aws.String(arn),
 			LastStatus:    aws.String("PROVISIONING"),
 			DesiredStatus: aws.String("RUNNING"),
 			StartedBy:     in.StartedBy,

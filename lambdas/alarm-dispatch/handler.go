@@ -23,8 +23,8 @@ import (
 	"github.com/edp-pipelines/edp/internal/names"
 )
 
-// runTaskBatch is the most tasks one RunTask call may start.
-const runTaskBatch = 10
+// runTaskLimit is the most tasks one RunTask call may start.
+const runTaskLimit = 10
 
 // listTasksPage is the largest ListTasks page.
 const listTasksPage = 100
@@ -72,6 +72,7 @@ type Deps struct {
 type Handler struct {
 	cfg     Config
 	family  string
+	batch   int // batchSize(cfg.MaxTasks)
 	queue   QueueAPI
 	lister  TaskLister
 	runner  TaskRunner
@@ -103,6 +104,7 @@ func NewHandler(cfg Config, d Deps) (*Handler, error) {
 	return &Handler{
 		cfg:     cfg,
 		family:  family(cfg.TaskDefinition),
+		batch:   batchSize(cfg.MaxTasks),
 		queue:   d.Queue,
 		lister:  d.Lister,
 		runner:  d.Runner,
@@ -157,11 +159,16 @@ type outcome struct {
 	Requested int
 	// Started is the number of tasks RunTask returned.
 	Started int
-	// Failed is Requested minus Started minus Skipped: tasks still missing.
+	// Failed is Requested minus Started, Skipped and Capped: tasks still
+	// missing.
 	Failed int
 	// Skipped counts tasks of batches that an earlier attempt at the same
 	// state change already sent (ECS answered ConflictException).
 	Skipped int
+	// Capped counts requested tasks that were not started because a re-read
+	// before a batch found the family at MaxTasks: someone else (another
+	// invocation, an operator) started tasks in the meantime.
+	Capped int
 }
 
 // tasksToStart is the dispatch formula:
@@ -176,15 +183,14 @@ func tasksToStart(backlog int64, running, maxTasks, perTask int) int {
 	return int(min(int64(room), need))
 }
 
-// batches splits n tasks into RunTask-sized counts: 25 → [10 10 5].
-func batches(n int) []int {
-	var out []int
-	for n > 0 {
-		c := min(n, runTaskBatch)
-		out = append(out, c)
-		n -= c
-	}
-	return out
+// batchSize is the most tasks one batch starts: a tenth of maxTasks,
+// rounded up, at least 1 and at most RunTask's limit of 10. Running tasks are
+// re-read before every batch, so invocations running at the same time can
+// overshoot maxTasks only by the batches they have in flight at once; small
+// batches keep that bound small, a tenth keeps the number of calls for a
+// large maxTasks down (docs/alarm-dispatch.md, "Concurrent invocations").
+func batchSize(maxTasks int) int {
+	return min(runTaskLimit, max(1, (maxTasks+9)/10))
 }
 
 // dispatchID names one state change; it is stable across redeliveries and
@@ -194,10 +200,12 @@ func dispatchID(n alarmNotice) string {
 	return hex.EncodeToString(sum[:10])
 }
 
-// clientToken is RunTask's idempotency token for batch seq of a dispatch.
-// ECS keeps a token for 24 hours: a repeat with the same parameters returns
-// the original tasks, a repeat with other parameters fails with
-// ConflictException; either way no task is started twice.
+// clientToken is RunTask's idempotency token for batch seq of a dispatch:
+// "edp-", the 20 hex digits of the dispatch id, "-" and the batch number —
+// about 30 of the 64 ASCII characters (33–126) ECS allows. ECS keeps a token
+// for 24 hours: a repeat with the same parameters returns the original
+// tasks, a repeat with other parameters fails with ConflictException; either
+// way no task is started twice.
 func clientToken(id string, seq int) string {
 	return "edp-" + id + "-" + strconv.Itoa(seq)
 }
@@ -212,7 +220,7 @@ func (h *Handler) dispatch(ctx context.Context, n alarmNotice) error {
 	if err != nil {
 		return err
 	}
-	running, err := h.running(ctx)
+	running, err := h.running(ctx, nil)
 	if err != nil {
 		return err
 	}
@@ -234,7 +242,7 @@ func (h *Handler) dispatch(ctx context.Context, n alarmNotice) error {
 		log.WarnContext(ctx, "metrics line lost", "error", err.Error())
 	}
 	log.InfoContext(ctx, "dispatch done",
-		"requested", o.Requested, "started", o.Started, "failed", o.Failed, "skipped", o.Skipped)
+		"requested", o.Requested, "started", o.Started, "failed", o.Failed, "skipped", o.Skipped, "capped", o.Capped)
 	return runErr
 }
 
@@ -277,7 +285,13 @@ func (h *Handler) backlog(ctx context.Context) (int64, error) {
 // running counts the family's tasks whose desired status is RUNNING — that
 // includes PROVISIONING and PENDING ones, and tasks started by anyone — and
 // stops paging once MaxTasks is reached, since more cannot change the answer.
-func (h *Handler) running(ctx context.Context) (int, error) {
+// Tasks in own (those this invocation started) count even when the listing
+// does not show them yet: ListTasks is eventually consistent.
+//
+// The family is the filter, not startedBy: ECS accepts startedBy only as the
+// sole filter of a ListTasks call (no desired status, no family), and the
+// family's tasks, whoever started them, are what MaxTasks bounds.
+func (h *Handler) running(ctx context.Context, own map[string]bool) (int, error) {
 	in := &ecs.ListTasksInput{
 		Cluster:       aws.String(h.cfg.Cluster),
 		Family:        aws.String(h.family),
@@ -285,6 +299,7 @@ func (h *Handler) running(ctx context.Context) (int, error) {
 		MaxResults:    aws.Int32(listTasksPage),
 	}
 	count := 0
+	listed := 0 // own tasks among the listed ones
 	for {
 		var out *ecs.ListTasksOutput
 		err := h.withRetry(ctx, "ListTasks", func() error {
@@ -299,8 +314,13 @@ func (h *Handler) running(ctx context.Context) (int, error) {
 		if count >= h.cfg.MaxTasks {
 			return h.cfg.MaxTasks, nil
 		}
+		for _, arn := range out.TaskArns {
+			if own[arn] {
+				listed++
+			}
+		}
 		if aws.ToString(out.NextToken) == "" {
-			return count, nil
+			return min(count+len(own)-listed, h.cfg.MaxTasks), nil
 		}
 		next := *in
 		next.NextToken = out.NextToken
@@ -308,28 +328,49 @@ func (h *Handler) running(ctx context.Context) (int, error) {
 	}
 }
 
-// start runs o.Requested tasks in batches. Tasks that RunTask reports in
-// failures[] (capacity, throttling of placement) are asked for again in new
-// batches after a backoff, while time and attempts remain. It fills in
-// o.Started, o.Skipped and o.Failed and returns ErrTasksNotStarted if any
-// task is still missing.
+// start runs o.Requested tasks in batches of at most h.batch. Before each
+// batch but the first (whose count is the decision's, read just before) it
+// re-reads the running tasks and sizes the batch to the room left under
+// MaxTasks, so tasks that another invocation started meanwhile are counted;
+// once the family is full the rest of the plan is dropped as capped, not
+// failed. Tasks that RunTask reports in failures[] (capacity, throttling of
+// placement) are asked for again in new batches after a backoff, while time
+// and attempts remain. It fills in o.Started, o.Skipped, o.Capped and
+// o.Failed and returns ErrTasksNotStarted if any task is still missing.
 func (h *Handler) start(ctx context.Context, log *slog.Logger, id string, o *outcome) error {
-	remaining := o.Requested
+	own := map[string]bool{} // ARNs of the tasks this invocation started
+	running := o.Running
+	pending := o.Requested
 	seq := 0
 	var reasons []string
 	var cause error
-	for round := 0; remaining > 0 && cause == nil; round++ {
+	for round := 0; pending > 0 && cause == nil; round++ {
 		if round > 0 {
 			if round >= h.retry.MaxAttempts || !h.wait(ctx, round-1) {
 				break
 			}
-			log.InfoContext(ctx, "retrying failed tasks", "round", round, "tasks", remaining)
+			log.InfoContext(ctx, "retrying failed tasks", "round", round, "tasks", pending)
 		}
-		missing := 0
-		for _, count := range batches(remaining) {
-			if cause != nil {
+		missing := 0 // reported in failures[] this round: asked for again next round
+		for pending > 0 && cause == nil {
+			if seq > 0 {
+				n, err := h.running(ctx, own)
+				if err != nil {
+					cause = fmt.Errorf("re-read before batch %d: %w", seq, err)
+					break
+				}
+				running = n
+			}
+			room := h.cfg.MaxTasks - running
+			if room <= 0 {
+				o.Capped += pending + missing
+				log.InfoContext(ctx, "family at max tasks, rest of the plan dropped",
+					"running", running, "capped", pending+missing)
+				pending, missing = 0, 0
 				break
 			}
+			count := min(h.batch, pending, room)
+			pending -= count
 			token := clientToken(id, seq)
 			seq++
 			out, err := h.runBatch(ctx, id, token, count)
@@ -341,6 +382,9 @@ func (h *Handler) start(ctx context.Context, log *slog.Logger, id string, o *out
 			case err != nil:
 				cause = fmt.Errorf("run %d tasks (client token %s): %w", count, token, err)
 			default:
+				for _, task := range out.Tasks {
+					own[aws.ToString(task.TaskArn)] = true
+				}
 				o.Started += len(out.Tasks)
 				short := count - len(out.Tasks)
 				missing += max(short, 0)
@@ -356,12 +400,13 @@ func (h *Handler) start(ctx context.Context, log *slog.Logger, id string, o *out
 						"arn", aws.ToString(f.Arn))
 				}
 				log.InfoContext(ctx, "batch sent",
-					"client_token", token, "tasks", count, "started", len(out.Tasks), "failures", short)
+					"client_token", token, "tasks", count, "started", len(out.Tasks), "failures", short,
+					"running", running)
 			}
 		}
-		remaining = missing
+		pending += missing
 	}
-	o.Failed = max(o.Requested-o.Started-o.Skipped, 0)
+	o.Failed = max(o.Requested-o.Started-o.Skipped-o.Capped, 0)
 	if o.Failed == 0 {
 		return nil
 	}

@@ -3,10 +3,13 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ecs"
 	ecstypes "github.com/aws/aws-sdk-go-v2/service/ecs/types"
@@ -48,11 +51,12 @@ func TestTasksToStart(t *testing.T) {
 	}
 }
 
-func TestBatches(t *testing.T) {
+func TestBatchSize(t *testing.T) {
 	t.Parallel()
-	for n, want := range map[int][]int{0: nil, 1: {1}, 10: {10}, 11: {10, 1}, 25: {10, 10, 5}} {
-		if diff := cmp.Diff(want, batches(n)); diff != "" {
-			t.Errorf("batches(%d) (-want +got):\n%s", n, diff)
+	// A tenth of max_tasks, rounded up, from 1 to RunTask's limit of 10.
+	for maxTasks, want := range map[int]int{1: 1, 9: 1, 10: 1, 11: 2, 25: 3, 90: 9, 91: 10, 100: 10, 1000: 10} {
+		if got := batchSize(maxTasks); got != want {
+			t.Errorf("batchSize(%d) = %d, want %d", maxTasks, got, want)
 		}
 	}
 }
@@ -94,8 +98,9 @@ func TestHandleFixtures(t *testing.T) {
 				}
 				return
 			}
-			// 25 messages at 10 per task: three tasks in one batch.
-			if want := []int{3}; !cmp.Equal(counts(sent), want) {
+			// 25 messages at 10 per task: three tasks, one per batch
+			// (max_tasks 10 makes batches of one).
+			if want := []int{1, 1, 1}; !cmp.Equal(counts(sent), want) {
 				t.Errorf("RunTask counts = %v, want %v", counts(sent), want)
 			}
 			m := r.metrics.lines(t)
@@ -135,14 +140,15 @@ func TestDispatchBacklogAndRunning(t *testing.T) {
 	}{
 		{"backlog 0", 0, 0, 0, 10, nil, 0},
 		{"backlog 1", 1, 0, 0, 10, []int{1}, 1},
-		{"backlog 25", 25, 0, 0, 10, []int{3}, 3},
-		{"backlog 25 all in flight", 0, 25, 0, 10, []int{3}, 3},
-		{"backlog 10000", 10000, 0, 0, 10, []int{10}, 10},
-		{"backlog 10000 max 25 in three calls", 10000, 0, 0, 25, []int{10, 10, 5}, 25},
+		{"backlog 25", 25, 0, 0, 10, []int{1, 1, 1}, 3},
+		{"backlog 25 all in flight", 0, 25, 0, 10, []int{1, 1, 1}, 3},
+		{"backlog 10000", 10000, 0, 0, 10, repeat(1, 10), 10},
+		{"backlog 10000 max 25 in batches of 3", 10000, 0, 0, 25, append(repeat(3, 8), 1), 25},
+		{"backlog 25 max 30 in one batch", 25, 0, 0, 30, []int{3}, 3},
 		{"backlog 10000 max 1000", 9000, 1000, 0, 1000, repeat(10, 100), 1000},
 		{"backlog 1 running max", 1, 0, 10, 10, nil, 0},
 		{"backlog 10000 running max", 10000, 0, 10, 10, nil, 0},
-		{"backlog 10000 running 7", 10000, 0, 7, 10, []int{3}, 3},
+		{"backlog 10000 running 7", 10000, 0, 7, 10, []int{1, 1, 1}, 3},
 		{"running counted over pages", 10000, 0, 250, 300, repeat(10, 5), 50},
 	}
 	for _, tt := range tests {
@@ -263,18 +269,20 @@ func TestRunTaskInput(t *testing.T) {
 func TestPartialFailure(t *testing.T) {
 	t.Parallel()
 	cfg := testConfig()
-	cfg.MaxTasks = 25
-	e := &fakeECS{script: []runStep{{fail: 3}, {}, {}, {}}}
+	cfg.MaxTasks = 25 // batches of 3
+	e := &fakeECS{script: []runStep{{fail: 2}}}
 	r := newRig(t, cfg, &fakeQueue{visible: 10000}, e)
 	if err := r.h.Handle(context.Background(), loadEvent(t, "alarm-single-metric.json")); err != nil {
 		t.Fatalf("Handle: %v", err)
 	}
 	sent := e.sent()
-	if diff := cmp.Diff([]int{10, 10, 5, 3}, counts(sent)); diff != "" {
+	// 25 in batches of 3 (the first starts one of three), then the two.
+	want := append(repeat(3, 8), 1, 2)
+	if diff := cmp.Diff(want, counts(sent)); diff != "" {
 		t.Errorf("RunTask counts (-want +got):\n%s", diff)
 	}
-	if !strings.HasSuffix(sent[3].Token, "-3") {
-		t.Errorf("retry batch token = %q, want a new batch index 3", sent[3].Token)
+	if last := sent[len(sent)-1].Token; !strings.HasSuffix(last, "-9") {
+		t.Errorf("retry batch token = %q, want a new batch index 9", last)
 	}
 	if got := len(r.clock.slept()); got != 1 {
 		t.Errorf("backoffs = %d, want 1 before the retry round", got)
@@ -300,7 +308,9 @@ func TestPartialFailurePersists(t *testing.T) {
 		script = append(script, runStep{fail: 2})
 	}
 	e := &fakeECS{script: script}
-	r := newRig(t, testConfig(), &fakeQueue{visible: 25}, e)
+	cfg := testConfig()
+	cfg.MaxTasks = 30 // batches of 3: the three tasks go in one
+	r := newRig(t, cfg, &fakeQueue{visible: 25}, e)
 	err := r.h.Handle(context.Background(), loadEvent(t, "alarm-single-metric.json"))
 	if !errors.Is(err, ErrTasksNotStarted) || !strings.Contains(err.Error(), capacityReason) {
 		t.Fatalf("Handle = %v, want ErrTasksNotStarted naming the capacity reason", err)
@@ -321,7 +331,9 @@ func TestPartialFailurePersists(t *testing.T) {
 func TestThrottlingThenSuccess(t *testing.T) {
 	t.Parallel()
 	e := &fakeECS{script: []runStep{{err: throttled()}, {err: throttled()}, {}}}
-	r := newRig(t, testConfig(), &fakeQueue{visible: 25}, e)
+	cfg := testConfig()
+	cfg.MaxTasks = 30 // batches of 3: the three tasks go in one
+	r := newRig(t, cfg, &fakeQueue{visible: 25}, e)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	if err := r.h.Handle(ctx, loadEvent(t, "alarm-single-metric.json")); err != nil {
@@ -393,7 +405,7 @@ func TestRetryWithoutDeadline(t *testing.T) {
 func TestPermanentErrorNotRetried(t *testing.T) {
 	t.Parallel()
 	cfg := testConfig()
-	cfg.MaxTasks = 30
+	cfg.MaxTasks = 100 // batches of 10
 	denied := &smithy.GenericAPIError{Code: "AccessDeniedException", Message: "not authorized to perform: ecs:RunTask", Fault: smithy.FaultClient}
 	e := &fakeECS{script: []runStep{{}, {err: denied}}}
 	r := newRig(t, cfg, &fakeQueue{visible: 250}, e)
@@ -427,8 +439,13 @@ func TestIdempotentRetry(t *testing.T) {
 		}
 	}
 	sent := e.sent()
-	if len(sent) != 3 || sent[0] != sent[1] || sent[0] != sent[2] {
-		t.Errorf("RunTask requests = %v, want one identical request per invocation", sent)
+	if len(sent) != 9 {
+		t.Fatalf("RunTask requests = %v, want three batches per invocation", sent)
+	}
+	for i := 3; i < len(sent); i++ {
+		if sent[i] != sent[i%3] {
+			t.Errorf("request %d = %v, want the first invocation's %v again", i, sent[i], sent[i%3])
+		}
 	}
 	if e.created != 3 {
 		t.Errorf("tasks created = %d, want 3 (no duplicates)", e.created)
@@ -439,44 +456,264 @@ func TestIdempotentRetry(t *testing.T) {
 	if err := r.h.Handle(context.Background(), next); err != nil {
 		t.Fatal(err)
 	}
-	if sent := e.sent(); sent[len(sent)-1].Token == sent[0].Token {
-		t.Errorf("a new state change reused token %q", sent[0].Token)
+	if sent := e.sent(); sent[len(sent)-1].Token == sent[2].Token {
+		t.Errorf("a new state change reused token %q", sent[2].Token)
 	}
 	if e.created != 6 {
 		t.Errorf("tasks created = %d, want 6", e.created)
 	}
 }
 
-// TestRetryAfterPartialSuccess: the first invocation starts two of three
+// TestRetryAfterPartialSuccess: the first invocation starts seven of nine
 // batches and fails; its retry re-plans with the started tasks counted, the
 // reused tokens of the earlier batches start nothing, and the cap holds.
 func TestRetryAfterPartialSuccess(t *testing.T) {
 	t.Parallel()
 	cfg := testConfig()
-	cfg.MaxTasks = 25
+	cfg.MaxTasks = 25 // batches of 3
 	denied := &smithy.GenericAPIError{Code: "AccessDeniedException", Message: "denied", Fault: smithy.FaultClient}
-	e := &fakeECS{script: []runStep{{}, {}, {err: denied}}}
+	e := &fakeECS{script: []runStep{{}, {}, {}, {}, {}, {}, {}, {err: denied}}}
 	r := newRig(t, cfg, &fakeQueue{visible: 10000}, e)
 	ev := loadEvent(t, "alarm-single-metric.json")
 	if err := r.h.Handle(context.Background(), ev); !errors.Is(err, ErrTasksNotStarted) {
 		t.Fatalf("first Handle = %v, want ErrTasksNotStarted", err)
 	}
-	if e.created != 20 {
-		t.Fatalf("first attempt created %d, want 20", e.created)
+	if e.created != 21 {
+		t.Fatalf("first attempt created %d, want 21", e.created)
 	}
-	// Retry: 20 running, room for 5; batch 0 now asks for 5 with the token
-	// that asked for 10 before, which ECS refuses with ConflictException.
+	// Retry: 21 running, room for 4. Batch 0 asks for 3 with the token and
+	// parameters of the first attempt's batch 0: ECS returns those tasks.
+	// Batch 1 asks for the last 1 with the token that asked for 3 before:
+	// ConflictException.
 	if err := r.h.Handle(context.Background(), ev); err != nil {
 		t.Fatalf("retry Handle: %v", err)
 	}
-	if e.created != 20 || e.running > cfg.MaxTasks {
-		t.Errorf("after retry created=%d running=%d, want 20 and at most %d", e.created, e.running, cfg.MaxTasks)
+	if e.created != 21 || e.running > cfg.MaxTasks {
+		t.Errorf("after retry created=%d running=%d, want 21 and at most %d", e.created, e.running, cfg.MaxTasks)
 	}
 	m := r.metrics.lines(t)
 	last := m[len(m)-1]
-	if last[MetricTasksRequested] != 5.0 || last["tasks_skipped"] != 5.0 || last[MetricTasksFailed] != 0.0 {
-		t.Errorf("retry metrics = %v, want requested 5 skipped 5 failed 0", last)
+	if last[MetricTasksRequested] != 4.0 || last[MetricTasksStarted] != 3.0 || last["tasks_skipped"] != 1.0 || last[MetricTasksFailed] != 0.0 {
+		t.Errorf("retry metrics = %v, want requested 4, started 3 (the first attempt's), skipped 1, failed 0", last)
 	}
+}
+
+// TestCappedByRereading: between the decision and a later batch someone
+// else starts tasks; the re-read before that batch counts them, the batch
+// shrinks to the room that is left, and what no longer fits is dropped as
+// capped, not reported as failed.
+func TestCappedByRereading(t *testing.T) {
+	t.Parallel()
+	cfg := testConfig()
+	cfg.MaxTasks = 25 // batches of 3
+	e := &fakeECS{running: 5}
+	others := &othersStartTasks{fakeECS: e, afterBatch: 2, start: 12}
+	r := newRig(t, cfg, &fakeQueue{visible: 10000}, e)
+	r.h.lister, r.h.runner = others, others
+	if err := r.h.Handle(context.Background(), loadEvent(t, "alarm-single-metric.json")); err != nil {
+		t.Fatalf("Handle: %v", err)
+	}
+	// Decision: 5 running, 20 requested. Two batches of 3 (11 running), then
+	// 12 more appear (23): one batch of 2 fits, 12 are capped.
+	if diff := cmp.Diff([]int{3, 3, 2}, counts(e.sent())); diff != "" {
+		t.Errorf("RunTask counts (-want +got):\n%s", diff)
+	}
+	if e.running != cfg.MaxTasks {
+		t.Errorf("running = %d, want %d", e.running, cfg.MaxTasks)
+	}
+	m := r.metrics.lines(t)[0]
+	if m[MetricTasksRequested] != 20.0 || m[MetricTasksStarted] != 8.0 || m["tasks_capped"] != 12.0 || m[MetricTasksFailed] != 0.0 {
+		t.Errorf("metrics = %v, want requested 20, started 8, capped 12, failed 0", m)
+	}
+	if !hasLog(t, r.logs, "family at max tasks, rest of the plan dropped", "alarm_name", "EdpAlarmDispatch-QueueBacklog-1XKJ3P0A7ZQ2D") {
+		t.Errorf("capping not logged:\n%s", r.logs)
+	}
+}
+
+// othersStartTasks is a fakeECS in which someone else starts tasks of the
+// family right after the dispatcher's batch number afterBatch.
+type othersStartTasks struct {
+	*fakeECS
+	afterBatch, start int
+	batches           int
+}
+
+func (o *othersStartTasks) RunTask(ctx context.Context, in *ecs.RunTaskInput, opt ...func(*ecs.Options)) (*ecs.RunTaskOutput, error) {
+	out, err := o.fakeECS.RunTask(ctx, in, opt...)
+	o.batches++
+	if o.batches == o.afterBatch {
+		o.fakeECS.mu.Lock()
+		o.fakeECS.running += o.start // listed like seeded tasks
+		o.fakeECS.mu.Unlock()
+	}
+	return out, err
+}
+
+// TestRereadCountsOwnUnlistedTasks: ListTasks is eventually consistent and
+// may not show tasks RunTask just started. The re-read counts the
+// invocation's own tasks anyway, so it never mistakes them for free room
+// when someone else's tasks fill the family meanwhile.
+func TestRereadCountsOwnUnlistedTasks(t *testing.T) {
+	t.Parallel()
+	cfg := testConfig()
+	cfg.MaxTasks = 25 // batches of 3
+	e := &fakeECS{running: 20}
+	others := &othersStartTasks{fakeECS: e, afterBatch: 1, start: 2}
+	r := newRig(t, cfg, &fakeQueue{visible: 10000}, e)
+	r.h.lister, r.h.runner = &laggingLister{fakeECS: e}, others
+	if err := r.h.Handle(context.Background(), loadEvent(t, "alarm-single-metric.json")); err != nil {
+		t.Fatalf("Handle: %v", err)
+	}
+	// Decision: 20 running, room 5. A batch of 3 (23), then 2 more by
+	// someone else (25). The listing shows 22 — not the batch of 3 — but
+	// with its own 3 the dispatcher counts 25 and stops.
+	if diff := cmp.Diff([]int{3}, counts(e.sent())); diff != "" {
+		t.Errorf("RunTask counts (-want +got):\n%s", diff)
+	}
+	if e.running > cfg.MaxTasks {
+		t.Errorf("running = %d, want at most %d", e.running, cfg.MaxTasks)
+	}
+	m := r.metrics.lines(t)[0]
+	if m[MetricTasksStarted] != 3.0 || m["tasks_capped"] != 2.0 || m[MetricTasksFailed] != 0.0 {
+		t.Errorf("metrics = %v, want started 3, capped 2, failed 0", m)
+	}
+}
+
+// laggingLister is a ListTasks that has not caught up with RunTask: it
+// leaves out every task the dispatcher started.
+type laggingLister struct {
+	*fakeECS
+}
+
+func (l *laggingLister) ListTasks(ctx context.Context, in *ecs.ListTasksInput, opt ...func(*ecs.Options)) (*ecs.ListTasksOutput, error) {
+	out, err := l.fakeECS.ListTasks(ctx, in, opt...)
+	if err != nil {
+		return nil, err
+	}
+	l.fakeECS.mu.Lock()
+	started := slices.Clone(l.fakeECS.started)
+	l.fakeECS.mu.Unlock()
+	out.TaskArns = slices.DeleteFunc(out.TaskArns, func(arn string) bool { return slices.Contains(started, arn) })
+	return out, nil
+}
+
+// TestRereadFails: when the count before a later batch cannot be read, the
+// dispatcher starts nothing on a guess: it stops and reports the missing
+// tasks with the cause, so Lambda retries the invocation.
+func TestRereadFails(t *testing.T) {
+	t.Parallel()
+	denied := &smithy.GenericAPIError{Code: "AccessDeniedException", Message: "denied", Fault: smithy.FaultClient}
+	e := &fakeECS{}
+	r := newRig(t, testConfig(), &fakeQueue{visible: 25}, e)
+	r.h.lister = &failAfterLister{fakeECS: e, ok: 1, err: denied}
+	err := r.h.Handle(context.Background(), loadEvent(t, "alarm-single-metric.json"))
+	if !errors.Is(err, ErrTasksNotStarted) || !strings.Contains(err.Error(), "re-read before batch 1") || !errors.As(err, new(smithy.APIError)) {
+		t.Fatalf("Handle = %v, want ErrTasksNotStarted naming the failed re-read", err)
+	}
+	if diff := cmp.Diff([]int{1}, counts(e.sent())); diff != "" {
+		t.Errorf("RunTask counts (-want +got):\n%s", diff)
+	}
+	m := r.metrics.lines(t)[0]
+	if m[MetricTasksStarted] != 1.0 || m[MetricTasksFailed] != 2.0 {
+		t.Errorf("metrics = %v, want started 1 failed 2", m)
+	}
+}
+
+// failAfterLister answers the first ok ListTasks calls and fails the rest.
+type failAfterLister struct {
+	*fakeECS
+	ok    int
+	calls int
+	err   error
+}
+
+func (l *failAfterLister) ListTasks(ctx context.Context, in *ecs.ListTasksInput, opt ...func(*ecs.Options)) (*ecs.ListTasksOutput, error) {
+	l.calls++
+	if l.calls > l.ok {
+		return nil, l.err
+	}
+	return l.fakeECS.ListTasks(ctx, in, opt...)
+}
+
+// TestClientTokens: the token of a batch depends only on the notification
+// and the batch number, so every delivery of one notification sends the same
+// tokens and different state changes never share one; every token is what
+// ECS accepts (at most 64 ASCII characters from 33 to 126).
+func TestClientTokens(t *testing.T) {
+	t.Parallel()
+	tokens := func(t *testing.T, ev events.SNSEvent) []string {
+		t.Helper()
+		e := &fakeECS{}
+		r := newRig(t, testConfig(), &fakeQueue{visible: 25}, e)
+		if err := r.h.Handle(context.Background(), ev); err != nil {
+			t.Fatalf("Handle: %v", err)
+		}
+		var out []string
+		for _, s := range e.sent() {
+			out = append(out, s.Token)
+		}
+		return out
+	}
+	single := loadEvent(t, "alarm-single-metric.json")
+	first, again := tokens(t, single), tokens(t, single)
+	if len(first) != 3 {
+		t.Fatalf("tokens = %v, want three batches", first)
+	}
+	if diff := cmp.Diff(first, again); diff != "" {
+		t.Errorf("same notification delivered twice, tokens differ (-first +again):\n%s", diff)
+	}
+
+	// A redelivery is a new SNS record around the same message; only
+	// fields SNS keeps across redeliveries may matter.
+	redelivered := loadEvent(t, "alarm-single-metric.json")
+	redelivered.Records[0].SNS.Timestamp = redelivered.Records[0].SNS.Timestamp.Add(time.Minute)
+	redelivered.Records[0].SNS.Signature = "different"
+	if diff := cmp.Diff(first, tokens(t, redelivered)); diff != "" {
+		t.Errorf("redelivery changed the tokens (-first +redelivered):\n%s", diff)
+	}
+
+	other := tokens(t, loadEvent(t, "alarm-metric-math.json"))
+	for _, tok := range other {
+		if slices.Contains(first, tok) {
+			t.Errorf("token %q shared by two state changes", tok)
+		}
+	}
+
+	// Without a StateChangeTime the SNS message id names the transition.
+	noTime := func(msgID string) alarmNotice {
+		return alarmNotice{AlarmARN: fixtureAlarmARN, SNSMessageID: msgID}
+	}
+	a, b := dispatchID(noTime("6f1a2c0e-0000-4000-8000-000000000001")), dispatchID(noTime("6f1a2c0e-0000-4000-8000-000000000002"))
+	if a == b || a != dispatchID(noTime("6f1a2c0e-0000-4000-8000-000000000001")) {
+		t.Errorf("fallback dispatch ids: %q, %q; want stable per message id and distinct across them", a, b)
+	}
+	// Two alarms changing state at the same instant do not collide.
+	if dispatchID(alarmNotice{AlarmARN: fixtureAlarmARN + "-a", StateChangeTime: "2026-11-23T17:01:13.471+0000"}) ==
+		dispatchID(alarmNotice{AlarmARN: fixtureAlarmARN + "-b", StateChangeTime: "2026-11-23T17:01:13.471+0000"}) {
+		t.Error("two alarms with the same state-change time share a dispatch id")
+	}
+
+	// The longest token: the highest batch number one dispatch can reach
+	// (MaxTasks of 1000 one task at a time, every round re-asked).
+	longest := clientToken(a, maxMaxTasks*defaultRetry.MaxAttempts)
+	for _, tok := range append(append(first, other...), longest, clientToken(b, 0)) {
+		if err := validClientToken(tok); err != nil {
+			t.Error(err)
+		}
+	}
+}
+
+// validClientToken checks a RunTask client token against the ECS rules.
+func validClientToken(tok string) error {
+	if tok == "" || len(tok) > 64 {
+		return fmt.Errorf("token %q: length %d, want 1 to 64", tok, len(tok))
+	}
+	for i := 0; i < len(tok); i++ {
+		if c := tok[i]; c < 33 || c > 126 {
+			return fmt.Errorf("token %q: byte %d is %q, want ASCII 33-126", tok, i, c)
+		}
+	}
+	return nil
 }
 
 func TestQueueAndListErrors(t *testing.T) {

@@ -79,17 +79,20 @@ func TestIntegration(t *testing.T) {
 		}
 		// backlog 120 visible + 10 in flight = 130 → 13 tasks; 3 of the family
 		// running or pending (the stopped one and the other family excluded);
-		// room 17 → 13 tasks, in calls of 10 and 3.
+		// room 17 → 13 tasks, in batches of 2 (a tenth of max 20). The tasks
+		// go to the capture server, so moto never lists them: the re-reads
+		// before batches 1–6 add the invocation's own tasks to moto's 3.
 		m := metrics.lines(t)
 		if len(m) != 1 || m[0][MetricBacklog] != 130.0 || m[0][MetricRunningTasks] != 3.0 || m[0][MetricTasksStarted] != 13.0 {
 			t.Fatalf("metrics = %v, want backlog 130, running 3, started 13", m)
 		}
+		batchCounts := []int{2, 2, 2, 2, 2, 2, 1}
 		bodies := capture.bodies()
-		if len(bodies) != 2 {
-			t.Fatalf("RunTask calls = %d, want 2", len(bodies))
+		if len(bodies) != len(batchCounts) {
+			t.Fatalf("RunTask calls = %d, want %d", len(bodies), len(batchCounts))
 		}
 		id := dispatchID(alarmNotice{AlarmARN: fixtureAlarmARN, StateChangeTime: "2026-11-23T17:01:13.471+0000"})
-		for i, count := range []int{10, 3} {
+		for i, count := range batchCounts {
 			want := map[string]any{
 				"cluster":        "edp-it",
 				"taskDefinition": taskDef,
@@ -126,11 +129,11 @@ func TestIntegration(t *testing.T) {
 			t.Fatalf("second Handle: %v", err)
 		}
 		again := capture.bodies()
-		if len(again) != 4 {
-			t.Fatalf("RunTask calls after retry = %d, want 4", len(again))
+		if len(again) != 2*len(batchCounts) {
+			t.Fatalf("RunTask calls after retry = %d, want %d", len(again), 2*len(batchCounts))
 		}
-		for i := range 2 {
-			if diff := cmp.Diff(bodies[i].JSON, again[2+i].JSON); diff != "" {
+		for i := range batchCounts {
+			if diff := cmp.Diff(bodies[i].JSON, again[len(batchCounts)+i].JSON); diff != "" {
 				t.Errorf("retried body %d differs (-first +retry):\n%s", i, diff)
 			}
 		}
@@ -138,10 +141,10 @@ func TestIntegration(t *testing.T) {
 
 	t.Run("throttled then partial failure on the wire", func(t *testing.T) {
 		// 1st answer: throttled (the SDK retries it with the same body);
-		// 2nd: three of ten tasks fail for capacity; the rest succeeds.
+		// 2nd: one of two tasks fails for capacity; the rest succeeds.
 		capture := newCaptureServer(t, []captureReply{
 			{status: http.StatusBadRequest, body: `{"__type":"ThrottlingException","message":"Rate exceeded"}`},
-			{fail: 3},
+			{fail: 1},
 		})
 		h, metrics := integrationHandler(t, cfg, sq, ec, ecsAt(capture.URL))
 		if err := h.Handle(ctx, loadEvent(t, "alarm-metric-math.json")); err != nil {
@@ -154,11 +157,16 @@ func TestIntegration(t *testing.T) {
 		}
 		id := dispatchID(alarmNotice{AlarmARN: fixtureAlarmARN, StateChangeTime: "2026-11-23T17:06:02.118+0000"})
 		want := []string{
-			fmt.Sprintf("10:edp-%s-0", id), // throttled
-			fmt.Sprintf("10:edp-%s-0", id), // same token again; 3 fail
-			fmt.Sprintf("3:edp-%s-1", id),
-			fmt.Sprintf("3:edp-%s-2", id), // the failed three, new batch
+			fmt.Sprintf("2:edp-%s-0", id), // throttled
+			fmt.Sprintf("2:edp-%s-0", id), // same token again; 1 fails
 		}
+		for seq := 1; seq <= 5; seq++ {
+			want = append(want, fmt.Sprintf("2:edp-%s-%d", id, seq))
+		}
+		want = append(want,
+			fmt.Sprintf("1:edp-%s-6", id), // the plan's last task
+			fmt.Sprintf("1:edp-%s-7", id), // the failed one, new batch
+		)
 		if diff := cmp.Diff(want, got); diff != "" {
 			t.Errorf("RunTask count:token sequence (-want +got):\n%s", diff)
 		}

@@ -6,8 +6,11 @@
 // plus in-flight messages), counts the consumer tasks of the task
 // definition's family that are already running or pending, and starts
 // min(max_tasks − running, ceil(backlog / messages_per_task)) tasks on
-// Fargate or Fargate Spot, at most ten per RunTask call, each call with a
-// client token derived from the alarm's state-change time so a retried
+// Fargate or Fargate Spot. It starts them in batches of a tenth of max_tasks
+// (1 to 10 tasks, one RunTask call each), re-counting the running tasks
+// before every batch so that invocations running at the same time see each
+// other's tasks, and gives each call a client token derived from the alarm's
+// state-change time and the batch number so a repeated delivery or retried
 // invocation never starts the same tasks twice. Every other notification is
 // logged and ignored. Tasks that still could not be started when the
 // invocation's time runs short are reported as an error, so Lambda's
