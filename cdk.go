@@ -38,7 +38,7 @@ func build(app awscdk.App, repoRoot string) error {
 		return err
 	}
 	// Stacks are environment-agnostic unless edp:account/edp:region pin
-	// them; importing a VPC needs a concrete environment for the lookup.
+	// them; looking up a VPC needs a concrete environment.
 	env := &awscdk.Environment{}
 	if s.Account != "" {
 		env.Account = jsii.String(s.Account)
@@ -46,7 +46,7 @@ func build(app awscdk.App, repoRoot string) error {
 	if s.Region != "" {
 		env.Region = jsii.String(s.Region)
 	}
-	if s.Network == settings.NetworkImport {
+	if s.Network == settings.NetworkImport || s.Network == settings.NetworkDefault {
 		if env.Account == nil {
 			env.Account = jsii.String(os.Getenv("CDK_DEFAULT_ACCOUNT"))
 		}

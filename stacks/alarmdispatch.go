@@ -47,7 +47,20 @@ func NewAlarmDispatchStack(scope constructs.Construct, id string, props *Props) 
 		MasterKey:   key,
 		EnforceSSL:  jsii.Bool(true),
 	})
-	newScaleOutAlarm(stack, p.Queue, s, nil).AddAlarmAction(awscloudwatchactions.NewSnsAction(topic))
+	alarm := newScaleOutAlarm(stack, p.Queue, s, nil)
+	alarm.AddAlarmAction(awscloudwatchactions.NewSnsAction(topic))
+	// A topic policy replaces SNS's default one, and EnforceSSL writes one
+	// with only its Deny: without this Allow, CloudWatch could never publish.
+	topic.AddToResourcePolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+		Sid:        jsii.String("CloudWatchAlarmsPublish"),
+		Principals: &[]awsiam.IPrincipal{awsiam.NewServicePrincipal(jsii.String("cloudwatch.amazonaws.com"), nil)},
+		Actions:    jsii.Strings("sns:Publish"),
+		Resources:  &[]*string{topic.TopicArn()},
+		Conditions: &map[string]interface{}{
+			"StringEquals": map[string]interface{}{"aws:SourceAccount": stack.Account()},
+			"ArnLike":      map[string]interface{}{"aws:SourceArn": alarm.AlarmArn()},
+		},
+	}))
 
 	logs := awslogs.NewLogGroup(stack, jsii.String("DispatchLogs"), &awslogs.LogGroupProps{
 		Retention:     retentionDays(s.LogRetentionDays),
@@ -70,9 +83,12 @@ func NewAlarmDispatchStack(scope constructs.Construct, id string, props *Props) 
 		Timeout:      awscdk.Duration_Minutes(jsii.Number(2)),
 		Role:         role,
 		LogGroup:     logs,
-		// One dispatcher at a time: concurrent alarms must not each start
-		// max_tasks tasks (a task storm).
-		ReservedConcurrentExecutions: jsii.Number(1),
+		// No reserved concurrency unless asked for (edp:dispatchReservedConcurrency):
+		// a reservation fails the deploy on accounts with a small concurrency
+		// quota. Concurrent invocations are safe: the handler re-reads running
+		// tasks before each batch and its RunTask client tokens make a
+		// redelivered notification start nothing twice.
+		ReservedConcurrentExecutions: reservedConcurrency(s.DispatchReservedConcurrency),
 		RetryAttempts:                jsii.Number(2),
 		MaxEventAge:                  awscdk.Duration_Hours(jsii.Number(1)),
 		OnFailure:                    awslambdadestinations.NewSqsDestination(failures),
@@ -102,16 +118,20 @@ func NewAlarmDispatchStack(scope constructs.Construct, id string, props *Props) 
 	return stack
 }
 
+func reservedConcurrency(n int) *float64 {
+	if n == 0 {
+		return nil
+	}
+	return jsii.Number(float64(n))
+}
+
 // grantDispatcher gives the Lambda role exactly what dispatching needs: start
 // this task definition in this cluster (and tag what it starts), pass the two
 // task roles to ECS, list the cluster's tasks, read the queue's depth, and
 // write its own logs.
 func grantDispatcher(role awsiam.Role, p *Pipeline, logs awslogs.LogGroup) {
 	inCluster := &map[string]interface{}{"ArnEquals": map[string]interface{}{"ecs:cluster": p.Cluster.ClusterArn()}}
-	taskArns := awscdk.Stack_Of(p.Node).FormatArn(&awscdk.ArnComponents{
-		Service: jsii.String("ecs"), Resource: jsii.String("task"),
-		ResourceName: awscdk.Fn_Join(jsii.String(""), &[]*string{p.Cluster.ClusterName(), jsii.String("/*")}),
-	})
+	taskArns := p.clusterTaskArns()
 	add := func(sid string, actions []string, resources []*string, conditions *map[string]interface{}) {
 		role.AddToPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
 			Sid: jsii.String(sid), Actions: jsii.Strings(actions...), Resources: &resources, Conditions: conditions,

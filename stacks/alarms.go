@@ -41,24 +41,26 @@ func BacklogExpression(s settings.Settings) string {
 // Scaling in only when it has been 0 for a while never kills a busy task.
 const IdleExpression = "visible + inflight"
 
-// WakeExpression is BacklogExpression gated on no running task: in backlog
-// mode the alarm only starts the first task and target tracking sizes the
-// service from there.
+// WakeExpression is BacklogExpression gated on a service that wants no task
+// (desired count 0, or no data, which Container Insights may send for an
+// empty service): in backlog mode the alarm only starts the first task and
+// target tracking sizes the service from there. Desired, not running, so
+// tasks still starting stop the alarm from adding more each minute.
 func WakeExpression(s settings.Settings) string {
-	return fmt.Sprintf("IF(FILL(running, 0) > 0, 0, %s)", BacklogExpression(s))
+	return fmt.Sprintf("IF(FILL(desired, 0) > 0, 0, %s)", BacklogExpression(s))
 }
 
 // newScaleOutAlarm fires when the effective backlog reaches N
-// (settings.ScaleOutThreshold). With a running-tasks metric it fires only
-// while no task runs (WakeExpression).
-func newScaleOutAlarm(scope constructs.Construct, q awssqs.Queue, s settings.Settings, running awscloudwatch.IMetric) awscloudwatch.Alarm {
+// (settings.ScaleOutThreshold). With a desired-tasks metric it fires only
+// while the service wants no task (WakeExpression).
+func newScaleOutAlarm(scope constructs.Construct, q awssqs.Queue, s settings.Settings, desired awscloudwatch.IMetric) awscloudwatch.Alarm {
 	metrics := map[string]awscloudwatch.IMetric{
 		"visible": queueMetric(q, "visible"),
 		"age":     queueMetric(q, "age"),
 	}
 	expression := BacklogExpression(s)
-	if running != nil {
-		metrics["running"] = running
+	if desired != nil {
+		metrics["desired"] = desired
 		expression = WakeExpression(s)
 	}
 	expr := awscloudwatch.NewMathExpression(&awscloudwatch.MathExpressionProps{

@@ -31,7 +31,6 @@ func NewAlarmServiceStack(scope constructs.Construct, id string, props *Props) a
 	svc := awsecs.NewFargateService(stack, jsii.String("Service"), &awsecs.FargateServiceProps{
 		Cluster:           p.Cluster,
 		TaskDefinition:    p.TaskDefinition,
-		DesiredCount:      jsii.Number(0),
 		MinHealthyPercent: jsii.Number(100),
 		MaxHealthyPercent: jsii.Number(200),
 		CircuitBreaker:    &awsecs.DeploymentCircuitBreaker{Enable: jsii.Bool(true), Rollback: jsii.Bool(true)},
@@ -41,6 +40,11 @@ func NewAlarmServiceStack(scope constructs.Construct, id string, props *Props) a
 		PlatformVersion:   awsecs.FargatePlatformVersion_LATEST,
 		PropagateTags:     awsecs.PropagatedTagSource_SERVICE,
 	})
+	// Scaling owns the desired count. A DesiredCount in the template would be
+	// re-sent on every update (a new image is a new task definition) and
+	// reset the service to it, stopping busy tasks. Without it ECS starts a
+	// new service with 1 task, which the idle alarm removes.
+	svc.Node().DefaultChild().(awsecs.CfnService).AddPropertyDeletionOverride(jsii.String("DesiredCount"))
 
 	target := awsapplicationautoscaling.NewScalableTarget(stack, jsii.String("ScalableTarget"), &awsapplicationautoscaling.ScalableTargetProps{
 		ServiceNamespace:  awsapplicationautoscaling.ServiceNamespace_ECS,
@@ -71,25 +75,29 @@ func NewAlarmServiceStack(scope constructs.Construct, id string, props *Props) a
 	for _, tier := range ScaleOutSteps(s) {
 		scaleOut.AddAdjustment(tier)
 	}
-	var running awscloudwatch.IMetric
+	var desired awscloudwatch.IMetric
 	if s.ScalingMode == settings.ScalingBacklog {
 		// Target tracking cannot grow a service from zero tasks (it scales in
 		// proportion to the current count), so the backlog alarm wakes the
 		// service (only while no task runs) and tracking sizes it from there.
 		// Scale-in stays with the idle alarm: tracking never removes a task.
-		running = runningTasks(p, svc)
+		desired = desiredTasks(p, svc)
 		newBacklogTracking(stack, target, p, svc, s)
 	}
-	newScaleOutAlarm(stack, p.Queue, s, running).AddAlarmAction(awscloudwatchactions.NewApplicationScalingAction(scaleOut))
+	newScaleOutAlarm(stack, p.Queue, s, desired).AddAlarmAction(awscloudwatchactions.NewApplicationScalingAction(scaleOut))
 	applyNagSuppressions(stack)
 	return stack
 }
 
-// runningTasks is Container Insights' count of the service's running tasks.
-func runningTasks(p *Pipeline, svc awsecs.FargateService) awscloudwatch.IMetric {
+// desiredTasks is Container Insights' desired task count of the service. It
+// counts tasks that are still starting (PENDING), which RunningTaskCount
+// does not, so the wake alarm stops firing as soon as scaling has acted.
+// With no task, Container Insights may publish nothing: the wake expression
+// fills missing data with 0, so an empty service still wakes.
+func desiredTasks(p *Pipeline, svc awsecs.FargateService) awscloudwatch.IMetric {
 	return awscloudwatch.NewMetric(&awscloudwatch.MetricProps{
 		Namespace:  jsii.String("ECS/ContainerInsights"),
-		MetricName: jsii.String("RunningTaskCount"),
+		MetricName: jsii.String("DesiredTaskCount"),
 		DimensionsMap: &map[string]*string{
 			"ClusterName": p.Cluster.ClusterName(),
 			"ServiceName": svc.ServiceName(),

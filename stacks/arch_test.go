@@ -70,7 +70,7 @@ func TestAlarmServiceScalesOnBacklogOrAgeAndOnlyInWhenIdle(t *testing.T) {
 	defer failOnPanic(t)
 	tp := tpl(names.StackAlarmService)
 	tp.HasResourceProperties(jsii.String("AWS::ECS::Service"), map[string]any{
-		"DesiredCount": 0, "LaunchType": "FARGATE",
+		"LaunchType":           "FARGATE",
 		"NetworkConfiguration": map[string]any{"AwsvpcConfiguration": assertions.Match_ObjectLike(&map[string]any{"AssignPublicIp": "ENABLED"})},
 	})
 	tp.HasResourceProperties(jsii.String("AWS::ApplicationAutoScaling::ScalableTarget"), map[string]any{
@@ -148,9 +148,8 @@ func TestAlarmDispatchWiresAlarmTopicLambdaWithLeastPrivilege(t *testing.T) {
 	}
 	tp.HasResourceProperties(jsii.String("AWS::Lambda::Function"), map[string]any{
 		"Runtime": "provided.al2023", "Handler": "bootstrap", "Architectures": []any{"arm64"},
-		"ReservedConcurrentExecutions": 1,
-		"Environment":                  map[string]any{"Variables": env},
-		"LoggingConfig":                map[string]any{"LogGroup": map[string]any{"Ref": assertions.Match_StringLikeRegexp(jsii.String("DispatchLogs"))}},
+		"Environment":   map[string]any{"Variables": env},
+		"LoggingConfig": map[string]any{"LogGroup": map[string]any{"Ref": assertions.Match_StringLikeRegexp(jsii.String("DispatchLogs"))}},
 	})
 	tp.HasResourceProperties(jsii.String("AWS::Lambda::EventInvokeConfig"), map[string]any{
 		"MaximumRetryAttempts": 2,
@@ -261,10 +260,120 @@ func TestBacklogModeAddsTargetTrackingOnBacklogPerTask(t *testing.T) {
 	// The step policy still wakes the service from zero, and only then.
 	tp.ResourcePropertiesCountIs(jsii.String("AWS::ApplicationAutoScaling::ScalingPolicy"),
 		map[string]any{"PolicyType": "StepScaling"}, jsii.Number(2))
-	wake := alarmByExpression(t, tp, "IF(FILL(running, 0) > 0, 0, MAX([visible, IF(age >= 900 AND visible > 0, 10, 0)]))")
+	// Gated on the desired count, which counts tasks still starting: gated
+	// on RunningTaskCount the alarm stayed in ALARM (and the step policy added
+	// tasks each minute) while the first task was PENDING. No data (an empty
+	// service may publish none) is filled with 0, so the service still wakes.
+	wake := alarmByExpression(t, tp, "IF(FILL(desired, 0) > 0, 0, MAX([visible, IF(age >= 900 AND visible > 0, 10, 0)]))")
 	raw, _ := json.Marshal(wake["Metrics"])
-	if !strings.Contains(string(raw), "RunningTaskCount") {
-		t.Errorf("wake alarm does not read running tasks: %s", raw)
+	if !strings.Contains(string(raw), `"MetricName":"DesiredTaskCount"`) || strings.Contains(string(raw), "RunningTaskCount") {
+		t.Errorf("wake alarm must read the desired task count only: %s", raw)
+	}
+}
+
+// A DesiredCount in the service would be re-sent on every stack update and
+// reset a scaled-out service, stopping busy tasks: scaling owns it.
+func TestAlarmServiceLeavesDesiredCountToScaling(t *testing.T) {
+	for _, mode := range []string{settings.ScalingStep, settings.ScalingBacklog} {
+		t.Run(mode, func(t *testing.T) {
+			s := defaults
+			s.ScalingMode = mode
+			tp := tpl(names.StackAlarmService)
+			if mode != defaults.ScalingMode {
+				tp = synthVariant(t, names.StackAlarmService, s)
+			}
+			svc := props(t, tp, "AWS::ECS::Service")
+			if len(svc) != 1 {
+				t.Fatalf("want one service, got %d", len(svc))
+			}
+			if v, ok := svc[0]["DesiredCount"]; ok {
+				t.Errorf("service sets DesiredCount %v; every deploy would reset the running tasks to it", v)
+			}
+		})
+	}
+}
+
+// Reserved concurrency fails the deploy on accounts with a small quota: it
+// is off unless edp:dispatchReservedConcurrency asks for it.
+func TestDispatchReservedConcurrencyIsOptIn(t *testing.T) {
+	defer failOnPanic(t)
+	fns := props(t, tpl(names.StackAlarmDispatch), "AWS::Lambda::Function")
+	for _, fn := range fns {
+		if v, ok := fn["ReservedConcurrentExecutions"]; ok {
+			t.Errorf("default dispatch Lambda reserves concurrency %v", v)
+		}
+	}
+	s := defaults
+	s.DispatchReservedConcurrency = 2
+	synthVariant(t, names.StackAlarmDispatch, s).HasResourceProperties(jsii.String("AWS::Lambda::Function"),
+		map[string]any{"ReservedConcurrentExecutions": 2})
+}
+
+// A redriven message keeps its enqueue time: every DLQ keeps messages for
+// the SQS maximum, longer than a work queue with a short retention.
+func TestDeadLetterQueuesOutliveTheWorkQueue(t *testing.T) {
+	s := defaults
+	s.QueueRetentionDays = 2
+	for _, id := range []string{names.StackOneOff, names.StackAlarmDispatch} {
+		t.Run(id, func(t *testing.T) {
+			tp := synthVariant(t, id, s)
+			dlqs := 0
+			for lid, q := range resources(t, tp, "AWS::SQS::Queue") {
+				p, _ := q["Properties"].(map[string]any)
+				retention := p["MessageRetentionPeriod"]
+				if _, work := p["RedrivePolicy"]; work {
+					if retention != float64(2*24*3600) {
+						t.Errorf("work queue retention %v, want 2 days", retention)
+					}
+					continue
+				}
+				dlqs++
+				if retention != float64(14*24*3600) {
+					t.Errorf("dead-letter queue %s keeps messages %v s, want 14 days", lid, retention)
+				}
+			}
+			if dlqs < 2 {
+				t.Errorf("want at least 2 dead-letter queues, found %d", dlqs)
+			}
+		})
+	}
+}
+
+// edp:network=default shares the account's default VPC (no new VPC per
+// stack, so four stacks fit the VPC quota): public subnets, public IP.
+func TestDefaultVPCModeCreatesNoVPC(t *testing.T) {
+	defer failOnPanic(t)
+	s := defaults
+	s.Network = settings.NetworkDefault
+	app := newApp(t)
+	st := stacks.NewOneOffStack(app, names.StackOneOff, &stacks.Props{
+		StackProps: awscdk.StackProps{Env: &awscdk.Environment{Account: jsii.String("123456789012"), Region: jsii.String("eu-west-1")}},
+		Settings:   s, RepoRoot: "..",
+	})
+	tp := assertions.Template_FromStack(st, nil)
+	tp.ResourceCountIs(jsii.String("AWS::EC2::VPC"), jsii.Number(0))
+	tp.HasResourceProperties(jsii.String("AWS::Events::Rule"), map[string]any{
+		"Targets": assertions.Match_ArrayWith(&[]any{assertions.Match_ObjectLike(&map[string]any{
+			"EcsParameters": assertions.Match_ObjectLike(&map[string]any{
+				"NetworkConfiguration": map[string]any{"AwsVpcConfiguration": assertions.Match_ObjectLike(&map[string]any{"AssignPublicIp": "ENABLED"})},
+			}),
+		})}),
+	})
+}
+
+// The consumer's Go runtime gets a soft memory limit under the task's.
+func TestTaskSetsGoMemoryLimitFromTaskMemory(t *testing.T) {
+	defer failOnPanic(t)
+	s := defaults
+	s.CPU, s.MemoryMiB = 1024, 4096
+	tp := synthVariant(t, names.StackOneOff, s)
+	tp.HasResourceProperties(jsii.String("AWS::ECS::TaskDefinition"), map[string]any{
+		"ContainerDefinitions": assertions.Match_ArrayWith(&[]any{assertions.Match_ObjectLike(&map[string]any{
+			"Environment": assertions.Match_ArrayWith(&[]any{map[string]any{"Name": "GOMEMLIMIT", "Value": "3686MiB"}}),
+		})}),
+	})
+	if got := stacks.GoMemLimit(1024); got != "921MiB" {
+		t.Errorf("GoMemLimit(1024) = %q, want 921MiB", got)
 	}
 }
 

@@ -26,9 +26,17 @@ type Network struct {
 //     Logs and SQS, and the S3 gateway endpoint. No internet path at all.
 //   - import: an existing VPC looked up by id; tasks use its private subnets
 //     with egress (NAT or endpoints are the owner's business).
+//   - default: the account's default VPC, looked up at synth; tasks use its
+//     public subnets with a public IP (no NAT needed).
 func newNetwork(scope constructs.Construct, s settings.Settings, removal awscdk.RemovalPolicy) *Network {
 	n := &Network{}
 	switch s.Network {
+	case settings.NetworkDefault:
+		// The default VPC has public subnets only; sharing it between stacks
+		// keeps the account under its VPC quota.
+		n.Vpc = awsec2.Vpc_FromLookup(scope, jsii.String("Vpc"), &awsec2.VpcLookupOptions{IsDefault: jsii.Bool(true)})
+		n.Subnets = &awsec2.SubnetSelection{SubnetType: awsec2.SubnetType_PUBLIC}
+		n.AssignPublicIP = true
 	case settings.NetworkImport:
 		n.Vpc = awsec2.Vpc_FromLookup(scope, jsii.String("Vpc"), &awsec2.VpcLookupOptions{VpcId: jsii.String(s.VpcID)})
 		n.Subnets = &awsec2.SubnetSelection{SubnetType: awsec2.SubnetType_PRIVATE_WITH_EGRESS}

@@ -100,9 +100,11 @@ func NewPipeline(scope constructs.Construct, id string, props *PipelineProps) *P
 	p.Bucket.Node().DefaultChild().(awss3.CfnBucket).AddPropertyOverride(
 		jsii.String("NotificationConfiguration.EventBridgeConfiguration.EventBridgeEnabled"), jsii.Bool(true))
 
+	// A redriven message keeps its original enqueue time, so a DLQ must keep
+	// messages longer than its source queue: every DLQ gets SQS's maximum.
+	p.DeadLetterQueue = newQueue(c, "DeadLetterQueue", DeadLetterRetention(), p.Removal, nil)
+	p.DeliveryDLQ = newQueue(c, "DeliveryDLQ", DeadLetterRetention(), p.Removal, nil)
 	retention := awscdk.Duration_Days(jsii.Number(float64(s.QueueRetentionDays)))
-	p.DeadLetterQueue = newQueue(c, "DeadLetterQueue", retention, p.Removal, nil)
-	p.DeliveryDLQ = newQueue(c, "DeliveryDLQ", retention, p.Removal, nil)
 	p.Queue = newQueue(c, "Queue", retention, p.Removal, &awssqs.QueueProps{
 		VisibilityTimeout:      awscdk.Duration_Seconds(jsii.Number(float64(s.VisibilityTimeoutSeconds))),
 		ReceiveMessageWaitTime: awscdk.Duration_Seconds(jsii.Number(20)),
@@ -175,9 +177,15 @@ func NewPipeline(scope constructs.Construct, id string, props *PipelineProps) *P
 			names.EnvVisibilityTimeout: jsii.String(strconv.Itoa(s.VisibilityTimeoutSeconds)),
 			names.EnvWaitSeconds:       jsii.String("20"),
 			names.EnvEmptyReceives:     jsii.String(strconv.Itoa(s.EmptyReceives)),
+			// The Go runtime collects harder as it nears this soft limit,
+			// well before the task's hard memory limit kills the process.
+			"GOMEMLIMIT": jsii.String(GoMemLimit(s.MemoryMiB)),
 		},
 	})
 	p.grantConsumer(p.TaskDefinition.TaskRole())
+	if mode == names.ModeServe {
+		p.grantTaskProtection(p.TaskDefinition.TaskRole())
+	}
 
 	awscdk.NewCfnOutput(p.stack(), jsii.String(names.OutputBucket), &awscdk.CfnOutputProps{
 		Value: p.Bucket.BucketName(), Description: jsii.String("Upload configs under " + names.ConfigPrefix + " of this bucket"),
@@ -248,6 +256,34 @@ func (p *Pipeline) grantConsumer(role awsiam.IRole) {
 		Resources: &[]*string{p.Bucket.BucketArn()},
 	}))
 }
+
+// grantTaskProtection lets serve-mode tasks protect themselves from
+// scale-in while busy: the ECS agent's task-protection endpoint calls
+// ecs:UpdateTaskProtection and ecs:GetTaskProtection with the task role's
+// credentials, on the task's own ARN.
+func (p *Pipeline) grantTaskProtection(role awsiam.IRole) {
+	role.AddToPrincipalPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+		Sid:       jsii.String("ProtectOwnTaskFromScaleIn"),
+		Actions:   jsii.Strings("ecs:UpdateTaskProtection", "ecs:GetTaskProtection"),
+		Resources: &[]*string{p.clusterTaskArns()},
+	}))
+}
+
+// clusterTaskArns is the ARN pattern of every task in this stack's cluster.
+func (p *Pipeline) clusterTaskArns() *string {
+	return p.stack().FormatArn(&awscdk.ArnComponents{
+		Service: jsii.String("ecs"), Resource: jsii.String("task"),
+		ResourceName: awscdk.Fn_Join(jsii.String(""), &[]*string{p.Cluster.ClusterName(), jsii.String("/*")}),
+	})
+}
+
+// DeadLetterRetention is the retention of every dead-letter queue: the SQS
+// maximum, 14 days, whatever the work queue keeps.
+func DeadLetterRetention() awscdk.Duration { return awscdk.Duration_Days(jsii.Number(14)) }
+
+// GoMemLimit is the consumer's GOMEMLIMIT for a task of memoryMiB: 90 %,
+// leaving the rest for the stacks of goroutines and the OS.
+func GoMemLimit(memoryMiB int) string { return strconv.Itoa(memoryMiB*9/10) + "MiB" }
 
 func (p *Pipeline) stack() awscdk.Stack { return awscdk.Stack_Of(p.Node) }
 

@@ -365,6 +365,11 @@ func TestTaskRoleIsLeastPrivilege(t *testing.T) {
 			"WriteArtifactsAndRecords":   {"s3:GetObject", "s3:PutObject"},
 			"TellMissingFromDenied":      {"s3:ListBucket"},
 		}
+		// Serve-mode tasks (the service) protect themselves from scale-in
+		// through the ECS agent, which calls ECS with the task role.
+		if len(resources(t, tpl, "AWS::ECS::Service")) > 0 {
+			want["ProtectOwnTaskFromScaleIn"] = []string{"ecs:UpdateTaskProtection", "ecs:GetTaskProtection"}
+		}
 		if len(got) != len(want) {
 			t.Fatalf("task role statements %v, want %v", got, want)
 		}
