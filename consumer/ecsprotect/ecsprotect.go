@@ -29,10 +29,15 @@ import (
 	"time"
 
 	"github.com/edp-pipelines/edp/internal/emf"
+	"github.com/edp-pipelines/edp/internal/textlimit"
 )
 
 // MaxExpiry is the longest protection ECS grants in one call (48 hours).
 const MaxExpiry = 48 * time.Hour
+
+// MaxReasonBytes bounds RefusedError.Reason (logged and put on the metric
+// line): at most this many bytes of UTF-8, cut at a character boundary.
+const MaxReasonBytes = 1000
 
 // FailureMetric is the EMF metric (Count) a Guard emits for every
 // protection request that did not take effect.
@@ -134,11 +139,7 @@ func refusal(resp *http.Response, body []byte) (reason string, refused bool) {
 	if reason == "" {
 		reason = resp.Status
 	}
-	const maxReason = 1000
-	if len(reason) > maxReason {
-		reason = reason[:maxReason]
-	}
-	return reason, true
+	return textlimit.Clip(reason, MaxReasonBytes), true
 }
 
 func minutes(d time.Duration) int {

@@ -9,9 +9,11 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -234,5 +236,26 @@ func TestGuardCountsEveryFailedRequest(t *testing.T) {
 	}
 	if m[FailureMetric] != float64(1) || m["protection_enabled"] != false || m["reason"] != s.err.Error() {
 		t.Errorf("EMF line %v, want a failed drop", m)
+	}
+}
+
+// The agent's reason is cut to MaxReasonBytes at a character, never inside
+// one: a long error message of multi-byte text stays valid UTF-8.
+func TestRefusalReasonIsCutAtACharacter(t *testing.T) {
+	t.Parallel()
+	msg := strings.Repeat("a", MaxReasonBytes-len("AccessDeniedException: ")-1) + strings.Repeat("é", 10)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := json.Marshal(map[string]any{"error": map[string]string{"Code": "AccessDeniedException", "Message": msg}})
+		_, _ = w.Write(b)
+	}))
+	defer srv.Close()
+	err := (&Client{AgentURI: srv.URL}).Set(context.Background(), true, time.Minute)
+	var re *RefusedError
+	if !errors.As(err, &re) {
+		t.Fatalf("Set() = %v, want a *RefusedError", err)
+	}
+	if !utf8.ValidString(re.Reason) || len(re.Reason) > MaxReasonBytes || !strings.HasPrefix(re.Reason, "AccessDeniedException: aaa") {
+		t.Errorf("reason of %d bytes (valid UTF-8: %v) ending %q: want valid UTF-8 of at most %d bytes",
+			len(re.Reason), utf8.ValidString(re.Reason), re.Reason[max(0, len(re.Reason)-8):], MaxReasonBytes)
 	}
 }

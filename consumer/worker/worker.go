@@ -42,6 +42,7 @@ import (
 	"github.com/edp-pipelines/edp/consumer/event"
 	"github.com/edp-pipelines/edp/internal/emf"
 	"github.com/edp-pipelines/edp/internal/names"
+	"github.com/edp-pipelines/edp/internal/textlimit"
 )
 
 // ErrPermanent marks a Processor error that retrying cannot fix: the
@@ -113,6 +114,11 @@ const (
 	AttrReceiveCount      = "edp-receive-count"
 	AttrFailedAt          = "edp-failed-at"
 )
+
+// MaxReasonBytes bounds the AttrReason of a dead-lettered message: at most
+// this many bytes of UTF-8, cut at a character boundary and marked with
+// "…" when cut (textlimit.Clip).
+const MaxReasonBytes = 1000
 
 // Outcomes, as logged in the "outcome" field and put on metrics lines.
 const (
@@ -659,10 +665,7 @@ func (c *Consumer) heartbeat(runCtx context.Context, log *slog.Logger, d *delive
 // If the copy fails the message is left to reappear (and to be redriven by
 // the queue), never deleted.
 func (c *Consumer) deadLetter(ctx context.Context, log *slog.Logger, d *delivery, key string, res Result, cause error, dur time.Duration, eventTime time.Time) {
-	reason := cause.Error()
-	if len(reason) > 1000 {
-		reason = reason[:1000]
-	}
+	reason := textlimit.Clip(cause.Error(), MaxReasonBytes)
 	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), callTimeout)
 	defer cancel()
 	_, err := c.sqs.SendMessage(cctx, &sqs.SendMessageInput{
