@@ -5,9 +5,11 @@
 // an error naming the key path and what is allowed; scikit-learn parameters
 // edp does not implement are rejected by name unless they carry their
 // scikit-learn default (which changes nothing). Hostile input is bounded: at
-// most MaxBytes, at most MaxDepth levels of nesting, a single document, and
-// no anchors or aliases at all (so alias "billion laughs" bombs cannot
-// expand). The parser is pure: no I/O, no globals, no randomness.
+// most MaxBytes and MaxNodes (checked by an allocation-free scan before
+// anything is decoded, so a refused config costs no memory), at most MaxDepth
+// levels of nesting, a single document, and no anchors or aliases at all (so
+// alias "billion laughs" bombs cannot expand). The parser is pure: no I/O,
+// no globals, no randomness.
 //
 // A parsed Config holds every value with its default filled in; JSON renders
 // it back into an equivalent config document that Parse accepts.
@@ -15,15 +17,18 @@ package config
 
 // Limits on what Parse accepts.
 const (
-	// MaxBytes is the largest config accepted (1 MiB).
-	MaxBytes = 1 << 20
+	// MaxBytes is the largest config accepted (64 KiB). A complete config,
+	// every parameter spelled out and commented, is under 2 KiB; readers
+	// (store.GetConfig) stop reading at MaxBytes+1.
+	MaxBytes = 64 << 10
 	// MaxDepth is the deepest nesting of mappings and lists accepted. A
 	// valid config nests three levels (model.params.max_depth); the margin
 	// only makes error messages for slightly-off documents friendlier.
 	MaxDepth = 8
-	// MaxNodes bounds the number of YAML nodes, so a flat but huge document
-	// cannot make validation slow.
-	MaxNodes = 10000
+	// MaxNodes bounds the number of YAML nodes (a complete config has under
+	// 100), so neither decoding nor validation can be made slow or large.
+	// It is checked on an upper bound counted before decoding.
+	MaxNodes = 1000
 	// MaxEstimators bounds n_estimators: scikit-learn has no limit, but a
 	// shared worker must not be tied up by one config asking for a
 	// billion trees.

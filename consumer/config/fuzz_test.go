@@ -5,14 +5,16 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/google/go-cmp/cmp"
 )
 
 // FuzzParse checks that Parse never panics, that every failure is an *Error
-// with at least one problem, and that every accepted config survives the
-// JSON round trip unchanged. Seeds: the fixtures in testdata/ plus the
-// committed corpus in testdata/fuzz/FuzzParse.
+// with at least one problem, that every accepted config survives the JSON
+// round trip unchanged, and that the pre-scan's node count is never below
+// what decoding builds. Seeds: the fixtures in testdata/ plus the committed
+// corpus in testdata/fuzz/FuzzParse.
 func FuzzParse(f *testing.F) {
 	files, err := filepath.Glob(filepath.Join("testdata", "*.*"))
 	if err != nil {
@@ -26,6 +28,9 @@ func FuzzParse(f *testing.F) {
 		f.Add(b)
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
+		if utf8.Valid(data) {
+			checkBound(t, data)
+		}
 		cfg, err := Parse(data)
 		if err != nil {
 			var perr *Error

@@ -55,10 +55,16 @@ var versionRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$`)
 // defaults filled in. Any problem yields an *Error.
 func Parse(data []byte) (*Config, error) {
 	if len(data) > MaxBytes {
-		return nil, &Error{[]Problem{{Msg: fmt.Sprintf("config is %d bytes; the limit is %d (1 MiB)", len(data), MaxBytes)}}}
+		return nil, &Error{[]Problem{{Msg: fmt.Sprintf("config is %d bytes, limit is %d (%d KiB)", len(data), MaxBytes, MaxBytes>>10)}}}
 	}
 	if !utf8.Valid(data) {
 		return nil, &Error{[]Problem{{Msg: "config is not valid UTF-8 text"}}}
+	}
+	// Decoding builds the whole node tree of a document before any limit
+	// can be checked on it, so the node limit is enforced first on a count
+	// that can only be too high.
+	if nodeBound(data, MaxNodes) > MaxNodes {
+		return nil, &Error{[]Problem{{Msg: fmt.Sprintf("config has too many YAML nodes: its ':', ',', '?', '- ', '[' and '{' allow more than %d, the limit", MaxNodes)}}}
 	}
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	var doc yaml.Node
@@ -95,6 +101,8 @@ func Parse(data []byte) (*Config, error) {
 }
 
 // checkShape enforces the structural limits before any value is looked at.
+// Its node count is exact; after nodeBound it cannot exceed MaxNodes, but
+// it keeps checkShape whole on its own.
 func checkShape(n *yaml.Node, depth int, count *int) *Problem {
 	*count++
 	if *count > MaxNodes {

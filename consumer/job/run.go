@@ -110,14 +110,13 @@ func (j *run) do(ctx context.Context) (Result, error) {
 			return res, err
 		}
 	}
-	var obj store.Object
-	var err error
-	if vg, ok := j.s.in.(store.VersionGetter); ok && j.src.VersionID != "" {
-		// Train on exactly the version the event announced, even if the
-		// key was overwritten since.
-		obj, err = vg.GetVersion(ctx, j.src.Key, j.src.VersionID)
-	} else {
-		obj, err = j.s.in.Get(ctx, j.src.Key)
+	// Train on exactly the version the event announced, even if the key was
+	// overwritten since, and read no more of it than a config may be.
+	obj, err := store.GetConfig(ctx, j.s.in, j.src.Key, j.src.VersionID, config.MaxBytes)
+	if big := (*store.ConfigTooLargeError)(nil); j.rec.RunID == "" && errors.As(err, &big) && big.VersionID+big.ETag != "" {
+		// Refused unread, so not hashed: name the run by the identity the
+		// store reported, so that its failure is still recorded.
+		j.setRunID(RunID(Source{Bucket: j.src.Bucket, Key: j.src.Key, VersionID: big.VersionID, ETag: big.ETag}, nil))
 	}
 	if err != nil {
 		err = fmt.Errorf("read config %s: %w", j.src.Key, err)

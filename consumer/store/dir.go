@@ -49,21 +49,30 @@ func checkKey(key string) error {
 	return nil
 }
 
-// Get implements Store.
-func (d *Dir) Get(ctx context.Context, key string) (Object, error) {
+// open opens the file of key; the caller closes it.
+func (d *Dir) open(ctx context.Context, key string) (*os.File, error) {
 	if err := ctx.Err(); err != nil {
-		return Object{}, err
+		return nil, err
 	}
 	p, err := d.Path(key)
 	if err != nil {
-		return Object{}, fmt.Errorf("get %s: %w", key, err)
+		return nil, fmt.Errorf("get %s: %w", key, err)
 	}
 	f, err := os.Open(p)
 	if errors.Is(err, fs.ErrNotExist) {
-		return Object{}, fmt.Errorf("get %s: %w", key, ErrNotFound)
+		return nil, fmt.Errorf("get %s: %w", key, ErrNotFound)
 	}
 	if err != nil {
-		return Object{}, fmt.Errorf("get %s: %w", key, err)
+		return nil, fmt.Errorf("get %s: %w", key, err)
+	}
+	return f, nil
+}
+
+// Get implements Store.
+func (d *Dir) Get(ctx context.Context, key string) (Object, error) {
+	f, err := d.open(ctx, key)
+	if err != nil {
+		return Object{}, err
 	}
 	defer f.Close()
 	body, err := io.ReadAll(io.LimitReader(f, MaxObjectBytes+1))
@@ -73,8 +82,50 @@ func (d *Dir) Get(ctx context.Context, key string) (Object, error) {
 	if len(body) > MaxObjectBytes {
 		return Object{}, fmt.Errorf("get %s: %w (more than %d bytes)", key, ErrTooLarge, MaxObjectBytes)
 	}
+	return Object{Body: body, ETag: etag(body)}, nil
+}
+
+// getConfig implements configGetter: a file larger than limit is refused
+// from its size without being read into memory. Its ETag, which S3 would
+// send in a header, is computed by streaming the file through MD5, in
+// constant memory. A directory keeps no versions, so versionID is ignored.
+func (d *Dir) getConfig(ctx context.Context, key, _ string, limit int64) (Object, error) {
+	f, err := d.open(ctx, key)
+	if err != nil {
+		return Object{}, err
+	}
+	defer f.Close()
+	size := int64(-1)
+	if fi, err := f.Stat(); err == nil && fi.Mode().IsRegular() {
+		size = fi.Size()
+	}
+	body, err := readConfig(f, size, limit)
+	if big := (*ConfigTooLargeError)(nil); errors.As(err, &big) {
+		big.ETag = streamETag(f)
+	}
+	if err != nil {
+		return Object{}, fmt.Errorf("get %s: %w", key, err)
+	}
+	return Object{Body: body, ETag: etag(body)}, nil
+}
+
+// streamETag is etag of the whole file f, read from its start in constant
+// memory; "" if it cannot be read.
+func streamETag(f *os.File) string {
+	h := md5.New()
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return ""
+	}
+	if _, err := io.Copy(h, f); err != nil {
+		return ""
+	}
+	return `"` + hex.EncodeToString(h.Sum(nil)) + `"`
+}
+
+// etag is S3's ETag of a single-part upload of body: its quoted hex MD5.
+func etag(body []byte) string {
 	sum := md5.Sum(body)
-	return Object{Body: body, ETag: `"` + hex.EncodeToString(sum[:]) + `"`}, nil
+	return `"` + hex.EncodeToString(sum[:]) + `"`
 }
 
 // Put implements Store. contentType is not recorded on a filesystem.

@@ -43,7 +43,9 @@ func (s *S3) GetVersion(ctx context.Context, key, versionID string) (Object, err
 	return s.get(ctx, key, versionID)
 }
 
-func (s *S3) get(ctx context.Context, key, versionID string) (Object, error) {
+// open starts reading an object (one version of it when versionID is set);
+// the caller closes the body.
+func (s *S3) open(ctx context.Context, key, versionID string) (*s3.GetObjectOutput, error) {
 	in := &s3.GetObjectInput{Bucket: aws.String(s.bucket), Key: aws.String(key)}
 	if versionID != "" {
 		in.VersionId = aws.String(versionID)
@@ -53,9 +55,42 @@ func (s *S3) get(ctx context.Context, key, versionID string) (Object, error) {
 		// A malformed version id is answered with InvalidArgument: that
 		// version can never be read, like a missing one.
 		if isNotFound(err) || (versionID != "" && hasCode(err, "InvalidArgument")) {
-			return Object{}, fmt.Errorf("get s3://%s/%s: %w: %w", s.bucket, key, ErrNotFound, err)
+			return nil, fmt.Errorf("get s3://%s/%s: %w: %w", s.bucket, key, ErrNotFound, err)
 		}
+		return nil, fmt.Errorf("get s3://%s/%s: %w", s.bucket, key, err)
+	}
+	return out, nil
+}
+
+// getConfig implements configGetter: an object whose Content-Length is over
+// limit is refused before its body is read, and no more than limit+1 bytes
+// of any body are read. Closing the body unread makes the HTTP client drop
+// the connection rather than download the rest.
+func (s *S3) getConfig(ctx context.Context, key, versionID string, limit int64) (Object, error) {
+	out, err := s.open(ctx, key, versionID)
+	if err != nil {
+		return Object{}, err
+	}
+	defer out.Body.Close()
+	size := int64(-1)
+	if out.ContentLength != nil {
+		size = *out.ContentLength
+	}
+	obj := Object{VersionID: aws.ToString(out.VersionId), ETag: aws.ToString(out.ETag)}
+	obj.Body, err = readConfig(out.Body, size, limit)
+	if big := (*ConfigTooLargeError)(nil); errors.As(err, &big) {
+		big.VersionID, big.ETag = obj.VersionID, obj.ETag
+	}
+	if err != nil {
 		return Object{}, fmt.Errorf("get s3://%s/%s: %w", s.bucket, key, err)
+	}
+	return obj, nil
+}
+
+func (s *S3) get(ctx context.Context, key, versionID string) (Object, error) {
+	out, err := s.open(ctx, key, versionID)
+	if err != nil {
+		return Object{}, err
 	}
 	defer out.Body.Close()
 	if out.ContentLength != nil && *out.ContentLength > MaxObjectBytes {

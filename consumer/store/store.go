@@ -6,6 +6,8 @@
 // reports a missing key with an error matching ErrNotFound and refuses
 // objects larger than MaxObjectBytes with an error matching ErrTooLarge, so
 // callers can tell permanent problems from transient ones with errors.Is.
+// GetConfig reads a config, which has a much smaller limit, and reads no more
+// of it than that limit plus one byte.
 package store
 
 import (
@@ -15,15 +17,16 @@ import (
 	"strings"
 )
 
-// MaxObjectBytes bounds what Get reads into memory. Configs are limited to
-// 1 MiB by the config package; nothing the pipeline reads comes close to this.
+// MaxObjectBytes bounds what Get reads into memory. Configs are read with
+// GetConfig under their own, far smaller limit; nothing else the pipeline
+// reads (its own run records) comes close to this.
 const MaxObjectBytes = 16 << 20
 
 // ErrNotFound is matched (errors.Is) by the error Get returns for a missing key.
 var ErrNotFound = errors.New("object not found")
 
 // ErrTooLarge is matched by the error Get returns for an object larger than
-// MaxObjectBytes.
+// MaxObjectBytes, and GetConfig for a config larger than its limit.
 var ErrTooLarge = errors.New("object too large")
 
 // Store is a flat key space of objects (an S3 bucket or a local directory).
