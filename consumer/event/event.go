@@ -55,9 +55,19 @@ type Message struct {
 	Format Format
 	// Bucket and Key name the object (Key decoded to its real name).
 	Bucket, Key string
-	// VersionID and ETag identify the object's content when the event
-	// carries them; both may be empty (manual submits).
-	VersionID, ETag string
+	// VersionID is the object's version id when it has one of its own, else
+	// "": S3 sends the string "null" for objects written while the bucket
+	// was unversioned or had versioning suspended, and every such upload of
+	// a key carries that same "null", so Parse turns it into "".
+	VersionID string
+	// ETag is the object's entity tag as the event carries it (S3 sends it
+	// without quotes); empty for manual submits.
+	ETag string
+	// Sequencer is S3's ordering token of the event: for one key, a later
+	// upload has a greater sequencer. With the ETag it tells two uploads of
+	// the same content to a key without versions apart. Empty when the
+	// format has none (manual submits).
+	Sequencer string
 	// Time is when the event happened (zero when the format has no time).
 	Time time.Time
 }
@@ -115,6 +125,7 @@ func parseEventBridge(detailType, source, ts string, raw json.RawMessage) (Messa
 			Key       string `json:"key"`
 			ETag      string `json:"etag"`
 			VersionID string `json:"version-id"`
+			Sequencer string `json:"sequencer"`
 		} `json:"object"`
 	}
 	if err := json.Unmarshal(raw, &d); err != nil {
@@ -124,7 +135,7 @@ func parseEventBridge(detailType, source, ts string, raw json.RawMessage) (Messa
 	m := Message{
 		Kind: KindConfig, Format: FormatEventBridge,
 		Bucket: d.Bucket.Name, Key: d.Object.Key,
-		VersionID: d.Object.VersionID, ETag: d.Object.ETag, Time: t,
+		VersionID: ownVersion(d.Object.VersionID), ETag: d.Object.ETag, Sequencer: d.Object.Sequencer, Time: t,
 	}
 	return m, m.check()
 }
@@ -142,6 +153,7 @@ func parseS3(raw json.RawMessage) (Message, error) {
 				Key       string `json:"key"`
 				ETag      string `json:"eTag"`
 				VersionID string `json:"versionId"`
+				Sequencer string `json:"sequencer"`
 			} `json:"object"`
 		} `json:"s3"`
 	}
@@ -166,7 +178,7 @@ func parseS3(raw json.RawMessage) (Message, error) {
 	m := Message{
 		Kind: KindConfig, Format: FormatS3,
 		Bucket: r.S3.Bucket.Name, Key: key,
-		VersionID: r.S3.Object.VersionID, ETag: r.S3.Object.ETag, Time: t,
+		VersionID: ownVersion(r.S3.Object.VersionID), ETag: r.S3.Object.ETag, Sequencer: r.S3.Object.Sequencer, Time: t,
 	}
 	return m, m.check()
 }
@@ -179,6 +191,19 @@ func parseManual(u string) (Message, error) {
 	bucket, key, _ := strings.Cut(rest, "/")
 	m := Message{Kind: KindConfig, Format: FormatManual, Bucket: bucket, Key: key}
 	return m, m.check()
+}
+
+// NullVersion is the version id S3 gives objects written while their
+// bucket was unversioned or had versioning suspended: not an identity, as
+// every such upload of a key has it.
+const NullVersion = "null"
+
+// ownVersion is v, or "" when v names no version of its own.
+func ownVersion(v string) string {
+	if v == NullVersion {
+		return ""
+	}
+	return v
 }
 
 func (m Message) check() error {

@@ -22,7 +22,20 @@ func TestParseFixtures(t *testing.T) {
 			Kind: KindConfig, Format: FormatEventBridge, Bucket: bucket,
 			Key:       "configs/team a/iris rf+v2.yaml",
 			VersionID: "IYV3p45BT0ac8hjHg1houSdS1a.Mro8e", ETag: "b1946ac92492d2347c6235b4d2611184",
-			Time: time.Date(2026, 11, 23, 17, 12, 45, 0, time.UTC),
+			Sequencer: "00617F08299329D189",
+			Time:      time.Date(2026, 11, 23, 17, 12, 45, 0, time.UTC),
+		}},
+		// Unversioned and versioning-suspended buckets send version id
+		// "null" for every upload: no version of its own.
+		{file: "eventbridge_object_created_unversioned.json", want: Message{
+			Kind: KindConfig, Format: FormatEventBridge, Bucket: bucket, Key: "configs/iris-tree.yaml",
+			ETag: "92eb5ffee6ae2fec3ad71c777531578f", Sequencer: "00617F0A4C1E2B3D44",
+			Time: time.Date(2026, 11, 23, 17, 14, 2, 0, time.UTC),
+		}},
+		{file: "s3_notification_suspended.json", want: Message{
+			Kind: KindConfig, Format: FormatS3, Bucket: bucket, Key: "configs/iris-tree.yaml",
+			ETag: "92eb5ffee6ae2fec3ad71c777531578f", Sequencer: "00617F0A4C1E2B3D44",
+			Time: time.Date(2026, 11, 23, 17, 14, 2, 517e6, time.UTC),
 		}},
 		{file: "s3_notification.json", want: Message{
 			Kind: KindConfig, Format: FormatS3, Bucket: bucket,
@@ -30,7 +43,8 @@ func TestParseFixtures(t *testing.T) {
 			// space and %2B to a plus.
 			Key:       "configs/team a/iris rf+v2.yaml",
 			VersionID: "IYV3p45BT0ac8hjHg1houSdS1a.Mro8e", ETag: "b1946ac92492d2347c6235b4d2611184",
-			Time: time.Date(2026, 11, 23, 17, 12, 45, 123e6, time.UTC),
+			Sequencer: "00617F08299329D189",
+			Time:      time.Date(2026, 11, 23, 17, 12, 45, 123e6, time.UTC),
 		}},
 		{file: "s3_test_event.json", want: Message{
 			Kind: KindTestEvent, Format: FormatS3Test, Bucket: bucket,

@@ -3,7 +3,8 @@
 // the artifacts and, last, the run record.
 //
 // Runs are idempotent. The run id is derived from the source object's
-// identity (bucket, key and version id, else ETag, else content hash), every
+// identity (bucket, key and version id, else ETag and sequencer, else
+// content hash; the version id "null" of unversioned buckets is none), every
 // random choice not fixed by the config is seeded from the run id, and a run
 // whose succeeded record already exists is not repeated: re-delivering the
 // same message yields the same artifacts and one record. Failures are
@@ -31,6 +32,11 @@ var ErrPermanent = errors.New("permanent failure")
 const (
 	StatusSucceeded = "succeeded"
 	StatusFailed    = "failed"
+	// StatusSkipped: the source object had been overwritten before the run
+	// could read the upload that its event announced (a bucket without
+	// versions keeps only the newest upload, which runs on its own event).
+	// Nothing was trained; the record's Reason says why.
+	StatusSkipped = "skipped"
 )
 
 // RecordFormat identifies the run record layout (docs/pipeline.md).
@@ -52,11 +58,21 @@ type Source struct {
 	Bucket string
 	// Key is the key of the config within Runner.In.
 	Key string
-	// VersionID is optional, from the event. Used for the run id when set.
+	// VersionID is optional, from the event. When set, it is the object's
+	// identity: the run id is derived from it and exactly that version is
+	// read. "" and "null" (what S3 reports for objects in unversioned and
+	// versioning-suspended buckets, the same for every upload of a key)
+	// mean the object has no version of its own.
 	VersionID string
-	// ETag is optional, from the event. Used for the run id when VersionID
-	// is empty.
+	// ETag is optional, from the event. Without a version id, the ETag and
+	// the Sequencer are the object's identity, and the object read must
+	// still have this ETag: if the key was overwritten since the event, the
+	// run is skipped (StatusSkipped), as the newer upload has its own event.
 	ETag string
+	// Sequencer is optional, from the event (S3's detail.object.sequencer):
+	// with the ETag, it tells apart two uploads of the same content to a
+	// key without versions, so re-uploading a config runs it again.
+	Sequencer string
 }
 
 // Runner runs jobs. The zero value is not usable: In must be set. It is safe

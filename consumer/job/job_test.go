@@ -3,6 +3,8 @@ package job
 import (
 	"bytes"
 	"context"
+	"crypto/md5"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -100,6 +102,13 @@ func setup(t *testing.T, configs map[string][]byte) (*Runner, *recorder, string)
 	}, rec, root
 }
 
+// etagOf is S3's ETag of a single-part upload of body, as Dir reports it
+// and an event carries it.
+func etagOf(body []byte) string {
+	sum := md5.Sum(body)
+	return `"` + hex.EncodeToString(sum[:]) + `"`
+}
+
 func readRecord(t *testing.T, s store.Store, key string) Record {
 	t.Helper()
 	obj, err := s.Get(context.Background(), key)
@@ -116,7 +125,8 @@ func readRecord(t *testing.T, s store.Store, key string) Record {
 func TestRunWritesArtifactsAndRecords(t *testing.T) {
 	t.Parallel()
 	r, rec, root := setup(t, map[string][]byte{"rf.yaml": fixture(t, "rf.yaml")})
-	res, err := r.Run(context.Background(), Source{Bucket: "b", Key: "configs/rf.yaml", ETag: `"abc"`})
+	tag := etagOf(fixture(t, "rf.yaml"))
+	res, err := r.Run(context.Background(), Source{Bucket: "b", Key: "configs/rf.yaml", ETag: tag})
 	if err != nil {
 		t.Fatalf("Run: %v", err)
 	}
@@ -127,7 +137,7 @@ func TestRunWritesArtifactsAndRecords(t *testing.T) {
 	if res.Accuracy < 0.9 || res.TrainSize != 105 || res.TestSize != 45 {
 		t.Errorf("accuracy %v, sizes %d/%d; want >= 0.9, 105/45", res.Accuracy, res.TrainSize, res.TestSize)
 	}
-	if res.RunID != RunID(Source{Bucket: "b", Key: "configs/rf.yaml", ETag: `"abc"`}, nil) {
+	if res.RunID != RunID(Source{Bucket: "b", Key: "configs/rf.yaml", ETag: tag}, nil) {
 		t.Errorf("run id %s is not derived from the ETag", res.RunID)
 	}
 	wantPuts := []string{
@@ -148,7 +158,7 @@ func TestRunWritesArtifactsAndRecords(t *testing.T) {
 		t.Errorf("the two record copies differ:\n%s", diff)
 	}
 	if r1.Status != StatusSucceeded || r1.RunID != res.RunID || r1.Source.Key != "configs/rf.yaml" ||
-		r1.Source.ETag != `"abc"` || r1.ToolVersion != "test" || r1.Accuracy == nil || *r1.Accuracy != res.Accuracy ||
+		r1.Source.ETag != tag || r1.ToolVersion != "test" || r1.Accuracy == nil || *r1.Accuracy != res.Accuracy ||
 		r1.DurationMS <= 0 || r1.Seeds == nil || r1.Seeds.Split != 42 || len(r1.Seeds.Derived) != 0 || r1.Error != "" {
 		t.Errorf("unexpected record %+v", r1)
 	}
@@ -187,7 +197,7 @@ func TestRunIsIdempotent(t *testing.T) {
 	t.Parallel()
 	for _, src := range []Source{
 		{Bucket: "b", Key: "configs/rf.yaml", VersionID: "v1"},
-		{Bucket: "b", Key: "configs/rf.yaml", ETag: `"e"`},
+		{Bucket: "b", Key: "configs/rf.yaml", ETag: etagOf(fixture(t, "rf.yaml"))},
 		{Bucket: "b", Key: "configs/rf.yaml"}, // content hash
 	} {
 		r, rec, root := setup(t, map[string][]byte{"rf.yaml": fixture(t, "rf.yaml")})
@@ -415,7 +425,7 @@ func TestPanicIsAPermanentFailureWithARecord(t *testing.T) {
 		}
 		return nil
 	}
-	res, err := r.Run(context.Background(), Source{Bucket: "b", Key: "configs/rf.yaml", ETag: `"abc"`})
+	res, err := r.Run(context.Background(), Source{Bucket: "b", Key: "configs/rf.yaml", ETag: etagOf(fixture(t, "rf.yaml"))})
 	if err == nil || !errors.Is(err, ErrPermanent) || !strings.Contains(err.Error(), "panic: store: torn write of artifacts/rf-v2/model.json") {
 		t.Fatalf("Run error %v, want a permanent failure naming the panic", err)
 	}
@@ -521,7 +531,7 @@ func TestCancelledRunIsTransientAndRecorded(t *testing.T) {
 		cancel() // the job is being shut down mid-write
 		return nil
 	}
-	res, err := r.Run(ctx, Source{Key: "configs/rf.yaml", ETag: `"1"`})
+	res, err := r.Run(ctx, Source{Key: "configs/rf.yaml", ETag: etagOf(fixture(t, "rf.yaml"))})
 	if err == nil || errors.Is(err, ErrPermanent) || !errors.Is(err, context.Canceled) {
 		t.Fatalf("Run error = %v, want a transient context.Canceled", err)
 	}

@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
+	"strings"
 	"time"
 )
 
@@ -15,7 +16,7 @@ type Record struct {
 	Format string `json:"format"`
 	// RunID identifies the run.
 	RunID string `json:"run_id"`
-	// Status is StatusSucceeded or StatusFailed.
+	// Status is StatusSucceeded, StatusFailed or StatusSkipped.
 	Status string `json:"status"`
 	// Source is the config object that triggered the run.
 	Source RecordSource `json:"source"`
@@ -48,6 +49,8 @@ type Record struct {
 	// Permanent tells whether a failure is permanent (retrying cannot fix
 	// it) or transient.
 	Permanent bool `json:"permanent,omitempty"`
+	// Reason says why a run was skipped, for status "skipped".
+	Reason string `json:"reason,omitempty"`
 	// Artifacts lists the artifact keys of a succeeded run, run.json last.
 	Artifacts []string `json:"artifacts,omitempty"`
 }
@@ -58,6 +61,7 @@ type RecordSource struct {
 	Key       string `json:"key"`
 	VersionID string `json:"version_id"`
 	ETag      string `json:"etag"`
+	Sequencer string `json:"sequencer,omitempty"`
 }
 
 // Seeds are the random states a run used.
@@ -72,18 +76,43 @@ type Seeds struct {
 }
 
 // RunID returns the run id for src whose content is body (used only when
-// src has neither VersionID nor ETag): 32 hex digits of a SHA-256 over the
-// bucket, key and object identity.
+// src has neither a version id nor an ETag): 32 hex digits of a SHA-256 over
+// the bucket, key and object identity. The identity is the version id if
+// the object has one of its own, else the ETag with the sequencer (so that
+// every upload to a key without versions, even of unchanged content, is a
+// run of its own), else the content.
 func RunID(src Source, body []byte) string {
 	ident := "sha256:" + sha256Hex(body)
-	switch {
-	case src.VersionID != "":
-		ident = "version:" + src.VersionID
+	switch v := ownVersion(src.VersionID); {
+	case v != "":
+		ident = "version:" + v
 	case src.ETag != "":
 		ident = "etag:" + src.ETag
+		if src.Sequencer != "" {
+			ident += "\x00sequencer:" + src.Sequencer
+		}
 	}
 	sum := sha256.Sum256([]byte(src.Bucket + "\x00" + src.Key + "\x00" + ident))
 	return hex.EncodeToString(sum[:16])
+}
+
+// nullVersion is the version id S3 reports for an object written while its
+// bucket was unversioned or had versioning suspended: every such upload of
+// a key has it, so it identifies nothing.
+const nullVersion = "null"
+
+// ownVersion is versionID, or "" when it names no version of its own.
+func ownVersion(versionID string) string {
+	if versionID == nullVersion {
+		return ""
+	}
+	return versionID
+}
+
+// sameETag reports whether two ETags are equal; S3 quotes them in HTTP
+// headers but not in events.
+func sameETag(a, b string) bool {
+	return strings.Trim(a, `"`) == strings.Trim(b, `"`)
 }
 
 func sha256Hex(b []byte) string {

@@ -38,10 +38,13 @@ func (r *Runner) Run(ctx context.Context, src Source) (Result, error) {
 	if err != nil {
 		return Result{Status: StatusFailed}, err
 	}
+	src.VersionID = ownVersion(src.VersionID)
 	j := &run{s: s, src: src, start: s.now()}
 	j.rec = Record{
 		Format: RecordFormat, Status: StatusFailed, ToolVersion: s.version,
-		Source:    RecordSource{Bucket: src.Bucket, Key: src.Key, VersionID: src.VersionID, ETag: src.ETag},
+		Source: RecordSource{
+			Bucket: src.Bucket, Key: src.Key, VersionID: src.VersionID, ETag: src.ETag, Sequencer: src.Sequencer,
+		},
 		TimingsMS: map[string]float64{},
 	}
 	j.log = s.log.With("s3_key", src.Key)
@@ -131,6 +134,9 @@ func (j *run) do(ctx context.Context) (Result, error) {
 		if res, ok, err := j.duplicate(ctx); ok || err != nil {
 			return res, err
 		}
+	}
+	if j.src.VersionID == "" && j.src.ETag != "" && obj.ETag != "" && !sameETag(obj.ETag, j.src.ETag) {
+		return j.skipOverwritten(ctx, obj.ETag)
 	}
 	return j.train(ctx, obj.Body)
 }
@@ -305,27 +311,46 @@ func (j *run) recordFailure(ctx context.Context, runErr error) {
 	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), failureRecordTimeout)
 	defer cancel()
-	prev, err := j.readRecord(ctx)
-	if err != nil {
+	j.rec.Status = StatusFailed
+	j.rec.Error = runErr.Error()
+	j.rec.Permanent = errors.Is(runErr, ErrPermanent)
+	j.rec.Accuracy, j.rec.Artifacts, j.rec.Reason = nil, nil, ""
+	written, err := j.putRecordUnlessSucceeded(ctx)
+	switch {
+	case errors.Is(err, errRecordUnreadable):
 		// Unknown whether a succeeded record exists: writing could replace
 		// it. The run error still reaches the caller (and, for permanent
 		// failures, the DLQ message carries the reason).
 		j.log.Warn("failure record not written: existing record unreadable", "error", err.Error())
-		return
+	case err != nil:
+		j.log.Warn("could not write failure record", "error", err.Error())
+	case written:
+		j.log.Info("failure recorded", "record_key", j.recordKey(), "permanent", j.rec.Permanent)
+	}
+}
+
+// errRecordUnreadable marks putRecordUnlessSucceeded's error when the
+// existing record could not be read.
+var errRecordUnreadable = errors.New("existing record unreadable")
+
+// putRecordUnlessSucceeded writes the run's record as it stands, unless a
+// succeeded record of the run exists (a concurrent delivery of the same
+// upload won; its record must stand). It reports whether it wrote; when the
+// existing record cannot be read it writes nothing, as that record might
+// be a succeeded one, and its error matches errRecordUnreadable.
+func (j *run) putRecordUnlessSucceeded(ctx context.Context) (bool, error) {
+	prev, err := j.readRecord(ctx)
+	if err != nil {
+		return false, fmt.Errorf("%w: %w", errRecordUnreadable, err)
 	}
 	if prev != nil && prev.Status == StatusSucceeded {
-		return
+		return false, nil
 	}
-	j.rec.Status = StatusFailed
-	j.rec.Error = runErr.Error()
-	j.rec.Permanent = errors.Is(runErr, ErrPermanent)
-	j.rec.Accuracy, j.rec.Artifacts = nil, nil
 	j.finish()
 	if err := j.s.out.Put(ctx, j.recordKey(), j.recordJSON(), "application/json"); err != nil {
-		j.log.Warn("could not write failure record", "error", err.Error())
-		return
+		return false, fmt.Errorf("write run record: %w", err)
 	}
-	j.log.Info("failure recorded", "record_key", j.recordKey(), "permanent", j.rec.Permanent)
+	return true, nil
 }
 
 // Metrics is the content of metrics.json.
