@@ -183,8 +183,17 @@ func runQueue(ctx context.Context, mode string, args []string, getenv func(strin
 		return 1
 	}
 	sqsClient := sqs.NewFromConfig(cfg)
-	if err := checkVisibility(ctx, sqsClient, &s.worker, log); err != nil {
-		log.ErrorContext(ctx, "start", "error", err.Error())
+	err = runStartChecks(ctx, log, startCheckTimeout,
+		startCheck{name: "queue", resource: "queue " + s.worker.QueueURL, attrs: []any{"queue_url", s.worker.QueueURL},
+			run: func(ctx context.Context) error { return checkVisibility(ctx, sqsClient, &s.worker, log) }},
+	)
+	if err != nil && ctx.Err() != nil {
+		// Stopped by a signal before taking anything: a clean stop.
+		log.InfoContext(ctx, "stopped during start-up", "error", err.Error())
+		return 0
+	}
+	if err != nil {
+		log.ErrorContext(ctx, "start-up check failed", "error", err.Error())
 		return 1
 	}
 	objects := store.NewS3(newS3(cfg), s.worker.Bucket)
@@ -248,7 +257,7 @@ func checkVisibility(ctx context.Context, client queueAttributes, w *worker.Conf
 		AttributeNames: []types.QueueAttributeName{types.QueueAttributeNameVisibilityTimeout},
 	})
 	if err != nil {
-		return fmt.Errorf("read attributes of %s %s: %w", names.EnvQueueURL, w.QueueURL, err)
+		return fmt.Errorf("read attributes (%s / -queue-url): %w", names.EnvQueueURL, err)
 	}
 	raw, ok := out.Attributes[string(types.QueueAttributeNameVisibilityTimeout)]
 	if !ok {
@@ -256,7 +265,7 @@ func checkVisibility(ctx context.Context, client queueAttributes, w *worker.Conf
 	}
 	v, err := strconv.Atoi(raw)
 	if err != nil || v < 2 {
-		return fmt.Errorf("queue %s has VisibilityTimeout %q: the consumer needs at least 2 seconds (set the queue attribute VisibilityTimeout, 300 by default)", w.QueueURL, raw)
+		return fmt.Errorf("VisibilityTimeout %q: the consumer needs at least 2 seconds (set the queue attribute VisibilityTimeout, 300 by default)", raw)
 	}
 	if q := time.Duration(v) * time.Second; q != w.VisibilityTimeout {
 		log.WarnContext(ctx, "visibility timeout setting differs from the queue's; using the queue's",

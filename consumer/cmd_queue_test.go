@@ -192,7 +192,7 @@ func TestCheckVisibility(t *testing.T) {
 		"zero":             {queue: fakeAttributes{visibility: str("0")}, wantErr: `VisibilityTimeout "0": the consumer needs at least 2 seconds`},
 		"one second":       {queue: fakeAttributes{visibility: str("1")}, wantErr: `VisibilityTimeout "1"`},
 		"garbage":          {queue: fakeAttributes{visibility: str("soon")}, wantErr: `VisibilityTimeout "soon"`},
-		"queue unreadable": {queue: fakeAttributes{err: errors.New("AWS.SimpleQueueService.NonExistentQueue")}, wantErr: "read attributes of EDP_QUEUE_URL q: AWS.SimpleQueueService.NonExistentQueue"},
+		"queue unreadable": {queue: fakeAttributes{err: errors.New("AWS.SimpleQueueService.NonExistentQueue")}, wantErr: "read attributes (EDP_QUEUE_URL / -queue-url): AWS.SimpleQueueService.NonExistentQueue"},
 	}
 	for name, tt := range tests {
 		t.Run(name, func(t *testing.T) {

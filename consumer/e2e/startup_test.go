@@ -1,0 +1,90 @@
+package e2e
+
+import (
+	"net"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// silentEndpoint accepts TCP connections and never answers on them: a hung
+// emulator, proxy or load balancer. Accepted is closed at the first
+// connection.
+type silentEndpoint struct {
+	URL      string
+	Accepted chan struct{}
+}
+
+func newSilentEndpoint(t testing.TB) *silentEndpoint {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &silentEndpoint{URL: "http://" + ln.Addr().String(), Accepted: make(chan struct{})}
+	var (
+		mu    sync.Mutex
+		conns []net.Conn // held open, never read or written
+		once  sync.Once
+	)
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return // closed by the cleanup
+			}
+			mu.Lock()
+			conns = append(conns, c)
+			mu.Unlock()
+			once.Do(func() { close(s.Accepted) })
+		}
+	}()
+	t.Cleanup(func() {
+		_ = ln.Close()
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range conns {
+			_ = c.Close()
+		}
+	})
+	return s
+}
+
+// An endpoint that accepts the connection but never answers the start-up
+// GetQueueAttributes: the real binary gives up after its start-up deadline
+// (10 s) and exits 1 with an error naming the queue, instead of hanging.
+func TestStartUpGivesUpOnSilentQueueEndpoint(t *testing.T) {
+	t.Parallel()
+	p := newPipeline(t, 30, 3)
+	silent := newSilentEndpoint(t)
+
+	c := startChild(t, p.envVia(silent.URL), "drain")
+	if code := c.wait(t, 60*time.Second); code != 1 {
+		t.Fatalf("exit code %d, want 1", code)
+	}
+	c.waitLog(t, time.Second, `"level":"INFO"`, `"msg":"start-up check"`, `"check":"queue"`, `"queue_url":"`+p.queueURL+`"`)
+	c.waitLog(t, time.Second, `"level":"ERROR"`, "queue "+p.queueURL+": no answer within 10s")
+}
+
+// SIGTERM while a start-up call hangs: the consumer stops at once and
+// exits 0 like any stop by signal; it has taken no message.
+func TestSIGTERMDuringStartUp(t *testing.T) {
+	t.Parallel()
+	p := newPipeline(t, 30, 3)
+	silent := newSilentEndpoint(t)
+
+	c := startChild(t, p.envVia(silent.URL), "serve")
+	select {
+	case <-silent.Accepted: // the start-up call is under way
+	case <-time.After(30 * time.Second):
+		t.Fatal("the consumer never connected")
+	}
+	if err := c.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if code := c.wait(t, 60*time.Second); code != 0 {
+		t.Fatalf("exit code %d after SIGTERM during start-up, want 0", code)
+	}
+	c.waitLog(t, time.Second, `"msg":"stopped during start-up"`)
+}
