@@ -152,64 +152,195 @@ type Setter interface {
 	Set(ctx context.Context, enabled bool, expiry time.Duration) error
 }
 
+// Defaults of Guard fields left at zero.
+const (
+	DefaultExpiry      = time.Hour
+	DefaultCallTimeout = 2 * time.Second
+	DefaultMaxBackoff  = time.Minute
+)
+
 // Guard keeps protection on while the consumer is busy and drops it when
-// idle, calling the agent only when the state has to change or the current
-// protection is about to lapse. It is safe for concurrent use; calls to the
-// agent are serialized so they apply in order.
+// idle. Busy and Idle only record what is wanted and return at once: one
+// goroutine of the Guard's own talks to the agent, so a slow or hung agent
+// never holds up the caller (the receive loop). It calls the agent only when
+// the state has to change or the protection is half spent (it renews on a
+// timer while busy), gives each request CallTimeout, and after a failure
+// waits 1 s, doubled per failure in a row up to MaxBackoff, before the next;
+// requests apply in order. Stop drops protection and ends the goroutine.
+//
+// A request that failed without an answer (a timeout, a broken connection)
+// may still have been applied, so after such an enable the Guard drops
+// protection when idle as if it had been granted.
 type Guard struct {
 	// Setter applies the state; nil makes the Guard a no-op.
 	Setter Setter
-	// Expiry is how long each enable lasts; default 1 h. Busy renews it when
+	// Expiry is how long each enable lasts; default 1 h. It is renewed when
 	// less than half remains, so it should exceed the longest job.
 	Expiry time.Duration
+	// CallTimeout bounds one request to the agent; default 2 s.
+	CallTimeout time.Duration
+	// MaxBackoff caps the wait after failed requests; default 1 min.
+	MaxBackoff time.Duration
 	// Logger receives a warning for every request that failed or that the
 	// agent refused, with the agent's reason; default: discard.
 	Logger *slog.Logger
 	// Metrics receives a FailureMetric line for every such request; nil
 	// emits none.
 	Metrics *emf.Writer
-	// Now is the clock; default time.Now.
-	Now func() time.Time
 
 	mu      sync.Mutex
-	enabled bool
-	until   time.Time
+	want    bool // busy
+	stopped bool
+	start   sync.Once
+	wake    chan struct{} // cap 1: "want changed"
+	quit    chan struct{} // closed by Stop
+	exited  chan struct{} // closed when the goroutine returns
+	cancel  context.CancelFunc
+
+	// Owned by the goroutine until it has exited, then by Stop.
+	enabled bool      // the agent confirmed protection on
+	maybeOn bool      // an enable may have been applied (no answer)
+	until   time.Time // when a confirmed enable lapses
 }
 
-// Busy makes sure protection is on for at least half of Expiry from now.
-func (g *Guard) Busy(ctx context.Context) {
+// Busy asks for protection to be on (and kept fresh). It never blocks.
+func (g *Guard) Busy() { g.set(true) }
+
+// Idle asks for protection to be dropped. It never blocks.
+func (g *Guard) Idle() { g.set(false) }
+
+func (g *Guard) set(busy bool) {
 	if g == nil || g.Setter == nil {
 		return
 	}
+	g.start.Do(g.run)
 	g.mu.Lock()
-	defer g.mu.Unlock()
+	changed := g.want != busy && !g.stopped
+	g.want = busy
+	g.mu.Unlock()
+	if changed {
+		select {
+		case g.wake <- struct{}{}:
+		default: // a wake-up is pending already
+		}
+	}
+}
+
+// Stop ends the Guard's goroutine (a request under way is abandoned) and
+// then drops protection if it is, or may be, on, all within ctx. Busy and
+// Idle do nothing afterwards.
+func (g *Guard) Stop(ctx context.Context) {
+	if g == nil || g.Setter == nil {
+		return
+	}
+	g.start.Do(g.run)
+	g.mu.Lock()
+	first := !g.stopped
+	g.stopped = true
+	g.mu.Unlock()
+	if !first {
+		return
+	}
+	close(g.quit)
+	g.cancel()
+	select {
+	case <-g.exited:
+	case <-ctx.Done():
+		return
+	}
+	if g.enabled || g.maybeOn {
+		cctx, cancel := context.WithTimeout(ctx, g.callTimeout())
+		defer cancel()
+		g.apply(cctx, false)
+	}
+}
+
+func (g *Guard) run() {
+	g.wake = make(chan struct{}, 1)
+	g.quit = make(chan struct{})
+	g.exited = make(chan struct{})
+	var base context.Context
+	base, g.cancel = context.WithCancel(context.Background())
+	go g.loop(base)
+}
+
+// loop brings the agent's state to the wanted one, renewing while busy and
+// backing off after failures, until Stop.
+func (g *Guard) loop(ctx context.Context) {
+	defer close(g.exited)
 	exp := g.expiry()
-	now := g.now()
-	if g.enabled && g.until.Sub(now) > exp/2 {
-		return
+	failures := 0
+	var retryAt time.Time
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	for {
+		g.mu.Lock()
+		busy := g.want
+		g.mu.Unlock()
+		now := time.Now()
+		needed := false
+		var wait time.Duration
+		switch {
+		case busy && (!g.enabled || g.until.Sub(now) <= exp/2):
+			needed = true
+		case busy:
+			wait = g.until.Sub(now) - exp/2 // until the renewal is due
+		case g.enabled || g.maybeOn:
+			needed = true
+		default:
+			wait = -1 // nothing to do until asked
+		}
+		if needed && now.Before(retryAt) {
+			needed, wait = false, retryAt.Sub(now)
+		}
+		if needed {
+			cctx, cancel := context.WithTimeout(ctx, g.callTimeout())
+			ok := g.apply(cctx, busy)
+			cancel()
+			if ok {
+				failures, retryAt = 0, time.Time{}
+			} else {
+				failures++
+				retryAt = time.Now().Add(g.backoff(failures))
+			}
+			continue
+		}
+		var tc <-chan time.Time
+		if wait >= 0 {
+			timer.Reset(wait)
+			tc = timer.C
+		}
+		select {
+		case <-g.quit:
+			return
+		case <-g.wake:
+		case <-tc:
+		}
+		timer.Stop()
 	}
-	if err := g.Setter.Set(ctx, true, exp); err != nil {
-		g.failed(ctx, true, err)
-		return
-	}
-	g.enabled, g.until = true, now.Add(exp)
 }
 
-// Idle drops protection if it is on.
-func (g *Guard) Idle(ctx context.Context) {
-	if g == nil || g.Setter == nil {
-		return
+// apply sends one request and records what is known afterwards. It reports
+// whether the agent applied it.
+func (g *Guard) apply(ctx context.Context, enabled bool) bool {
+	exp := g.expiry()
+	start := time.Now()
+	err := g.Setter.Set(ctx, enabled, exp)
+	var refused *RefusedError
+	switch {
+	case err == nil && enabled:
+		g.enabled, g.maybeOn, g.until = true, false, start.Add(exp)
+	case err == nil:
+		g.enabled, g.maybeOn = false, false
+	case enabled && !errors.As(err, &refused):
+		// No answer: the agent may have applied it.
+		g.maybeOn = true
 	}
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	if !g.enabled {
-		return
+	// A request Stop abandoned (the only cancellation) is no failure.
+	if err != nil && !errors.Is(ctx.Err(), context.Canceled) {
+		g.failed(ctx, enabled, err)
 	}
-	if err := g.Setter.Set(ctx, false, 0); err != nil {
-		g.failed(ctx, false, err)
-		return
-	}
-	g.enabled = false
+	return err == nil
 }
 
 // failed reports a request that did not take effect: a warning and a
@@ -238,14 +369,28 @@ func (g *Guard) expiry() time.Duration {
 	if g.Expiry > 0 {
 		return min(g.Expiry, MaxExpiry)
 	}
-	return time.Hour
+	return DefaultExpiry
 }
 
-func (g *Guard) now() time.Time {
-	if g.Now != nil {
-		return g.Now()
+func (g *Guard) callTimeout() time.Duration {
+	if g.CallTimeout > 0 {
+		return g.CallTimeout
 	}
-	return time.Now()
+	return DefaultCallTimeout
+}
+
+// backoff is the wait after the nth failure in a row: 1 s, doubled per
+// failure, capped at MaxBackoff.
+func (g *Guard) backoff(n int) time.Duration {
+	limit := g.MaxBackoff
+	if limit <= 0 {
+		limit = DefaultMaxBackoff
+	}
+	d := time.Second
+	for i := 1; i < n && d < limit; i++ {
+		d *= 2
+	}
+	return min(d, limit)
 }
 
 func (g *Guard) logger() *slog.Logger {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -12,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 	"unicode/utf8"
 
@@ -99,64 +101,162 @@ func TestClientErrors(t *testing.T) {
 	}
 }
 
+// fakeSetter is an agent answering at once, recording every request with
+// the (fake) time it came.
 type fakeSetter struct {
-	calls []string
+	mu    sync.Mutex
+	start time.Time
+	calls []string // "<seconds since start> on <expiry>" or "... off"
 	err   error
 }
 
+func newFakeSetter() *fakeSetter { return &fakeSetter{start: time.Now()} }
+
 func (f *fakeSetter) Set(_ context.Context, enabled bool, expiry time.Duration) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	at := fmt.Sprintf("%gs ", time.Since(f.start).Seconds())
 	if enabled {
-		f.calls = append(f.calls, "on "+expiry.String())
+		f.calls = append(f.calls, at+"on "+expiry.String())
 	} else {
-		f.calls = append(f.calls, "off")
+		f.calls = append(f.calls, at+"off")
 	}
 	return f.err
 }
 
+func (f *fakeSetter) setErr(err error) {
+	f.mu.Lock()
+	f.err = err
+	f.mu.Unlock()
+}
+
+func (f *fakeSetter) got() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]string(nil), f.calls...)
+}
+
+// The Guard calls the agent only when the state must change or the
+// protection is half spent, renewing on its own while busy.
 func TestGuard(t *testing.T) {
 	t.Parallel()
-	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	s := &fakeSetter{}
-	g := &Guard{Setter: s, Expiry: 30 * time.Minute, Now: func() time.Time { return now }}
-	ctx := context.Background()
+	synctest.Test(t, func(t *testing.T) {
+		s := newFakeSetter()
+		g := &Guard{Setter: s, Expiry: 30 * time.Minute}
+		g.Idle() // never enabled: nothing to drop
+		synctest.Wait()
+		g.Busy()
+		g.Busy() // already asked for
+		synctest.Wait()
+		time.Sleep(16 * time.Minute) // renewed at 15 min, half the expiry
+		g.Idle()
+		g.Idle() // already off
+		synctest.Wait()
+		g.Busy()
+		synctest.Wait()
+		g.Stop(t.Context()) // drops what is on
+		g.Busy()            // after Stop: nothing
+		synctest.Wait()
 
-	g.Idle(ctx) // never enabled: nothing to drop
-	g.Busy(ctx)
-	g.Busy(ctx) // still fresh: no call
-	now = now.Add(16 * time.Minute)
-	g.Busy(ctx) // less than half left: renew
-	g.Idle(ctx)
-	g.Idle(ctx) // already off
-	g.Busy(ctx)
-
-	want := []string{"on 30m0s", "on 30m0s", "off", "on 30m0s"}
-	if diff := cmp.Diff(want, s.calls); diff != "" {
-		t.Errorf("agent calls (-want +got):\n%s", diff)
-	}
+		want := []string{"0s on 30m0s", "900s on 30m0s", "960s off", "960s on 30m0s", "960s off"}
+		if diff := cmp.Diff(want, s.got()); diff != "" {
+			t.Errorf("agent calls (-want +got):\n%s", diff)
+		}
+	})
 }
 
-func TestGuardRetriesAfterFailure(t *testing.T) {
+// Busy and Idle never wait for the agent; a failed request is retried after
+// 1 s, doubled per failure in a row, however often the caller asks, and
+// requests in the meantime coalesce to the latest wish.
+func TestGuardBacksOffAfterFailure(t *testing.T) {
 	t.Parallel()
-	s := &fakeSetter{err: errors.New("agent down")}
-	g := &Guard{Setter: s}
-	ctx := context.Background()
-	g.Busy(ctx)
-	g.Busy(ctx) // the first enable failed, so try again
-	s.err = nil
-	g.Busy(ctx)
-	g.Busy(ctx)
-	want := []string{"on 1h0m0s", "on 1h0m0s", "on 1h0m0s"}
-	if diff := cmp.Diff(want, s.calls); diff != "" {
-		t.Errorf("agent calls (-want +got):\n%s", diff)
-	}
-	var nilGuard *Guard
-	nilGuard.Busy(ctx)
-	nilGuard.Idle(ctx)
+	synctest.Test(t, func(t *testing.T) {
+		s := newFakeSetter()
+		s.setErr(errors.New("agent down"))
+		g := &Guard{Setter: s, MaxBackoff: 4 * time.Second}
+		for range 100 { // a busy receive loop asking on every receive
+			g.Busy()
+			time.Sleep(100 * time.Millisecond)
+		}
+		s.setErr(nil)
+		time.Sleep(5 * time.Second)
+		g.Idle()
+		g.Busy() // back to busy before the guard got to the drop
+		synctest.Wait()
+		want := []string{"0s on 1h0m0s", "1s on 1h0m0s", "3s on 1h0m0s", "7s on 1h0m0s", "11s on 1h0m0s"}
+		if diff := cmp.Diff(want, s.got()); diff != "" {
+			t.Errorf("agent calls (-want +got):\n%s", diff)
+		}
+		g.Stop(t.Context())
+
+		var nilGuard *Guard
+		nilGuard.Busy()
+		nilGuard.Idle()
+		nilGuard.Stop(t.Context())
+		(&Guard{}).Busy() // no Setter: a no-op
+	})
 }
+
+// hungAgent accepts every request and never answers: a call ends with its
+// context. It records the deadline each call was given.
+type hungAgent struct {
+	mu        sync.Mutex
+	deadlines []time.Duration
+}
+
+func (h *hungAgent) Set(ctx context.Context, _ bool, _ time.Duration) error {
+	d, _ := ctx.Deadline()
+	h.mu.Lock()
+	h.deadlines = append(h.deadlines, time.Until(d))
+	h.mu.Unlock()
+	<-ctx.Done()
+	return ctx.Err()
+}
+
+func (h *hungAgent) got() []time.Duration {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return append([]time.Duration(nil), h.deadlines...)
+}
+
+// A hung agent costs the Guard a short deadline per request, then backoff;
+// Stop abandons the request under way and still tries a drop (the hung
+// enable may have been applied), within its own deadline.
+func TestGuardWithAHungAgent(t *testing.T) {
+	t.Parallel()
+	synctest.Test(t, func(t *testing.T) {
+		a := &hungAgent{}
+		var logs bytes.Buffer
+		g := &Guard{Setter: a, Logger: slog.New(slog.NewJSONHandler(&logs, nil))}
+		g.Busy()
+		time.Sleep(8 * time.Second) // requests at 0 s, 3 s (2 s + 1 s), 7 s (5 s + 2 s), the last under way
+		synctest.Wait()
+		if got := a.got(); !cmp.Equal(got, []time.Duration{2 * time.Second, 2 * time.Second, 2 * time.Second}) {
+			t.Errorf("request deadlines %v, want three of %v", got, DefaultCallTimeout)
+		}
+		start := time.Now()
+		g.Stop(t.Context())
+		if got := a.got(); len(got) != 4 || time.Since(start) != DefaultCallTimeout {
+			t.Errorf("Stop took %v with requests %v: want the one under way abandoned and one drop of %v", time.Since(start), got, DefaultCallTimeout)
+		}
+		if n := strings.Count(logs.String(), `"msg":"task protection not enabled"`); n != 2 {
+			t.Errorf("%d warnings for the enables that timed out, want 2 (the abandoned one is not a failure):\n%s", n, logs.String())
+		}
+		if !strings.Contains(logs.String(), `"msg":"task protection not dropped"`) {
+			t.Errorf("no warning for the drop that timed out:\n%s", logs.String())
+		}
+	})
+}
+
+// refusedBy is an agent whose every answer is err.
+type refusedBy struct{ err error }
+
+func (r refusedBy) Set(context.Context, bool, time.Duration) error { return r.err }
 
 // A refused request must be loud: a warning with the agent's reason and a
 // ProtectionFailures metric. The bodies are the shapes the ECS agent
-// documents for its task-protection endpoint.
+// documents for its task-protection endpoint; the Client turns them into a
+// *RefusedError, which the Guard reports.
 func TestGuardReportsRefusals(t *testing.T) {
 	t.Parallel()
 	const denied = `User: arn:aws:sts::123456789012:assumed-role/edp-task/abc is not authorized to perform: ecs:UpdateTaskProtection on resource: arn:aws:ecs:us-east-1:123456789012:task/edp/abc because no identity-based policy allows the ecs:UpdateTaskProtection action`
@@ -187,56 +287,75 @@ func TestGuardReportsRefusals(t *testing.T) {
 				_, _ = io.WriteString(w, tt.reply)
 			}))
 			defer srv.Close()
-			var logs, metrics bytes.Buffer
-			g := &Guard{
-				Setter:  &Client{AgentURI: srv.URL + "/v3/abc"},
-				Logger:  slog.New(slog.NewJSONHandler(&logs, nil)),
-				Metrics: &emf.Writer{W: &metrics, Namespace: "EDP"},
+			err := (&Client{AgentURI: srv.URL + "/v3/abc"}).Set(context.Background(), true, time.Hour)
+			var re *RefusedError
+			if !errors.As(err, &re) || re.Reason != tt.reason || re.Status != tt.status || !re.Enabled {
+				t.Fatalf("Set() = %#v, want a *RefusedError with reason %q and status %d", err, tt.reason, tt.status)
 			}
-			g.Busy(context.Background())
 
-			var line struct {
-				Level, Msg, Reason string
-				Status             int
-			}
-			if err := json.Unmarshal(logs.Bytes(), &line); err != nil {
-				t.Fatalf("want one JSON log line, got %q: %v", logs.String(), err)
-			}
-			if line.Level != "WARN" || line.Msg != "task protection not enabled" || line.Reason != tt.reason || line.Status != tt.status {
-				t.Errorf("log line %+v, want WARN with reason %q and status %d", line, tt.reason, tt.status)
-			}
-			var m map[string]any
-			if err := json.Unmarshal(metrics.Bytes(), &m); err != nil {
-				t.Fatalf("want one EMF line, got %q: %v", metrics.String(), err)
-			}
-			if m[FailureMetric] != float64(1) || m["reason"] != tt.reason || m["protection_enabled"] != true {
-				t.Errorf("EMF line %v, want %s 1 with the reason", m, FailureMetric)
-			}
+			synctest.Test(t, func(t *testing.T) {
+				var logs, metrics bytes.Buffer
+				g := &Guard{
+					Setter:  refusedBy{err},
+					Logger:  slog.New(slog.NewJSONHandler(&logs, nil)),
+					Metrics: &emf.Writer{W: &metrics, Namespace: "EDP"},
+				}
+				g.Busy()
+				synctest.Wait()
+				var line struct {
+					Level, Msg, Reason string
+					Status             int
+				}
+				if err := json.Unmarshal(logs.Bytes(), &line); err != nil {
+					t.Fatalf("want one JSON log line, got %q: %v", logs.String(), err)
+				}
+				if line.Level != "WARN" || line.Msg != "task protection not enabled" || line.Reason != tt.reason || line.Status != tt.status {
+					t.Errorf("log line %+v, want WARN with reason %q and status %d", line, tt.reason, tt.status)
+				}
+				var m map[string]any
+				if err := json.Unmarshal(metrics.Bytes(), &m); err != nil {
+					t.Fatalf("want one EMF line, got %q: %v", metrics.String(), err)
+				}
+				if m[FailureMetric] != float64(1) || m["reason"] != tt.reason || m["protection_enabled"] != true {
+					t.Errorf("EMF line %v, want %s 1 with the reason", m, FailureMetric)
+				}
+				// A refusal is an answer: the task is known not to be
+				// protected, so Stop has nothing to drop.
+				g.Stop(t.Context())
+				if n := strings.Count(metrics.String(), "\n"); n != 1 {
+					t.Errorf("%d EMF lines after Stop, want 1:\n%s", n, metrics.String())
+				}
+			})
 		})
 	}
 }
 
 // A failed call counts too (the agent cannot be reached), and so does a
-// refused drop; successful calls emit nothing.
+// failed drop; successful calls emit nothing.
 func TestGuardCountsEveryFailedRequest(t *testing.T) {
 	t.Parallel()
-	var metrics bytes.Buffer
-	s := &fakeSetter{}
-	g := &Guard{Setter: s, Metrics: &emf.Writer{W: &metrics, Namespace: "EDP"}}
-	ctx := context.Background()
-	g.Busy(ctx)
-	if metrics.Len() != 0 {
-		t.Fatalf("a successful enable emitted %q", metrics.String())
-	}
-	s.err = errors.New("dial tcp 169.254.170.2:80: connection refused")
-	g.Idle(ctx)
-	var m map[string]any
-	if err := json.Unmarshal(metrics.Bytes(), &m); err != nil {
-		t.Fatalf("want one EMF line, got %q: %v", metrics.String(), err)
-	}
-	if m[FailureMetric] != float64(1) || m["protection_enabled"] != false || m["reason"] != s.err.Error() {
-		t.Errorf("EMF line %v, want a failed drop", m)
-	}
+	synctest.Test(t, func(t *testing.T) {
+		var metrics bytes.Buffer
+		s := newFakeSetter()
+		g := &Guard{Setter: s, Metrics: &emf.Writer{W: &metrics, Namespace: "EDP"}}
+		g.Busy()
+		synctest.Wait()
+		if metrics.Len() != 0 {
+			t.Fatalf("a successful enable emitted %q", metrics.String())
+		}
+		s.setErr(errors.New("dial tcp 169.254.170.2:80: connection refused"))
+		g.Idle()
+		synctest.Wait()
+		var m map[string]any
+		if err := json.Unmarshal(metrics.Bytes(), &m); err != nil {
+			t.Fatalf("want one EMF line, got %q: %v", metrics.String(), err)
+		}
+		if m[FailureMetric] != float64(1) || m["protection_enabled"] != false || m["reason"] != "dial tcp 169.254.170.2:80: connection refused" {
+			t.Errorf("EMF line %v, want a failed drop", m)
+		}
+		s.setErr(nil)
+		g.Stop(t.Context())
+	})
 }
 
 // The agent's reason is cut to MaxReasonBytes at a character, never inside

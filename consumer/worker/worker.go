@@ -223,7 +223,7 @@ func (c *Consumer) run(ctx context.Context, drain bool) (Stats, error) {
 	fin, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.stopBudget)
 	defer cancel()
 	var idle sync.WaitGroup
-	idle.Go(func() { protect.Idle(fin) })
+	idle.Go(func() { protect.Stop(fin) })
 	c.releaseStuck(fin)
 	c.waitSettles(fin)
 	c.deleter.flush(fin)
@@ -291,7 +291,7 @@ func (c *Consumer) receiveLoop(recvCtx, jobCtx context.Context, drain bool, prot
 		if len(msgs) == 0 {
 			if c.inflight.Load() == 0 {
 				empties++
-				protect.Idle(recvCtx)
+				protect.Idle()
 				if drain && empties >= c.cfg.EmptyReceives {
 					c.log.InfoContext(recvCtx, "queue is empty", "empty_receives", empties)
 					return nil
@@ -300,6 +300,9 @@ func (c *Consumer) receiveLoop(recvCtx, jobCtx context.Context, drain bool, prot
 			continue
 		}
 		empties = 0
+		// Never blocks: the Guard talks to the agent on its own goroutine,
+		// so a slow or hung agent delays neither receives nor jobs.
+		protect.Busy()
 		for _, m := range msgs {
 			d := c.track(m)
 			// Counted before the goroutine starts, so the next receive
@@ -314,9 +317,6 @@ func (c *Consumer) receiveLoop(recvCtx, jobCtx context.Context, drain bool, prot
 				c.handle(jobCtx, d)
 			}()
 		}
-		// After the dispatch, so a slow or hung agent never delays jobs or
-		// their heartbeats; protection is best effort anyway.
-		protect.Busy(recvCtx)
 	}
 }
 
