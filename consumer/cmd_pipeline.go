@@ -30,7 +30,8 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	outURL := fs.String("out", "out", "where artifacts and run records go: a local directory or s3://bucket/prefix")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: consumer run --config FILE|s3://bucket/key [--out DIR|s3://bucket/prefix]")
-		fmt.Fprintln(stderr, "\nRuns one training job and writes artifacts/<version>/ and runs/<run-id>.json under --out.")
+		fmt.Fprintln(stderr, "\nRuns one training job and writes artifacts/<version>/runs/<run-id>/, the version's pointer")
+		fmt.Fprintln(stderr, "artifacts/<version>/latest.json and the record runs/<run-id>.json under --out.")
 		fs.PrintDefaults()
 	}
 	if code, ok := parsePipelineFlags(fs, args); !ok {
@@ -112,6 +113,11 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fmt.Fprintf(stdout, "model      %s (version %s)\n", res.ModelType, res.Version)
 	fmt.Fprintf(stdout, "accuracy   %.4f on %d test rows (%d train)\n", res.Accuracy, res.TestSize, res.TrainSize)
 	fmt.Fprintf(stdout, "artifacts  %s (%s)\n", where(res.ArtifactPrefix), strings.Join(files, ", "))
+	if res.SupersededBy != "" {
+		fmt.Fprintf(stdout, "pointer    %s names run %s, of a later upload; this run is not published\n", where(res.PointerKey), res.SupersededBy)
+	} else if res.PointerKey != "" {
+		fmt.Fprintf(stdout, "pointer    %s\n", where(res.PointerKey))
+	}
 	fmt.Fprintf(stdout, "record     %s\n", where(res.RecordKey))
 	return 0
 }
@@ -171,13 +177,15 @@ func cmdValidate(ctx context.Context, args []string, stdout, stderr io.Writer) i
 func cmdPredict(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("predict", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	modelURL := fs.String("model", "", "model.json written by run: a local file or s3://bucket/key (required)")
-	csvURL := fs.String("csv", "", "CSV file with a header row naming the model's features (other columns are ignored)")
+	modelURL := fs.String("model", "", "model.json written by run, or a version folder (its current run's model): a local path or s3:// URL (required)")
+	csvURL := fs.String("csv", "", "CSV file with a header row naming the model's features (other columns are ignored), or a version folder (its current run's dataset.csv)")
 	proba := fs.Bool("proba", false, "also print each class probability")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: consumer predict --model model.json [--csv FILE] [--proba] [ROW ...]")
+		fmt.Fprintln(stderr, "usage: consumer predict --model model.json|FOLDER [--csv FILE|FOLDER] [--proba] [ROW ...]")
 		fmt.Fprintln(stderr, "\nEach ROW is the feature values in the model's order, comma separated (e.g. 5.1,3.5,1.4,0.2);")
 		fmt.Fprintln(stderr, "put -- before rows that start with a minus sign. Prints one class name per row.")
+		fmt.Fprintln(stderr, "A FOLDER is a version folder (out/artifacts/rf-v2, s3://bucket/artifacts/rf-v2/): its latest.json")
+		fmt.Fprintln(stderr, "names the run whose files are used, the same run for --model and --csv.")
 		fs.PrintDefaults()
 	}
 	if code, ok := parsePipelineFlags(fs, args); !ok {
@@ -189,8 +197,8 @@ func cmdPredict(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	if fs.NArg() == 0 && *csvURL == "" {
 		return pipelineUsage(fs, stderr, "predict: give rows as arguments or --csv FILE")
 	}
-	stores := &pipelineStores{}
-	body, err := stores.read(ctx, *modelURL)
+	artifacts := &artifactReader{stores: &pipelineStores{}}
+	body, err := artifacts.read(ctx, *modelURL, job.ModelFile)
 	if err != nil {
 		fmt.Fprintf(stderr, "predict: %v\n", err)
 		return 1
@@ -209,7 +217,7 @@ func cmdPredict(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		rows = append(rows, row)
 	}
 	if *csvURL != "" {
-		data, err := stores.read(ctx, *csvURL)
+		data, err := artifacts.read(ctx, *csvURL, job.DatasetFile)
 		if err != nil {
 			fmt.Fprintf(stderr, "predict: %v\n", err)
 			return 1
@@ -364,4 +372,100 @@ func (p *pipelineStores) read(ctx context.Context, url string) ([]byte, error) {
 		return nil, err
 	}
 	return obj.Body, nil
+}
+
+// artifactReader reads predict's inputs: a file as it is, or the file of a
+// version folder's current run, found through the folder's pointer. Each
+// folder's pointer is read once, so every file read from one folder comes
+// from the same run, even while another run publishes.
+type artifactReader struct {
+	stores *pipelineStores
+	// runs maps a folder URL to its current run's files.
+	runs map[string]runFolder
+}
+
+// runFolder is where a version folder's current run keeps its files.
+type runFolder struct {
+	st     store.Store
+	prefix string
+}
+
+// read returns the object url names or, when url names a version folder
+// (a local directory, an s3:// URL ending in "/", or the folder's
+// latest.json), the file name of the run the folder's pointer names.
+func (a *artifactReader) read(ctx context.Context, url, name string) ([]byte, error) {
+	folder, ok, err := a.versionFolder(ctx, url)
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		return a.stores.read(ctx, url)
+	}
+	obj, err := folder.st.Get(ctx, folder.prefix+name)
+	if err != nil {
+		return nil, fmt.Errorf("read %s of %s: %w", name, url, err)
+	}
+	return obj.Body, nil
+}
+
+// versionFolder resolves url to the folder of its current run, if url
+// names a version folder.
+func (a *artifactReader) versionFolder(ctx context.Context, url string) (runFolder, bool, error) {
+	loc, err := store.ParseURL(url)
+	if err != nil {
+		return runFolder{}, false, err
+	}
+	// id names the folder however url spells it, so that --model and --csv
+	// naming the same folder share its pointer.
+	var id, prefix, dir string
+	switch {
+	case loc.IsS3() && (loc.Key == "" || strings.HasSuffix(loc.Key, "/") || path.Base(loc.Key) == names.PointerFile):
+		prefix = strings.TrimSuffix(loc.Key, names.PointerFile)
+		id = "s3://" + loc.Bucket + "/" + prefix
+	case loc.IsS3():
+		return runFolder{}, false, nil
+	case filepath.Base(loc.Path) == names.PointerFile:
+		dir = filepath.Dir(loc.Path)
+	default:
+		if fi, err := os.Stat(loc.Path); err != nil || !fi.IsDir() {
+			return runFolder{}, false, nil // a file, or an error reading it says what is wrong
+		}
+		dir = loc.Path
+	}
+	if !loc.IsS3() {
+		if id, err = filepath.Abs(dir); err != nil {
+			return runFolder{}, false, err
+		}
+	}
+	if f, ok := a.runs[id]; ok {
+		return f, true, nil
+	}
+	var st store.Store
+	if loc.IsS3() {
+		if st, err = a.stores.s3(ctx, loc.Bucket); err != nil {
+			return runFolder{}, false, err
+		}
+	} else {
+		st = store.NewDir(dir)
+	}
+	f := runFolder{st: st}
+	p, err := job.ReadPointer(ctx, st, prefix)
+	switch {
+	case err == nil:
+		f.prefix = p.FileKey(prefix, "")
+	case errors.Is(err, store.ErrNotFound):
+		// A folder written before run folders and pointers existed holds
+		// one run's files itself, run.json last.
+		if _, oldErr := st.Get(ctx, prefix+job.RunFile); oldErr != nil {
+			return runFolder{}, false, fmt.Errorf("%s: no run of this version is published yet (no %s): %w", url, names.PointerFile, err)
+		}
+		f.prefix = prefix
+	default:
+		return runFolder{}, false, fmt.Errorf("%s: %w", url, err)
+	}
+	if a.runs == nil {
+		a.runs = map[string]runFolder{}
+	}
+	a.runs[id] = f
+	return f, true, nil
 }

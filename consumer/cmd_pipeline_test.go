@@ -13,6 +13,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/edp-pipelines/edp/consumer/job"
+	"github.com/edp-pipelines/edp/consumer/store"
 	"github.com/edp-pipelines/edp/internal/motoserver"
 )
 
@@ -50,8 +51,8 @@ func TestRunExamplesLocally(t *testing.T) {
 			if code != 0 {
 				t.Fatalf("exit %d\nstdout: %s\nstderr: %s", code, stdout, stderr)
 			}
-			dir := filepath.Join(out, "artifacts", ex.version)
-			for _, want := range []string{ex.model, "accuracy", dir} {
+			folder := filepath.Join(out, "artifacts", ex.version)
+			for _, want := range []string{ex.model, "accuracy", filepath.Join(folder, "runs") + string(filepath.Separator), filepath.Join(folder, "latest.json")} {
 				if !strings.Contains(stdout, want) {
 					t.Errorf("summary lacks %q:\n%s", want, stdout)
 				}
@@ -62,6 +63,11 @@ func TestRunExamplesLocally(t *testing.T) {
 					t.Errorf("stderr line is not JSON: %s", line)
 				}
 			}
+			ptr, err := job.ReadPointer(context.Background(), store.NewDir(folder), "")
+			if err != nil {
+				t.Fatalf("the version folder's pointer: %v", err)
+			}
+			dir := filepath.Join(folder, "runs", ptr.RunID)
 			rec := readRunRecord(t, filepath.Join(dir, "run.json"))
 			if rec.Status != job.StatusSucceeded || rec.Accuracy == nil || *rec.Accuracy < 0.9 {
 				t.Errorf("record %+v: want succeeded with accuracy >= 0.9", rec)
@@ -90,6 +96,11 @@ func TestRunExamplesLocally(t *testing.T) {
 			code, stdout, _ = runCLI(t, "predict", "--model", model, "--csv", filepath.Join(dir, "dataset.csv"))
 			if lines := strings.Split(strings.TrimSpace(stdout), "\n"); code != 0 || len(lines) != 150 {
 				t.Errorf("predict --csv: exit %d, %d lines, want 150", code, len(lines))
+			}
+			// The version folder stands for its current run's files.
+			code, stdout, stderr = runCLI(t, "predict", "--model", folder, "--csv", folder+string(filepath.Separator))
+			if lines := strings.Split(strings.TrimSpace(stdout), "\n"); code != 0 || len(lines) != 150 {
+				t.Errorf("predict --model FOLDER --csv FOLDER: exit %d, %d lines, want 150; stderr %s", code, len(lines), stderr)
 			}
 		})
 	}
@@ -258,11 +269,15 @@ func TestRunWithS3(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("exit %d\nstdout: %s\nstderr: %s", code, stdout, stderr)
 	}
-	if !strings.Contains(stdout, "s3://edp-cli/results/artifacts/rf-v2/") {
-		t.Errorf("summary lacks the S3 artifact location:\n%s", stdout)
+	if !strings.Contains(stdout, "s3://edp-cli/results/artifacts/rf-v2/runs/") || !strings.Contains(stdout, "s3://edp-cli/results/artifacts/rf-v2/latest.json") {
+		t.Errorf("summary lacks the S3 artifact locations:\n%s", stdout)
+	}
+	ptr, err := job.ReadPointer(ctx, store.NewS3(client, "edp-cli"), "results/artifacts/rf-v2/")
+	if err != nil {
+		t.Fatalf("pointer: %v", err)
 	}
 	for _, k := range []string{"model.json", "metrics.json", "dataset.csv", "config.yaml", "config.resolved.json", "run.json"} {
-		if _, err := client.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String("edp-cli"), Key: aws.String("results/artifacts/rf-v2/" + k)}); err != nil {
+		if _, err := client.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String("edp-cli"), Key: aws.String("results/artifacts/rf-v2/runs/" + ptr.RunID + "/" + k)}); err != nil {
 			t.Errorf("artifact %s: %v", k, err)
 		}
 	}
@@ -276,9 +291,19 @@ func TestRunWithS3(t *testing.T) {
 	if code, stdout, stderr := runCLI(t, "run", "--config", "s3://edp-cli/configs/rf.yaml", "--out", out); code != 0 {
 		t.Fatalf("run to local: exit %d\nstdout: %s\nstderr: %s", code, stdout, stderr)
 	}
-	code, stdout, stderr = runCLI(t, "predict", "--model", "s3://edp-cli/results/artifacts/rf-v2/model.json", "6.0,2.9,4.5,1.5")
-	if code != 0 || stdout != "versicolor\n" {
-		t.Errorf("predict from S3: exit %d, stdout %q, stderr %s", code, stdout, stderr)
+	for _, model := range []string{
+		"s3://edp-cli/results/artifacts/rf-v2/runs/" + ptr.RunID + "/model.json",
+		"s3://edp-cli/results/artifacts/rf-v2/",
+		"s3://edp-cli/results/artifacts/rf-v2/latest.json",
+	} {
+		code, stdout, stderr = runCLI(t, "predict", "--model", model, "6.0,2.9,4.5,1.5")
+		if code != 0 || stdout != "versicolor\n" {
+			t.Errorf("predict --model %s: exit %d, stdout %q, stderr %s", model, code, stdout, stderr)
+		}
+	}
+	code, _, stderr = runCLI(t, "predict", "--model", "s3://edp-cli/results/artifacts/no-such-version/", "6.0,2.9,4.5,1.5")
+	if code != 1 || !strings.Contains(stderr, "no run of this version is published") {
+		t.Errorf("predict from an unpublished version: exit %d, stderr %s", code, stderr)
 	}
 	if code, stdout, _ := runCLI(t, "validate", "s3://edp-cli/configs/rf.yaml"); code != 0 || !strings.Contains(stdout, "ok") {
 		t.Errorf("validate from S3: exit %d, stdout %q", code, stdout)
@@ -286,5 +311,29 @@ func TestRunWithS3(t *testing.T) {
 	code, _, stderr = runCLI(t, "run", "--config", "s3://edp-cli/configs/missing.yaml", "--out", out)
 	if code != 1 || !strings.Contains(stderr, "object not found") {
 		t.Errorf("missing S3 config: exit %d, stderr %s", code, stderr)
+	}
+}
+
+// A version folder written before run folders and pointers (its files and
+// run.json at its top) still serves predict; an empty folder says that no
+// run is published.
+func TestPredictFromFolderWithoutPointer(t *testing.T) {
+	t.Parallel()
+	model, err := os.ReadFile(filepath.Join("ml", "testdata", "tree-model.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := t.TempDir()
+	for name, body := range map[string][]byte{"model.json": model, "run.json": []byte(`{"format":"edp.run/v1"}`)} {
+		if err := os.WriteFile(filepath.Join(old, name), body, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if code, stdout, stderr := runCLI(t, "predict", "--model", old, "5.1,3.5,1.4,0.2"); code != 0 || stdout == "" {
+		t.Errorf("predict from an old-layout folder: exit %d, stdout %q, stderr %s", code, stdout, stderr)
+	}
+	empty := t.TempDir()
+	if code, _, stderr := runCLI(t, "predict", "--model", empty, "5.1,3.5,1.4,0.2"); code != 1 || !strings.Contains(stderr, "no run of this version is published yet") {
+		t.Errorf("predict from an empty folder: exit %d, stderr %s", code, stderr)
 	}
 }

@@ -78,8 +78,14 @@ func TestUploadToArtifacts(t *testing.T) {
 	if len(recs) != 1 || len(r) != 1 || r[0].Status != job.StatusSucceeded || r[0].Source.VersionID == "" {
 		t.Fatalf("records %+v: want one succeeded record for the upload, with its version id", recs)
 	}
+	// The version folder's pointer names the run; its files are complete.
+	folder := names.VersionFolder(names.ArtifactPrefix, "upload-1")
+	ptr, err := job.ReadPointer(context.Background(), store.NewS3(p.s3, p.bucket), folder)
+	if err != nil || ptr.RunID != r[0].RunID {
+		t.Fatalf("pointer %+v, %v: want it to name run %s", ptr, err, r[0].RunID)
+	}
 	for _, f := range []string{job.ModelFile, job.MetricsFile, job.RunFile} {
-		if _, ok := p.get(t, names.ArtifactPrefix+"upload-1/"+f); !ok {
+		if _, ok := p.get(t, ptr.FileKey(folder, f)); !ok {
 			t.Errorf("artifact %s missing", f)
 		}
 	}

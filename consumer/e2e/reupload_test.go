@@ -14,6 +14,7 @@ import (
 	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
 
 	"github.com/edp-pipelines/edp/consumer/job"
+	"github.com/edp-pipelines/edp/consumer/store"
 	"github.com/edp-pipelines/edp/internal/names"
 )
 
@@ -55,6 +56,16 @@ func TestReuploadRunsAgain(t *testing.T) {
 			}
 			if newer == nil || newer.Status != job.StatusSucceeded || newer.Source.VersionID == "null" {
 				t.Fatalf("records %+v: want a succeeded run of the new content, without the version id \"null\"", runs)
+			}
+			// Both uploads share a version: its folder now serves the
+			// re-upload's run.
+			folder := names.VersionFolder(names.ArtifactPrefix, version)
+			ptr, err := job.ReadPointer(context.Background(), store.NewS3(p.s3, p.bucket), folder)
+			if err != nil || ptr.RunID != newer.RunID {
+				t.Errorf("pointer %+v, %v: want it to name the re-upload's run %s", ptr, err, newer.RunID)
+			}
+			if cfg, _ := p.get(t, ptr.FileKey(folder, "config.yaml")); string(cfg) != second {
+				t.Errorf("the folder's config.yaml is %q, want the re-uploaded content", cfg)
 			}
 			p.assertQueueEmpty(t)
 			p.assertDLQEmpty(t)

@@ -1,6 +1,16 @@
 // Package job runs one pipeline job end to end: read a config object, parse
 // and validate it, split the embedded Iris dataset, train, evaluate, write
-// the artifacts and, last, the run record.
+// the artifacts into the run's own folder, publish them as the version's
+// current run and, last, write the run record.
+//
+// A version folder is always coherent: each run writes its files under
+// <ArtifactPrefix><version>/runs/<run-id>/, which no other run touches, and
+// then replaces the folder's pointer, latest.json, which names the run
+// readers use (ReadPointer). The pointer write is the run's commit point;
+// a run in progress, or one that failed half way, is invisible to readers.
+// Runs of the same version are ordered by their uploads (Upload.After), so
+// a run of an older upload that finishes last does not replace the pointer
+// to a newer one.
 //
 // Runs are idempotent. The run id is derived from the source object's
 // identity (bucket, key and version id, else ETag and sequencer, else
@@ -42,7 +52,8 @@ const (
 // RecordFormat identifies the run record layout (docs/pipeline.md).
 const RecordFormat = "edp.run/v1"
 
-// Artifact file names inside <ArtifactPrefix><version>/.
+// Artifact file names inside a run's folder,
+// <ArtifactPrefix><version>/runs/<run-id>/.
 const (
 	ModelFile          = "model.json"
 	MetricsFile        = "metrics.json"
@@ -71,8 +82,13 @@ type Source struct {
 	ETag string
 	// Sequencer is optional, from the event (S3's detail.object.sequencer):
 	// with the ETag, it tells apart two uploads of the same content to a
-	// key without versions, so re-uploading a config runs it again.
+	// key without versions, so re-uploading a config runs it again. It also
+	// orders uploads of the same key (Upload.After).
 	Sequencer string
+	// EventTime is optional: when the upload happened, from the event. It
+	// orders the runs of one version (Upload.After). Zero: the time the
+	// run started stands for it.
+	EventTime time.Time
 }
 
 // Runner runs jobs. The zero value is not usable: In must be set. It is safe
@@ -108,8 +124,16 @@ type Result struct {
 	ModelType string
 	// Accuracy is the test-set accuracy of a succeeded run.
 	Accuracy float64
-	// ArtifactPrefix is where the artifacts are, e.g. "artifacts/rf-v2/".
+	// ArtifactPrefix is where the run's artifacts are, its own folder, e.g.
+	// "artifacts/rf-v2/runs/<run-id>/".
 	ArtifactPrefix string
+	// PointerKey is the version folder's pointer, e.g.
+	// "artifacts/rf-v2/latest.json"; it names this run unless SupersededBy
+	// is set.
+	PointerKey string
+	// SupersededBy is set when the run succeeded but was not published:
+	// the pointer already named that run, of a later upload of the version.
+	SupersededBy string
 	// RecordKey is the run record's key, e.g. "runs/<run-id>.json".
 	RecordKey string
 	// Duplicate is true when a succeeded record already existed and

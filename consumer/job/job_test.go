@@ -109,6 +109,21 @@ func etagOf(body []byte) string {
 	return `"` + hex.EncodeToString(sum[:]) + `"`
 }
 
+// currentFile reads the file name of the run that versionFolder's pointer
+// names.
+func currentFile(t *testing.T, s store.Store, versionFolder, name string) []byte {
+	t.Helper()
+	p, err := ReadPointer(context.Background(), s, versionFolder)
+	if err != nil {
+		t.Fatalf("read pointer: %v", err)
+	}
+	obj, err := s.Get(context.Background(), p.FileKey(versionFolder, name))
+	if err != nil {
+		t.Fatalf("read %s of run %s: %v", name, p.RunID, err)
+	}
+	return obj.Body
+}
+
 func readRecord(t *testing.T, s store.Store, key string) Record {
 	t.Helper()
 	obj, err := s.Get(context.Background(), key)
@@ -130,8 +145,10 @@ func TestRunWritesArtifactsAndRecords(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Run: %v", err)
 	}
+	runDir := "artifacts/rf-v2/runs/" + res.RunID + "/"
 	if res.Status != StatusSucceeded || res.Version != "rf-v2" || res.ModelType != "RandomForestClassifier" ||
-		res.ArtifactPrefix != "artifacts/rf-v2/" || res.RecordKey != "runs/"+res.RunID+".json" || res.Duplicate {
+		res.ArtifactPrefix != runDir || res.PointerKey != "artifacts/rf-v2/latest.json" || res.SupersededBy != "" ||
+		res.RecordKey != "runs/"+res.RunID+".json" || res.Duplicate {
 		t.Errorf("unexpected result %+v", res)
 	}
 	if res.Accuracy < 0.9 || res.TrainSize != 105 || res.TestSize != 45 {
@@ -140,20 +157,30 @@ func TestRunWritesArtifactsAndRecords(t *testing.T) {
 	if res.RunID != RunID(Source{Bucket: "b", Key: "configs/rf.yaml", ETag: tag}, nil) {
 		t.Errorf("run id %s is not derived from the ETag", res.RunID)
 	}
+	// The run's files in its own folder, run.json last; then the pointer;
+	// the record last of all.
 	wantPuts := []string{
-		"artifacts/rf-v2/model.json", "artifacts/rf-v2/metrics.json", "artifacts/rf-v2/dataset.csv",
-		"artifacts/rf-v2/config.yaml", "artifacts/rf-v2/config.resolved.json",
-		res.RecordKey, "artifacts/rf-v2/run.json",
+		runDir + "model.json", runDir + "metrics.json", runDir + "dataset.csv",
+		runDir + "config.yaml", runDir + "config.resolved.json", runDir + "run.json",
+		"artifacts/rf-v2/latest.json", res.RecordKey,
 	}
 	if diff := cmp.Diff(wantPuts, rec.putKeys()); diff != "" {
-		t.Errorf("writes (-want +got), the run record must come last:\n%s", diff)
+		t.Errorf("writes (-want +got), the pointer and the run record must come last:\n%s", diff)
 	}
-	if diff := cmp.Diff(wantPuts[:5], res.Artifacts[:5]); diff != "" || res.Artifacts[5] != "artifacts/rf-v2/run.json" {
-		t.Errorf("Result.Artifacts = %v", res.Artifacts)
+	if diff := cmp.Diff(wantPuts[:6], res.Artifacts); diff != "" {
+		t.Errorf("Result.Artifacts (-want +got):\n%s", diff)
+	}
+	ptr, err := ReadPointer(context.Background(), rec, "artifacts/rf-v2/")
+	if err != nil || ptr.Format != PointerFormat || ptr.RunID != res.RunID || ptr.Version != "rf-v2" ||
+		ptr.Upload.Key != "configs/rf.yaml" || ptr.Upload.Time.IsZero() || ptr.PublishedAt.IsZero() {
+		t.Errorf("pointer %+v, %v", ptr, err)
+	}
+	if diff := cmp.Diff([]string{ModelFile, MetricsFile, DatasetFile, "config.yaml", ResolvedConfigFile, RunFile}, ptr.Files); diff != "" {
+		t.Errorf("pointer files (-want +got):\n%s", diff)
 	}
 
 	r1 := readRecord(t, rec, res.RecordKey)
-	r2 := readRecord(t, rec, "artifacts/rf-v2/run.json")
+	r2 := readRecord(t, rec, runDir+"run.json")
 	if diff := cmp.Diff(r1, r2); diff != "" {
 		t.Errorf("the two record copies differ:\n%s", diff)
 	}
@@ -170,7 +197,8 @@ func TestRunWritesArtifactsAndRecords(t *testing.T) {
 
 	// The artifacts are usable: the model predicts, the config is the
 	// uploaded bytes, the dataset marks 45 test rows.
-	modelJSON, _ := os.ReadFile(filepath.Join(root, "artifacts", "rf-v2", "model.json"))
+	dir := filepath.Join(root, filepath.FromSlash(runDir))
+	modelJSON, _ := os.ReadFile(filepath.Join(dir, "model.json"))
 	m, err := ml.Load(modelJSON)
 	if err != nil {
 		t.Fatalf("load model artifact: %v", err)
@@ -178,16 +206,16 @@ func TestRunWritesArtifactsAndRecords(t *testing.T) {
 	if got := m.ClassNames[m.Predict([]float64{6.7, 3.0, 5.2, 2.3})]; got != "virginica" {
 		t.Errorf("model predicts %s for a virginica", got)
 	}
-	cfg, _ := os.ReadFile(filepath.Join(root, "artifacts", "rf-v2", "config.yaml"))
+	cfg, _ := os.ReadFile(filepath.Join(dir, "config.yaml"))
 	if !bytes.Equal(cfg, fixture(t, "rf.yaml")) {
 		t.Error("config.yaml is not the uploaded config")
 	}
-	csv, _ := os.ReadFile(filepath.Join(root, "artifacts", "rf-v2", "dataset.csv"))
+	csv, _ := os.ReadFile(filepath.Join(dir, "dataset.csv"))
 	if n := strings.Count(string(csv), ",test\n"); n != 45 {
 		t.Errorf("dataset.csv marks %d test rows, want 45", n)
 	}
 	var metrics Metrics
-	b, _ := os.ReadFile(filepath.Join(root, "artifacts", "rf-v2", "metrics.json"))
+	b, _ := os.ReadFile(filepath.Join(dir, "metrics.json"))
 	if err := json.Unmarshal(b, &metrics); err != nil || metrics.Accuracy != res.Accuracy || len(metrics.ConfusionMatrix) != 3 {
 		t.Errorf("metrics.json = %+v, %v", metrics, err)
 	}
@@ -266,8 +294,8 @@ func TestDeterminism(t *testing.T) {
 		t.Fatal("different keys gave the same run id")
 	}
 	for _, f := range []string{ModelFile, MetricsFile, DatasetFile, "config.yaml", ResolvedConfigFile} {
-		a, _ := os.ReadFile(filepath.Join(root, "artifacts", "rf-v2", f))
-		b, _ := os.ReadFile(filepath.Join(root, "other", "rf-v2", f))
+		a, _ := os.ReadFile(filepath.Join(root, filepath.FromSlash(resA.ArtifactPrefix), f))
+		b, _ := os.ReadFile(filepath.Join(root, filepath.FromSlash(resB.ArtifactPrefix), f))
 		if len(a) == 0 || !bytes.Equal(a, b) {
 			t.Errorf("%s differs between runs of the same config (%d vs %d bytes)", f, len(a), len(b))
 		}
@@ -278,7 +306,7 @@ func TestDeterminism(t *testing.T) {
 // run id, are recorded, and the resolved config reproduces the run exactly.
 func TestDerivedSeedsReproduce(t *testing.T) {
 	t.Parallel()
-	r, _, root := setup(t, map[string][]byte{"u1.json": fixture(t, "unseeded.json"), "u2.json": fixture(t, "unseeded.json")})
+	r, _, _ := setup(t, map[string][]byte{"u1.json": fixture(t, "unseeded.json"), "u2.json": fixture(t, "unseeded.json")})
 	res, err := r.Run(context.Background(), Source{Key: "configs/u1.json"})
 	if err != nil {
 		t.Fatal(err)
@@ -287,9 +315,13 @@ func TestDerivedSeedsReproduce(t *testing.T) {
 	if rec.Seeds == nil || !slices.Equal(rec.Seeds.Derived, []string{"split", "model"}) {
 		t.Fatalf("record seeds = %+v, want both derived", rec.Seeds)
 	}
-	dir := filepath.Join(root, "artifacts", "dt-unseeded")
-	model1, _ := os.ReadFile(filepath.Join(dir, ModelFile))
-	resolved, _ := os.ReadFile(filepath.Join(dir, ResolvedConfigFile))
+	// Each run below is of a later upload, so it becomes the version's
+	// current run.
+	current := func(name string) []byte {
+		t.Helper()
+		return currentFile(t, r.In, "artifacts/dt-unseeded/", name)
+	}
+	model1, resolved := current(ModelFile), current(ResolvedConfigFile)
 	if !bytes.Contains(resolved, []byte(`"random_state": `)) {
 		t.Fatalf("resolved config lacks random states:\n%s", resolved)
 	}
@@ -298,7 +330,7 @@ func TestDerivedSeedsReproduce(t *testing.T) {
 	if _, err := r.Run(context.Background(), Source{Key: "configs/u2.json"}); err != nil {
 		t.Fatal(err)
 	}
-	model2, _ := os.ReadFile(filepath.Join(dir, ModelFile))
+	model2 := current(ModelFile)
 	if bytes.Equal(model1, model2) {
 		t.Error("two uploads without random_state trained identical models")
 	}
@@ -310,7 +342,7 @@ func TestDerivedSeedsReproduce(t *testing.T) {
 	if _, err := r.Run(context.Background(), Source{Key: "configs/replay.json"}); err != nil {
 		t.Fatal(err)
 	}
-	model3, _ := os.ReadFile(filepath.Join(dir, ModelFile))
+	model3 := current(ModelFile)
 	if !bytes.Equal(model1, model3) {
 		t.Error("replaying the resolved config did not reproduce the model")
 	}
@@ -426,7 +458,8 @@ func TestPanicIsAPermanentFailureWithARecord(t *testing.T) {
 		return nil
 	}
 	res, err := r.Run(context.Background(), Source{Bucket: "b", Key: "configs/rf.yaml", ETag: etagOf(fixture(t, "rf.yaml"))})
-	if err == nil || !errors.Is(err, ErrPermanent) || !strings.Contains(err.Error(), "panic: store: torn write of artifacts/rf-v2/model.json") {
+	torn := "store: torn write of artifacts/rf-v2/runs/" + res.RunID + "/model.json"
+	if err == nil || !errors.Is(err, ErrPermanent) || !strings.Contains(err.Error(), "panic: "+torn) {
 		t.Fatalf("Run error %v, want a permanent failure naming the panic", err)
 	}
 	if res.Status != StatusFailed || res.RecordKey == "" {
@@ -444,7 +477,7 @@ func TestPanicIsAPermanentFailureWithARecord(t *testing.T) {
 		}
 		if line.Level == "ERROR" && line.Msg == "job panicked" {
 			found = true
-			if line.Panic != "store: torn write of artifacts/rf-v2/model.json" || !strings.Contains(line.Stack, "job_test.go") {
+			if line.Panic != torn || !strings.Contains(line.Stack, "job_test.go") {
 				t.Errorf("panic log line %s: want the panic and a stack through the store call", l)
 			}
 		}
@@ -473,8 +506,8 @@ func TestTransientFailureThenRetry(t *testing.T) {
 	if got.Status != StatusFailed || got.Permanent || !strings.Contains(got.Error, "SlowDown") || got.Version != "rf-v2" {
 		t.Errorf("failure record %+v", got)
 	}
-	if _, err := os.Stat(filepath.Join(root, "artifacts", "rf-v2", RunFile)); !os.IsNotExist(err) {
-		t.Error("a failed run marked its artifact folder complete")
+	if _, err := os.Stat(filepath.Join(root, "artifacts", "rf-v2", "latest.json")); !os.IsNotExist(err) {
+		t.Error("a failed run published its artifacts")
 	}
 
 	// The retry succeeds and replaces the failure record: still one record.
@@ -540,31 +573,45 @@ func TestCancelledRunIsTransientAndRecorded(t *testing.T) {
 	}
 }
 
-// TestDuplicateRestoresCompletionMarker: a crash between the two record
-// writes is repaired by the next delivery without retraining.
-func TestDuplicateRestoresCompletionMarker(t *testing.T) {
+// TestRecordLostAfterPublishing: a crash (here: a failed write) between
+// publishing the pointer and writing the record is repaired by the next
+// delivery: the run is redone into its own folder, the pointer, which
+// already names it, is left alone, and the record is written.
+func TestRecordLostAfterPublishing(t *testing.T) {
 	t.Parallel()
 	r, rec, root := setup(t, map[string][]byte{"rf.yaml": fixture(t, "rf.yaml")})
 	src := Source{Key: "configs/rf.yaml", VersionID: "7"}
-	first, err := r.Run(context.Background(), src)
-	if err != nil {
-		t.Fatal(err)
+	var failed bool
+	rec.failPut = func(key string) error {
+		if strings.HasPrefix(key, "runs/") && !failed {
+			failed = true
+			return errors.New("connection reset")
+		}
+		return nil
 	}
-	marker := filepath.Join(root, "artifacts", "rf-v2", RunFile)
-	want, _ := os.ReadFile(marker)
-	if err := os.Remove(marker); err != nil {
-		t.Fatal(err)
+	if _, err := r.Run(context.Background(), src); err == nil || errors.Is(err, ErrPermanent) {
+		t.Fatalf("first run: %v, want a transient failure", err)
+	}
+	pointer := filepath.Join(root, "artifacts", "rf-v2", "latest.json")
+	published, err := os.ReadFile(pointer)
+	if err != nil {
+		t.Fatalf("the pointer was not published before the record: %v", err)
 	}
 	n := len(rec.putKeys())
 	second, err := r.Run(context.Background(), src)
-	if err != nil || !second.Duplicate || second.RunID != first.RunID {
-		t.Fatalf("second run = %+v, %v", second, err)
+	if err != nil || second.Duplicate || second.SupersededBy != "" {
+		t.Fatalf("redelivery = %+v, %v", second, err)
 	}
-	if diff := cmp.Diff([]string{"artifacts/rf-v2/run.json"}, rec.putKeys()[n:]); diff != "" {
-		t.Errorf("writes (-want +got):\n%s", diff)
+	for _, k := range rec.putKeys()[n:] {
+		if strings.HasSuffix(k, "/latest.json") {
+			t.Errorf("the redelivery rewrote the pointer that already named its run")
+		}
 	}
-	if got, _ := os.ReadFile(marker); !bytes.Equal(got, want) {
-		t.Error("restored run.json differs from the record")
+	if got, _ := os.ReadFile(pointer); !bytes.Equal(got, published) {
+		t.Error("the pointer changed")
+	}
+	if got := readRecord(t, rec, second.RecordKey); got.Status != StatusSucceeded {
+		t.Errorf("record %+v", got)
 	}
 }
 

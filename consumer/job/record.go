@@ -9,8 +9,10 @@ import (
 )
 
 // Record is the run record, written as JSON to <RecordPrefix><run-id>.json
-// for every run and, for a succeeded run, also (last of all) to
-// <ArtifactPrefix><version>/run.json. docs/pipeline.md documents it.
+// for every run (last of all) and, for a succeeded run, also into the run's
+// folder as run.json, its last file before the pointer is published (that
+// copy lacks SupersededBy, which is known only after). docs/pipeline.md
+// documents it.
 type Record struct {
 	// Format is RecordFormat.
 	Format string `json:"format"`
@@ -53,6 +55,9 @@ type Record struct {
 	Reason string `json:"reason,omitempty"`
 	// Artifacts lists the artifact keys of a succeeded run, run.json last.
 	Artifacts []string `json:"artifacts,omitempty"`
+	// SupersededBy is set when a succeeded run was not published because
+	// the version's pointer already named that run, of a later upload.
+	SupersededBy string `json:"superseded_by,omitempty"`
 }
 
 // RecordSource is Record.Source.
@@ -62,6 +67,8 @@ type RecordSource struct {
 	VersionID string `json:"version_id"`
 	ETag      string `json:"etag"`
 	Sequencer string `json:"sequencer,omitempty"`
+	// Time is the upload's time, from the event (absent when unknown).
+	Time time.Time `json:"time,omitzero"`
 }
 
 // Seeds are the random states a run used.

@@ -15,6 +15,7 @@ import (
 	"github.com/edp-pipelines/edp/consumer/config"
 	"github.com/edp-pipelines/edp/consumer/ml"
 	"github.com/edp-pipelines/edp/consumer/store"
+	"github.com/edp-pipelines/edp/internal/names"
 )
 
 // failureRecordTimeout bounds writing a failure record after the run's own
@@ -25,9 +26,11 @@ const failureRecordTimeout = 30 * time.Second
 func permanent(err error) error { return fmt.Errorf("%w: %w", ErrPermanent, err) }
 
 // Run processes one config end to end: read -> parse/validate -> split ->
-// train -> evaluate -> write artifacts under <ArtifactPrefix><version>/ ->
-// write the run record, at <RecordPrefix><run-id>.json and then, last, at
-// <ArtifactPrefix><version>/run.json.
+// train -> evaluate -> write artifacts into the run's own folder,
+// <ArtifactPrefix><version>/runs/<run-id>/, run.json last -> publish the
+// version's pointer, <ArtifactPrefix><version>/latest.json, unless it names
+// a run of a later upload -> write the run record,
+// <RecordPrefix><run-id>.json, last of all.
 //
 // If a succeeded record for the run id already exists, Run returns it with
 // Result.Duplicate set and rewrites nothing. On failure it writes a failure
@@ -44,6 +47,7 @@ func (r *Runner) Run(ctx context.Context, src Source) (Result, error) {
 		Format: RecordFormat, Status: StatusFailed, ToolVersion: s.version,
 		Source: RecordSource{
 			Bucket: src.Bucket, Key: src.Key, VersionID: src.VersionID, ETag: src.ETag, Sequencer: src.Sequencer,
+			Time: src.EventTime.UTC(),
 		},
 		TimingsMS: map[string]float64{},
 	}
@@ -148,22 +152,20 @@ func (j *run) duplicate(ctx context.Context) (Result, bool, error) {
 	if err != nil || prev == nil || prev.Status != StatusSucceeded {
 		return Result{}, false, err
 	}
-	prefix := j.s.artifactPrefix + prev.Version + "/"
-	// A crash between the two record writes leaves the artifact folder
-	// without its completion marker; restore it from the record.
-	if _, err := j.s.out.Get(ctx, prefix+RunFile); errors.Is(err, store.ErrNotFound) {
-		body, _ := json.MarshalIndent(prev, "", "  ")
-		if err := j.s.out.Put(ctx, prefix+RunFile, append(body, '\n'), "application/json"); err != nil {
-			return Result{}, false, fmt.Errorf("restore %s: %w", prefix+RunFile, err)
-		}
-	} else if err != nil {
-		return Result{}, false, fmt.Errorf("check %s: %w", prefix+RunFile, err)
-	}
+	// The record is written after the run published (or found a later
+	// upload's run published), so there is nothing left to do.
+	folder := names.VersionFolder(j.s.artifactPrefix, prev.Version)
 	j.log.Info("run already succeeded; nothing rewritten", "artifact_version", prev.Version)
 	res := Result{
 		RunID: prev.RunID, Version: prev.Version, Status: StatusSucceeded, ModelType: prev.ModelType,
-		ArtifactPrefix: prefix, RecordKey: j.recordKey(), Duplicate: true,
+		ArtifactPrefix: names.RunFolder(folder, prev.RunID), PointerKey: names.PointerKey(folder),
+		SupersededBy: prev.SupersededBy, RecordKey: j.recordKey(), Duplicate: true,
 		TrainSize: prev.TrainSize, TestSize: prev.TestSize, Artifacts: prev.Artifacts,
+	}
+	if n := len(prev.Artifacts); n > 0 {
+		// Where the files really are, also for a record of the layout
+		// before run folders (artifacts/<version>/run.json).
+		res.ArtifactPrefix = strings.TrimSuffix(prev.Artifacts[n-1], RunFile)
 	}
 	if prev.Accuracy != nil {
 		res.Accuracy = *prev.Accuracy
@@ -256,35 +258,64 @@ func (j *run) train(ctx context.Context, body []byte) (Result, error) {
 	if err != nil {
 		return Result{}, permanent(err)
 	}
-	prefix := j.s.artifactPrefix + cfg.Run.Version + "/"
+	folder := names.VersionFolder(j.s.artifactPrefix, cfg.Run.Version)
+	prefix := names.RunFolder(folder, j.rec.RunID)
+	ptr := Pointer{Format: PointerFormat, Version: cfg.Run.Version, RunID: j.rec.RunID, Upload: j.upload()}
 	for _, f := range files {
 		key := prefix + f.name
 		if err := j.s.out.Put(ctx, key, f.body, f.contentType); err != nil {
 			return Result{}, fmt.Errorf("write artifact: %w", err)
 		}
 		j.rec.Artifacts = append(j.rec.Artifacts, key)
+		ptr.Files = append(ptr.Files, f.name)
 	}
 	j.rec.Artifacts = append(j.rec.Artifacts, prefix+RunFile)
+	ptr.Files = append(ptr.Files, RunFile)
 	j.rec.TimingsMS["write"] = j.lap(&t)
 
 	j.rec.Status = StatusSucceeded
 	acc := metrics.Accuracy
 	j.rec.Accuracy = &acc
 	j.finish()
-	rb := j.recordJSON()
-	if err := j.s.out.Put(ctx, j.recordKey(), rb, "application/json"); err != nil {
+	// run.json completes the run's folder. Only then may the pointer name
+	// it; and only once the pointer is decided does the record say the run
+	// succeeded, so that a redelivery finding that record has nothing left
+	// to do.
+	if err := j.s.out.Put(ctx, prefix+RunFile, j.recordJSON(), "application/json"); err != nil {
 		return Result{}, fmt.Errorf("write run record: %w", err)
 	}
-	if err := j.s.out.Put(ctx, prefix+RunFile, rb, "application/json"); err != nil {
+	ptr.PublishedAt = j.s.now().UTC()
+	supersededBy, err := j.publish(ctx, folder, ptr)
+	if err != nil {
+		return Result{}, err
+	}
+	j.rec.SupersededBy = supersededBy
+	if err := j.s.out.Put(ctx, j.recordKey(), j.recordJSON(), "application/json"); err != nil {
 		return Result{}, fmt.Errorf("write run record: %w", err)
 	}
-	j.log.Info("run succeeded", "model_type", cfg.Model.Type, "accuracy", acc,
-		"duration_ms", j.rec.DurationMS, "artifact_prefix", prefix)
+	if supersededBy != "" {
+		j.log.Info("run succeeded; not published: the version serves a run of a later upload", "model_type", cfg.Model.Type,
+			"accuracy", acc, "duration_ms", j.rec.DurationMS, "artifact_prefix", prefix, "superseded_by", supersededBy)
+	} else {
+		j.log.Info("run succeeded", "model_type", cfg.Model.Type, "accuracy", acc,
+			"duration_ms", j.rec.DurationMS, "artifact_prefix", prefix, "pointer_key", names.PointerKey(folder))
+	}
 	return Result{
 		RunID: j.rec.RunID, Version: cfg.Run.Version, Status: StatusSucceeded, ModelType: cfg.Model.Type,
-		Accuracy: acc, ArtifactPrefix: prefix, RecordKey: j.recordKey(),
-		TrainSize: train.Rows(), TestSize: test.Rows(), Artifacts: j.rec.Artifacts,
+		Accuracy: acc, ArtifactPrefix: prefix, PointerKey: names.PointerKey(folder), SupersededBy: supersededBy,
+		RecordKey: j.recordKey(), TrainSize: train.Rows(), TestSize: test.Rows(), Artifacts: j.rec.Artifacts,
 	}, nil
+}
+
+// upload is the upload this run trains on, as it orders the runs of a
+// version.
+func (j *run) upload() Upload {
+	u := Upload{Key: j.src.Key, Time: j.src.EventTime, Sequencer: j.src.Sequencer}
+	if u.Time.IsZero() {
+		u.Time = j.start
+	}
+	u.Time = u.Time.UTC()
+	return u
 }
 
 func (j *run) finish() {

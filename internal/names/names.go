@@ -21,12 +21,49 @@ const (
 	// ConfigPrefix is where users upload pipeline configs; only objects under
 	// it (with a ConfigSuffixes ending) trigger runs.
 	ConfigPrefix = "configs/"
-	// ArtifactPrefix holds run outputs: artifacts/<version>/...
+	// ArtifactPrefix holds run outputs, one version folder per
+	// run_config.version: artifacts/<version>/ (see VersionFolder).
 	ArtifactPrefix = "artifacts/"
 	// RecordPrefix holds one run record (success or failure) per run:
 	// runs/<run-id>.json.
 	RecordPrefix = "runs/"
 )
+
+// Inside a version folder, every run writes its files into a folder of its
+// own and then publishes the version's pointer, which names the run whose
+// files readers use:
+//
+//	artifacts/<version>/latest.json               the pointer (PointerFile), written last
+//	artifacts/<version>/runs/<run-id>/model.json  one run's files (RunFolder)
+//
+// A run's folder is complete before the pointer names it, and no other run
+// ever writes into it, so a reader that reads the pointer once and then the
+// files of the run it names never mixes two runs.
+const (
+	// RunsFolder is the folder of a version folder that holds one folder
+	// per run.
+	RunsFolder = "runs/"
+	// PointerFile is the version folder's pointer.
+	PointerFile = "latest.json"
+)
+
+// VersionFolder is the folder of one run_config.version under
+// artifactPrefix (which ends in "/"): "artifacts/rf-v2/".
+func VersionFolder(artifactPrefix, version string) string {
+	return artifactPrefix + version + "/"
+}
+
+// RunFolder is the folder of one run's files in versionFolder:
+// "artifacts/rf-v2/runs/<run-id>/".
+func RunFolder(versionFolder, runID string) string {
+	return versionFolder + RunsFolder + runID + "/"
+}
+
+// PointerKey is the key of versionFolder's pointer:
+// "artifacts/rf-v2/latest.json".
+func PointerKey(versionFolder string) string {
+	return versionFolder + PointerFile
+}
 
 // ConfigSuffixes are the object-key endings that trigger a run.
 var ConfigSuffixes = []string{".yaml", ".yml", ".json"}

@@ -40,3 +40,18 @@ func TestConfigEventPatternJSON(t *testing.T) {
 		t.Errorf("pattern\n got %s\nwant %s", raw, want)
 	}
 }
+
+func TestArtifactLayout(t *testing.T) {
+	t.Parallel()
+	folder := VersionFolder(ArtifactPrefix, "rf-v2")
+	for got, want := range map[string]string{
+		folder:                    "artifacts/rf-v2/",
+		RunFolder(folder, "0a1b"): "artifacts/rf-v2/runs/0a1b/",
+		PointerKey(folder):        "artifacts/rf-v2/latest.json",
+		PointerKey(VersionFolder("out/artifacts/", "v1")): "out/artifacts/v1/latest.json",
+	} {
+		if got != want {
+			t.Errorf("got %q, want %q", got, want)
+		}
+	}
+}

@@ -1,0 +1,187 @@
+package job
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/edp-pipelines/edp/consumer/store"
+	"github.com/edp-pipelines/edp/internal/names"
+)
+
+// PointerFormat identifies the pointer layout (docs/pipeline.md).
+const PointerFormat = "edp.pointer/v1"
+
+// maxPublishAttempts bounds how often a run re-reads the pointer after a
+// conditional write lost a race. Each loss means another run of the same
+// version published in between, so a handful is plenty; running out is a
+// transient failure, and the redelivery publishes.
+const maxPublishAttempts = 5
+
+// Pointer is the content of a version folder's pointer,
+// <ArtifactPrefix><version>/latest.json: the run whose files readers of the
+// version use. A run's files are complete before any pointer names it, and
+// no other run writes into its folder, so reading the pointer once and then
+// the files it lists never mixes two runs.
+type Pointer struct {
+	// Format is PointerFormat.
+	Format string `json:"format"`
+	// Version is the run_config.version of the folder.
+	Version string `json:"version"`
+	// RunID is the run the folder currently serves; its files are in
+	// runs/<run-id>/ of the version folder (names.RunFolder).
+	RunID string `json:"run_id"`
+	// Files names every file of the run's folder, run.json last.
+	Files []string `json:"files"`
+	// Upload is the upload the run trained on; it orders runs of the
+	// version (Upload.After).
+	Upload Upload `json:"upload"`
+	// PublishedAt is when the run published the pointer (UTC).
+	PublishedAt time.Time `json:"published_at"`
+}
+
+// Upload says which config upload a run trained on, and when it happened:
+// what orders the runs of one version, so that the pointer names the run
+// of the latest upload whatever order the runs finish in.
+type Upload struct {
+	// Key is the config's key.
+	Key string `json:"key"`
+	// Time is the upload's time from its event, or, when unknown (manual
+	// submits, consumer run), the time the run started.
+	Time time.Time `json:"time"`
+	// Sequencer is S3's sequencer of the upload's event, if any.
+	Sequencer string `json:"sequencer,omitempty"`
+}
+
+// After reports whether upload u happened after v. Uploads of the same key
+// are ordered by their sequencers when both have one and they differ (S3
+// orders the events of a key this way, finer than their times); all others
+// by time. Neither is after the other when both are equal: then the later
+// publish wins.
+func (u Upload) After(v Upload) bool {
+	if u.Key == v.Key && u.Sequencer != "" && v.Sequencer != "" {
+		if c := compareSequencers(u.Sequencer, v.Sequencer); c != 0 {
+			return c > 0
+		}
+	}
+	return u.Time.After(v.Time)
+}
+
+// compareSequencers orders two S3 sequencers of the same key as S3
+// documents it: the shorter is right-padded with zeros, then the two hex
+// strings are compared (without regard to case).
+func compareSequencers(a, b string) int {
+	a, b = strings.ToUpper(a), strings.ToUpper(b)
+	if n := len(b) - len(a); n > 0 {
+		a += strings.Repeat("0", n)
+	} else if n < 0 {
+		b += strings.Repeat("0", -n)
+	}
+	return strings.Compare(a, b)
+}
+
+// ReadPointer returns the pointer of versionFolder (a key prefix ending in
+// "/", such as "artifacts/rf-v2/"; "" when st is rooted at the folder).
+// Before any run of the version has published, the error matches
+// store.ErrNotFound: the version has no artifacts yet, whatever files runs
+// in progress have written.
+func ReadPointer(ctx context.Context, st store.Store, versionFolder string) (Pointer, error) {
+	p, _, err := readPointer(ctx, st, versionFolder)
+	return p, err
+}
+
+// FileKey is the key of the run's file name in versionFolder.
+func (p Pointer) FileKey(versionFolder, name string) string {
+	return names.RunFolder(versionFolder, p.RunID) + name
+}
+
+// errBadPointer marks a pointer that exists but cannot be used.
+var errBadPointer = errors.New("invalid pointer")
+
+// readPointer is ReadPointer that also returns the pointer object's ETag,
+// which a conditional write replacing it needs. An unusable pointer is an
+// error matching errBadPointer, still with the ETag.
+func readPointer(ctx context.Context, st store.Store, versionFolder string) (Pointer, string, error) {
+	key := names.PointerKey(versionFolder)
+	obj, err := st.Get(ctx, key)
+	if err != nil {
+		return Pointer{}, "", fmt.Errorf("read pointer %s: %w", key, err)
+	}
+	var p Pointer
+	if err := json.Unmarshal(obj.Body, &p); err != nil {
+		return Pointer{}, obj.ETag, fmt.Errorf("read pointer %s: %w: %w", key, errBadPointer, err)
+	}
+	// The run id becomes part of keys: refuse anything but what RunID makes.
+	if p.Format != PointerFormat || !isRunID(p.RunID) {
+		return Pointer{}, obj.ETag, fmt.Errorf("read pointer %s: %w: format %q, run id %q", key, errBadPointer, p.Format, p.RunID)
+	}
+	return p, obj.ETag, nil
+}
+
+// isRunID reports whether s has the form of a run id: 32 lowercase hex
+// digits.
+func isRunID(s string) bool {
+	if len(s) != 32 {
+		return false
+	}
+	for _, c := range s {
+		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+// publish makes p's run the one its version folder serves, unless the
+// pointer already names a run of a later upload; then it returns that
+// run's id and writes nothing. It is the run's commit point: before it, the
+// run's files are invisible to readers; after it, they are the version's.
+//
+// With a store that has conditional writes (S3), the pointer is replaced
+// only if it is still the one read, so two runs publishing at once cannot
+// both win, nor can a run of an older upload replace a newer one's pointer;
+// a lost race reads again and decides again. Other stores (a local
+// directory) check the order the same way, but a run publishing between the
+// read and the write is not detected.
+func (j *run) publish(ctx context.Context, versionFolder string, p Pointer) (supersededBy string, err error) {
+	key := names.PointerKey(versionFolder)
+	body, err := json.MarshalIndent(p, "", "  ")
+	if err != nil {
+		return "", fmt.Errorf("marshal pointer: %w", err)
+	}
+	body = append(body, '\n')
+	cas, conditional := j.s.out.(store.ConditionalPutter)
+	for attempt := 1; ; attempt++ {
+		cur, etag, err := readPointer(ctx, j.s.out, versionFolder)
+		switch {
+		case errors.Is(err, store.ErrNotFound):
+			etag = "" // create: only if still absent
+		case errors.Is(err, errBadPointer):
+			// Unusable: replace it (only if it is still that object).
+			j.log.WarnContext(ctx, "replacing an invalid pointer", "pointer_key", key, "error", err.Error())
+		case err != nil:
+			return "", err
+		case cur.RunID == p.RunID:
+			return "", nil // published before (this is a retry)
+		case cur.Upload.After(p.Upload):
+			return cur.RunID, nil
+		}
+		if !conditional {
+			if err := j.s.out.Put(ctx, key, body, "application/json"); err != nil {
+				return "", fmt.Errorf("publish %s: %w", key, err)
+			}
+			return "", nil
+		}
+		err = cas.PutIfMatch(ctx, key, body, "application/json", etag)
+		if err == nil {
+			return "", nil
+		}
+		if !errors.Is(err, store.ErrPreconditionFailed) || attempt == maxPublishAttempts {
+			return "", fmt.Errorf("publish %s: %w", key, err)
+		}
+		j.log.InfoContext(ctx, "pointer changed while publishing; reading it again", "pointer_key", key, "attempt", attempt)
+	}
+}
