@@ -5,6 +5,7 @@ package e2e
 // fake ECS agent that never answers.
 
 import (
+	"bytes"
 	"net/http"
 	"net/http/httptest"
 	"sync/atomic"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	"github.com/edp-pipelines/edp/consumer/job"
+	"github.com/edp-pipelines/edp/internal/faultproxy"
 	"github.com/edp-pipelines/edp/internal/names"
 )
 
@@ -96,4 +98,47 @@ func TestServeWithHangingAgent(t *testing.T) {
 	if recs := p.records(t); len(recs) != n {
 		t.Errorf("%d configs have records, want %d", len(recs), n)
 	}
+}
+
+// A drain must not exit while messages it received are still hidden (issue
+// 9, item 3). The proxy loses the answer of the first receive that carries
+// messages: SQS handed them out, the SDK's retry finds nothing, and they
+// stay in flight for the 10 s visibility timeout. Before the fix the drain
+// counted three empty receives and exited 0 with them stranded (in the
+// one-off architecture until the next upload). Now it sees them in flight,
+// says so, waits for them to reappear, runs them, and exits 0 only once the
+// queue shows nothing visible and nothing in flight.
+func TestDrainWaitsOutALostReceive(t *testing.T) {
+	t.Parallel()
+	const n = 3
+	p := newPipeline(t, 10, 3)
+	proxy := faultproxy.StartT(t, moto.Endpoint)
+	proxy.Add(faultproxy.Rule{Operation: "ReceiveMessage", Fault: faultproxy.LoseResponse, Times: 1,
+		MatchResponse: func(status int, body []byte) bool {
+			return status == http.StatusOK && bytes.Contains(body, []byte(`"Messages"`))
+		}})
+	p.putConfigs(t, "lost-receive", n)
+	p.waitQueued(t, n, 60*time.Second)
+
+	c := startChild(t, p.envVia(proxy.URL, names.EnvVisibilityTimeout+"=10", names.EnvConcurrency+"=4"), "drain")
+	code := c.wait(t, 90*time.Second)
+	if lost := proxy.Injected("ReceiveMessage", faultproxy.LoseResponse); lost != 1 {
+		t.Fatalf("%d receive answers lost, want 1", lost)
+	}
+	if code != 0 {
+		t.Errorf("exit code %d, want 0", code)
+	}
+	v, f := p.queueDepth(t, p.queueURL)
+	ok := 0
+	for _, rs := range p.records(t) {
+		if len(rs) == 1 && rs[0].Status == job.StatusSucceeded {
+			ok++
+		}
+	}
+	t.Logf("at exit: %d of %d configs succeeded, queue %d visible + %d in flight", ok, n, v, f)
+	if ok != n || v+f != 0 {
+		t.Errorf("drain exited with %d of %d configs run and %d+%d messages (visible+in flight) left: want all run, none left", ok, n, v, f)
+	}
+	c.waitLog(t, time.Second, `"msg":"drain: receives are empty but the queue still holds messages; waiting for them to reappear"`, `"wait_limit_ms":40000`)
+	c.waitLog(t, time.Second, `"msg":"queue is empty: nothing visible, nothing in flight"`)
 }

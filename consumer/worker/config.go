@@ -75,7 +75,8 @@ type Config struct {
 	Grace time.Duration
 
 	// EmptyReceives (drain mode) is how many empty receives in a row, with
-	// no job in flight, end the drain; default 3.
+	// no job in flight, end the drain once the queue's counts also show
+	// nothing visible and nothing in flight (see Consumer.Drain); default 3.
 	EmptyReceives int
 	// MaxRunTime (drain mode) stops taking new messages after this long;
 	// zero means no limit.

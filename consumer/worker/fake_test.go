@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"strconv"
 	"sync"
 	"testing"
@@ -45,6 +46,66 @@ type fakeSQS struct {
 	// heartbeatSeconds is the visibility a heartbeat sets (the config's
 	// visibility timeout); other visibility changes settle a message.
 	heartbeatSeconds int32
+	// loseReceives is how many receives that take messages lose their
+	// answer, as when the response is lost and the SDK's retry finds
+	// nothing: the messages stay hidden for the visibility timeout
+	// (heartbeatSeconds), then reappear.
+	loseReceives int
+	lost         []lostMsg
+	// countsHook, when set, answers GetQueueAttributes instead of the
+	// queue's own counts (visible, in flight, delayed), or fails it.
+	countsHook  func() (visible, inFlight, delayed int, err error)
+	countChecks int
+	// longPoll makes an empty receive wait its whole WaitTimeSeconds, as
+	// SQS does, rather than a millisecond; for tests in fake time.
+	longPoll bool
+}
+
+// lostMsg is a message taken by a receive whose answer was lost.
+type lostMsg struct {
+	msg       types.Message
+	reappears time.Time
+}
+
+// reappear makes lost messages whose visibility timeout passed visible
+// again. f.mu must be held.
+func (f *fakeSQS) reappear() {
+	now := time.Now()
+	kept := f.lost[:0]
+	for _, l := range f.lost {
+		if now.Before(l.reappears) {
+			kept = append(kept, l)
+			continue
+		}
+		n, _ := strconv.Atoi(l.msg.Attributes["ApproximateReceiveCount"])
+		l.msg.Attributes = maps.Clone(l.msg.Attributes)
+		l.msg.Attributes["ApproximateReceiveCount"] = strconv.Itoa(n + 1)
+		f.ready = append(f.ready, l.msg)
+	}
+	f.lost = kept
+}
+
+func (f *fakeSQS) GetQueueAttributes(ctx context.Context, in *sqs.GetQueueAttributesInput, _ ...func(*sqs.Options)) (*sqs.GetQueueAttributesOutput, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	f.mu.Lock()
+	f.countChecks++
+	f.reappear()
+	visible, inFlight, delayed := len(f.ready), len(f.held)+len(f.lost), 0
+	hook := f.countsHook
+	f.mu.Unlock()
+	if hook != nil {
+		var err error
+		if visible, inFlight, delayed, err = hook(); err != nil {
+			return nil, err
+		}
+	}
+	return &sqs.GetQueueAttributesOutput{Attributes: map[string]string{
+		"ApproximateNumberOfMessages":           strconv.Itoa(visible),
+		"ApproximateNumberOfMessagesNotVisible": strconv.Itoa(inFlight),
+		"ApproximateNumberOfMessagesDelayed":    strconv.Itoa(delayed),
+	}}, nil
 }
 
 type visCall struct {
@@ -92,7 +153,16 @@ func (f *fakeSQS) ReceiveMessage(ctx context.Context, in *sqs.ReceiveMessageInpu
 		f.mu.Unlock()
 		return nil, err
 	}
+	f.reappear()
 	n := min(int(in.MaxNumberOfMessages), len(f.ready))
+	if n > 0 && f.loseReceives > 0 {
+		f.loseReceives--
+		for _, m := range f.ready[:n] {
+			f.lost = append(f.lost, lostMsg{msg: m, reappears: time.Now().Add(time.Duration(f.heartbeatSeconds) * time.Second)})
+		}
+		f.ready = f.ready[n:]
+		n = 0
+	}
 	var out []types.Message
 	for _, m := range f.ready[:n] {
 		f.nextHandle++
@@ -106,10 +176,14 @@ func (f *fakeSQS) ReceiveMessage(ctx context.Context, in *sqs.ReceiveMessageInpu
 		return nil, err // the messages are held, and nobody knows their handles
 	}
 	if len(out) == 0 {
+		pause := time.Millisecond
+		if f.longPoll {
+			pause = time.Duration(in.WaitTimeSeconds) * time.Second
+		}
 		select {
 		case <-ctx.Done():
 			return nil, ctx.Err()
-		case <-time.After(time.Millisecond):
+		case <-time.After(pause):
 		}
 	}
 	return &sqs.ReceiveMessageOutput{Messages: out}, nil

@@ -105,6 +105,9 @@ type SQSAPI interface {
 	ChangeMessageVisibility(ctx context.Context, in *sqs.ChangeMessageVisibilityInput, opts ...func(*sqs.Options)) (*sqs.ChangeMessageVisibilityOutput, error)
 	ChangeMessageVisibilityBatch(ctx context.Context, in *sqs.ChangeMessageVisibilityBatchInput, opts ...func(*sqs.Options)) (*sqs.ChangeMessageVisibilityBatchOutput, error)
 	SendMessage(ctx context.Context, in *sqs.SendMessageInput, opts ...func(*sqs.Options)) (*sqs.SendMessageOutput, error)
+	// GetQueueAttributes tells a drain whether the queue still holds
+	// messages, visible or in flight.
+	GetQueueAttributes(ctx context.Context, in *sqs.GetQueueAttributesInput, opts ...func(*sqs.Options)) (*sqs.GetQueueAttributesOutput, error)
 }
 
 // Message attributes set on messages moved to the dead-letter queue.
@@ -176,10 +179,26 @@ func New(cfg Config, client SQSAPI, proc Processor) (*Consumer, error) {
 // defaults).
 func (c *Consumer) Concurrency() int { return c.cfg.Concurrency }
 
-// Drain consumes until Config.EmptyReceives empty receives in a row (with
-// nothing in flight), Config.MaxRunTime, or ctx is cancelled, waits for the
-// jobs in flight (within Config.Grace once ctx is cancelled) and returns.
-// It returns an error only when the queue cannot be read at all.
+// ErrNotDrained is wrapped by the error Drain returns when the queue still
+// held messages (visible, in flight or delayed), or its counts could not be
+// read, for the whole wait after the receives came back empty.
+var ErrNotDrained = errors.New("queue not drained")
+
+// Drain consumes until the queue is drained, Config.MaxRunTime, or ctx is
+// cancelled, waits for the jobs in flight (within Config.Grace once ctx is
+// cancelled) and returns.
+//
+// Drained means: Config.EmptyReceives empty receives in a row with no job
+// of this consumer in flight, and then the queue's attributes showing
+// nothing visible, nothing in flight and nothing delayed on two checks in a
+// row (the counts are approximate). Empty receives are not enough: a
+// receive whose response was lost, or a message waiting out its retry
+// delay, leaves messages hidden that no receive can see yet. While the
+// counts are not zero the drain keeps receiving, for up to the visibility
+// timeout plus drainMargin (by then a stranded message has reappeared and
+// been received; what is still hidden is held by another consumer), then
+// returns an error wrapping ErrNotDrained. It also returns an error when
+// the queue cannot be read at all.
 func (c *Consumer) Drain(ctx context.Context) (Stats, error) { return c.run(ctx, true) }
 
 // Serve consumes until ctx is cancelled, then stops like Drain. In serve
@@ -240,6 +259,7 @@ func (c *Consumer) run(ctx context.Context, drain bool) (Stats, error) {
 func (c *Consumer) receiveLoop(recvCtx, jobCtx context.Context, drain bool, protect *ecsprotect.Guard, wg *sync.WaitGroup) error {
 	slots := make(chan struct{}, c.cfg.Concurrency) // one token per running job
 	empties, failures := 0, 0
+	watch := &drainWatch{c: c}
 	for {
 		// Back-pressure: block until a worker is free, then ask for at most
 		// as many messages as there are free workers.
@@ -292,14 +312,16 @@ func (c *Consumer) receiveLoop(recvCtx, jobCtx context.Context, drain bool, prot
 			if c.inflight.Load() == 0 {
 				empties++
 				protect.Idle()
-				if drain && empties >= c.cfg.EmptyReceives {
-					c.log.InfoContext(recvCtx, "queue is empty", "empty_receives", empties)
-					return nil
+				if drain {
+					if done, err := watch.idle(recvCtx, empties); done || err != nil {
+						return err
+					}
 				}
 			}
 			continue
 		}
 		empties = 0
+		watch.reset()
 		// Never blocks: the Guard talks to the agent on its own goroutine,
 		// so a slow or hung agent delays neither receives nor jobs.
 		protect.Busy()
@@ -347,6 +369,109 @@ func (c *Consumer) receive(ctx context.Context, n int) ([]types.Message, error) 
 		return out.Messages[:n], nil
 	}
 	return out.Messages, nil
+}
+
+// drainMargin is how long past the visibility timeout a drain waits for
+// messages in flight: time for a message that reappeared to be received (a
+// long poll is at most 20 s) and for the queue's counts to catch up.
+const drainMargin = 30 * time.Second
+
+// queueCounts are the queue's approximate message counts.
+type queueCounts struct{ visible, inFlight, delayed int }
+
+func (q queueCounts) total() int { return q.visible + q.inFlight + q.delayed }
+
+func (q queueCounts) attrs() []any {
+	return []any{"visible", q.visible, "in_flight", q.inFlight, "delayed", q.delayed}
+}
+
+// countMessages reads the queue's approximate message counts.
+func (c *Consumer) countMessages(ctx context.Context) (queueCounts, error) {
+	cctx, cancel := context.WithTimeout(ctx, callTimeout)
+	defer cancel()
+	attrNames := []types.QueueAttributeName{
+		types.QueueAttributeNameApproximateNumberOfMessages,
+		types.QueueAttributeNameApproximateNumberOfMessagesNotVisible,
+		types.QueueAttributeNameApproximateNumberOfMessagesDelayed,
+	}
+	out, err := c.sqs.GetQueueAttributes(cctx, &sqs.GetQueueAttributesInput{QueueUrl: aws.String(c.cfg.QueueURL), AttributeNames: attrNames})
+	if err != nil {
+		return queueCounts{}, fmt.Errorf("read queue message counts: %w", err)
+	}
+	var n [3]int
+	for i, name := range attrNames {
+		v, err := strconv.Atoi(out.Attributes[string(name)])
+		if err != nil {
+			return queueCounts{}, fmt.Errorf("read queue message counts: attribute %s is %q", name, out.Attributes[string(name)])
+		}
+		n[i] = v
+	}
+	return queueCounts{visible: n[0], inFlight: n[1], delayed: n[2]}, nil
+}
+
+// drainWatch decides when an idle drain is finished (see Drain).
+type drainWatch struct {
+	c     *Consumer
+	zeros int         // checks in a row that found the queue empty
+	since time.Time   // when the drain began waiting for messages in flight
+	last  queueCounts // what the previous check found, to log changes only
+}
+
+// reset is called when a receive brought messages: the wait starts over.
+func (w *drainWatch) reset() { w.zeros, w.since = 0, time.Time{} }
+
+// idle is called after each empty receive with no job in flight; empties
+// counts them. It reports whether the drain is finished, or returns an
+// error wrapping ErrNotDrained when the wait for messages in flight is
+// over. The counts are read from the second-to-last empty receive on, so
+// that a queue that is empty costs no receive more than EmptyReceives
+// (unless that is 1).
+func (w *drainWatch) idle(ctx context.Context, empties int) (done bool, err error) {
+	c := w.c
+	if empties < c.cfg.EmptyReceives-1 {
+		return false, nil
+	}
+	counts, cerr := c.countMessages(ctx)
+	switch {
+	case ctx.Err() != nil:
+		return false, nil // stopping anyway
+	case cerr != nil:
+		w.zeros = 0
+		c.log.WarnContext(ctx, "drain: cannot tell whether the queue is empty", "error", cerr.Error())
+	case counts.total() == 0:
+		w.zeros++
+	default:
+		w.zeros = 0
+	}
+	if empties < c.cfg.EmptyReceives || w.zeros == 1 {
+		return false, nil // one more look first
+	}
+	if w.zeros >= 2 {
+		c.log.InfoContext(ctx, "queue is empty: nothing visible, nothing in flight", "empty_receives", empties, "checks", w.zeros)
+		return true, nil
+	}
+	limit := c.cfg.VisibilityTimeout + drainMargin
+	now := time.Now()
+	switch {
+	case w.since.IsZero():
+		w.since = now
+		c.log.InfoContext(ctx, "drain: receives are empty but the queue still holds messages; waiting for them to reappear",
+			append(counts.attrs(), "wait_limit_ms", limit.Milliseconds(),
+				"why", "messages in flight or delayed: a receive whose answer was lost, a retry delay, or another consumer's jobs")...)
+	case cerr == nil && counts != w.last:
+		c.log.InfoContext(ctx, "drain: still waiting for messages in flight", append(counts.attrs(), "waited_ms", now.Sub(w.since).Milliseconds())...)
+	}
+	if cerr == nil {
+		w.last = counts
+	}
+	if now.Sub(w.since) < limit {
+		return false, nil
+	}
+	if cerr != nil {
+		return false, fmt.Errorf("%w: waited %v: %w", ErrNotDrained, limit, cerr)
+	}
+	return false, fmt.Errorf("%w: after waiting %v the queue still holds %d visible, %d in flight and %d delayed messages (held by another consumer, or delayed)",
+		ErrNotDrained, limit, counts.visible, counts.inFlight, counts.delayed)
 }
 
 // waitInFlight runs after the stop signal: it waits for in-flight jobs
