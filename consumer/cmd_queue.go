@@ -182,10 +182,12 @@ func runQueue(ctx context.Context, mode string, args []string, getenv func(strin
 		log.ErrorContext(ctx, "start", "error", err.Error())
 		return 1
 	}
-	sqsClient := sqs.NewFromConfig(cfg)
+	sqsClient, s3Client := sqs.NewFromConfig(cfg), newS3(cfg)
 	err = runStartChecks(ctx, log, startCheckTimeout,
 		startCheck{name: "queue", resource: "queue " + s.worker.QueueURL, attrs: []any{"queue_url", s.worker.QueueURL},
 			run: func(ctx context.Context) error { return checkVisibility(ctx, sqsClient, &s.worker, log) }},
+		startCheck{name: "bucket", resource: "bucket " + s.worker.Bucket, attrs: []any{"bucket", s.worker.Bucket},
+			run: func(ctx context.Context) error { return checkBucket(ctx, s3Client, s.worker.Bucket) }},
 	)
 	if err != nil && ctx.Err() != nil {
 		// Stopped by a signal before taking anything: a clean stop.
@@ -196,7 +198,7 @@ func runQueue(ctx context.Context, mode string, args []string, getenv func(strin
 		log.ErrorContext(ctx, "start-up check failed", "error", err.Error())
 		return 1
 	}
-	objects := store.NewS3(newS3(cfg), s.worker.Bucket)
+	objects := store.NewS3(s3Client, s.worker.Bucket)
 	runner := &job.Runner{
 		In: objects, Out: objects,
 		ArtifactPrefix: s.artifactPrefix, RecordPrefix: s.recordPrefix,

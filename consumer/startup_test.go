@@ -6,10 +6,16 @@ import (
 	"encoding/json"
 	"errors"
 	"log/slog"
+	"net/http"
+	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/google/go-cmp/cmp"
 )
 
@@ -101,5 +107,71 @@ func TestRunStartChecksTellsTimeoutFromStop(t *testing.T) {
 		startCheck{name: "queue", resource: "queue q", run: hang})
 	if !errors.Is(err, context.Canceled) || strings.Contains(err.Error(), "no answer") {
 		t.Errorf("stopped: %v, want context.Canceled and no %q", err, "no answer")
+	}
+}
+
+// fakeS3 answers every request with status (and header), recording what it
+// was asked. HEAD answers have no body, as S3's have none.
+func fakeS3(t *testing.T, status int, header map[string]string) (*s3.Client, *[]string) {
+	t.Helper()
+	var mu sync.Mutex
+	var asked []string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		asked = append(asked, r.Method+" "+r.URL.Path)
+		mu.Unlock()
+		for k, v := range header {
+			w.Header().Set(k, v)
+		}
+		w.WriteHeader(status)
+	}))
+	t.Cleanup(srv.Close)
+	client := s3.NewFromConfig(aws.Config{
+		Region:       "us-east-1",
+		Credentials:  credentials.NewStaticCredentialsProvider("testing", "testing", ""),
+		BaseEndpoint: aws.String(srv.URL),
+	}, func(o *s3.Options) { o.UsePathStyle = true })
+	return client, &asked
+}
+
+// The real SDK client against a fake S3: the bucket check tells a missing
+// bucket, a denied one and one in another region apart, naming the setting
+// and the permission.
+func TestCheckBucket(t *testing.T) {
+	t.Parallel()
+	tests := map[string]struct {
+		status  int
+		header  map[string]string
+		wantErr []string // nil = no error
+	}{
+		"readable":       {status: http.StatusOK},
+		"not found":      {status: http.StatusNotFound, wantErr: []string{"not found (check EDP_BUCKET / -bucket)", "StatusCode: 404"}},
+		"access denied":  {status: http.StatusForbidden, wantErr: []string{"access denied: the task role needs s3:ListBucket on the bucket", "EDP_BUCKET"}},
+		"another region": {status: http.StatusMovedPermanently, header: map[string]string{"x-amz-bucket-region": "eu-west-1"}, wantErr: []string{`in region "eu-west-1", not the consumer's`}},
+		"other":          {status: http.StatusBadRequest, wantErr: []string{"head bucket: ", "StatusCode: 400"}},
+	}
+	for name, tt := range tests {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			client, asked := fakeS3(t, tt.status, tt.header)
+			err := checkBucket(context.Background(), client, "edp-pipelines")
+			if diff := cmp.Diff([]string{"HEAD /edp-pipelines"}, *asked); diff != "" {
+				t.Errorf("requests (-want +got):\n%s", diff)
+			}
+			if tt.wantErr == nil {
+				if err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			if err == nil {
+				t.Fatal("want an error")
+			}
+			for _, w := range tt.wantErr {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not mention %q", err, w)
+				}
+			}
+		})
 	}
 }

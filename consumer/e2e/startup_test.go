@@ -6,6 +6,9 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/edp-pipelines/edp/consumer/job"
+	"github.com/edp-pipelines/edp/internal/names"
 )
 
 // silentEndpoint accepts TCP connections and never answers on them: a hung
@@ -87,4 +90,62 @@ func TestSIGTERMDuringStartUp(t *testing.T) {
 		t.Fatalf("exit code %d after SIGTERM during start-up, want 0", code)
 	}
 	c.waitLog(t, time.Second, `"msg":"stopped during start-up"`)
+}
+
+// The same for S3: the queue answers, the bucket's endpoint does not. The
+// bucket check gives up after its own deadline, naming the bucket.
+func TestStartUpGivesUpOnSilentS3Endpoint(t *testing.T) {
+	t.Parallel()
+	p := newPipeline(t, 30, 3)
+	silent := newSilentEndpoint(t)
+
+	c := startChild(t, p.env("AWS_ENDPOINT_URL_S3="+silent.URL), "drain")
+	if code := c.wait(t, 60*time.Second); code != 1 {
+		t.Fatalf("exit code %d, want 1", code)
+	}
+	c.waitLog(t, time.Second, `"msg":"start-up check passed"`, `"check":"queue"`)
+	c.waitLog(t, time.Second, `"level":"ERROR"`, "bucket "+p.bucket+": no answer within 10s")
+}
+
+// A mistyped bucket: before, every valid event named "another bucket" and
+// went to the DLQ as poison within seconds. Now the consumer refuses to
+// start, and the queue's messages stay where they are, visible, for a
+// consumer with the right setting.
+func TestWrongBucketRefused(t *testing.T) {
+	t.Parallel()
+	p := newPipeline(t, 30, 3)
+	p.putConfigs(t, "wrong-bucket", 3)
+	p.waitQueued(t, 3, 30*time.Second)
+
+	wrong := p.bucket + "-typo"
+	c := startChild(t, p.env(names.EnvBucket+"="+wrong), "drain")
+	if code := c.wait(t, 60*time.Second); code != 1 {
+		t.Fatalf("exit code %d, want 1", code)
+	}
+	c.waitLog(t, time.Second, `"level":"ERROR"`, "bucket "+wrong+": not found", names.EnvBucket)
+	if v, f := p.queueDepth(t, p.queueURL); v != 3 || f != 0 {
+		t.Errorf("queue holds %d visible + %d in flight, want the 3 messages untouched and visible", v, f)
+	}
+	if v, f := p.queueDepth(t, p.dlqURL); v+f != 0 {
+		t.Errorf("DLQ holds %d+%d messages, want none", v, f)
+	}
+}
+
+// The right bucket passes the check (logged) and the drain does the work.
+func TestRightBucketStarts(t *testing.T) {
+	t.Parallel()
+	p := newPipeline(t, 30, 3)
+	p.put(t, "configs/right.yaml", treeConfig("right-bucket"))
+	p.waitQueued(t, 1, 30*time.Second)
+
+	c := startChild(t, p.env(), "drain")
+	if code := c.wait(t, 60*time.Second); code != 0 {
+		t.Fatalf("exit code %d, want 0", code)
+	}
+	c.waitLog(t, time.Second, `"msg":"start-up check passed"`, `"check":"bucket"`, `"bucket":"`+p.bucket+`"`)
+	if recs := p.records(t)["configs/right.yaml"]; len(recs) != 1 || recs[0].Status != job.StatusSucceeded {
+		t.Errorf("records %+v, want one succeeded", recs)
+	}
+	p.assertQueueEmpty(t)
+	p.assertDLQEmpty(t)
 }
