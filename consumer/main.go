@@ -33,6 +33,7 @@ func commands() map[string]command {
 		"predict":  {"predict classes with a trained model.json", cmdPredict},
 		"drain":    {"consume the queue until it stays empty, then exit (one-off, cron, dispatched tasks)", cmdDrain},
 		"serve":    {"consume the queue until SIGTERM (alarm-scaled service)", cmdServe},
+		"dlq":      {"list or redrive the dead-letter queue, counting copies of one message once", cmdDLQ},
 		"version":  {"print the version", cmdVersion},
 	}
 }

@@ -6,8 +6,11 @@ package e2e
 
 import (
 	"bytes"
+	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -141,4 +144,78 @@ func TestDrainWaitsOutALostReceive(t *testing.T) {
 	}
 	c.waitLog(t, time.Second, `"msg":"drain: receives are empty but the queue still holds messages; waiting for them to reappear"`, `"wait_limit_ms":40000`)
 	c.waitLog(t, time.Second, `"msg":"queue is empty: nothing visible, nothing in flight"`)
+}
+
+// Lost SendMessage answers make duplicate DLQ copies (issue 9, item 8): at
+// 100 % loss every attempt on a bad config sends a copy per SDK attempt
+// (3), the consumer retries the message (maxReceiveCount 3 receives), and
+// then the queue's redrive moves the original too: 5 bad configs, 50 DLQ
+// messages. Every copy carries the original's message id, which is the
+// redriven original's own id, so `consumer dlq list` reports one line per
+// bad config with its copies counted, and `consumer dlq redrive` sends each
+// back to the work queue once and empties the DLQ.
+func TestDLQCopiesFromLostAnswersCountAsOne(t *testing.T) {
+	t.Parallel()
+	const n, maxReceives = 5, 3
+	p := newPipeline(t, 30, maxReceives)
+	proxy := faultproxy.StartT(t, moto.Endpoint)
+	proxy.Add(faultproxy.Rule{Operation: "SendMessage", Fault: faultproxy.LoseResponse})
+	for i := range n {
+		p.put(t, fmt.Sprintf("configs/bad-%d.yaml", i), "model:\n  type: SupportVectorMachine\n")
+	}
+	p.waitQueued(t, n, 60*time.Second)
+
+	c := startChild(t, p.envVia(proxy.URL, names.EnvVisibilityTimeout+"=30"), "drain", "-retry-delay", "1s")
+	if code := c.wait(t, 120*time.Second); code != 0 {
+		t.Fatalf("drain exit code %d", code)
+	}
+	sends, lost := proxy.Seen("SendMessage"), proxy.Injected("SendMessage", faultproxy.LoseResponse)
+	dlqDepth, _ := p.queueDepth(t, p.dlqURL)
+	t.Logf("%d SendMessage calls, %d answers lost; the DLQ holds %d messages for %d bad configs", sends, lost, dlqDepth, n)
+	if lost != sends || dlqDepth <= n {
+		t.Fatalf("%d of %d answers lost, DLQ holds %d: want every answer lost and duplicate copies", lost, sends, dlqDepth)
+	}
+
+	list := startChild(t, p.env(), "dlq", "list", "-hold", "1m")
+	if code := list.wait(t, 60*time.Second); code != 0 {
+		t.Fatalf("dlq list exit code %d", code)
+	}
+	type listLine struct {
+		OriginalMessageID string `json:"original_message_id"`
+		Copies            int    `json:"copies"`
+		S3Key             string `json:"s3_key"`
+		Reason            string `json:"reason"`
+		RedrivenBySQS     bool   `json:"redriven_by_sqs"`
+	}
+	var lines []listLine
+	copies, keys := 0, map[string]bool{}
+	for l := range strings.Lines(list.stdout.String()) {
+		var line listLine
+		if err := json.Unmarshal([]byte(l), &line); err != nil {
+			t.Fatalf("dlq list line %q: %v", l, err)
+		}
+		lines = append(lines, line)
+		copies += line.Copies
+		keys[line.S3Key] = true
+		if line.OriginalMessageID == "" || !strings.Contains(line.Reason, "SupportVectorMachine") || !line.RedrivenBySQS {
+			t.Errorf("dlq list line %+v: want the original id, the failure reason and the redriven original among the copies", line)
+		}
+	}
+	if len(lines) != n || len(keys) != n || copies != dlqDepth {
+		t.Errorf("dlq list: %d lines for %d configs, %d copies counted of %d DLQ messages: want one line per bad config, every copy counted:\n%s",
+			len(lines), len(keys), copies, dlqDepth, list.stdout.String())
+	}
+	list.waitLog(t, time.Second, `"msg":"dead-letter queue listed"`, fmt.Sprintf(`"messages":%d,"originals":%d`, dlqDepth, n))
+
+	redrive := startChild(t, p.env(), "dlq", "redrive")
+	if code := redrive.wait(t, 60*time.Second); code != 0 {
+		t.Fatalf("dlq redrive exit code %d", code)
+	}
+	redrive.waitLog(t, time.Second, `"msg":"dead-letter queue redriven"`, fmt.Sprintf(`"sent":%d,"deleted":%d,"failed":0`, n, dlqDepth))
+	if v, f := p.queueDepth(t, p.dlqURL); v+f != 0 {
+		t.Errorf("DLQ holds %d+%d messages after the redrive, want none", v, f)
+	}
+	if v, f := p.queueDepth(t, p.queueURL); v != n || f != 0 {
+		t.Errorf("work queue holds %d+%d messages after the redrive, want the %d originals once each", v, f, n)
+	}
 }

@@ -110,12 +110,13 @@ type SQSAPI interface {
 	GetQueueAttributes(ctx context.Context, in *sqs.GetQueueAttributesInput, opts ...func(*sqs.Options)) (*sqs.GetQueueAttributesOutput, error)
 }
 
-// Message attributes set on messages moved to the dead-letter queue.
+// Message attributes set on every copy moved to the dead-letter queue
+// (names.Attr*, where they are documented).
 const (
-	AttrReason            = "edp-failure-reason"
-	AttrOriginalMessageID = "edp-original-message-id"
-	AttrReceiveCount      = "edp-receive-count"
-	AttrFailedAt          = "edp-failed-at"
+	AttrReason            = names.AttrFailureReason
+	AttrOriginalMessageID = names.AttrOriginalMessageID
+	AttrReceiveCount      = names.AttrReceiveCount
+	AttrFailedAt          = names.AttrFailedAt
 )
 
 // MaxReasonBytes bounds the AttrReason of a dead-lettered message: at most

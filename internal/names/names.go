@@ -153,6 +153,19 @@ const (
 // DefaultStartedBy marks tasks started by the alarm-dispatch Lambda.
 const DefaultStartedBy = "edp-alarm-dispatch"
 
+// Message attributes the consumer puts on every copy it sends to the
+// dead-letter queue (a message SQS's redrive policy moved carries none).
+// A lost SendMessage answer can leave several copies of one message there;
+// they share AttrOriginalMessageID (the work-queue message id, which is also
+// the id of the original if SQS later moves it), and the DLQ tooling counts
+// them as one.
+const (
+	AttrFailureReason     = "edp-failure-reason"      // the error, at most 1000 bytes of UTF-8
+	AttrOriginalMessageID = "edp-original-message-id" // the message id on the work queue
+	AttrReceiveCount      = "edp-receive-count"       // receives on the work queue so far
+	AttrFailedAt          = "edp-failed-at"           // RFC 3339, UTC
+)
+
 // Stack output names (CfnOutput ids), the same in every stack that has them.
 const (
 	OutputBucket         = "BucketName"
