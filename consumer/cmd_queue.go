@@ -235,6 +235,13 @@ func runQueue(ctx context.Context, mode string, args []string, getenv func(strin
 	attrs := []any{"received", st.Received, "succeeded", st.Succeeded, "duplicates", st.Duplicates,
 		"dead_lettered", st.DeadLettered, "retried", st.Retried, "released", st.Released,
 		"duration_ms", time.Since(start).Milliseconds()}
+	if errors.Is(err, worker.ErrNotDrained) {
+		// The queue works; messages stayed hidden past the wait (another
+		// consumer's jobs, or delayed). A code of its own tells this apart
+		// from a queue that cannot be used.
+		log.ErrorContext(ctx, "stopped: queue not drained", append(attrs, "error", err.Error())...)
+		return exitNotDrained
+	}
 	if err != nil {
 		log.ErrorContext(ctx, "stopped", append(attrs, "error", err.Error())...)
 		return 1
@@ -242,6 +249,10 @@ func runQueue(ctx context.Context, mode string, args []string, getenv func(strin
 	log.InfoContext(ctx, "stopped", attrs...)
 	return 0
 }
+
+// exitNotDrained is drain's exit code when the queue still held messages in
+// flight (or delayed) after the wait for them (worker.ErrNotDrained).
+const exitNotDrained = 3
 
 // queueAttributes is the part of *sqs.Client checkVisibility uses.
 type queueAttributes interface {
@@ -281,7 +292,9 @@ func checkVisibility(ctx context.Context, client queueAttributes, w *worker.Conf
 type runnerProcessor struct{ r *job.Runner }
 
 func (p runnerProcessor) Process(ctx context.Context, j worker.Job) (worker.Result, error) {
-	res, err := p.r.Run(ctx, job.Source{Bucket: j.Bucket, Key: j.Key, VersionID: j.VersionID, ETag: j.ETag})
+	res, err := p.r.Run(ctx, job.Source{
+		Bucket: j.Bucket, Key: j.Key, VersionID: j.VersionID, ETag: j.ETag, Sequencer: j.Sequencer, EventTime: j.EventTime,
+	})
 	out := worker.Result{RunID: res.RunID, Duplicate: res.Duplicate}
 	if errors.Is(err, job.ErrPermanent) {
 		return out, worker.Permanent(err)

@@ -6,6 +6,7 @@ package e2e
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -15,6 +16,9 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
 	"github.com/edp-pipelines/edp/consumer/job"
 	"github.com/edp-pipelines/edp/internal/faultproxy"
@@ -217,5 +221,32 @@ func TestDLQCopiesFromLostAnswersCountAsOne(t *testing.T) {
 	}
 	if v, f := p.queueDepth(t, p.queueURL); v != n || f != 0 {
 		t.Errorf("work queue holds %d+%d messages after the redrive, want the %d originals once each", v, f, n)
+	}
+}
+
+// A drain gives up on messages someone else holds, and says so (issue 9,
+// item 3): here the test itself holds an upload's message for two minutes,
+// as another consumer's long job would. The drain waits the queue's
+// visibility timeout (2 s) plus 30 s, then exits 3 ("not drained") with
+// what the queue still holds, rather than 0 as if it were empty.
+func TestDrainNotDrainedWhileAnotherConsumerHolds(t *testing.T) {
+	t.Parallel()
+	p := newPipeline(t, 2, 3)
+	p.put(t, "configs/held.yaml", treeConfig("held"))
+	p.waitQueued(t, 1, 30*time.Second)
+	ctx := context.Background()
+	out, err := p.sqs.ReceiveMessage(ctx, &sqs.ReceiveMessageInput{QueueUrl: aws.String(p.queueURL), VisibilityTimeout: 120, WaitTimeSeconds: 5})
+	if err != nil || len(out.Messages) != 1 {
+		t.Fatalf("hold the message: %v, %d messages", err, len(out.Messages))
+	}
+
+	c := startChild(t, p.env(names.EnvVisibilityTimeout+"=2"), "drain")
+	if code := c.wait(t, 90*time.Second); code != 3 {
+		t.Fatalf("exit code %d, want 3 (not drained)", code)
+	}
+	c.waitLog(t, time.Second, `"msg":"drain: receives are empty but the queue still holds messages; waiting for them to reappear"`, `"in_flight":1`, `"wait_limit_ms":32000`)
+	c.waitLog(t, time.Second, `"level":"ERROR"`, `"msg":"stopped: queue not drained"`, "queue not drained: after waiting 32s the queue still holds 0 visible, 1 in flight and 0 delayed messages")
+	if recs := p.records(t); len(recs) != 0 {
+		t.Errorf("records %v: the held message must not have run", recs)
 	}
 }
