@@ -35,7 +35,9 @@ func runnerProcessor(p *pipeline) worker.ProcessorFunc {
 	objects := store.NewS3(p.s3, p.bucket)
 	r := &job.Runner{In: objects, Out: objects, Version: "e2e"}
 	return func(ctx context.Context, j worker.Job) (worker.Result, error) {
-		res, err := r.Run(ctx, job.Source{Bucket: j.Bucket, Key: j.Key, VersionID: j.VersionID, ETag: j.ETag})
+		res, err := r.Run(ctx, job.Source{
+			Bucket: j.Bucket, Key: j.Key, VersionID: j.VersionID, ETag: j.ETag, Sequencer: j.Sequencer, EventTime: j.EventTime,
+		})
 		out := worker.Result{RunID: res.RunID, Duplicate: res.Duplicate}
 		if errors.Is(err, job.ErrPermanent) {
 			err = worker.Permanent(err)

@@ -71,6 +71,13 @@ type Job struct {
 	Bucket, Key string
 	// VersionID and ETag identify its content when the event carried them.
 	VersionID, ETag string
+	// Sequencer is the S3 event's sequencer, when it has one: with the ETag
+	// it identifies an upload to a bucket without versions, and it orders
+	// the uploads of one key.
+	Sequencer string
+	// EventTime is when the upload happened, from the event; for a message
+	// without one (a manual submit), when the message was sent.
+	EventTime time.Time
 	// MessageID is the SQS message id (for logs).
 	MessageID string
 }
@@ -643,7 +650,10 @@ func (c *Consumer) handle(ctx context.Context, d *delivery) {
 		eventTime = d.sentAt()
 	}
 
-	j := Job{Bucket: m.Bucket, Key: m.Key, VersionID: m.VersionID, ETag: m.ETag, MessageID: d.id()}
+	j := Job{
+		Bucket: m.Bucket, Key: m.Key, VersionID: m.VersionID, ETag: m.ETag, Sequencer: m.Sequencer,
+		EventTime: eventTime, MessageID: d.id(),
+	}
 	start := c.cfg.Now()
 	log.InfoContext(ctx, "job started", "receive_count", d.receiveCount(), "format", string(m.Format), "queue_wait_ms", since(start, eventTime).Milliseconds())
 	runCtx, cancel := context.WithTimeout(ctx, c.cfg.JobTimeout)
