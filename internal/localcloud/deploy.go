@@ -312,7 +312,15 @@ func Deploy(ctx context.Context, c *Clients, assemblyDir, stack string, o Deploy
 	}
 	for _, r := range res.StackResources {
 		out.Physical[aws.ToString(r.LogicalResourceId)] = aws.ToString(r.PhysicalResourceId)
-		out.Types[aws.ToString(r.LogicalResourceId)] = aws.ToString(r.ResourceType)
+	}
+	// Types come from the template: moto leaves some resources it stores
+	// elsewhere (metric-math alarms) out of DescribeStackResources.
+	tres, _ := tpl["Resources"].(map[string]any)
+	for id, r := range tres {
+		m, _ := r.(map[string]any)
+		if t, ok := m["Type"].(string); ok {
+			out.Types[id] = t
+		}
 	}
 	for k, v := range out.Outputs {
 		if strings.HasSuffix(k, "QueueUrl") || strings.HasSuffix(k, "Url") {

@@ -1,0 +1,263 @@
+package localcloud
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/lambda"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
+
+	"github.com/edp-pipelines/edp/internal/localcloud/alarms"
+	"github.com/edp-pipelines/edp/internal/localcloud/lambdaemu"
+	"github.com/edp-pipelines/edp/internal/names"
+)
+
+// startAlarms evaluates the stack's alarms on the sped-up period and
+// performs their actions: scaling policies on the local ECS service, SNS
+// topics by invoking the subscribed Lambda functions.
+func (c *Cloud) startAlarms(ctx context.Context, bins binaries, taskEndpoint string) error {
+	if len(c.stack.Resources("AWS::CloudWatch::Alarm")) == 0 {
+		return nil
+	}
+	n := &snsNotifier{c: c, functions: map[string]*deployedFunction{}}
+	for _, id := range c.stack.Resources("AWS::Lambda::Function") {
+		f, err := c.startFunction(ctx, id, bins, taskEndpoint)
+		if err != nil {
+			return err
+		}
+		n.functions[id] = f
+	}
+	cfg := alarms.Config{
+		Template: c.stack.Template,
+		Resolve:  c.resolve,
+		Source:   &cloudSource{c: c, backlogSince: map[string]time.Time{}},
+		Notifier: n,
+		Tick:     time.Duration(float64(time.Minute) / c.opts.Speedup),
+		Region:   Region, AccountID: Account,
+		Logger: c.opts.Logger,
+	}
+	if svcs := c.stack.Resources("AWS::ECS::Service"); len(svcs) == 1 {
+		cfg.Scaler = serviceScaler{c: c, name: serviceName(c.stack.Physical[svcs[0]])}
+	}
+	loop, err := alarms.NewLoop(cfg)
+	if err != nil {
+		return fmt.Errorf("alarms of %s: %w", c.stack.Name, err)
+	}
+	c.alarms = loop
+	c.opts.Logger.Info("evaluating the deployed alarms", "alarms", len(c.stack.Resources("AWS::CloudWatch::Alarm")), "period", cfg.Tick.String())
+	c.goRun("alarms", func() error { return loop.Run(ctx) })
+	return nil
+}
+
+// Alarms returns the alarms' states after the last evaluation.
+func (c *Cloud) Alarms() []alarms.AlarmStatus {
+	if c.alarms == nil {
+		return nil
+	}
+	return c.alarms.Status()
+}
+
+// serviceScaler is the local ECS service's desired count.
+type serviceScaler struct {
+	c    *Cloud
+	name string
+}
+
+func (s serviceScaler) Desired(context.Context) (int, error) {
+	return s.c.ecs.DesiredCount(s.name), nil
+}
+func (s serviceScaler) SetDesired(_ context.Context, n int) error {
+	return s.c.ecs.SetDesiredCount(s.name, n)
+}
+
+// cloudSource answers the alarms' metric queries from the real queue
+// attributes and the local ECS. SQS has no attribute for the age of the
+// oldest message: it is approximated as the time since the queue last had
+// nothing visible, sped up like the period. Container Insights publishes
+// nothing for a service without tasks: so does this source.
+type cloudSource struct {
+	c            *Cloud
+	mu           sync.Mutex
+	backlogSince map[string]time.Time
+}
+
+func (s *cloudSource) Value(ctx context.Context, q alarms.MetricQuery) (float64, bool, error) {
+	switch q.Namespace {
+	case "AWS/SQS":
+		name := q.Dims["QueueName"]
+		d, err := Depth(ctx, s.c.clients, s.c.moto.Endpoint+"/"+Account+"/"+name)
+		if err != nil {
+			return 0, false, err
+		}
+		switch q.Name {
+		case "ApproximateNumberOfMessagesVisible":
+			return float64(d.Visible), true, nil
+		case "ApproximateNumberOfMessagesNotVisible":
+			return float64(d.InFlight), true, nil
+		case "ApproximateAgeOfOldestMessage":
+			s.mu.Lock()
+			defer s.mu.Unlock()
+			if d.Visible == 0 {
+				delete(s.backlogSince, name)
+				return 0, true, nil
+			}
+			since, ok := s.backlogSince[name]
+			if !ok {
+				since = time.Now()
+				s.backlogSince[name] = since
+			}
+			return time.Since(since).Seconds() * s.c.opts.Speedup, true, nil
+		}
+	case "ECS/ContainerInsights":
+		svc := q.Dims["ServiceName"]
+		var n int
+		switch q.Name {
+		case "DesiredTaskCount":
+			n = s.c.ecs.DesiredCount(svc)
+		case "RunningTaskCount":
+			n = s.c.ecs.RunningCount(svc)
+		default:
+			return 0, false, fmt.Errorf("metric %s is not emulated", q)
+		}
+		if s.c.ecs.RunningCount(svc) == 0 && n == 0 {
+			return 0, false, nil
+		}
+		return float64(n), true, nil
+	}
+	return 0, false, fmt.Errorf("metric %s is not emulated", q)
+}
+
+// deployedFunction is a Lambda function of the stack running locally
+// behind the Lambda Runtime API, with its async-invocation settings.
+type deployedFunction struct {
+	logicalID, name, arn string
+	rt                   *lambdaemu.Runtime
+	retries              int
+	onFailure            string // queue URL of the on-failure destination, if any
+}
+
+// startFunction starts the host build of the function's code with the
+// deployed function's environment.
+func (c *Cloud) startFunction(ctx context.Context, id string, bins binaries, taskEndpoint string) (*deployedFunction, error) {
+	name := c.stack.Physical[id]
+	cfg, err := c.clients.Lambda.GetFunctionConfiguration(ctx, &lambda.GetFunctionConfigurationInput{FunctionName: aws.String(name)})
+	if err != nil {
+		return nil, fmt.Errorf("get function %s: %w", name, err)
+	}
+	env := map[string]string{}
+	if cfg.Environment != nil {
+		for k, v := range cfg.Environment.Variables {
+			env[k] = v
+		}
+	}
+	if v, ok := env[names.EnvQueueURL]; ok {
+		env[names.EnvQueueURL] = RewriteURL(v, taskEndpoint)
+	}
+	for k, v := range awsEnv(taskEndpoint) {
+		env[k] = v
+	}
+	env["AWS_ENDPOINT_URL_ECS"] = c.ecsURL
+	logFile, err := os.OpenFile(filepath.Join(c.opts.WorkDir, "logs", "lambda-"+name+".log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	c.closers = append(c.closers, logFile.Close)
+	rt, err := lambdaemu.Start(ctx, lambdaemu.Function{
+		Name: name, Arn: aws.ToString(cfg.FunctionArn), Bootstrap: bins.dispatch, Env: env,
+		Timeout: time.Duration(aws.ToInt32(cfg.Timeout)) * time.Second, MemoryMB: int(aws.ToInt32(cfg.MemorySize)), Output: logFile,
+	}, c.opts.Logger)
+	if err != nil {
+		return nil, fmt.Errorf("start function %s: %w", name, err)
+	}
+	c.closers = append(c.closers, rt.Close)
+	f := &deployedFunction{logicalID: id, name: name, arn: aws.ToString(cfg.FunctionArn), rt: rt}
+	// Async invocation settings (retries, on-failure destination), as deployed.
+	for _, eic := range c.stack.Resources("AWS::Lambda::EventInvokeConfig") {
+		p := c.stack.Properties(eic)
+		if fn, _ := c.resolve(p["FunctionName"]); fn != name {
+			continue
+		}
+		if r, ok := p["MaximumRetryAttempts"].(float64); ok {
+			f.retries = int(r)
+		}
+		if dc, ok := p["DestinationConfig"].(map[string]any); ok {
+			of, _ := dc["OnFailure"].(map[string]any)
+			if arn, err := c.resolve(of["Destination"]); err == nil && strings.HasPrefix(arn, "arn:aws:sqs:") {
+				f.onFailure = c.moto.Endpoint + "/" + Account + "/" + arn[strings.LastIndex(arn, ":")+1:]
+			}
+		}
+	}
+	c.opts.Logger.Info("Lambda function running locally", "function", name, "retries", f.retries, "on_failure", f.onFailure)
+	return f, nil
+}
+
+// snsNotifier delivers an alarm notification to the functions subscribed
+// to the topic, as SNS does: asynchronous invocations, retried, then sent
+// to the on-failure destination.
+type snsNotifier struct {
+	c         *Cloud
+	functions map[string]*deployedFunction
+}
+
+func (n *snsNotifier) Notify(ctx context.Context, topicArn string, change alarms.AlarmStateChange) error {
+	msg, err := change.Message()
+	if err != nil {
+		return err
+	}
+	delivered := 0
+	for _, sub := range n.c.stack.Resources("AWS::SNS::Subscription") {
+		p := n.c.stack.Properties(sub)
+		if t, _ := n.c.resolve(p["TopicArn"]); t != topicArn || p["Protocol"] != "lambda" {
+			continue
+		}
+		for _, f := range n.functions {
+			if !refersToLogical(p["Endpoint"], f.logicalID) {
+				continue
+			}
+			delivered++
+			event := lambdaemu.SNSEvent(topicArn, "ALARM: \""+change.AlarmName+"\"", string(msg))
+			n.c.goRun("invoke "+f.name, func() error { return n.invokeAsync(ctx, f, event) })
+		}
+	}
+	if delivered == 0 {
+		return fmt.Errorf("topic %s has no Lambda subscriber", topicArn)
+	}
+	return nil
+}
+
+func (n *snsNotifier) invokeAsync(ctx context.Context, f *deployedFunction, event []byte) error {
+	var err error
+	for attempt := 0; attempt <= f.retries; attempt++ {
+		var out []byte
+		if out, err = f.rt.Invoke(ctx, event); err == nil {
+			n.c.opts.Logger.Info("Lambda invocation succeeded", "function", f.name, "attempt", attempt+1, "result", string(out))
+			return nil
+		}
+		n.c.opts.Logger.Warn("Lambda invocation failed", "function", f.name, "attempt", attempt+1, "error", err)
+	}
+	if f.onFailure == "" {
+		return err
+	}
+	record, _ := json.Marshal(map[string]any{
+		"version": "1.0", "timestamp": time.Now().UTC().Format(time.RFC3339Nano),
+		"requestContext":  map[string]any{"functionArn": f.arn + ":$LATEST", "condition": "RetriesExhausted", "approximateInvokeCount": f.retries + 1},
+		"requestPayload":  json.RawMessage(event),
+		"responsePayload": map[string]any{"errorMessage": err.Error()},
+	})
+	_, serr := n.c.clients.SQS.SendMessage(ctx, &sqs.SendMessageInput{QueueUrl: aws.String(f.onFailure), MessageBody: aws.String(string(record))})
+	return serr
+}
+
+// refersToLogical reports whether a template value names a logical id.
+func refersToLogical(v any, id string) bool {
+	b, _ := json.Marshal(v)
+	s := string(b)
+	return strings.Contains(s, `{"Ref":"`+id+`"}`) || strings.Contains(s, `{"Fn::GetAtt":["`+id+`",`)
+}
