@@ -15,6 +15,9 @@ CDK        := $(TOOLS_BIN)/cdk
 APP        := bin/cdk-app
 CONFIG     ?= examples/random-forest.yaml
 OUT        ?= out
+ARCH       ?= oneoff
+CONFIGS    ?= examples
+STACK      ?= EdpOneOff
 FUZZTIME   ?= 60s
 # Packages whose code is concurrent and not jsii-bound: tested under -race.
 RACE_PKGS  := ./consumer/... ./lambdas/... ./internal/...
@@ -55,8 +58,28 @@ image: ## build the consumer image for linux/arm64 and linux/amd64 (needs Docker
 # --- run -------------------------------------------------------------------
 
 .PHONY: local
-local: ## run one pipeline job locally, no AWS (CONFIG=..., OUT=...)
+local: tools edp ## deploy a stack into a local cloud (moto + local ECS), upload CONFIGS, show the runs (ARCH=oneoff|alarm-service|alarm-dispatch|cron)
+	bin/edp local -arch $(ARCH) -configs $(CONFIGS)
+
+.PHONY: local-up
+local-up: tools edp ## keep a local cloud of ARCH running in the background and print how to use it
+	bin/edp local up -detach -arch $(ARCH)
+
+.PHONY: local-down
+local-down: edp ## stop the local cloud started by local-up (tasks, Lambda, moto_server)
+	bin/edp local down
+
+.PHONY: smoke
+smoke: edp ## check a deployed stack end to end: STACK=EdpOneOff (AWS credentials), or LOCAL=1 for the local cloud
+	bin/edp smoke -stack $(STACK) $(if $(LOCAL),-local,)
+
+.PHONY: run
+run: ## run one pipeline job from a file, no AWS at all (CONFIG=..., OUT=...)
 	go run ./consumer run --config $(CONFIG) --out $(OUT)
+
+.PHONY: edp
+edp: ## build the operator command bin/edp
+	go build -o bin/edp ./cmd/edp
 
 # --- test ------------------------------------------------------------------
 
@@ -129,4 +152,4 @@ destroy-oneoff destroy-alarm-service destroy-alarm-dispatch destroy-cron: tools 
 
 .PHONY: clean
 clean: ## remove build outputs (keeps installed tools)
-	rm -rf bin cdk.out out
+	rm -rf bin cdk.out out .edp-local

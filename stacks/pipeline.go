@@ -199,7 +199,7 @@ func NewPipeline(scope constructs.Construct, id string, props *PipelineProps) *P
 
 // ImageExcludes are left out of the consumer image's build context.
 var ImageExcludes = []string{
-	".git", ".tools", ".ci", "cdk.out", "bin", "out", "node_modules", "docs", "stacks", "lambdas", "examples",
+	".git", ".tools", ".ci", "cdk.out", "bin", "out", ".edp-local", "node_modules", "docs", "stacks", "lambdas", "examples",
 	"**/testdata", "**/*_test.go",
 }
 

@@ -47,9 +47,12 @@ func NewClients(ctx context.Context, endpoint string) (*Clients, error) {
 		return nil, fmt.Errorf("aws config for %s: %w", endpoint, err)
 	}
 	return &Clients{
-		Config:    cfg,
-		CFN:       cloudformation.NewFromConfig(cfg),
-		S3:        s3.NewFromConfig(cfg, func(o *s3.Options) { o.UsePathStyle = true }),
+		Config: cfg,
+		CFN:    cloudformation.NewFromConfig(cfg),
+		S3: s3.NewFromConfig(cfg, func(o *s3.Options) {
+			o.UsePathStyle = true
+			o.DisableLogOutputChecksumValidationSkipped = true
+		}),
 		SSM:       ssm.NewFromConfig(cfg),
 		SQS:       sqs.NewFromConfig(cfg),
 		Events:    eventbridge.NewFromConfig(cfg),

@@ -165,7 +165,7 @@ func WriteTable(w io.Writer, runs []RunRecord, uploaded map[string]time.Time, dl
 		}
 		detail := r.Error
 		if r.Status == "succeeded" {
-			detail = strings.Join(r.Artifacts, " ")
+			detail = artifactSummary(r.Artifacts)
 		}
 		if len(detail) > 140 {
 			detail = detail[:140] + "…"
@@ -187,6 +187,22 @@ func WriteTable(w io.Writer, runs []RunRecord, uploaded map[string]time.Time, dl
 	}
 }
 
+// artifactSummary shows a run's artifacts as their folder and file names.
+func artifactSummary(keys []string) string {
+	if len(keys) == 0 {
+		return "-"
+	}
+	dir := keys[0][:strings.LastIndex(keys[0], "/")+1]
+	var files []string
+	for _, k := range keys {
+		if !strings.HasPrefix(k, dir) {
+			return strings.Join(keys, " ")
+		}
+		files = append(files, k[len(dir):])
+	}
+	return dir + "{" + strings.Join(files, ",") + "}"
+}
+
 func since(from, to time.Time) string {
 	if to.IsZero() {
 		return "-"
@@ -196,4 +212,59 @@ func since(from, to time.Time) string {
 		d = 0
 	}
 	return d.Round(10 * time.Millisecond).String()
+}
+
+// Status is one progress reading of a running local cloud.
+type Status struct {
+	Queue, DLQ QueueDepth
+	// Running is the number of RUNNING local tasks.
+	Running int
+	// Records are every run record so far; Succeeded and Failed count them.
+	Records           []RunRecord
+	Succeeded, Failed int
+}
+
+// Snapshot reads the queue, the DLQ, the local tasks and the run records.
+func Snapshot(ctx context.Context, c *Cloud) (Status, error) {
+	var s Status
+	var err error
+	out := c.Stack().Outputs
+	if s.Queue, err = Depth(ctx, c.Clients(), out[names.OutputQueueURL]); err != nil {
+		return s, err
+	}
+	if s.DLQ, err = Depth(ctx, c.Clients(), out[names.OutputDLQURL]); err != nil {
+		return s, err
+	}
+	for _, t := range c.Tasks() {
+		if t.LastStatus == "RUNNING" {
+			s.Running++
+		}
+	}
+	if s.Records, err = Records(ctx, c.Clients(), out[names.OutputBucket]); err != nil {
+		return s, err
+	}
+	for _, r := range s.Records {
+		switch r.Status {
+		case "succeeded":
+			s.Succeeded++
+		case "failed":
+			s.Failed++
+		}
+	}
+	return s, nil
+}
+
+// Settled reports whether every uploaded key has a run record and the
+// queue holds nothing visible or in flight.
+func (s Status) Settled(uploaded map[string]time.Time) bool {
+	have := map[string]bool{}
+	for _, r := range s.Records {
+		have[r.Source.Key] = true
+	}
+	for k := range uploaded {
+		if !have[k] {
+			return false
+		}
+	}
+	return s.Queue.Visible == 0 && s.Queue.InFlight == 0
 }

@@ -1,0 +1,379 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"github.com/edp-pipelines/edp/internal/localcloud"
+	"github.com/edp-pipelines/edp/internal/names"
+)
+
+// architectures maps the ARCH names of `make local` to stacks.
+var architectures = map[string]string{
+	"oneoff":         names.StackOneOff,
+	"alarm-service":  names.StackAlarmService,
+	"alarm-dispatch": names.StackAlarmDispatch,
+	"cron":           names.StackCron,
+}
+
+func stackFor(arch string) (string, error) {
+	if s, ok := architectures[arch]; ok {
+		return s, nil
+	}
+	for _, s := range architectures {
+		if s == arch {
+			return s, nil
+		}
+	}
+	var all []string
+	for a := range architectures {
+		all = append(all, a)
+	}
+	sort.Strings(all)
+	return "", fmt.Errorf("unknown architecture %q: want one of %s (or a stack name)", arch, strings.Join(all, ", "))
+}
+
+// localFlags are the flags every `edp local` verb takes.
+type localFlags struct {
+	arch, configs, workDir, logFile string
+	speedup                         float64
+	timeout                         time.Duration
+	context                         contextFlags
+	detach                          bool
+}
+
+func newLocalFlagSet(verb string, stderr io.Writer) (*flag.FlagSet, *localFlags) {
+	f := &localFlags{context: contextFlags{}}
+	fs := flag.NewFlagSet("local "+verb, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&f.arch, "arch", "oneoff", "architecture: oneoff, alarm-service, alarm-dispatch or cron (or a stack name)")
+	fs.StringVar(&f.configs, "configs", "examples", "directory whose *.yaml, *.yml and *.json files are uploaded under configs/ (run)")
+	fs.StringVar(&f.workDir, "work-dir", ".edp-local", "local binaries, task and Lambda logs, and the state of `local up`")
+	fs.StringVar(&f.logFile, "log", "", "write the local cloud's JSON log here (default <work-dir>/cloud.log)")
+	fs.Float64Var(&f.speedup, "speedup", 30, "time compression of alarm periods, long polls and the max wait; schedules fire every 10 s")
+	fs.DurationVar(&f.timeout, "timeout", 5*time.Minute, "run: give up waiting for the runs after this long")
+	fs.Var(f.context, "c", "CDK context override key=value for the synth (repeatable), e.g. -c edp:maxTasks=3")
+	fs.BoolVar(&f.detach, "detach", false, "up: start in the background, print how to use it and return")
+	return fs, f
+}
+
+// cmdLocal runs `edp local [run|up|down] [flags]`.
+func cmdLocal(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	verb := "run"
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		verb, args = args[0], args[1:]
+	}
+	fs, f := newLocalFlagSet(verb, stderr)
+	if err := parseFlags(fs, args, os.Getenv); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		fmt.Fprintln(stderr, "edp local:", err)
+		return 2
+	}
+	var err error
+	switch verb {
+	case "run":
+		err = localRun(ctx, f, stdout)
+	case "up":
+		if f.detach {
+			err = localUpDetached(ctx, f, args, stdout)
+		} else {
+			err = localUp(ctx, f, stdout)
+		}
+	case "down":
+		err = localDown(ctx, f, stdout)
+	default:
+		fmt.Fprintf(stderr, "edp local: unknown verb %q: want run, up or down\n", verb)
+		return 2
+	}
+	if err != nil {
+		fmt.Fprintln(stderr, "edp local:", err)
+		return 1
+	}
+	return 0
+}
+
+// startCloud brings the local cloud up with the flags' settings.
+func startCloud(ctx context.Context, f *localFlags, stdout io.Writer) (*localcloud.Cloud, error) {
+	stack, err := stackFor(f.arch)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(f.workDir, 0o755); err != nil {
+		return nil, err
+	}
+	logPath := f.logFile
+	if logPath == "" {
+		logPath = filepath.Join(f.workDir, "cloud.log")
+	}
+	lf, err := os.Create(logPath)
+	if err != nil {
+		return nil, err
+	}
+	log := slog.New(slog.NewJSONHandler(io.MultiWriter(lf, progressWriter{stdout}), nil))
+	fmt.Fprintf(stdout, "edp local: %s — synth, deploy through moto's CloudFormation, start the local runtime (log: %s)\n", stack, logPath)
+	return localcloud.Up(ctx, localcloud.Options{
+		Stack: stack, Context: f.context, Speedup: f.speedup, WorkDir: f.workDir, Logger: log,
+	})
+}
+
+// progressWriter shows the cloud's milestones (a few log messages) as
+// plain lines; everything else stays in the log file.
+type progressWriter struct{ w io.Writer }
+
+var milestones = map[string]bool{
+	"synthesizing the stacks (first build of the CDK app takes 1-2 minutes)": true,
+	"starting moto_server": true, "stack deployed": true, "local ECS started": true,
+	"emulating EventBridge ECS targets": true, "local ECS service created": true, "emulating Scheduler schedule": true,
+	"evaluating the deployed alarms": true, "Lambda function running locally": true, "alarm state changed": true,
+	"schedule fired": true, "scaled": true, "rule target started tasks": true, "Lambda invocation succeeded": true,
+}
+
+func (p progressWriter) Write(b []byte) (int, error) {
+	var line struct {
+		Msg   string `json:"msg"`
+		Level string `json:"level"`
+	}
+	if json.Unmarshal(b, &line) == nil && (milestones[line.Msg] || line.Level == "ERROR") {
+		fmt.Fprintf(p.w, "  %s %s\n", time.Now().Format("15:04:05"), line.Msg)
+	}
+	return len(b), nil
+}
+
+// localRun deploys, uploads the configs, shows progress until every upload
+// has a run record and nothing runs, prints the table and stops it all.
+func localRun(ctx context.Context, f *localFlags, stdout io.Writer) (err error) {
+	files, err := configFiles(f.configs)
+	if err != nil {
+		return err
+	}
+	cloud, err := startCloud(ctx, f, stdout)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		fmt.Fprintln(stdout, "edp local: stopping tasks, Lambda and moto_server")
+		err = errors.Join(err, cloud.Close(context.Background()))
+	}()
+	c, st := cloud.Clients(), cloud.Stack()
+	bucket := st.Outputs[names.OutputBucket]
+	uploaded := map[string]time.Time{}
+	for _, path := range files {
+		body, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		key := names.ConfigPrefix + filepath.Base(path)
+		uploaded[key] = time.Now()
+		if _, err := c.S3.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String(bucket), Key: aws.String(key), Body: strings.NewReader(string(body))}); err != nil {
+			return fmt.Errorf("upload %s: %w", key, err)
+		}
+		fmt.Fprintf(stdout, "edp local: uploaded s3://%s/%s\n", bucket, key)
+	}
+	if next := cloud.NextScheduledRun(); len(next) > 0 {
+		for name, at := range next {
+			fmt.Fprintf(stdout, "edp local: schedule %s fires next in %s (Scheduler clock sped up)\n", name, time.Until(at).Round(time.Second))
+		}
+	}
+	deadline := time.Now().Add(f.timeout)
+	var recs []localcloud.RunRecord
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(2 * time.Second):
+		}
+		s, err := localcloud.Snapshot(ctx, cloud)
+		if err != nil {
+			fmt.Fprintln(stdout, "edp local: progress:", err)
+			continue
+		}
+		recs = s.Records
+		fmt.Fprintf(stdout, "  %s queue %d visible / %d in flight · tasks %d running · runs %d done, %d failed · dlq %d\n",
+			time.Now().Format("15:04:05"), s.Queue.Visible, s.Queue.InFlight, s.Running, s.Succeeded, s.Failed, s.DLQ.Visible)
+		if s.Settled(uploaded) {
+			break
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("not every upload has a run record after %s", f.timeout)
+		}
+	}
+	dlq, err := localcloud.PeekDLQ(ctx, c, st.Outputs[names.OutputDLQURL])
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(stdout)
+	localcloud.WriteTable(stdout, recs, uploaded, dlq)
+	return nil
+}
+
+// configFiles lists the configs to upload from dir.
+func configFiles(dir string) ([]string, error) {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, fmt.Errorf("configs: %w", err)
+	}
+	var out []string
+	for _, e := range entries {
+		if e.IsDir() || !names.IsConfigKey(names.ConfigPrefix+e.Name()) {
+			continue
+		}
+		out = append(out, filepath.Join(dir, e.Name()))
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("no .yaml, .yml or .json config in %s", dir)
+	}
+	return out, nil
+}
+
+// state is what `local up` leaves for `local down`, `smoke -local` and
+// users: where the local cloud is.
+type state struct {
+	PID         int               `json:"pid"`
+	Stack       string            `json:"stack"`
+	Endpoint    string            `json:"endpoint"`
+	ECSEndpoint string            `json:"ecs_endpoint"`
+	Outputs     map[string]string `json:"outputs"`
+}
+
+func statePath(workDir string) string { return filepath.Join(workDir, "state.json") }
+
+// localUp runs the local cloud in the foreground until SIGINT/SIGTERM.
+func localUp(ctx context.Context, f *localFlags, stdout io.Writer) (err error) {
+	cloud, err := startCloud(ctx, f, stdout)
+	if err != nil {
+		return err
+	}
+	defer func() { err = errors.Join(err, cloud.Close(context.Background()), os.Remove(statePath(f.workDir))) }()
+	st := state{PID: os.Getpid(), Stack: cloud.Stack().Name, Endpoint: cloud.Endpoint(), ECSEndpoint: cloud.ECSEndpoint(), Outputs: cloud.Stack().Outputs}
+	raw, _ := json.MarshalIndent(st, "", "  ")
+	if err := os.WriteFile(statePath(f.workDir), raw, 0o644); err != nil {
+		return err
+	}
+	printUsage(stdout, st)
+	<-ctx.Done()
+	fmt.Fprintln(stdout, "edp local: stopping")
+	return nil
+}
+
+func printUsage(w io.Writer, st state) {
+	b := st.Outputs[names.OutputBucket]
+	fmt.Fprintf(w, `
+The local cloud is up: %s, deployed through moto's CloudFormation.
+
+  export AWS_ENDPOINT_URL=%s AWS_ACCESS_KEY_ID=%s AWS_SECRET_ACCESS_KEY=%s AWS_DEFAULT_REGION=%s
+  aws s3 cp examples/random-forest.yaml s3://%s/configs/my-run.yaml   # triggers a run
+  aws s3 ls s3://%s/runs/                                             # run records
+  aws sqs get-queue-attributes --queue-url %s --attribute-names All     # the DLQ
+
+Task and Lambda logs: .edp-local/logs/. Stop it with: make local-down
+`, st.Stack, st.Endpoint, localcloud.AccessKeyID, localcloud.SecretAccessKey, localcloud.Region, b, b, st.Outputs[names.OutputDLQURL])
+}
+
+// localUpDetached starts `edp local up` in the background (its own
+// session), waits until it has written its state and returns.
+func localUpDetached(ctx context.Context, f *localFlags, args []string, stdout io.Writer) error {
+	if st, err := readState(f.workDir); err == nil && syscall.Kill(st.PID, 0) == nil {
+		return fmt.Errorf("a local cloud is already up (pid %d, %s): make local-down first", st.PID, st.Stack)
+	}
+	_ = os.Remove(statePath(f.workDir))
+	if err := os.MkdirAll(f.workDir, 0o755); err != nil {
+		return err
+	}
+	self, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	var rest []string
+	for _, a := range args {
+		if a != "-detach" && a != "--detach" && a != "-detach=true" {
+			rest = append(rest, a)
+		}
+	}
+	out, err := os.Create(filepath.Join(f.workDir, "up.out"))
+	if err != nil {
+		return err
+	}
+	defer out.Close()
+	cmd := exec.Command(self, append([]string{"local", "up"}, rest...)...)
+	cmd.Stdout, cmd.Stderr = out, out
+	cmd.Env = append(os.Environ(), envName("detach")+"=false")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	fmt.Fprintf(stdout, "edp local: starting in the background (pid %d, output in %s)\n", cmd.Process.Pid, out.Name())
+	for {
+		if st, err := readState(f.workDir); err == nil {
+			printUsage(stdout, st)
+			return nil
+		}
+		select {
+		case err := <-done:
+			b, _ := os.ReadFile(out.Name())
+			return fmt.Errorf("the local cloud exited during start-up (%v):\n%s", err, b)
+		case <-ctx.Done():
+			_ = cmd.Process.Signal(syscall.SIGTERM)
+			return ctx.Err()
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+}
+
+func readState(workDir string) (state, error) {
+	var st state
+	raw, err := os.ReadFile(statePath(workDir))
+	if err != nil {
+		return st, err
+	}
+	return st, json.Unmarshal(raw, &st)
+}
+
+// localDown stops a local cloud started by `local up` (by PID) and waits
+// until it has stopped everything it started.
+func localDown(ctx context.Context, f *localFlags, stdout io.Writer) error {
+	st, err := readState(f.workDir)
+	if errors.Is(err, os.ErrNotExist) {
+		fmt.Fprintln(stdout, "edp local: no local cloud is up")
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if err := syscall.Kill(st.PID, syscall.SIGTERM); err != nil {
+		_ = os.Remove(statePath(f.workDir))
+		fmt.Fprintf(stdout, "edp local: pid %d is gone (%v); state removed\n", st.PID, err)
+		return nil
+	}
+	deadline := time.Now().Add(3 * time.Minute)
+	for syscall.Kill(st.PID, 0) == nil {
+		if time.Now().After(deadline) {
+			return fmt.Errorf("pid %d still running after 3m", st.PID)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+	fmt.Fprintf(stdout, "edp local: stopped %s (pid %d)\n", st.Stack, st.PID)
+	return nil
+}
