@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/google/go-cmp/cmp"
 )
@@ -227,5 +228,24 @@ func TestResolve(t *testing.T) {
 	}
 	if got := p.MinLeaf(105); got != 1 {
 		t.Errorf("MinLeaf(105) = %d, want 1", got)
+	}
+}
+
+// A long value quoted in a problem is cut at a character, never inside one:
+// the text reaches failure records and DLQ reasons.
+func TestProblemQuotesAreCutAtACharacter(t *testing.T) {
+	t.Parallel()
+	long := strings.Repeat("é", 30) // 60 bytes: byte 40 falls inside a character at a cut of 39 or 41
+	body := "run_config:\n  version: v1\nmodel:\n  type: RandomForestClassifier\n  params:\n    n_estimators: \"" + long + "\"\n"
+	_, err := Parse([]byte(body))
+	if err == nil {
+		t.Fatal("want an error for a string n_estimators")
+	}
+	msg := err.Error()
+	if !utf8.ValidString(msg) || strings.Contains(msg, `\x`) {
+		t.Errorf("problem quotes a value cut inside a character: %q", msg)
+	}
+	if !strings.Contains(msg, "é…") {
+		t.Errorf("problem %q should show the cut value ending in …", msg)
 	}
 }

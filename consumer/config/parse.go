@@ -13,6 +13,8 @@ import (
 	"unicode/utf8"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/edp-pipelines/edp/internal/textlimit"
 )
 
 // Problem is one thing wrong with a config.
@@ -183,10 +185,9 @@ func describe(n *yaml.Node) string {
 	case yaml.SequenceNode:
 		return "a list"
 	case yaml.ScalarNode:
-		v := n.Value
-		if len(v) > 40 {
-			v = v[:40] + "..."
-		}
+		// Cut at a character, not a byte: this text reaches failure
+		// records and DLQ reasons.
+		v := textlimit.Clip(n.Value, 40)
 		switch n.ShortTag() {
 		case "!!str":
 			return strconv.Quote(v)
