@@ -4,34 +4,16 @@ import (
 	"flag"
 	"fmt"
 	"strings"
+
+	"github.com/edp-pipelines/edp/internal/flagenv"
 )
 
-// envName is the environment variable a flag falls back to: EDP_ + the
-// flag name in upper case with - as _ (-speedup → EDP_SPEEDUP).
-func envName(flagName string) string {
-	return "EDP_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
-}
+// envName and parseFlags are flagenv's: every flag falls back to
+// EDP_<FLAG>.
+func envName(flagName string) string { return flagenv.Name(flagName) }
 
-// parseFlags parses args; every flag not given on the command line takes
-// its environment variable's value when that is set.
 func parseFlags(fs *flag.FlagSet, args []string, getenv func(string) string) error {
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	set := map[string]bool{}
-	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
-	var err error
-	fs.VisitAll(func(f *flag.Flag) {
-		if set[f.Name] || err != nil {
-			return
-		}
-		if v := getenv(envName(f.Name)); v != "" {
-			if e := fs.Set(f.Name, v); e != nil {
-				err = fmt.Errorf("%s=%q (for -%s): %w", envName(f.Name), v, f.Name, e)
-			}
-		}
-	})
-	return err
+	return flagenv.Parse(fs, args, getenv)
 }
 
 // contextFlags collects repeated -c key=value flags.
