@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
+	"github.com/google/go-cmp/cmp"
 
 	"github.com/edp-pipelines/edp/consumer/worker"
 	"github.com/edp-pipelines/edp/internal/names"
@@ -36,6 +37,27 @@ func taskEnv() map[string]string {
 	}
 }
 
+// settingsView is the part of queueSettings that TestQueueSettingsFromEnvAndFlags
+// asserts, in a shape go-cmp can diff.
+type settingsView struct {
+	QueueURL, DLQURL, Bucket                                   string
+	Concurrency, EmptyReceives                                 int
+	WaitTime, VisibilityTimeout, JobTimeout, MaxRunTime, Grace time.Duration
+	TriggerKey, ArtifactPrefix, RecordPrefix                   string
+	HasAgentURI                                                bool
+}
+
+func viewSettings(s queueSettings) settingsView {
+	w := s.worker
+	return settingsView{
+		QueueURL: w.QueueURL, DLQURL: w.DLQURL, Bucket: w.Bucket,
+		Concurrency: w.Concurrency, EmptyReceives: w.EmptyReceives,
+		WaitTime: w.WaitTime, VisibilityTimeout: w.VisibilityTimeout, JobTimeout: w.JobTimeout, MaxRunTime: w.MaxRunTime, Grace: w.Grace,
+		TriggerKey: s.triggerKey, ArtifactPrefix: s.artifactPrefix, RecordPrefix: s.recordPrefix,
+		HasAgentURI: s.agentURI != "",
+	}
+}
+
 func TestQueueSettingsFromEnvAndFlags(t *testing.T) {
 	t.Parallel()
 	env := taskEnv()
@@ -50,12 +72,14 @@ func TestQueueSettingsFromEnvAndFlags(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	w := s.worker
-	if w.QueueURL != env[names.EnvQueueURL] || w.DLQURL != env[names.EnvDLQURL] || w.Bucket != env[names.EnvBucket] ||
-		w.Concurrency != 4 || w.WaitTime != 20*time.Second || w.VisibilityTimeout != 300*time.Second ||
-		w.JobTimeout != 20*time.Minute || w.MaxRunTime != time.Hour || w.EmptyReceives != 3 || w.Grace != 100*time.Second ||
-		s.triggerKey != "configs/iris.yaml" || s.agentURI == "" || s.artifactPrefix != "artifacts/" || s.recordPrefix != "runs/" {
-		t.Errorf("settings from env: %+v", s)
+	want := settingsView{
+		QueueURL: env[names.EnvQueueURL], DLQURL: env[names.EnvDLQURL], Bucket: env[names.EnvBucket],
+		Concurrency: 4, WaitTime: 20 * time.Second, VisibilityTimeout: 300 * time.Second,
+		JobTimeout: 20 * time.Minute, MaxRunTime: time.Hour, EmptyReceives: 3, Grace: 100 * time.Second,
+		TriggerKey: "configs/iris.yaml", HasAgentURI: true, ArtifactPrefix: "artifacts/", RecordPrefix: "runs/",
+	}
+	if diff := cmp.Diff(want, viewSettings(s)); diff != "" {
+		t.Errorf("settings from env (-want +got):\n%s", diff)
 	}
 
 	// Flags win over the environment.
@@ -66,10 +90,10 @@ func TestQueueSettingsFromEnvAndFlags(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	w = s.worker
-	if w.Concurrency != 8 || w.WaitTime != 5*time.Second || w.VisibilityTimeout != time.Minute ||
-		w.EmptyReceives != 1 || w.QueueURL != "http://q" || w.Grace != 30*time.Second || s.recordPrefix != "records/" {
-		t.Errorf("flags did not override env: %+v", s)
+	want.Concurrency, want.WaitTime, want.VisibilityTimeout = 8, 5*time.Second, time.Minute
+	want.EmptyReceives, want.QueueURL, want.Grace, want.RecordPrefix = 1, "http://q", 30*time.Second, "records/"
+	if diff := cmp.Diff(want, viewSettings(s)); diff != "" {
+		t.Errorf("flags did not override env (-want +got):\n%s", diff)
 	}
 }
 
