@@ -103,17 +103,6 @@ func (t *Tree) Depth() int {
 	return best
 }
 
-// Leaves returns the number of leaves.
-func (t *Tree) Leaves() int {
-	n := 0
-	for _, l := range t.left {
-		if l < 0 {
-			n++
-		}
-	}
-	return n
-}
-
 // leaf returns the id of the leaf x falls into.
 func (t *Tree) leaf(x []float64) int {
 	i := 0

@@ -73,14 +73,6 @@ type Location struct {
 // IsS3 reports whether l names an S3 location.
 func (l Location) IsS3() bool { return l.Bucket != "" }
 
-// String renders l the way ParseURL accepts it.
-func (l Location) String() string {
-	if l.IsS3() {
-		return "s3://" + l.Bucket + "/" + l.Key
-	}
-	return l.Path
-}
-
 // ParseURL splits "s3://bucket/key" into bucket and key; anything without the
 // s3:// scheme is a local path. Other schemes are rejected so a typo such as
 // "s3:/b/k" or "https://..." is not silently treated as a local file name.
