@@ -58,17 +58,13 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	log := slog.New(slog.NewJSONHandler(stderr, nil)).With("command", "run", "version", version)
 	stores := &pipelineStores{}
 	runner := &job.Runner{Logger: log, Version: version}
-	var src job.Source
-	if in.IsS3() {
-		s, err := stores.s3(ctx, in.Bucket)
-		if err != nil {
-			fmt.Fprintf(stderr, "run: %v\n", err)
-			return 1
-		}
-		runner.In, src = s, job.Source{Bucket: in.Bucket, Key: in.Key}
-	} else {
-		runner.In, src = store.NewDir(filepath.Dir(in.Path)), job.Source{Key: filepath.Base(in.Path)}
+	cfgStore, key, err := stores.object(ctx, in)
+	if err != nil {
+		fmt.Fprintf(stderr, "run: %v\n", err)
+		return 1
 	}
+	runner.In = cfgStore
+	src := job.Source{Bucket: in.Bucket, Key: key}
 	// where renders an output key the way the user named --out.
 	var where func(key string) string
 	if out.IsS3() {
@@ -140,13 +136,7 @@ func cmdValidate(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	stores := &pipelineStores{}
 	code := 0
 	for _, name := range fs.Args() {
-		var body []byte
-		var err error
-		if name == "-" {
-			body, err = io.ReadAll(io.LimitReader(os.Stdin, config.MaxBytes+1))
-		} else {
-			body, err = stores.read(ctx, name)
-		}
+		body, err := stores.readConfig(ctx, name)
 		if err != nil {
 			fmt.Fprintf(stderr, "%s: %v\n", name, err)
 			code = 1
@@ -342,36 +332,61 @@ func (p *pipelineStores) s3(ctx context.Context, bucket string) (*store.S3, erro
 	return store.NewS3(p.client, bucket), nil
 }
 
-// read returns the object named by a local path or s3:// URL.
-func (p *pipelineStores) read(ctx context.Context, url string) ([]byte, error) {
-	loc, err := store.ParseURL(url)
-	if err != nil {
-		return nil, err
-	}
+// object returns the store holding the object loc names and its key there:
+// a local file is the key of its base name in a Dir rooted at its directory.
+func (p *pipelineStores) object(ctx context.Context, loc store.Location) (store.Store, string, error) {
 	if !loc.IsS3() {
-		f, err := os.Open(loc.Path)
-		if err != nil {
-			return nil, err
-		}
-		defer f.Close()
-		b, err := io.ReadAll(io.LimitReader(f, store.MaxObjectBytes+1))
-		if err != nil {
-			return nil, fmt.Errorf("read %s: %w", loc.Path, err)
-		}
-		if len(b) > store.MaxObjectBytes {
-			return nil, fmt.Errorf("read %s: %w", loc.Path, store.ErrTooLarge)
-		}
-		return b, nil
+		file := filepath.Clean(loc.Path)
+		return store.NewDir(filepath.Dir(file)), filepath.Base(file), nil
 	}
 	s, err := p.s3(ctx, loc.Bucket)
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
-	obj, err := s.Get(ctx, loc.Key)
+	return s, loc.Key, nil
+}
+
+// read returns the object a local path or s3:// URL names, under the
+// store's size limit.
+func (p *pipelineStores) read(ctx context.Context, url string) ([]byte, error) {
+	st, key, err := p.locate(ctx, url)
 	if err != nil {
 		return nil, err
 	}
+	obj, err := st.Get(ctx, key)
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", url, err)
+	}
 	return obj.Body, nil
+}
+
+// readConfig returns the config a local path, s3:// URL or "-" (stdin)
+// names, reading it as a run does (store.GetConfig): a config larger than
+// config.MaxBytes is refused from its size, or after MaxBytes+1 bytes,
+// never read whole.
+func (p *pipelineStores) readConfig(ctx context.Context, url string) ([]byte, error) {
+	if url == "-" {
+		// Parse refuses more than MaxBytes; one byte more tells it so.
+		return io.ReadAll(io.LimitReader(os.Stdin, config.MaxBytes+1))
+	}
+	st, key, err := p.locate(ctx, url)
+	if err != nil {
+		return nil, err
+	}
+	obj, err := store.GetConfig(ctx, st, key, "", config.MaxBytes)
+	if err != nil {
+		return nil, fmt.Errorf("read config: %w", err)
+	}
+	return obj.Body, nil
+}
+
+// locate is object for a local path or s3:// URL.
+func (p *pipelineStores) locate(ctx context.Context, url string) (store.Store, string, error) {
+	loc, err := store.ParseURL(url)
+	if err != nil {
+		return nil, "", err
+	}
+	return p.object(ctx, loc)
 }
 
 // artifactReader reads predict's inputs: a file as it is, or the file of a

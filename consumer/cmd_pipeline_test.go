@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -12,6 +13,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
+	"github.com/edp-pipelines/edp/consumer/config"
 	"github.com/edp-pipelines/edp/consumer/job"
 	"github.com/edp-pipelines/edp/consumer/store"
 	"github.com/edp-pipelines/edp/internal/motoserver"
@@ -194,6 +196,30 @@ func TestValidate(t *testing.T) {
 	}
 }
 
+// validate reads a config as a run does: one over config.MaxBytes is
+// refused from its size, not read up to the store's far larger limit
+// first (which would report "object too large").
+func TestValidateRefusesALargeConfigFromItsSize(t *testing.T) {
+	t.Parallel()
+	big := filepath.Join(t.TempDir(), "big.yaml")
+	f, err := os.Create(big)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const size = 4 * store.MaxObjectBytes // sparse: no disk is used
+	if err := f.Truncate(size); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	code, stdout, stderr := runCLI(t, "validate", big)
+	want := fmt.Sprintf("%s: read config: get big.yaml: config is %d bytes, limit is %d\n", big, size, config.MaxBytes)
+	if code != 1 || stdout != "" || stderr != want {
+		t.Errorf("validate: exit %d, stdout %q, stderr %q; want 1 and %q", code, stdout, stderr, want)
+	}
+}
+
 // Everything run rejects before it trains (a local run touches no S3) must
 // be rejected by validate too, with the same reason: the checks that need
 // the dataset (test_size against its 150 rows, stratification against its
@@ -307,6 +333,16 @@ func TestRunWithS3(t *testing.T) {
 	}
 	if code, stdout, _ := runCLI(t, "validate", "s3://edp-cli/configs/rf.yaml"); code != 0 || !strings.Contains(stdout, "ok") {
 		t.Errorf("validate from S3: exit %d, stdout %q", code, stdout)
+	}
+	// A config over the limit is refused from its Content-Length, as a run
+	// refuses it, not read and then refused by the parser.
+	large := bytes.Repeat([]byte("#"), config.MaxBytes+1)
+	if _, err := client.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String("edp-cli"), Key: aws.String("configs/large.yaml"), Body: bytes.NewReader(large)}); err != nil {
+		t.Fatal(err)
+	}
+	code, _, stderr = runCLI(t, "validate", "s3://edp-cli/configs/large.yaml")
+	if want := fmt.Sprintf("read config: get s3://edp-cli/configs/large.yaml: config is %d bytes, limit is %d\n", len(large), config.MaxBytes); code != 1 || !strings.HasSuffix(stderr, want) {
+		t.Errorf("validate a large config from S3: exit %d, stderr %q; want 1 ending in %q", code, stderr, want)
 	}
 	code, _, stderr = runCLI(t, "run", "--config", "s3://edp-cli/configs/missing.yaml", "--out", out)
 	if code != 1 || !strings.Contains(stderr, "object not found") {
