@@ -2,9 +2,11 @@
 // for the edp stacks. It is standard-library only so its rules are tested
 // without starting jsii.
 //
-// Every knob has a documented default (see Defaults and docs/configuration.md);
-// FromContext reads each key exactly once through a lookup function and
-// returns an error that names the offending key and the allowed values.
+// Settings follow one idiom: SetDefaults fills every field left at its zero
+// value with its documented default (see docs/configuration.md), and Validate
+// returns every problem at once, each naming its context key. FromContext is
+// the app's entry: it reads each key exactly once through a lookup function
+// and validates once.
 package settings
 
 import (
@@ -12,7 +14,7 @@ import (
 	"fmt"
 	"math"
 	"regexp"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -62,8 +64,9 @@ const (
 	ScalingBacklog = "backlog" // target tracking on backlog per task, plus step scaling out of zero
 )
 
-// Settings are the validated knobs for every stack. The zero value is not
-// meaningful: start from Defaults.
+// Settings are the knobs of every stack. The zero value of a field means its
+// default (the comment after each field names it): call SetDefaults, then
+// Validate, once — or let FromContext do both for the app's context.
 type Settings struct {
 	Account string // target account; "" = environment-agnostic (CDK_DEFAULT_ACCOUNT at deploy)
 	Region  string // target region; "" = environment-agnostic
@@ -78,10 +81,10 @@ type Settings struct {
 	CPU              int    // Fargate task CPU units; default 512
 	MemoryMiB        int    // Fargate task memory; default 1024 (must fit CPU)
 	Architecture     string // "arm64" (default) or "x86_64"
-	LogRetentionDays int    // CloudWatch Logs retention; default 30
+	LogRetentionDays int    // CloudWatch Logs retention, one of LogRetentionChoices; default 30
 
-	Network string // NetworkPublic (default), NetworkPrivate or NetworkImport
-	VpcID   string // required with NetworkImport
+	Network string // NetworkPublic (default), NetworkPrivate, NetworkImport or NetworkDefault
+	VpcID   string // "" (default); required with NetworkImport, rejected with the other modes
 
 	EmptyReceives int // drain mode exits after this many empty receives in a row; default 3
 
@@ -104,32 +107,27 @@ type Settings struct {
 	ScheduleTimeZone string // IANA time zone of the schedule; default "UTC"
 }
 
-// Defaults returns the settings used when no context overrides them. They
-// match cdk.json.
+// Defaults returns the settings used when no context overrides them: the
+// zero Settings after SetDefaults. They match cdk.json.
 func Defaults() Settings {
-	return Settings{
-		RemovalPolicy:            "retain",
-		NoncurrentDays:           30,
-		QueueRetentionDays:       14,
-		MaxReceiveCount:          3,
-		VisibilityTimeoutSeconds: 300,
-		CPU:                      512,
-		MemoryMiB:                1024,
-		Architecture:             "arm64",
-		LogRetentionDays:         30,
-		Network:                  NetworkPublic,
-		EmptyReceives:            3,
-		ScaleOutThreshold:        10,
-		MaxWaitMinutes:           15,
-		MaxTasks:                 10,
-		ScalingMode:              ScalingStep,
-		BacklogPerTask:           10,
-		ScaleInIdleMinutes:       5,
-		MessagesPerTask:          100,
-		CapacityProvider:         "FARGATE",
-		Schedule:                 "cron(0 2 * * ? *)",
-		ScheduleTimeZone:         "UTC",
+	var s Settings
+	s.SetDefaults()
+	return s
+}
+
+// SetDefaults gives every field left at its zero value its default.
+func (s *Settings) SetDefaults() {
+	for _, r := range rules {
+		r.setDefault(s)
 	}
+}
+
+// Validate returns nil when every setting is allowed, alone and together
+// with the others. Otherwise it returns every problem, joined (errors.Join),
+// each wrapping ErrInvalid and naming its context key. It does not apply
+// defaults: call SetDefaults first.
+func (s Settings) Validate() error {
+	return s.validate(nil)
 }
 
 // Lookup returns the context value for key, or nil when it is not set.
@@ -139,8 +137,139 @@ type Lookup func(key string) any
 // ErrInvalid is wrapped by every validation error.
 var ErrInvalid = errors.New("invalid CDK context")
 
+// FromContext reads every key once through get, over the defaults, and
+// validates the result once. A value of the wrong type or shape (a word
+// where a number belongs) is reported with every other problem, never on
+// its own, so one synth names everything that needs fixing.
+func FromContext(get Lookup) (Settings, error) {
+	var s Settings
+	s.SetDefaults()
+	unreadable := map[string]error{}
+	for _, r := range rules {
+		if v := get(r.name()); v != nil {
+			if err := r.read(&s, v); err != nil {
+				unreadable[r.name()] = err
+			}
+		}
+	}
+	if err := s.validate(unreadable); err != nil {
+		return Settings{}, err
+	}
+	return s, nil
+}
+
+// validate checks every key, then the rules between keys. A key in
+// unreadable is reported with that error instead of being checked (its
+// field still holds the default). A rule between keys is skipped when one
+// of its keys is already reported: it would only repeat the problem.
+func (s Settings) validate(unreadable map[string]error) error {
+	var errs []error
+	bad := map[string]bool{}
+	for _, r := range rules {
+		err := unreadable[r.name()]
+		if err == nil {
+			err = r.check(s)
+		}
+		if err != nil {
+			errs = append(errs, err)
+			bad[r.name()] = true
+		}
+	}
+	for _, c := range crossChecks {
+		if !slices.ContainsFunc(c.keys, func(k string) bool { return bad[k] }) {
+			if err := c.check(s); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
 // LogRetentionChoices are the retention periods CloudWatch Logs accepts.
 var LogRetentionChoices = []int{1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653}
+
+var (
+	accountRe  = regexp.MustCompile(`^[0-9]{12}$`)
+	regionRe   = regexp.MustCompile(`^[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-[0-9]$`)
+	vpcRe      = regexp.MustCompile(`^vpc-[0-9a-f]{8,17}$`)
+	timeZoneRe = regexp.MustCompile(`^(UTC|[A-Za-z_]+(/[A-Za-z0-9_+-]+){1,2})$`)
+)
+
+// rules has one entry per context key: its field, its default and what it
+// allows. SetDefaults, FromContext, Validate and Keys all read it, so a new
+// key is one line here.
+var rules = []rule{
+	strRule{KeyAccount, func(s *Settings) *string { return &s.Account }, "", "a 12-digit AWS account id", optional(accountRe)},
+	strRule{KeyRegion, func(s *Settings) *string { return &s.Region }, "", "an AWS region name such as eu-west-1", optional(regionRe)},
+	oneOf(KeyRemovalPolicy, func(s *Settings) *string { return &s.RemovalPolicy }, "retain", "retain", "destroy"),
+	intRule{key: KeyNoncurrentDays, field: func(s *Settings) *int { return &s.NoncurrentDays }, def: 30, lo: 1, hi: 3650},
+	intRule{key: KeyRetentionDays, field: func(s *Settings) *int { return &s.QueueRetentionDays }, def: 14, lo: 1, hi: 14},
+	intRule{key: KeyMaxReceiveCount, field: func(s *Settings) *int { return &s.MaxReceiveCount }, def: 3, lo: 1, hi: 1000},
+	intRule{key: KeyVisibilityTimeout, field: func(s *Settings) *int { return &s.VisibilityTimeoutSeconds }, def: 300, lo: 30, hi: 43200},
+	intRule{key: KeyCPU, field: func(s *Settings) *int { return &s.CPU }, def: 512, choices: []int{256, 512, 1024, 2048, 4096, 8192, 16384}},
+	intRule{key: KeyMemory, field: func(s *Settings) *int { return &s.MemoryMiB }, def: 1024, lo: 512, hi: 122880},
+	oneOf(KeyArchitecture, func(s *Settings) *string { return &s.Architecture }, "arm64", "arm64", "x86_64"),
+	intRule{key: KeyLogRetentionDays, field: func(s *Settings) *int { return &s.LogRetentionDays }, def: 30, choices: LogRetentionChoices},
+	oneOf(KeyNetwork, func(s *Settings) *string { return &s.Network }, NetworkPublic, NetworkPublic, NetworkPrivate, NetworkImport, NetworkDefault),
+	strRule{KeyVpcID, func(s *Settings) *string { return &s.VpcID }, "", "a VPC id such as vpc-0123456789abcdef0", optional(vpcRe)},
+	intRule{key: KeyEmptyReceives, field: func(s *Settings) *int { return &s.EmptyReceives }, def: 3, lo: 1, hi: 100},
+	intRule{key: KeyScaleOutThreshold, field: func(s *Settings) *int { return &s.ScaleOutThreshold }, def: 10, lo: 1, hi: 100000},
+	intRule{key: KeyMaxWaitMinutes, field: func(s *Settings) *int { return &s.MaxWaitMinutes }, def: 15, lo: 1, hi: 14 * 24 * 60},
+	intRule{key: KeyMaxTasks, field: func(s *Settings) *int { return &s.MaxTasks }, def: 10, lo: 1, hi: 1000},
+	oneOf(KeyScalingMode, func(s *Settings) *string { return &s.ScalingMode }, ScalingStep, ScalingStep, ScalingBacklog),
+	intRule{key: KeyBacklogPerTask, field: func(s *Settings) *int { return &s.BacklogPerTask }, def: 10, lo: 1, hi: 100000},
+	intRule{key: KeyScaleInIdleMinutes, field: func(s *Settings) *int { return &s.ScaleInIdleMinutes }, def: 5, lo: 1, hi: 60},
+	intRule{key: KeyMessagesPerTask, field: func(s *Settings) *int { return &s.MessagesPerTask }, def: 100, lo: 1, hi: 100000},
+	oneOf(KeyCapacityProvider, func(s *Settings) *string { return &s.CapacityProvider }, "FARGATE", "FARGATE", "FARGATE_SPOT"),
+	intRule{key: KeyDispatchReservedConcurrency, field: func(s *Settings) *int { return &s.DispatchReservedConcurrency }, def: 0, lo: 0, hi: 1000},
+	strRule{KeySchedule, func(s *Settings) *string { return &s.Schedule }, "cron(0 2 * * ? *)",
+		`an EventBridge Scheduler expression: "cron(min hour day-of-month month day-of-week year)", "rate(N minutes|hours|days)" or "at(yyyy-mm-ddThh:mm:ss)"`,
+		ValidateSchedule},
+	strRule{KeyScheduleTimeZone, func(s *Settings) *string { return &s.ScheduleTimeZone }, "UTC", `an IANA time zone such as "UTC" or "Europe/Berlin"`, matches(timeZoneRe)},
+}
+
+// crossCheck is a rule that involves more than one key.
+type crossCheck struct {
+	keys  []string // the keys the rule reads
+	check func(Settings) error
+}
+
+var crossChecks = []crossCheck{
+	{[]string{KeyCPU, KeyMemory}, func(s Settings) error {
+		if allowed := fargateMemory[s.CPU]; !slices.Contains(allowed, s.MemoryMiB) {
+			return fmt.Errorf("%w: context key %q: %d MiB does not fit %s=%d; allowed: %s",
+				ErrInvalid, KeyMemory, s.MemoryMiB, KeyCPU, s.CPU, joinInts(allowed))
+		}
+		return nil
+	}},
+	{[]string{KeyNetwork, KeyVpcID}, func(s Settings) error {
+		if s.Network == NetworkImport && s.VpcID == "" {
+			return fmt.Errorf("%w: context key %q is required when %s=%s", ErrInvalid, KeyVpcID, KeyNetwork, NetworkImport)
+		}
+		if s.Network != NetworkImport && s.VpcID != "" {
+			return fmt.Errorf("%w: context key %q is only used with %s=%s (got %s=%s)", ErrInvalid, KeyVpcID, KeyNetwork, NetworkImport, KeyNetwork, s.Network)
+		}
+		return nil
+	}},
+	// Fargate Spot runs Linux X86_64 tasks only: an ARM64 task started on
+	// FARGATE_SPOT is refused by ECS at run time, long after the deploy.
+	{[]string{KeyCapacityProvider, KeyArchitecture}, func(s Settings) error {
+		if s.CapacityProvider == "FARGATE_SPOT" && s.Architecture != "x86_64" {
+			return fmt.Errorf("%w: context keys %q and %q: %s=%s cannot run on %s=FARGATE_SPOT (Fargate Spot supports X86_64 tasks only); set %s=x86_64 or %s=FARGATE",
+				ErrInvalid, KeyCapacityProvider, KeyArchitecture, KeyArchitecture, s.Architecture, KeyCapacityProvider, KeyArchitecture, KeyCapacityProvider)
+		}
+		return nil
+	}},
+	// A backlog older than the retention period is deleted by SQS: the
+	// oldest-age trigger must fire well before that.
+	{[]string{KeyMaxWaitMinutes, KeyRetentionDays}, func(s Settings) error {
+		if limit := s.QueueRetentionDays * 24 * 60 / 2; s.MaxWaitMinutes > limit {
+			return fmt.Errorf("%w: context key %q: %d minutes must be at most half of %s (%d minutes), or waiting messages may expire",
+				ErrInvalid, KeyMaxWaitMinutes, s.MaxWaitMinutes, KeyRetentionDays, limit)
+		}
+		return nil
+	}},
+}
 
 // fargateMemory lists the memory sizes (MiB) Fargate allows for each CPU value.
 var fargateMemory = map[int][]int{
@@ -161,173 +290,156 @@ func rangeStep(lo, hi, step int) []int {
 	return out
 }
 
-var (
-	accountRe  = regexp.MustCompile(`^[0-9]{12}$`)
-	regionRe   = regexp.MustCompile(`^[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-[0-9]$`)
-	vpcRe      = regexp.MustCompile(`^vpc-[0-9a-f]{8,17}$`)
-	timeZoneRe = regexp.MustCompile(`^(UTC|[A-Za-z_]+(/[A-Za-z0-9_+-]+){1,2})$`)
-)
-
-// FromContext reads every key through get, applies defaults for absent keys
-// and validates the result. The first error names its key.
-func FromContext(get Lookup) (Settings, error) {
-	s := Defaults()
-	r := reader{get: get}
-
-	s.Account = r.str(KeyAccount, s.Account, func(v string) bool { return v == "" || accountRe.MatchString(v) }, "a 12-digit AWS account id")
-	s.Region = r.str(KeyRegion, s.Region, func(v string) bool { return v == "" || regionRe.MatchString(v) }, "an AWS region name such as eu-west-1")
-	s.RemovalPolicy = r.oneOf(KeyRemovalPolicy, s.RemovalPolicy, "retain", "destroy")
-	s.NoncurrentDays = r.intIn(KeyNoncurrentDays, s.NoncurrentDays, 1, 3650)
-	s.QueueRetentionDays = r.intIn(KeyRetentionDays, s.QueueRetentionDays, 1, 14)
-	s.MaxReceiveCount = r.intIn(KeyMaxReceiveCount, s.MaxReceiveCount, 1, 1000)
-	s.VisibilityTimeoutSeconds = r.intIn(KeyVisibilityTimeout, s.VisibilityTimeoutSeconds, 30, 43200)
-	s.CPU = r.intChoice(KeyCPU, s.CPU, 256, 512, 1024, 2048, 4096, 8192, 16384)
-	s.MemoryMiB = r.intIn(KeyMemory, s.MemoryMiB, 512, 122880)
-	s.Architecture = r.oneOf(KeyArchitecture, s.Architecture, "arm64", "x86_64")
-	s.LogRetentionDays = r.intChoice(KeyLogRetentionDays, s.LogRetentionDays, LogRetentionChoices...)
-	s.Network = r.oneOf(KeyNetwork, s.Network, NetworkPublic, NetworkPrivate, NetworkImport, NetworkDefault)
-	s.VpcID = r.str(KeyVpcID, s.VpcID, func(v string) bool { return v == "" || vpcRe.MatchString(v) }, "a VPC id such as vpc-0123456789abcdef0")
-	s.EmptyReceives = r.intIn(KeyEmptyReceives, s.EmptyReceives, 1, 100)
-	s.ScaleOutThreshold = r.intIn(KeyScaleOutThreshold, s.ScaleOutThreshold, 1, 100000)
-	s.MaxWaitMinutes = r.intIn(KeyMaxWaitMinutes, s.MaxWaitMinutes, 1, 14*24*60)
-	s.MaxTasks = r.intIn(KeyMaxTasks, s.MaxTasks, 1, 1000)
-	s.ScalingMode = r.oneOf(KeyScalingMode, s.ScalingMode, ScalingStep, ScalingBacklog)
-	s.BacklogPerTask = r.intIn(KeyBacklogPerTask, s.BacklogPerTask, 1, 100000)
-	s.ScaleInIdleMinutes = r.intIn(KeyScaleInIdleMinutes, s.ScaleInIdleMinutes, 1, 60)
-	s.MessagesPerTask = r.intIn(KeyMessagesPerTask, s.MessagesPerTask, 1, 100000)
-	s.CapacityProvider = r.oneOf(KeyCapacityProvider, s.CapacityProvider, "FARGATE", "FARGATE_SPOT")
-	s.DispatchReservedConcurrency = r.intIn(KeyDispatchReservedConcurrency, s.DispatchReservedConcurrency, 0, 1000)
-	s.Schedule = r.checked(KeySchedule, s.Schedule, ValidateSchedule,
-		`an EventBridge Scheduler expression: "cron(min hour day-of-month month day-of-week year)", "rate(N minutes|hours|days)" or "at(yyyy-mm-ddThh:mm:ss)"`)
-	s.ScheduleTimeZone = r.str(KeyScheduleTimeZone, s.ScheduleTimeZone, timeZoneRe.MatchString, `an IANA time zone such as "UTC" or "Europe/Berlin"`)
-	if r.err != nil {
-		return Settings{}, r.err
-	}
-	if err := s.crossCheck(); err != nil {
-		return Settings{}, err
-	}
-	return s, nil
+// rule is one context key of Settings.
+type rule interface {
+	name() string
+	// setDefault gives the key's field its default if it is zero.
+	setDefault(s *Settings)
+	// read stores a context value in the key's field, or says why it cannot:
+	// a value of the wrong type or shape. Whether the value is allowed is
+	// check's business.
+	read(s *Settings, v any) error
+	// check reports the field's value if the key does not allow it.
+	check(s Settings) error
 }
 
-// crossCheck validates rules that involve more than one key.
-func (s Settings) crossCheck() error {
-	allowed := fargateMemory[s.CPU]
-	if !containsInt(allowed, s.MemoryMiB) {
-		return fmt.Errorf("%w: context key %q: %d MiB does not fit %s=%d; allowed: %s",
-			ErrInvalid, KeyMemory, s.MemoryMiB, KeyCPU, s.CPU, joinInts(allowed))
+// problem is the message of a value a key does not allow.
+func problem(key, want, got string) error {
+	return fmt.Errorf("%w: context key %q: must be %s, got %s", ErrInvalid, key, want, got)
+}
+
+// intRule is a whole-number key: a range lo..hi, or one of choices.
+type intRule struct {
+	key     string
+	field   func(*Settings) *int
+	def     int
+	lo, hi  int
+	choices []int
+}
+
+func (r intRule) name() string { return r.key }
+
+func (r intRule) setDefault(s *Settings) {
+	if p := r.field(s); *p == 0 {
+		*p = r.def
 	}
-	if s.Network == NetworkImport && s.VpcID == "" {
-		return fmt.Errorf("%w: context key %q is required when %s=%s", ErrInvalid, KeyVpcID, KeyNetwork, NetworkImport)
+}
+
+func (r intRule) want() string {
+	if r.choices != nil {
+		return "one of " + joinInts(r.choices)
 	}
-	if s.Network != NetworkImport && s.VpcID != "" {
-		return fmt.Errorf("%w: context key %q is only used with %s=%s (got %s=%s)", ErrInvalid, KeyVpcID, KeyNetwork, NetworkImport, KeyNetwork, s.Network)
+	return fmt.Sprintf("an integer from %d to %d", r.lo, r.hi)
+}
+
+func (r intRule) read(s *Settings, v any) error {
+	switch x := v.(type) {
+	case float64: // JSON numbers from cdk.json
+		if x == math.Trunc(x) && math.Abs(x) < 1e15 {
+			*r.field(s) = int(x)
+			return nil
+		}
+	case int:
+		*r.field(s) = x
+		return nil
+	case string: // -c key=value on the command line
+		if n, err := strconv.Atoi(strings.TrimSpace(x)); err == nil {
+			*r.field(s) = n
+			return nil
+		}
 	}
-	// Fargate Spot runs Linux X86_64 tasks only: an ARM64 task started on
-	// FARGATE_SPOT is refused by ECS at run time, long after the deploy.
-	if s.CapacityProvider == "FARGATE_SPOT" && s.Architecture != "x86_64" {
-		return fmt.Errorf("%w: context keys %q and %q: %s=%s cannot run on %s=FARGATE_SPOT (Fargate Spot supports X86_64 tasks only); set %s=x86_64 or %s=FARGATE",
-			ErrInvalid, KeyCapacityProvider, KeyArchitecture, KeyArchitecture, s.Architecture, KeyCapacityProvider, KeyArchitecture, KeyCapacityProvider)
-	}
-	// A backlog older than the retention period is deleted by SQS: the
-	// oldest-age trigger must fire well before that.
-	if limit := s.QueueRetentionDays * 24 * 60 / 2; s.MaxWaitMinutes > limit {
-		return fmt.Errorf("%w: context key %q: %d minutes must be at most half of %s (%d minutes), or waiting messages may expire",
-			ErrInvalid, KeyMaxWaitMinutes, s.MaxWaitMinutes, KeyRetentionDays, limit)
+	return problem(r.key, r.want(), show(v))
+}
+
+func (r intRule) check(s Settings) error {
+	if n := *r.field(&s); !r.allows(n) {
+		return problem(r.key, r.want(), strconv.Itoa(n))
 	}
 	return nil
 }
 
-// reader keeps the first error, so FromContext reads linearly.
-type reader struct {
-	get Lookup
-	err error
+func (r intRule) allows(n int) bool {
+	if r.choices != nil {
+		return slices.Contains(r.choices, n)
+	}
+	return n >= r.lo && n <= r.hi
 }
 
-func (r *reader) fail(key string, got any, want string) {
-	if r.err == nil {
-		r.err = fmt.Errorf("%w: context key %q: must be %s, got %s", ErrInvalid, key, want, show(got))
+// strRule is a string key. Context values are trimmed.
+type strRule struct {
+	key   string
+	field func(*Settings) *string
+	def   string
+	want  string
+	// allow returns nil for an allowed value; otherwise errNotAllowed, or a
+	// reason that explains what is wrong and follows the message.
+	allow func(string) error
+}
+
+// errNotAllowed is what allow returns when the "must be" message says it all.
+var errNotAllowed = errors.New("not allowed")
+
+func (r strRule) name() string { return r.key }
+
+func (r strRule) setDefault(s *Settings) {
+	if p := r.field(s); *p == "" {
+		*p = r.def
 	}
 }
 
-func (r *reader) raw(key string) (any, bool) {
-	v := r.get(key)
-	if v == nil {
-		return nil, false
+func (r strRule) read(s *Settings, v any) error {
+	x, ok := v.(string)
+	if !ok {
+		return problem(r.key, r.want, show(v))
 	}
-	return v, true
+	*r.field(s) = strings.TrimSpace(x)
+	return nil
 }
 
-func (r *reader) str(key, def string, ok func(string) bool, want string) string {
-	v, set := r.raw(key)
-	if !set {
-		return def
+func (r strRule) check(s Settings) error {
+	v := *r.field(&s)
+	reason := r.allow(v)
+	if reason == nil {
+		return nil
 	}
-	s, isStr := v.(string)
-	if !isStr || !ok(strings.TrimSpace(s)) {
-		r.fail(key, v, want)
-		return def
+	err := problem(r.key, r.want, strconv.Quote(v))
+	if errors.Is(reason, errNotAllowed) {
+		return err
 	}
-	return strings.TrimSpace(s)
+	return fmt.Errorf("%w: %w", err, reason)
 }
 
-// checked is str for values whose validator explains what is wrong: its
-// reason follows the usual "must be ..., got ..." message.
-func (r *reader) checked(key, def string, validate func(string) error, want string) string {
-	var reason error
-	first := r.err == nil
-	v := r.str(key, def, func(s string) bool { reason = validate(s); return reason == nil }, want)
-	if first && reason != nil {
-		r.err = fmt.Errorf("%w: %w", r.err, reason)
-	}
-	return v
-}
-
-func (r *reader) oneOf(key, def string, allowed ...string) string {
-	want := "one of " + strings.Join(quoteAll(allowed), ", ")
-	return r.str(key, def, func(v string) bool { return containsStr(allowed, v) }, want)
-}
-
-func (r *reader) integer(key string, def int, want string) (int, bool) {
-	v, set := r.raw(key)
-	if !set {
-		return def, true
-	}
-	switch x := v.(type) {
-	case float64: // JSON numbers from cdk.json
-		if x == math.Trunc(x) && math.Abs(x) < 1e15 {
-			return int(x), true
+// oneOf is a key whose value is one of allowed.
+func oneOf(key string, field func(*Settings) *string, def string, allowed ...string) strRule {
+	return strRule{key, field, def, "one of " + strings.Join(quoteAll(allowed), ", "), func(v string) error {
+		if slices.Contains(allowed, v) {
+			return nil
 		}
-	case int:
-		return x, true
-	case string: // -c key=value on the command line
-		if n, err := strconv.Atoi(strings.TrimSpace(x)); err == nil {
-			return n, true
+		return errNotAllowed
+	}}
+}
+
+// matches allows the values re matches.
+func matches(re *regexp.Regexp) func(string) error {
+	return func(v string) error {
+		if re.MatchString(v) {
+			return nil
 		}
+		return errNotAllowed
 	}
-	r.fail(key, v, want)
-	return def, false
 }
 
-func (r *reader) intIn(key string, def, lo, hi int) int {
-	want := fmt.Sprintf("an integer from %d to %d", lo, hi)
-	n, ok := r.integer(key, def, want)
-	if ok && (n < lo || n > hi) {
-		r.fail(key, n, want)
-		return def
+// optional allows "" (unset) and the values re matches.
+func optional(re *regexp.Regexp) func(string) error {
+	return func(v string) error {
+		if v == "" {
+			return nil
+		}
+		return matches(re)(v)
 	}
-	return n
 }
 
-func (r *reader) intChoice(key string, def int, allowed ...int) int {
-	want := "one of " + joinInts(allowed)
-	n, ok := r.integer(key, def, want)
-	if ok && !containsInt(allowed, n) {
-		r.fail(key, n, want)
-		return def
-	}
-	return n
-}
-
+// show renders a context value of any type for a message.
 func show(v any) string {
 	switch x := v.(type) {
 	case string:
@@ -339,24 +451,6 @@ func show(v any) string {
 	}
 }
 
-func containsStr(list []string, v string) bool {
-	for _, x := range list {
-		if x == v {
-			return true
-		}
-	}
-	return false
-}
-
-func containsInt(list []int, v int) bool {
-	for _, x := range list {
-		if x == v {
-			return true
-		}
-	}
-	return false
-}
-
 func quoteAll(list []string) []string {
 	out := make([]string, len(list))
 	for i, s := range list {
@@ -366,8 +460,7 @@ func quoteAll(list []string) []string {
 }
 
 func joinInts(list []int) string {
-	s := append([]int(nil), list...)
-	sort.Ints(s)
+	s := slices.Sorted(slices.Values(list))
 	parts := make([]string, len(s))
 	for i, n := range s {
 		parts[i] = strconv.Itoa(n)
@@ -377,11 +470,10 @@ func joinInts(list []int) string {
 
 // Keys lists every context key FromContext reads, sorted.
 func Keys() []string {
-	keys := []string{KeyAccount, KeyRegion, KeyRemovalPolicy, KeyNoncurrentDays, KeyRetentionDays, KeyMaxReceiveCount,
-		KeyVisibilityTimeout, KeyCPU, KeyMemory, KeyArchitecture, KeyLogRetentionDays, KeyNetwork, KeyVpcID,
-		KeyEmptyReceives, KeyScaleOutThreshold, KeyMaxWaitMinutes, KeyMaxTasks, KeyScalingMode, KeyBacklogPerTask,
-		KeyScaleInIdleMinutes, KeyMessagesPerTask, KeyCapacityProvider, KeySchedule, KeyScheduleTimeZone,
-		KeyDispatchReservedConcurrency}
-	sort.Strings(keys)
+	keys := make([]string, len(rules))
+	for i, r := range rules {
+		keys[i] = r.name()
+	}
+	slices.Sort(keys)
 	return keys
 }

@@ -100,60 +100,149 @@ func TestCommandLineStringsAreParsed(t *testing.T) {
 	}
 }
 
+// keyWant is one expected problem: the key it names and a fragment of what
+// the key allows.
+type keyWant struct{ key, want string }
+
+func bad(key, want string) []keyWant { return []keyWant{{key, want}} }
+
 func TestInvalidContextNamesKeyAndAllowedValues(t *testing.T) {
 	t.Parallel()
 	cases := []struct {
 		name string
 		ctx  map[string]any
-		key  string
-		want string // a fragment of the allowed values
+		want []keyWant // every problem: each key's own in the order of the rules table, then those between keys
 	}{
-		{"max tasks not a number", map[string]any{KeyMaxTasks: "many"}, KeyMaxTasks, "integer from 1 to 1000"},
-		{"max tasks zero", map[string]any{KeyMaxTasks: 0.0}, KeyMaxTasks, "integer from 1 to 1000"},
-		{"fractional threshold", map[string]any{KeyScaleOutThreshold: 2.5}, KeyScaleOutThreshold, "integer"},
-		{"retention above SQS max", map[string]any{KeyRetentionDays: "15"}, KeyRetentionDays, "from 1 to 14"},
-		{"receive count zero", map[string]any{KeyMaxReceiveCount: "0"}, KeyMaxReceiveCount, "from 1 to 1000"},
-		{"visibility too short", map[string]any{KeyVisibilityTimeout: "10"}, KeyVisibilityTimeout, "from 30 to 43200"},
-		{"cpu not Fargate", map[string]any{KeyCPU: "300"}, KeyCPU, "256, 512, 1024"},
-		{"memory does not fit cpu", map[string]any{KeyCPU: "256", KeyMemory: "4096"}, KeyMemory, "512, 1024, 2048"},
-		{"architecture", map[string]any{KeyArchitecture: "arm"}, KeyArchitecture, `"arm64", "x86_64"`},
-		{"log retention", map[string]any{KeyLogRetentionDays: "10"}, KeyLogRetentionDays, "14, 30"},
-		{"removal policy", map[string]any{KeyRemovalPolicy: "delete"}, KeyRemovalPolicy, `"retain", "destroy"`},
-		{"network mode", map[string]any{KeyNetwork: "nat"}, KeyNetwork, `"public", "private", "import", "default"`},
-		{"vpc id with the default vpc", map[string]any{KeyNetwork: "default", KeyVpcID: "vpc-0123456789abcdef0"}, KeyVpcID, "only used with"},
-		{"spot on arm64 names the capacity key", map[string]any{KeyCapacityProvider: "FARGATE_SPOT"}, KeyCapacityProvider, "X86_64 tasks only"},
-		{"spot on arm64 names the architecture key", map[string]any{KeyCapacityProvider: "FARGATE_SPOT", KeyArchitecture: "arm64"}, KeyArchitecture, "X86_64 tasks only"},
-		{"reserved concurrency negative", map[string]any{KeyDispatchReservedConcurrency: "-1"}, KeyDispatchReservedConcurrency, "from 0 to 1000"},
-		{"import without vpc", map[string]any{KeyNetwork: "import"}, KeyVpcID, "required"},
-		{"vpc without import", map[string]any{KeyVpcID: "vpc-0123456789abcdef0"}, KeyVpcID, "only used with"},
-		{"malformed vpc id", map[string]any{KeyNetwork: "import", KeyVpcID: "my-vpc"}, KeyVpcID, "vpc-"},
-		{"scaling mode", map[string]any{KeyScalingMode: "target"}, KeyScalingMode, `"step", "backlog"`},
-		{"schedule", map[string]any{KeySchedule: "0 2 * * *"}, KeySchedule, "cron("},
-		{"schedule rate unit", map[string]any{KeySchedule: "rate(5 seconds)"}, KeySchedule, "rate(N minutes|hours|days)"},
-		{"time zone", map[string]any{KeyScheduleTimeZone: "Mars Standard"}, KeyScheduleTimeZone, "IANA"},
-		{"capacity provider", map[string]any{KeyCapacityProvider: "EC2"}, KeyCapacityProvider, "FARGATE_SPOT"},
-		{"account", map[string]any{KeyAccount: "12345"}, KeyAccount, "12-digit"},
-		{"region", map[string]any{KeyRegion: "moon-1"}, KeyRegion, "region"},
-		{"wrong JSON type", map[string]any{KeyNetwork: 3.0}, KeyNetwork, "one of"},
-		{"max wait beyond retention", map[string]any{KeyRetentionDays: "1", KeyMaxWaitMinutes: "1000"}, KeyMaxWaitMinutes, "half of"},
+		{"max tasks not a number", map[string]any{KeyMaxTasks: "many"}, bad(KeyMaxTasks, "integer from 1 to 1000")},
+		{"max tasks zero", map[string]any{KeyMaxTasks: 0.0}, bad(KeyMaxTasks, "integer from 1 to 1000")},
+		{"fractional threshold", map[string]any{KeyScaleOutThreshold: 2.5}, bad(KeyScaleOutThreshold, "integer")},
+		{"retention above SQS max", map[string]any{KeyRetentionDays: "15"}, bad(KeyRetentionDays, "from 1 to 14")},
+		{"receive count zero", map[string]any{KeyMaxReceiveCount: "0"}, bad(KeyMaxReceiveCount, "from 1 to 1000")},
+		{"visibility too short", map[string]any{KeyVisibilityTimeout: "10"}, bad(KeyVisibilityTimeout, "from 30 to 43200")},
+		{"cpu not Fargate", map[string]any{KeyCPU: "300"}, bad(KeyCPU, "256, 512, 1024")},
+		{"memory does not fit cpu", map[string]any{KeyCPU: "256", KeyMemory: "4096"}, bad(KeyMemory, "512, 1024, 2048")},
+		{"architecture", map[string]any{KeyArchitecture: "arm"}, bad(KeyArchitecture, `"arm64", "x86_64"`)},
+		{"log retention", map[string]any{KeyLogRetentionDays: "10"}, bad(KeyLogRetentionDays, "14, 30")},
+		{"removal policy", map[string]any{KeyRemovalPolicy: "delete"}, bad(KeyRemovalPolicy, `"retain", "destroy"`)},
+		{"network mode", map[string]any{KeyNetwork: "nat"}, bad(KeyNetwork, `"public", "private", "import", "default"`)},
+		{"vpc id with the default vpc", map[string]any{KeyNetwork: "default", KeyVpcID: "vpc-0123456789abcdef0"}, bad(KeyVpcID, "only used with")},
+		{"spot on arm64 names the capacity key", map[string]any{KeyCapacityProvider: "FARGATE_SPOT"}, bad(KeyCapacityProvider, "X86_64 tasks only")},
+		{"spot on arm64 names the architecture key", map[string]any{KeyCapacityProvider: "FARGATE_SPOT", KeyArchitecture: "arm64"}, bad(KeyArchitecture, "X86_64 tasks only")},
+		{"reserved concurrency negative", map[string]any{KeyDispatchReservedConcurrency: "-1"}, bad(KeyDispatchReservedConcurrency, "from 0 to 1000")},
+		{"import without vpc", map[string]any{KeyNetwork: "import"}, bad(KeyVpcID, "required")},
+		{"vpc without import", map[string]any{KeyVpcID: "vpc-0123456789abcdef0"}, bad(KeyVpcID, "only used with")},
+		{"malformed vpc id", map[string]any{KeyNetwork: "import", KeyVpcID: "my-vpc"}, bad(KeyVpcID, "vpc-")},
+		{"scaling mode", map[string]any{KeyScalingMode: "target"}, bad(KeyScalingMode, `"step", "backlog"`)},
+		{"schedule", map[string]any{KeySchedule: "0 2 * * *"}, bad(KeySchedule, "cron(")},
+		{"schedule rate unit", map[string]any{KeySchedule: "rate(5 seconds)"}, bad(KeySchedule, "rate(N minutes|hours|days)")},
+		{"time zone", map[string]any{KeyScheduleTimeZone: "Mars Standard"}, bad(KeyScheduleTimeZone, "IANA")},
+		{"capacity provider", map[string]any{KeyCapacityProvider: "EC2"}, bad(KeyCapacityProvider, "FARGATE_SPOT")},
+		{"account", map[string]any{KeyAccount: "12345"}, bad(KeyAccount, "12-digit")},
+		{"region", map[string]any{KeyRegion: "moon-1"}, bad(KeyRegion, "region")},
+		{"wrong JSON type", map[string]any{KeyNetwork: 3.0}, bad(KeyNetwork, "one of")},
+		{"empty string is not the default", map[string]any{KeyRemovalPolicy: " "}, bad(KeyRemovalPolicy, `got ""`)},
+		{"max wait beyond retention", map[string]any{KeyRetentionDays: "1", KeyMaxWaitMinutes: "1000"}, bad(KeyMaxWaitMinutes, "half of")},
+
+		// More than one problem: every one is reported, in key order.
+		{"two bad keys", map[string]any{KeyMaxTasks: "lots", KeyCPU: "300"},
+			[]keyWant{{KeyCPU, "256, 512, 1024"}, {KeyMaxTasks, "integer from 1 to 1000"}}},
+		{"an unreadable key hides no other", map[string]any{KeyScaleOutThreshold: 2.5, KeyNetwork: "nat", KeySchedule: "daily"},
+			[]keyWant{{KeyNetwork, "one of"}, {KeyScaleOutThreshold, "got 2.5"}, {KeySchedule, "cron("}}},
+		{"a key and a rule between two others", map[string]any{KeyRegion: "moon-1", KeyCPU: "256", KeyMemory: "4096"},
+			[]keyWant{{KeyRegion, "region"}, {KeyMemory, "does not fit"}}},
+		// A rule between keys is not checked against a key that is already
+		// wrong: "4096 MiB does not fit cpu=300" would only repeat it.
+		{"no follow-up problem of a bad key", map[string]any{KeyCPU: "300", KeyMemory: "4096", KeyNetwork: "nat", KeyVpcID: "vpc-0123456789abcdef0"},
+			[]keyWant{{KeyCPU, "256, 512"}, {KeyNetwork, "one of"}}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			_, err := FromContext(lookup(tc.ctx))
+			got, err := FromContext(lookup(tc.ctx))
 			if err == nil {
 				t.Fatalf("want an error for %v", tc.ctx)
 			}
-			if !errors.Is(err, ErrInvalid) {
-				t.Errorf("error does not wrap ErrInvalid: %v", err)
+			if diff := cmp.Diff(Settings{}, got); diff != "" {
+				t.Errorf("settings returned with an error (-want +got):\n%s", diff)
 			}
-			msg := err.Error()
-			if !strings.Contains(msg, `"`+tc.key+`"`) {
-				t.Errorf("error %q does not name key %q", msg, tc.key)
-			}
-			if !strings.Contains(msg, tc.want) {
-				t.Errorf("error %q does not say %q", msg, tc.want)
-			}
+			checkProblems(t, err, tc.want)
 		})
+	}
+}
+
+// checkProblems asserts that err wraps ErrInvalid and holds exactly the
+// problems of want, in order, each naming its key and saying what it allows.
+func checkProblems(t *testing.T, err error, want []keyWant) {
+	t.Helper()
+	if !errors.Is(err, ErrInvalid) {
+		t.Errorf("error does not wrap ErrInvalid: %v", err)
+	}
+	var problems []error
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		problems = j.Unwrap()
+	}
+	if len(problems) != len(want) {
+		t.Fatalf("got %d problems, want %d:\n%v", len(problems), len(want), err)
+	}
+	for i, p := range problems {
+		msg := p.Error()
+		if !errors.Is(p, ErrInvalid) {
+			t.Errorf("problem %q does not wrap ErrInvalid", msg)
+		}
+		if !strings.Contains(msg, `"`+want[i].key+`"`) {
+			t.Errorf("problem %d %q does not name key %q", i, msg, want[i].key)
+		}
+		if !strings.Contains(msg, want[i].want) {
+			t.Errorf("problem %d %q does not say %q", i, msg, want[i].want)
+		}
+	}
+}
+
+// The message users see quotes the key, the allowed values and the value
+// given; docs/configuration.md shows it.
+func TestInvalidContextMessage(t *testing.T) {
+	t.Parallel()
+	_, err := FromContext(lookup(map[string]any{KeyMaxTasks: "lots"}))
+	const want = `invalid CDK context: context key "edp:maxTasks": must be an integer from 1 to 1000, got "lots"`
+	if err == nil || err.Error() != want {
+		t.Fatalf("error = %v, want %s", err, want)
+	}
+	_, err = FromContext(lookup(map[string]any{KeyMaxTasks: "lots", KeyCPU: "300"}))
+	const both = `invalid CDK context: context key "edp:cpu": must be one of 256, 512, 1024, 2048, 4096, 8192, 16384, got 300` + "\n" + want
+	if err == nil || err.Error() != both {
+		t.Fatalf("error = %v, want\n%s", err, both)
+	}
+}
+
+// Settings built in code follow the same idiom as the context: the zero
+// value plus SetDefaults is Defaults, and Validate reports every problem.
+func TestSetDefaultsThenValidate(t *testing.T) {
+	t.Parallel()
+	var s Settings
+	s.SetDefaults()
+	if diff := cmp.Diff(Defaults(), s); diff != "" {
+		t.Fatalf("zero value + SetDefaults differs from Defaults (-want +got):\n%s", diff)
+	}
+	if err := s.Validate(); err != nil {
+		t.Fatalf("defaults invalid: %v", err)
+	}
+
+	// Set fields keep their values.
+	kept := Settings{MaxTasks: 25, Network: NetworkPrivate}
+	kept.SetDefaults()
+	if kept.MaxTasks != 25 || kept.Network != NetworkPrivate || kept.CPU != 512 {
+		t.Errorf("SetDefaults changed set fields or missed unset ones: %+v", kept)
+	}
+
+	s.MaxTasks, s.Architecture, s.CapacityProvider = 0, "x86_64", "FARGATE_SPOT"
+	s.MemoryMiB = 512
+	checkProblems(t, s.Validate(), []keyWant{{KeyMaxTasks, "got 0"}, {KeyMemory, "does not fit"}})
+
+	// Validate applies no defaults: a zero field is a value like any other.
+	err := Settings{}.Validate()
+	for _, frag := range []string{`"edp:maxTasks": must be an integer from 1 to 1000, got 0`, `"edp:removalPolicy": must be one of "retain", "destroy", got ""`} {
+		if err == nil || !strings.Contains(err.Error(), frag) {
+			t.Errorf("Validate of the zero value = %v, want a problem %s", err, frag)
+		}
 	}
 }
