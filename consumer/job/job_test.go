@@ -21,6 +21,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 
 	"github.com/edp-pipelines/edp/consumer/config"
 	"github.com/edp-pipelines/edp/consumer/ml"
@@ -145,38 +146,40 @@ func TestRunWritesArtifactsAndRecords(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Run: %v", err)
 	}
-	runDir := "artifacts/rf-v2/runs/" + res.RunID + "/"
-	if res.Status != StatusSucceeded || res.Version != "rf-v2" || res.ModelType != "RandomForestClassifier" ||
-		res.ArtifactPrefix != runDir || res.PointerKey != "artifacts/rf-v2/latest.json" || res.SupersededBy != "" ||
-		res.RecordKey != "runs/"+res.RunID+".json" || res.Duplicate {
-		t.Errorf("unexpected result %+v", res)
-	}
-	if res.Accuracy < 0.9 || res.TrainSize != 105 || res.TestSize != 45 {
-		t.Errorf("accuracy %v, sizes %d/%d; want >= 0.9, 105/45", res.Accuracy, res.TrainSize, res.TestSize)
-	}
-	if res.RunID != RunID(Source{Bucket: "b", Key: "configs/rf.yaml", ETag: tag}, nil) {
-		t.Errorf("run id %s is not derived from the ETag", res.RunID)
-	}
+	runID := RunID(Source{Bucket: "b", Key: "configs/rf.yaml", ETag: tag}, nil) // derived from the ETag
+	runDir := "artifacts/rf-v2/runs/" + runID + "/"
 	// The run's files in its own folder, run.json last; then the pointer;
 	// the record last of all.
-	wantPuts := []string{
-		runDir + "model.json", runDir + "metrics.json", runDir + "dataset.csv",
-		runDir + "config.yaml", runDir + "config.resolved.json", runDir + "run.json",
-		"artifacts/rf-v2/latest.json", res.RecordKey,
+	files := []string{ModelFile, MetricsFile, DatasetFile, "config.yaml", ResolvedConfigFile, RunFile}
+	var artifacts []string
+	for _, f := range files {
+		artifacts = append(artifacts, runDir+f)
 	}
+	wantRes := Result{
+		RunID: runID, Version: "rf-v2", Status: StatusSucceeded, ModelType: "RandomForestClassifier",
+		ArtifactPrefix: runDir, PointerKey: "artifacts/rf-v2/latest.json", RecordKey: "runs/" + runID + ".json",
+		TrainSize: 105, TestSize: 45, Artifacts: artifacts,
+	}
+	if diff := cmp.Diff(wantRes, res, cmpopts.IgnoreFields(Result{}, "Accuracy", "Duration")); diff != "" {
+		t.Errorf("result (-want +got):\n%s", diff)
+	}
+	if res.Accuracy < 0.9 {
+		t.Errorf("accuracy %v, want >= 0.9", res.Accuracy)
+	}
+	wantPuts := append(slices.Clone(artifacts), "artifacts/rf-v2/latest.json", wantRes.RecordKey)
 	if diff := cmp.Diff(wantPuts, rec.putKeys()); diff != "" {
 		t.Errorf("writes (-want +got), the pointer and the run record must come last:\n%s", diff)
 	}
-	if diff := cmp.Diff(wantPuts[:6], res.Artifacts); diff != "" {
-		t.Errorf("Result.Artifacts (-want +got):\n%s", diff)
-	}
 	ptr, err := ReadPointer(context.Background(), rec, "artifacts/rf-v2/")
-	if err != nil || ptr.Format != PointerFormat || ptr.RunID != res.RunID || ptr.Version != "rf-v2" ||
-		ptr.Upload.Key != "configs/rf.yaml" || ptr.Upload.Time.IsZero() || ptr.PublishedAt.IsZero() {
-		t.Errorf("pointer %+v, %v", ptr, err)
+	if err != nil {
+		t.Fatalf("read pointer: %v", err)
 	}
-	if diff := cmp.Diff([]string{ModelFile, MetricsFile, DatasetFile, "config.yaml", ResolvedConfigFile, RunFile}, ptr.Files); diff != "" {
-		t.Errorf("pointer files (-want +got):\n%s", diff)
+	wantPtr := Pointer{Format: PointerFormat, Version: "rf-v2", RunID: runID, Files: files, Upload: Upload{Key: "configs/rf.yaml"}}
+	if diff := cmp.Diff(wantPtr, ptr, cmpopts.IgnoreFields(Pointer{}, "Upload.Time", "PublishedAt")); diff != "" {
+		t.Errorf("pointer (-want +got):\n%s", diff)
+	}
+	if ptr.Upload.Time.IsZero() || ptr.PublishedAt.IsZero() {
+		t.Errorf("pointer upload time %v, published at %v; want both set", ptr.Upload.Time, ptr.PublishedAt)
 	}
 
 	r1 := readRecord(t, rec, res.RecordKey)
@@ -184,10 +187,18 @@ func TestRunWritesArtifactsAndRecords(t *testing.T) {
 	if diff := cmp.Diff(r1, r2); diff != "" {
 		t.Errorf("the two record copies differ:\n%s", diff)
 	}
-	if r1.Status != StatusSucceeded || r1.RunID != res.RunID || r1.Source.Key != "configs/rf.yaml" ||
-		r1.Source.ETag != tag || r1.ToolVersion != "test" || r1.Accuracy == nil || *r1.Accuracy != res.Accuracy ||
-		r1.DurationMS <= 0 || r1.Seeds == nil || r1.Seeds.Split != 42 || len(r1.Seeds.Derived) != 0 || r1.Error != "" {
-		t.Errorf("unexpected record %+v", r1)
+	wantRec := Record{
+		Format: RecordFormat, RunID: runID, Status: StatusSucceeded,
+		Source:  RecordSource{Bucket: "b", Key: "configs/rf.yaml", ETag: tag},
+		Version: "rf-v2", ModelType: "RandomForestClassifier", Accuracy: &res.Accuracy, TrainSize: 105, TestSize: 45,
+		Seeds: &Seeds{Split: 42, Model: 42}, ConfigSHA256: sha256Hex(fixture(t, "rf.yaml")),
+		ToolVersion: "test", Artifacts: artifacts,
+	}
+	if diff := cmp.Diff(wantRec, r1, cmpopts.IgnoreFields(Record{}, "StartedAt", "FinishedAt", "DurationMS", "TimingsMS")); diff != "" {
+		t.Errorf("record (-want +got):\n%s", diff)
+	}
+	if r1.DurationMS <= 0 {
+		t.Errorf("record duration %d ms, want > 0", r1.DurationMS)
 	}
 	for _, step := range []string{"parse", "split", "fit", "evaluate", "write"} {
 		if _, ok := r1.TimingsMS[step]; !ok {

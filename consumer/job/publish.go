@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/edp-pipelines/edp/consumer/config"
 	"github.com/edp-pipelines/edp/consumer/store"
 	"github.com/edp-pipelines/edp/internal/names"
 )
@@ -135,7 +136,72 @@ func isRunID(s string) bool {
 	return true
 }
 
-// publish makes p's run the one its version folder serves, unless the
+// publish is the publish step. It writes t's files into the run's own
+// folder, run.json last; only then may the pointer name the run, and only
+// once the pointer is decided does the record say the run succeeded, so
+// that a redelivery finding that record has nothing left to do.
+func (j *run) publish(ctx context.Context, cfg *config.Config, t trained, sw *stopwatch) (Result, error) {
+	folder := names.VersionFolder(j.s.artifactPrefix, cfg.Run.Version)
+	prefix := names.RunFolder(folder, j.rec.RunID)
+	ptr := Pointer{Format: PointerFormat, Version: cfg.Run.Version, RunID: j.rec.RunID, Upload: j.upload()}
+	if err := j.writeFiles(ctx, prefix, t.files, &ptr); err != nil {
+		return Result{}, err
+	}
+	sw.lap("write")
+	j.rec.Status = StatusSucceeded
+	acc := t.metrics.Accuracy
+	j.rec.Accuracy = &acc
+	j.finish()
+	if err := j.s.out.Put(ctx, prefix+RunFile, j.recordJSON(), "application/json"); err != nil {
+		return Result{}, fmt.Errorf("write run record: %w", err)
+	}
+	ptr.PublishedAt = j.s.now().UTC()
+	supersededBy, err := j.publishPointer(ctx, folder, ptr)
+	if err != nil {
+		return Result{}, err
+	}
+	j.rec.SupersededBy = supersededBy
+	if err := j.s.out.Put(ctx, j.recordKey(), j.recordJSON(), "application/json"); err != nil {
+		return Result{}, fmt.Errorf("write run record: %w", err)
+	}
+	res := Result{
+		RunID: j.rec.RunID, Version: cfg.Run.Version, Status: StatusSucceeded, ModelType: cfg.Model.Type,
+		Accuracy: acc, ArtifactPrefix: prefix, PointerKey: names.PointerKey(folder), SupersededBy: supersededBy,
+		RecordKey: j.recordKey(), TrainSize: t.metrics.TrainSize, TestSize: t.metrics.TestSize, Artifacts: j.rec.Artifacts,
+	}
+	j.logSuccess(res)
+	return res, nil
+}
+
+// writeFiles writes files into the run's folder prefix, recording each key
+// and adding each name, and run.json's, to ptr.Files. run.json itself is
+// written after, when the record is complete.
+func (j *run) writeFiles(ctx context.Context, prefix string, files []file, ptr *Pointer) error {
+	for _, f := range files {
+		key := prefix + f.name
+		if err := j.s.out.Put(ctx, key, f.body, f.contentType); err != nil {
+			return fmt.Errorf("write artifact: %w", err)
+		}
+		j.rec.Artifacts = append(j.rec.Artifacts, key)
+		ptr.Files = append(ptr.Files, f.name)
+	}
+	j.rec.Artifacts = append(j.rec.Artifacts, prefix+RunFile)
+	ptr.Files = append(ptr.Files, RunFile)
+	return nil
+}
+
+// logSuccess logs a succeeded run, published or superseded.
+func (j *run) logSuccess(res Result) {
+	if res.SupersededBy != "" {
+		j.log.Info("run succeeded; not published: the version serves a run of a later upload", "model_type", res.ModelType,
+			"accuracy", res.Accuracy, "duration_ms", j.rec.DurationMS, "artifact_prefix", res.ArtifactPrefix, "superseded_by", res.SupersededBy)
+		return
+	}
+	j.log.Info("run succeeded", "model_type", res.ModelType, "accuracy", res.Accuracy,
+		"duration_ms", j.rec.DurationMS, "artifact_prefix", res.ArtifactPrefix, "pointer_key", res.PointerKey)
+}
+
+// publishPointer makes p's run the one its version folder serves, unless the
 // pointer already names a run of a later upload; then it returns that
 // run's id and writes nothing. It is the run's commit point: before it, the
 // run's files are invisible to readers; after it, they are the version's.
@@ -146,7 +212,7 @@ func isRunID(s string) bool {
 // a lost race reads again and decides again. Other stores (a local
 // directory) check the order the same way, but a run publishing between the
 // read and the write is not detected.
-func (j *run) publish(ctx context.Context, versionFolder string, p Pointer) (supersededBy string, err error) {
+func (j *run) publishPointer(ctx context.Context, versionFolder string, p Pointer) (supersededBy string, err error) {
 	key := names.PointerKey(versionFolder)
 	body, err := json.MarshalIndent(p, "", "  ")
 	if err != nil {

@@ -1,13 +1,11 @@
 package job
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
-	"path"
 	"runtime/debug"
 	"strings"
 	"time"
@@ -142,7 +140,7 @@ func (j *run) do(ctx context.Context) (Result, error) {
 	if j.src.VersionID == "" && j.src.ETag != "" && obj.ETag != "" && !sameETag(obj.ETag, j.src.ETag) {
 		return j.skipOverwritten(ctx, obj.ETag)
 	}
-	return j.train(ctx, obj.Body)
+	return j.execute(ctx, obj.Body)
 }
 
 // duplicate returns the result of an earlier succeeded run with this run
@@ -190,121 +188,61 @@ func (j *run) readRecord(ctx context.Context) (*Record, error) {
 	return &prev, nil
 }
 
-// lap returns milliseconds since *t and resets *t.
-func (j *run) lap(t *time.Time) float64 {
-	now := j.s.now()
-	d := now.Sub(*t)
-	*t = now
-	return float64(d.Microseconds()) / 1000
-}
-
-func (j *run) train(ctx context.Context, body []byte) (Result, error) {
-	t := j.s.now()
-	cfg, err := config.Parse(body)
-	if err != nil {
-		return Result{}, permanent(fmt.Errorf("parse config %s: %w", j.src.Key, err))
-	}
-	j.rec.Version, j.rec.ModelType = cfg.Run.Version, cfg.Model.Type
-	j.log = j.log.With("artifact_version", cfg.Run.Version)
-
-	// Absent random states are derived from the run id: random across
-	// uploads, fixed across re-deliveries of the same one.
-	seeds := &Seeds{}
-	if cfg.Split.RandomState == nil {
-		v := derivedSeed(j.rec.RunID, "split")
-		cfg.Split.RandomState = &v
-		seeds.Derived = append(seeds.Derived, "split")
-	}
-	if cfg.Model.Params.RandomState == nil {
-		v := derivedSeed(j.rec.RunID, "model")
-		cfg.Model.Params.RandomState = &v
-		seeds.Derived = append(seeds.Derived, "model")
-	}
-	seeds.Split, seeds.Model = *cfg.Split.RandomState, *cfg.Model.Params.RandomState
-	j.rec.Seeds = seeds
-	j.rec.TimingsMS["parse"] = j.lap(&t)
-
-	iris := ml.Iris()
-	pl, err := resolve(cfg, iris)
-	if err != nil {
-		return Result{}, permanent(err)
-	}
-	pl.split.Seed, pl.fit.Seed = uint64(seeds.Split), uint64(seeds.Model)
-	trainRows, testRows, err := ml.TrainTestSplit(iris, pl.split)
-	if err != nil {
-		return Result{}, permanent(err)
-	}
-	train, test := iris.Subset(trainRows), iris.Subset(testRows)
-	j.rec.TrainSize, j.rec.TestSize = train.Rows(), test.Rows()
-	j.rec.TimingsMS["split"] = j.lap(&t)
-
-	model, err := ml.Fit(train, pl.fit)
-	if err != nil {
-		return Result{}, permanent(err)
-	}
-	j.rec.TimingsMS["fit"] = j.lap(&t)
-
-	metrics := Metrics{
-		ModelType: cfg.Model.Type, TrainSize: train.Rows(), TestSize: test.Rows(),
-		TrainAccuracy: ml.Evaluate(train.ClassNames, train.Y, model.PredictAll(train)).Accuracy,
-		Metrics:       ml.Evaluate(test.ClassNames, test.Y, model.PredictAll(test)),
-	}
-	j.rec.TimingsMS["evaluate"] = j.lap(&t)
-	if err := ctx.Err(); err != nil {
-		return Result{}, fmt.Errorf("run: %w", err)
-	}
-
-	files, err := artifacts(cfg, j.src.Key, body, iris, testRows, model, metrics)
-	if err != nil {
-		return Result{}, permanent(err)
-	}
-	folder := names.VersionFolder(j.s.artifactPrefix, cfg.Run.Version)
-	prefix := names.RunFolder(folder, j.rec.RunID)
-	ptr := Pointer{Format: PointerFormat, Version: cfg.Run.Version, RunID: j.rec.RunID, Upload: j.upload()}
-	for _, f := range files {
-		key := prefix + f.name
-		if err := j.s.out.Put(ctx, key, f.body, f.contentType); err != nil {
-			return Result{}, fmt.Errorf("write artifact: %w", err)
-		}
-		j.rec.Artifacts = append(j.rec.Artifacts, key)
-		ptr.Files = append(ptr.Files, f.name)
-	}
-	j.rec.Artifacts = append(j.rec.Artifacts, prefix+RunFile)
-	ptr.Files = append(ptr.Files, RunFile)
-	j.rec.TimingsMS["write"] = j.lap(&t)
-
-	j.rec.Status = StatusSucceeded
-	acc := metrics.Accuracy
-	j.rec.Accuracy = &acc
-	j.finish()
-	// run.json completes the run's folder. Only then may the pointer name
-	// it; and only once the pointer is decided does the record say the run
-	// succeeded, so that a redelivery finding that record has nothing left
-	// to do.
-	if err := j.s.out.Put(ctx, prefix+RunFile, j.recordJSON(), "application/json"); err != nil {
-		return Result{}, fmt.Errorf("write run record: %w", err)
-	}
-	ptr.PublishedAt = j.s.now().UTC()
-	supersededBy, err := j.publish(ctx, folder, ptr)
+// execute trains on the config body and publishes the result: the run's
+// parse step, the pure split and train steps, then the publish step.
+func (j *run) execute(ctx context.Context, body []byte) (Result, error) {
+	sw := newStopwatch(j.s.now, j.rec.TimingsMS)
+	cfg, err := j.parse(body)
 	if err != nil {
 		return Result{}, err
 	}
-	j.rec.SupersededBy = supersededBy
-	if err := j.s.out.Put(ctx, j.recordKey(), j.recordJSON(), "application/json"); err != nil {
-		return Result{}, fmt.Errorf("write run record: %w", err)
+	sw.lap("parse")
+	s, err := split(cfg)
+	if err != nil {
+		return Result{}, permanent(err)
 	}
-	if supersededBy != "" {
-		j.log.Info("run succeeded; not published: the version serves a run of a later upload", "model_type", cfg.Model.Type,
-			"accuracy", acc, "duration_ms", j.rec.DurationMS, "artifact_prefix", prefix, "superseded_by", supersededBy)
-	} else {
-		j.log.Info("run succeeded", "model_type", cfg.Model.Type, "accuracy", acc,
-			"duration_ms", j.rec.DurationMS, "artifact_prefix", prefix, "pointer_key", names.PointerKey(folder))
+	j.rec.TrainSize, j.rec.TestSize = s.train.Rows(), s.test.Rows()
+	sw.lap("split")
+	t, err := train(cfg, s, configFile(j.src.Key, body), sw.lap)
+	if err != nil {
+		return Result{}, permanent(err)
 	}
-	return Result{
-		RunID: j.rec.RunID, Version: cfg.Run.Version, Status: StatusSucceeded, ModelType: cfg.Model.Type,
-		Accuracy: acc, ArtifactPrefix: prefix, PointerKey: names.PointerKey(folder), SupersededBy: supersededBy,
-		RecordKey: j.recordKey(), TrainSize: train.Rows(), TestSize: test.Rows(), Artifacts: j.rec.Artifacts,
-	}, nil
+	if err := ctx.Err(); err != nil {
+		return Result{}, fmt.Errorf("run: %w", err)
+	}
+	return j.publish(ctx, cfg, t, sw)
+}
+
+// parse parses and validates the config, records what it names and fills
+// in its absent random states from the run id.
+func (j *run) parse(body []byte) (*config.Config, error) {
+	cfg, err := config.Parse(body)
+	if err != nil {
+		return nil, permanent(fmt.Errorf("parse config %s: %w", j.src.Key, err))
+	}
+	j.rec.Version, j.rec.ModelType = cfg.Run.Version, cfg.Model.Type
+	j.log = j.log.With("artifact_version", cfg.Run.Version)
+	j.rec.Seeds = seed(cfg, j.rec.RunID)
+	return cfg, nil
+}
+
+// stopwatch times a run's steps into its record's timings.
+type stopwatch struct {
+	now     func() time.Time
+	last    time.Time
+	timings map[string]float64
+}
+
+func newStopwatch(now func() time.Time, timings map[string]float64) *stopwatch {
+	return &stopwatch{now: now, last: now(), timings: timings}
+}
+
+// lap records the milliseconds since the previous lap (or the start) as
+// step's timing.
+func (w *stopwatch) lap(step string) {
+	now := w.now()
+	w.timings[step] = float64(now.Sub(w.last).Microseconds()) / 1000
+	w.last = now
 }
 
 // upload is the upload this run trains on, as it orders the runs of a
@@ -382,58 +320,4 @@ func (j *run) putRecordUnlessSucceeded(ctx context.Context) (bool, error) {
 		return false, fmt.Errorf("write run record: %w", err)
 	}
 	return true, nil
-}
-
-// Metrics is the content of metrics.json.
-type Metrics struct {
-	ModelType     string  `json:"model_type"`
-	TrainSize     int     `json:"train_size"`
-	TestSize      int     `json:"test_size"`
-	TrainAccuracy float64 `json:"train_accuracy"`
-	ml.Metrics
-}
-
-type file struct {
-	name, contentType string
-	body              []byte
-}
-
-// artifacts renders every artifact except run.json. All of them depend only
-// on the config bytes and the seeds, so equal inputs give equal bytes.
-func artifacts(cfg *config.Config, key string, raw []byte, iris *ml.Dataset, testRows []int, model *ml.Model, metrics Metrics) ([]file, error) {
-	modelJSON, err := model.Marshal()
-	if err != nil {
-		return nil, err
-	}
-	metricsJSON, err := json.MarshalIndent(metrics, "", "  ")
-	if err != nil {
-		return nil, fmt.Errorf("marshal metrics: %w", err)
-	}
-	split := make([]string, iris.Rows())
-	for i := range split {
-		split[i] = "train"
-	}
-	for _, i := range testRows {
-		split[i] = "test"
-	}
-	var csv bytes.Buffer
-	if err := iris.WriteCSV(&csv, split); err != nil {
-		return nil, fmt.Errorf("write dataset CSV: %w", err)
-	}
-	ext := strings.ToLower(path.Ext(key))
-	ctype := "application/yaml"
-	switch ext {
-	case ".json":
-		ctype = "application/json"
-	case ".yaml", ".yml":
-	default:
-		ext = ".yaml"
-	}
-	return []file{
-		{ModelFile, "application/json", modelJSON},
-		{MetricsFile, "application/json", append(metricsJSON, '\n')},
-		{DatasetFile, "text/csv", csv.Bytes()},
-		{"config" + ext, ctype, raw},
-		{ResolvedConfigFile, "application/json", cfg.JSON()},
-	}, nil
 }
