@@ -7,7 +7,6 @@ import (
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsapplicationautoscaling"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awscloudwatch"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awscloudwatchactions"
-	"github.com/aws/aws-cdk-go/awscdk/v2/awsec2"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsecs"
 	"github.com/aws/constructs-go/constructs/v10"
 	"github.com/aws/jsii-runtime-go"
@@ -34,10 +33,10 @@ func NewAlarmServiceStack(scope constructs.Construct, id string, props *Props) a
 		MinHealthyPercent: jsii.Number(100),
 		MaxHealthyPercent: jsii.Number(200),
 		CircuitBreaker:    &awsecs.DeploymentCircuitBreaker{Enable: jsii.Bool(true), Rollback: jsii.Bool(true)},
-		VpcSubnets:        p.Network.Subnets,
-		SecurityGroups:    &[]awsec2.ISecurityGroup{p.Network.SecurityGroup},
-		AssignPublicIp:    jsii.Bool(p.Network.AssignPublicIP),
-		PlatformVersion:   awsecs.FargatePlatformVersion_LATEST,
+		VpcSubnets:        p.Placement.Subnets,
+		SecurityGroups:    p.Placement.SecurityGroups,
+		AssignPublicIp:    p.Placement.AssignPublicIP,
+		PlatformVersion:   p.Placement.PlatformVersion,
 		PropagateTags:     awsecs.PropagatedTagSource_SERVICE,
 	})
 	// Scaling owns the desired count. A DesiredCount in the template would be

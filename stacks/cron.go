@@ -2,8 +2,6 @@ package stacks
 
 import (
 	"github.com/aws/aws-cdk-go/awscdk/v2"
-	"github.com/aws/aws-cdk-go/awscdk/v2/awsec2"
-	"github.com/aws/aws-cdk-go/awscdk/v2/awsecs"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsscheduler"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsschedulertargets"
 	"github.com/aws/constructs-go/constructs/v10"
@@ -26,10 +24,10 @@ func NewCronStack(scope constructs.Construct, id string, props *Props) awscdk.St
 		Target: awsschedulertargets.NewEcsRunFargateTask(p.Cluster, &awsschedulertargets.FargateTaskProps{
 			TaskDefinition:  p.TaskDefinition,
 			TaskCount:       jsii.Number(1),
-			VpcSubnets:      p.Network.Subnets,
-			SecurityGroups:  &[]awsec2.ISecurityGroup{p.Network.SecurityGroup},
-			AssignPublicIp:  jsii.Bool(p.Network.AssignPublicIP),
-			PlatformVersion: awsecs.FargatePlatformVersion_LATEST,
+			VpcSubnets:      p.Placement.Subnets,
+			SecurityGroups:  p.Placement.SecurityGroups,
+			AssignPublicIp:  p.Placement.AssignPublicIP,
+			PlatformVersion: p.Placement.PlatformVersion,
 			PropagateTags:   jsii.Bool(true),
 			RetryAttempts:   jsii.Number(10),
 			MaxEventAge:     awscdk.Duration_Hours(jsii.Number(1)),

@@ -3,6 +3,7 @@ package stacks
 import (
 	"github.com/aws/aws-cdk-go/awscdk/v2"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsec2"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awsecs"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awslogs"
 	"github.com/aws/constructs-go/constructs/v10"
 	"github.com/aws/jsii-runtime-go"
@@ -100,4 +101,28 @@ func newNetwork(scope constructs.Construct, s settings.Settings, removal awscdk.
 // SubnetIDs returns the selected subnet ids as a comma-separated token.
 func (n *Network) SubnetIDs() *string {
 	return awscdk.Fn_Join(jsii.String(","), n.Vpc.SelectSubnets(n.Subnets).SubnetIds)
+}
+
+// TaskPlacement is where and how a consumer task starts: one value for every
+// launcher (the one-off rule target, the cron schedule, the service), so they
+// cannot drift apart.
+type TaskPlacement struct {
+	// Subnets the tasks run in: Network.Subnets.
+	Subnets *awsec2.SubnetSelection
+	// SecurityGroups of the tasks: Network.SecurityGroup alone.
+	SecurityGroups *[]awsec2.ISecurityGroup
+	// AssignPublicIP is Network.AssignPublicIP.
+	AssignPublicIP *bool
+	// PlatformVersion is always LATEST, which Fargate resolves at launch.
+	PlatformVersion awsecs.FargatePlatformVersion
+}
+
+// Placement is the TaskPlacement of tasks in this network.
+func (n *Network) Placement() TaskPlacement {
+	return TaskPlacement{
+		Subnets:         n.Subnets,
+		SecurityGroups:  &[]awsec2.ISecurityGroup{n.SecurityGroup},
+		AssignPublicIP:  jsii.Bool(n.AssignPublicIP),
+		PlatformVersion: awsecs.FargatePlatformVersion_LATEST,
+	}
 }

@@ -2,7 +2,6 @@ package stacks
 
 import (
 	"github.com/aws/aws-cdk-go/awscdk/v2"
-	"github.com/aws/aws-cdk-go/awscdk/v2/awsec2"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsecs"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsevents"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awseventstargets"
@@ -24,10 +23,10 @@ func NewOneOffStack(scope constructs.Construct, id string, props *Props) awscdk.
 		TaskDefinition:  p.TaskDefinition,
 		TaskCount:       jsii.Number(1),
 		LaunchType:      awsecs.LaunchType_FARGATE,
-		PlatformVersion: awsecs.FargatePlatformVersion_LATEST,
-		SubnetSelection: p.Network.Subnets,
-		SecurityGroups:  &[]awsec2.ISecurityGroup{p.Network.SecurityGroup},
-		AssignPublicIp:  jsii.Bool(p.Network.AssignPublicIP),
+		PlatformVersion: p.Placement.PlatformVersion,
+		SubnetSelection: p.Placement.Subnets,
+		SecurityGroups:  p.Placement.SecurityGroups,
+		AssignPublicIp:  p.Placement.AssignPublicIP,
 		PropagateTags:   awsecs.PropagatedTagSource_TASK_DEFINITION,
 		ContainerOverrides: &[]*awseventstargets.ContainerOverride{{
 			ContainerName: jsii.String(names.ContainerName),

@@ -4,6 +4,7 @@ import (
 	"strconv"
 
 	"github.com/aws/aws-cdk-go/awscdk/v2"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awsec2"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsecrassets"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsecs"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsevents"
@@ -30,6 +31,17 @@ type PipelineProps struct {
 	RepoRoot string
 }
 
+// withDefaults returns the props with every empty field at its default.
+func (props PipelineProps) withDefaults() PipelineProps {
+	if props.Mode == "" {
+		props.Mode = names.ModeDrain
+	}
+	if props.RepoRoot == "" {
+		props.RepoRoot = "."
+	}
+	return props
+}
+
 // Pipeline is the event path and the compute every architecture shares:
 // bucket → EventBridge rule → queue (+DLQ), an ECS cluster and a Fargate task
 // definition of the consumer whose role may consume the queue, read configs
@@ -49,7 +61,10 @@ type Pipeline struct {
 	DeliveryDLQ awssqs.Queue
 	Rule        awsevents.Rule
 
-	Network        *Network
+	Network *Network
+	// Placement is where and how every consumer task starts, whoever starts
+	// it (rule target, schedule, service).
+	Placement      TaskPlacement
 	Cluster        awsecs.Cluster
 	TaskDefinition awsecs.FargateTaskDefinition
 	Container      awsecs.ContainerDefinition
@@ -59,26 +74,35 @@ type Pipeline struct {
 	Removal awscdk.RemovalPolicy
 }
 
-// NewPipeline builds the shared construct.
+// NewPipeline builds the shared construct: the event path (bucket, queues,
+// rule), then the compute that consumes it, then the stack outputs.
 func NewPipeline(scope constructs.Construct, id string, props *PipelineProps) *Pipeline {
-	s := props.Settings
-	mode := props.Mode
-	if mode == "" {
-		mode = names.ModeDrain
+	cfg := props.withDefaults()
+	p := &Pipeline{
+		Node:    constructs.NewConstruct(scope, jsii.String(id)),
+		Removal: removalPolicy(cfg.Settings),
 	}
-	root := props.RepoRoot
-	if root == "" {
-		root = "."
-	}
-	p := &Pipeline{Node: constructs.NewConstruct(scope, jsii.String(id))}
-	c := p.Node
-	p.Removal = awscdk.RemovalPolicy_RETAIN
-	destroy := s.RemovalPolicy == "destroy"
-	if destroy {
-		p.Removal = awscdk.RemovalPolicy_DESTROY
-	}
+	p.Bucket = newBucket(p.Node, cfg.Settings, p.Removal)
+	p.addQueues(cfg.Settings)
+	p.Rule = newUploadRule(p.Node, p.Bucket, p.Queue, p.DeliveryDLQ)
+	p.addCompute(cfg)
+	p.addOutputs()
+	return p
+}
 
-	p.Bucket = awss3.NewBucket(c, jsii.String("Bucket"), &awss3.BucketProps{
+// removalPolicy is the policy of stateful resources: RETAIN unless the
+// settings ask for "destroy".
+func removalPolicy(s settings.Settings) awscdk.RemovalPolicy {
+	if s.RemovalPolicy == "destroy" {
+		return awscdk.RemovalPolicy_DESTROY
+	}
+	return awscdk.RemovalPolicy_RETAIN
+}
+
+// newBucket builds the private, versioned pipeline bucket, which sends its
+// events to EventBridge.
+func newBucket(scope constructs.Construct, s settings.Settings, removal awscdk.RemovalPolicy) awss3.Bucket {
+	bucket := awss3.NewBucket(scope, jsii.String("Bucket"), &awss3.BucketProps{
 		BlockPublicAccess: awss3.BlockPublicAccess_BLOCK_ALL(),
 		Encryption:        awss3.BucketEncryption_S3_MANAGED,
 		EnforceSSL:        jsii.Bool(true),
@@ -91,21 +115,24 @@ func NewPipeline(scope constructs.Construct, id string, props *PipelineProps) *P
 			AbortIncompleteMultipartUploadAfter: awscdk.Duration_Days(jsii.Number(7)),
 			ExpiredObjectDeleteMarker:           jsii.Bool(true),
 		}},
-		RemovalPolicy:     p.Removal,
-		AutoDeleteObjects: jsii.Bool(destroy),
+		RemovalPolicy:     removal,
+		AutoDeleteObjects: jsii.Bool(removal == awscdk.RemovalPolicy_DESTROY),
 	})
-
 	// EventBridge notifications are set on the CloudFormation resource itself:
 	// CDK's EventBridgeEnabled would deploy a custom-resource Lambda for it.
-	p.Bucket.Node().DefaultChild().(awss3.CfnBucket).AddPropertyOverride(
+	bucket.Node().DefaultChild().(awss3.CfnBucket).AddPropertyOverride(
 		jsii.String("NotificationConfiguration.EventBridgeConfiguration.EventBridgeEnabled"), jsii.Bool(true))
+	return bucket
+}
 
+// addQueues builds the work queue and its two dead-letter queues.
+func (p *Pipeline) addQueues(s settings.Settings) {
 	// A redriven message keeps its original enqueue time, so a DLQ must keep
 	// messages longer than its source queue: every DLQ gets SQS's maximum.
-	p.DeadLetterQueue = newQueue(c, "DeadLetterQueue", DeadLetterRetention(), p.Removal, nil)
-	p.DeliveryDLQ = newQueue(c, "DeliveryDLQ", DeadLetterRetention(), p.Removal, nil)
+	p.DeadLetterQueue = newQueue(p.Node, "DeadLetterQueue", DeadLetterRetention(), p.Removal, nil)
+	p.DeliveryDLQ = newQueue(p.Node, "DeliveryDLQ", DeadLetterRetention(), p.Removal, nil)
 	retention := awscdk.Duration_Days(jsii.Number(float64(s.QueueRetentionDays)))
-	p.Queue = newQueue(c, "Queue", retention, p.Removal, &awssqs.QueueProps{
+	p.Queue = newQueue(p.Node, "Queue", retention, p.Removal, &awssqs.QueueProps{
 		VisibilityTimeout:      awscdk.Duration_Seconds(jsii.Number(float64(s.VisibilityTimeoutSeconds))),
 		ReceiveMessageWaitTime: awscdk.Duration_Seconds(jsii.Number(20)),
 		DeadLetterQueue: &awssqs.DeadLetterQueue{
@@ -113,29 +140,58 @@ func NewPipeline(scope constructs.Construct, id string, props *PipelineProps) *P
 			MaxReceiveCount: jsii.Number(float64(s.MaxReceiveCount)),
 		},
 	})
+}
 
-	p.Rule = awsevents.NewRule(c, jsii.String("ConfigUploaded"), &awsevents.RuleProps{
+// newUploadRule builds the rule that sends config uploads to the queue;
+// what EventBridge cannot deliver lands in deliveryDLQ.
+func newUploadRule(scope constructs.Construct, bucket awss3.Bucket, queue, deliveryDLQ awssqs.Queue) awsevents.Rule {
+	rule := awsevents.NewRule(scope, jsii.String("ConfigUploaded"), &awsevents.RuleProps{
 		Description:  jsii.String("A pipeline config was uploaded under " + names.ConfigPrefix),
-		EventPattern: ConfigEventPattern(p.Bucket.BucketName()),
+		EventPattern: ConfigEventPattern(bucket.BucketName()),
 	})
-	p.Rule.AddTarget(awseventstargets.NewSqsQueue(p.Queue, &awseventstargets.SqsQueueProps{
-		DeadLetterQueue: p.DeliveryDLQ,
+	rule.AddTarget(awseventstargets.NewSqsQueue(queue, &awseventstargets.SqsQueueProps{
+		DeadLetterQueue: deliveryDLQ,
 		RetryAttempts:   jsii.Number(185),
 		MaxEventAge:     awscdk.Duration_Hours(jsii.Number(24)),
 	}))
+	return rule
+}
 
-	p.Network = newNetwork(c, s, p.Removal)
-	p.Cluster = awsecs.NewCluster(c, jsii.String("Cluster"), &awsecs.ClusterProps{
-		Vpc:                            p.Network.Vpc,
+// addCompute builds where the consumer runs: network, cluster, the task
+// definition with its log group and container, and the task role's grants.
+func (p *Pipeline) addCompute(cfg PipelineProps) {
+	s := cfg.Settings
+	p.Network = newNetwork(p.Node, s, p.Removal)
+	p.Placement = p.Network.Placement()
+	p.Cluster = newCluster(p.Node, p.Network.Vpc)
+	cpuArch, platform := architecture(s.Architecture)
+	p.TaskDefinition = newTaskDefinition(p.Node, s, cpuArch)
+	p.LogGroup = awslogs.NewLogGroup(p.Node, jsii.String("Logs"), &awslogs.LogGroupProps{
+		Retention:     retentionDays(s.LogRetentionDays),
+		RemovalPolicy: p.Removal,
+	})
+	p.Container = p.addConsumerContainer(cfg, consumerImage(cfg.RepoRoot, platform))
+	p.grantConsumer(p.TaskDefinition.TaskRole())
+	if cfg.Mode == names.ModeServe {
+		p.grantTaskProtection(p.TaskDefinition.TaskRole())
+	}
+}
+
+// newCluster builds the ECS cluster of the consumer tasks, with Container
+// Insights (the service's scaling reads its task counts) and both Fargate
+// capacity providers.
+func newCluster(scope constructs.Construct, vpc awsec2.IVpc) awsecs.Cluster {
+	return awsecs.NewCluster(scope, jsii.String("Cluster"), &awsecs.ClusterProps{
+		Vpc:                            vpc,
 		ContainerInsightsV2:            awsecs.ContainerInsights_ENABLED,
 		EnableFargateCapacityProviders: jsii.Bool(true),
 	})
+}
 
-	cpuArch, platform := awsecs.CpuArchitecture_ARM64(), awsecrassets.Platform_LINUX_ARM64()
-	if s.Architecture == "x86_64" {
-		cpuArch, platform = awsecs.CpuArchitecture_X86_64(), awsecrassets.Platform_LINUX_AMD64()
-	}
-	p.TaskDefinition = awsecs.NewFargateTaskDefinition(c, jsii.String("Task"), &awsecs.FargateTaskDefinitionProps{
+// newTaskDefinition builds the Fargate task definition, sized by the
+// settings, for Linux on cpuArch.
+func newTaskDefinition(scope constructs.Construct, s settings.Settings, cpuArch awsecs.CpuArchitecture) awsecs.FargateTaskDefinition {
+	return awsecs.NewFargateTaskDefinition(scope, jsii.String("Task"), &awsecs.FargateTaskDefinitionProps{
 		Cpu:            jsii.Number(float64(s.CPU)),
 		MemoryLimitMiB: jsii.Number(float64(s.MemoryMiB)),
 		RuntimePlatform: &awsecs.RuntimePlatform{
@@ -143,11 +199,20 @@ func NewPipeline(scope constructs.Construct, id string, props *PipelineProps) *P
 			OperatingSystemFamily: awsecs.OperatingSystemFamily_LINUX(),
 		},
 	})
-	p.LogGroup = awslogs.NewLogGroup(c, jsii.String("Logs"), &awslogs.LogGroupProps{
-		Retention:     retentionDays(s.LogRetentionDays),
-		RemovalPolicy: p.Removal,
-	})
-	image := awsecs.ContainerImage_FromAsset(jsii.String(root), &awsecs.AssetImageProps{
+}
+
+// architecture maps settings.Architecture to the task's CPU architecture and
+// the image's build platform: ARM64 unless "x86_64".
+func architecture(arch string) (awsecs.CpuArchitecture, awsecrassets.Platform) {
+	if arch == "x86_64" {
+		return awsecs.CpuArchitecture_X86_64(), awsecrassets.Platform_LINUX_AMD64()
+	}
+	return awsecs.CpuArchitecture_ARM64(), awsecrassets.Platform_LINUX_ARM64()
+}
+
+// consumerImage is the consumer built from consumer/Dockerfile under root.
+func consumerImage(root string, platform awsecrassets.Platform) awsecs.ContainerImage {
+	return awsecs.ContainerImage_FromAsset(jsii.String(root), &awsecs.AssetImageProps{
 		File:       jsii.String("consumer/Dockerfile"),
 		Platform:   platform,
 		IgnoreMode: awscdk.IgnoreMode_DOCKER,
@@ -155,10 +220,14 @@ func NewPipeline(scope constructs.Construct, id string, props *PipelineProps) *P
 		// excluding the rest keeps every synth from copying tools and outputs.
 		Exclude: jsii.Strings(ImageExcludes...),
 	})
-	p.Container = p.TaskDefinition.AddContainer(jsii.String(names.ContainerName), &awsecs.ContainerDefinitionOptions{
+}
+
+// addConsumerContainer adds the consumer, in cfg.Mode, to the task definition.
+func (p *Pipeline) addConsumerContainer(cfg PipelineProps, image awsecs.ContainerImage) awsecs.ContainerDefinition {
+	return p.TaskDefinition.AddContainer(jsii.String(names.ContainerName), &awsecs.ContainerDefinitionOptions{
 		ContainerName:          jsii.String(names.ContainerName),
 		Image:                  image,
-		Command:                jsii.Strings(mode),
+		Command:                jsii.Strings(cfg.Mode),
 		Essential:              jsii.Bool(true),
 		ReadonlyRootFilesystem: jsii.Bool(true),
 		StopTimeout:            awscdk.Duration_Seconds(jsii.Number(120)),
@@ -167,34 +236,39 @@ func NewPipeline(scope constructs.Construct, id string, props *PipelineProps) *P
 			StreamPrefix: jsii.String("consumer"),
 			Mode:         awsecs.AwsLogDriverMode_NON_BLOCKING,
 		}),
-		Environment: &map[string]*string{
-			names.EnvQueueURL:          p.Queue.QueueUrl(),
-			names.EnvDLQURL:            p.DeadLetterQueue.QueueUrl(),
-			names.EnvBucket:            p.Bucket.BucketName(),
-			names.EnvConfigPrefix:      jsii.String(names.ConfigPrefix),
-			names.EnvArtifactPrefix:    jsii.String(names.ArtifactPrefix),
-			names.EnvRecordPrefix:      jsii.String(names.RecordPrefix),
-			names.EnvVisibilityTimeout: jsii.String(strconv.Itoa(s.VisibilityTimeoutSeconds)),
-			names.EnvWaitSeconds:       jsii.String("20"),
-			names.EnvEmptyReceives:     jsii.String(strconv.Itoa(s.EmptyReceives)),
-			// The Go runtime collects harder as it nears this soft limit,
-			// well before the task's hard memory limit kills the process.
-			"GOMEMLIMIT": jsii.String(GoMemLimit(s.MemoryMiB)),
-		},
+		Environment: p.consumerEnvironment(cfg.Settings),
 	})
-	p.grantConsumer(p.TaskDefinition.TaskRole())
-	if mode == names.ModeServe {
-		p.grantTaskProtection(p.TaskDefinition.TaskRole())
-	}
+}
 
-	awscdk.NewCfnOutput(p.stack(), jsii.String(names.OutputBucket), &awscdk.CfnOutputProps{
+// consumerEnvironment is the consumer's configuration: where its queues and
+// bucket are, the key layout, and its receive settings.
+func (p *Pipeline) consumerEnvironment(s settings.Settings) *map[string]*string {
+	return &map[string]*string{
+		names.EnvQueueURL:          p.Queue.QueueUrl(),
+		names.EnvDLQURL:            p.DeadLetterQueue.QueueUrl(),
+		names.EnvBucket:            p.Bucket.BucketName(),
+		names.EnvConfigPrefix:      jsii.String(names.ConfigPrefix),
+		names.EnvArtifactPrefix:    jsii.String(names.ArtifactPrefix),
+		names.EnvRecordPrefix:      jsii.String(names.RecordPrefix),
+		names.EnvVisibilityTimeout: jsii.String(strconv.Itoa(s.VisibilityTimeoutSeconds)),
+		names.EnvWaitSeconds:       jsii.String("20"),
+		names.EnvEmptyReceives:     jsii.String(strconv.Itoa(s.EmptyReceives)),
+		// The Go runtime collects harder as it nears this soft limit,
+		// well before the task's hard memory limit kills the process.
+		"GOMEMLIMIT": jsii.String(GoMemLimit(s.MemoryMiB)),
+	}
+}
+
+// addOutputs publishes what operators and the smoke test look up.
+func (p *Pipeline) addOutputs() {
+	output := func(id string, props *awscdk.CfnOutputProps) { awscdk.NewCfnOutput(p.stack(), jsii.String(id), props) }
+	output(names.OutputBucket, &awscdk.CfnOutputProps{
 		Value: p.Bucket.BucketName(), Description: jsii.String("Upload configs under " + names.ConfigPrefix + " of this bucket"),
 	})
-	awscdk.NewCfnOutput(p.stack(), jsii.String(names.OutputQueueURL), &awscdk.CfnOutputProps{Value: p.Queue.QueueUrl()})
-	awscdk.NewCfnOutput(p.stack(), jsii.String(names.OutputDLQURL), &awscdk.CfnOutputProps{Value: p.DeadLetterQueue.QueueUrl()})
-	awscdk.NewCfnOutput(p.stack(), jsii.String(names.OutputCluster), &awscdk.CfnOutputProps{Value: p.Cluster.ClusterName()})
-	awscdk.NewCfnOutput(p.stack(), jsii.String(names.OutputTaskDefinition), &awscdk.CfnOutputProps{Value: p.TaskDefinition.TaskDefinitionArn()})
-	return p
+	output(names.OutputQueueURL, &awscdk.CfnOutputProps{Value: p.Queue.QueueUrl()})
+	output(names.OutputDLQURL, &awscdk.CfnOutputProps{Value: p.DeadLetterQueue.QueueUrl()})
+	output(names.OutputCluster, &awscdk.CfnOutputProps{Value: p.Cluster.ClusterName()})
+	output(names.OutputTaskDefinition, &awscdk.CfnOutputProps{Value: p.TaskDefinition.TaskDefinitionArn()})
 }
 
 // ImageExcludes are left out of the consumer image's build context.
@@ -203,21 +277,15 @@ var ImageExcludes = []string{
 	"**/testdata", "**/*_test.go",
 }
 
-// ConfigEventPattern is names.ConfigEventPattern in CDK form (the bucket
-// name is a token here). Filtering in the pattern, not in code, means other
-// uploads never cost a message or a task.
+// ConfigEventPattern is names.ConfigEventPattern in CDK form, for the bucket
+// whose name is the token bucketName. Filtering in the pattern, not in code,
+// means other uploads never cost a message or a task.
 func ConfigEventPattern(bucketName *string) *awsevents.EventPattern {
-	var keys []interface{}
-	for _, f := range names.ConfigKeyFilters() {
-		keys = append(keys, f)
-	}
+	detail := names.ConfigEventDetail(*bucketName)
 	return &awsevents.EventPattern{
-		Source:     jsii.Strings("aws.s3"),
-		DetailType: jsii.Strings("Object Created"),
-		Detail: &map[string]interface{}{
-			"bucket": map[string]interface{}{"name": []interface{}{bucketName}},
-			"object": map[string]interface{}{"key": keys},
-		},
+		Source:     jsii.Strings(names.ConfigEventSource),
+		DetailType: jsii.Strings(names.ConfigEventDetailType),
+		Detail:     &detail,
 	}
 }
 

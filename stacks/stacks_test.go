@@ -224,21 +224,13 @@ func TestQueuePolicyAdmitsOnlyTheRule(t *testing.T) {
 	})
 }
 
+// The rule deploys names.ConfigEventPattern (whose filters names_test pins)
+// for this stack's bucket.
 func TestRuleMatchesOnlyConfigUploadsOfThisBucket(t *testing.T) {
+	pattern := configEventPatternOfPipelineBucket(t)
 	forEachStack(t, func(t *testing.T, tpl assertions.Template) {
 		tpl.HasResourceProperties(jsii.String("AWS::Events::Rule"), map[string]any{
-			"EventPattern": map[string]any{
-				"source":      []any{"aws.s3"},
-				"detail-type": []any{"Object Created"},
-				"detail": map[string]any{
-					"bucket": map[string]any{"name": []any{map[string]any{"Ref": assertions.Match_StringLikeRegexp(jsii.String("PipelineBucket"))}}},
-					"object": map[string]any{"key": []any{
-						map[string]any{"wildcard": "configs/*.yaml"},
-						map[string]any{"wildcard": "configs/*.yml"},
-						map[string]any{"wildcard": "configs/*.json"},
-					}},
-				},
-			},
+			"EventPattern": pattern,
 			"Targets": assertions.Match_ArrayWith(&[]any{assertions.Match_ObjectLike(&map[string]any{
 				"Arn":              map[string]any{"Fn::GetAtt": assertions.Match_ArrayWith(&[]any{"Arn"})},
 				"RetryPolicy":      map[string]any{"MaximumRetryAttempts": 185, "MaximumEventAgeInSeconds": 86400},
@@ -246,6 +238,25 @@ func TestRuleMatchesOnlyConfigUploadsOfThisBucket(t *testing.T) {
 			})}),
 		})
 	})
+}
+
+// configEventPatternOfPipelineBucket is names.ConfigEventPattern as the
+// template holds it: plain JSON values, the bucket name a Ref to the
+// pipeline's bucket.
+func configEventPatternOfPipelineBucket(t *testing.T) map[string]any {
+	t.Helper()
+	raw, err := json.Marshal(names.ConfigEventPattern("bucket"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pattern map[string]any
+	if err := json.Unmarshal(raw, &pattern); err != nil {
+		t.Fatal(err)
+	}
+	pattern["detail"].(map[string]any)["bucket"] = map[string]any{
+		"name": []any{map[string]any{"Ref": assertions.Match_StringLikeRegexp(jsii.String("PipelineBucket"))}},
+	}
+	return pattern
 }
 
 func TestTaskDefinitionRunsTheConsumer(t *testing.T) {

@@ -94,18 +94,31 @@ func ConfigKeyFilters() []map[string]string {
 	return out
 }
 
+// The EventBridge "source" and "detail-type" of the events the upload rule
+// selects: S3 object creations.
+const (
+	ConfigEventSource     = "aws.s3"
+	ConfigEventDetailType = "Object Created"
+)
+
+// ConfigEventDetail is the "detail" of ConfigEventPattern: objects of bucket
+// whose key passes ConfigKeyFilters.
+func ConfigEventDetail(bucket string) map[string]any {
+	return map[string]any{
+		"bucket": map[string]any{"name": []string{bucket}},
+		"object": map[string]any{"key": ConfigKeyFilters()},
+	}
+}
+
 // ConfigEventPattern is the EventBridge event pattern of the upload rule for
 // bucket, as a JSON-ready value: S3 "Object Created" events whose key passes
 // ConfigKeyFilters. The stacks deploy exactly this pattern; tests put it on
 // an emulated bus.
 func ConfigEventPattern(bucket string) map[string]any {
 	return map[string]any{
-		"source":      []string{"aws.s3"},
-		"detail-type": []string{"Object Created"},
-		"detail": map[string]any{
-			"bucket": map[string]any{"name": []string{bucket}},
-			"object": map[string]any{"key": ConfigKeyFilters()},
-		},
+		"source":      []string{ConfigEventSource},
+		"detail-type": []string{ConfigEventDetailType},
+		"detail":      ConfigEventDetail(bucket),
 	}
 }
 
