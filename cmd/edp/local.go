@@ -249,6 +249,7 @@ type state struct {
 	Stack       string            `json:"stack"`
 	Endpoint    string            `json:"endpoint"`
 	ECSEndpoint string            `json:"ecs_endpoint"`
+	Speedup     float64           `json:"speedup"`
 	Outputs     map[string]string `json:"outputs"`
 }
 
@@ -261,7 +262,7 @@ func localUp(ctx context.Context, f *localFlags, stdout io.Writer) (err error) {
 		return err
 	}
 	defer func() { err = errors.Join(err, cloud.Close(context.Background()), os.Remove(statePath(f.workDir))) }()
-	st := state{PID: os.Getpid(), Stack: cloud.Stack().Name, Endpoint: cloud.Endpoint(), ECSEndpoint: cloud.ECSEndpoint(), Outputs: cloud.Stack().Outputs}
+	st := state{PID: os.Getpid(), Stack: cloud.Stack().Name, Endpoint: cloud.Endpoint(), ECSEndpoint: cloud.ECSEndpoint(), Speedup: cloud.Speedup(), Outputs: cloud.Stack().Outputs}
 	raw, _ := json.MarshalIndent(st, "", "  ")
 	if err := os.WriteFile(statePath(f.workDir), raw, 0o644); err != nil {
 		return err

@@ -108,7 +108,11 @@ func smokeCommand(ctx context.Context, f *smokeFlags, rest []string, stdout io.W
 		if st.Stack != stack {
 			return smoke.Result{Stack: stack}, usageError{fmt.Errorf("the local cloud up in %s runs %s, not %s: `make local-down`, or pass -stack %s", f.workDir, st.Stack, stack, st.Stack)}
 		}
-		return smokeLocal(ctx, opts, st.Endpoint, st.ECSEndpoint, localDefaultSpeedup())
+		speedup := st.Speedup
+		if speedup <= 0 { // a state written before the field existed
+			speedup = localDefaultSpeedup()
+		}
+		return smokeLocal(ctx, opts, st.Endpoint, st.ECSEndpoint, speedup)
 	}
 	return smokeOwnCloud(ctx, opts, f.workDir, stdout)
 }
