@@ -39,6 +39,9 @@ func BenchmarkDecision(b *testing.B) {
 	}
 	cfg := testConfig()
 	cfg.MaxTasks = 30 // batches of 3: the three tasks go in one
+	if err := cfg.Validate(); err != nil {
+		b.Fatal(err)
+	}
 	h, err := NewHandler(cfg, Deps{
 		Queue:   &fakeQueue{visible: 20, inFlight: 5},
 		Lister:  e,
@@ -76,7 +79,7 @@ func BenchmarkColdStart(b *testing.B) {
 	ctx := context.Background()
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, err := newHandler(ctx, env, log, io.Discard); err != nil {
+		if _, err := coldStart(ctx, env, log, io.Discard); err != nil {
 			b.Fatal(err)
 		}
 	}

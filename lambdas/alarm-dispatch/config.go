@@ -41,7 +41,9 @@ var startedByPattern = regexp.MustCompile(`^[A-Za-z0-9_/-]+$`)
 
 // Config is the dispatcher's configuration. Required fields have no default;
 // every other field works at its zero value, which means the documented
-// default. Call Validate (or WithDefaults then Validate) once at start.
+// default. The idiom is the house's: SetDefaults, then Validate, once, where
+// the configuration is read (ConfigFromEnv does both); NewHandler takes the
+// result as it is.
 type Config struct {
 	// QueueURL is the work queue whose backlog is read (EDP_QUEUE_URL). Required.
 	QueueURL string
@@ -76,8 +78,8 @@ type Config struct {
 	StartedBy string
 }
 
-// WithDefaults returns c with every unset optional field set to its default.
-func (c Config) WithDefaults() Config {
+// SetDefaults gives every optional field left at its zero value its default.
+func (c *Config) SetDefaults() {
 	if c.AssignPublicIP == "" {
 		c.AssignPublicIP = DefaultAssignPublicIP
 	}
@@ -96,20 +98,19 @@ func (c Config) WithDefaults() Config {
 	if c.StartedBy == "" {
 		c.StartedBy = names.DefaultStartedBy
 	}
-	return c
 }
 
-// Validate reports every problem of c (after defaults) in one error that
-// wraps ErrConfig and names the environment variable of each bad setting.
+// Validate returns nil when c can run, and otherwise every problem in one
+// error that wraps ErrConfig, one line per setting, each naming its
+// environment variable. It applies no defaults: call SetDefaults first.
 func (c Config) Validate() error {
-	if errs := c.WithDefaults().problems(); len(errs) > 0 {
-		return fmt.Errorf("%w: %w", ErrConfig, errors.Join(errs...))
-	}
-	return nil
+	return c.validate(nil)
 }
 
-// problems lists what is wrong with c, one error per setting.
-func (c Config) problems() []error {
+// validate is Validate for a Config read from the environment: a variable
+// in unparsed is reported with that error instead of being checked (its
+// field holds the default).
+func (c Config) validate(unparsed map[string]error) error {
 	var errs []error
 	bad := func(env, format string, args ...any) {
 		errs = append(errs, fmt.Errorf("%s: %s", env, fmt.Sprintf(format, args...)))
@@ -137,71 +138,84 @@ func (c Config) problems() []error {
 	if c.AssignPublicIP != "ENABLED" && c.AssignPublicIP != "DISABLED" {
 		bad(names.EnvAssignPublicIP, "%q, want ENABLED or DISABLED", c.AssignPublicIP)
 	}
-	if c.MaxTasks < 1 || c.MaxTasks > maxMaxTasks {
+	switch err := unparsed[names.EnvMaxTasks]; {
+	case err != nil:
+		errs = append(errs, err)
+	case c.MaxTasks < 1 || c.MaxTasks > maxMaxTasks:
 		bad(names.EnvMaxTasks, "%d, want 1..%d", c.MaxTasks, maxMaxTasks)
 	}
-	if c.MessagesPerTask < 1 {
+	switch err := unparsed[names.EnvMessagesPerTask]; {
+	case err != nil:
+		errs = append(errs, err)
+	case c.MessagesPerTask < 1:
 		bad(names.EnvMessagesPerTask, "%d, want at least 1", c.MessagesPerTask)
 	}
 	if c.CapacityProvider != "FARGATE" && c.CapacityProvider != "FARGATE_SPOT" {
 		bad(names.EnvCapacityProvider, "%q, want FARGATE or FARGATE_SPOT", c.CapacityProvider)
 	}
+	if c.ContainerName == "" {
+		bad(names.EnvContainerName, "required")
+	}
 	if len(c.StartedBy) > maxStartedByLength || !startedByPattern.MatchString(c.StartedBy) {
 		bad(names.EnvStartedBy, "%q, want 1..%d of letters, digits, '-', '_' and '/'", c.StartedBy, maxStartedByLength)
 	}
-	return errs
+	if len(errs) > 0 {
+		// Every problem at once: one failed deploy, one fix.
+		return fmt.Errorf("%w: %w", ErrConfig, errors.Join(errs...))
+	}
+	return nil
 }
 
-// ConfigFromEnv builds a Config from environment variables looked up with
-// lookup (os.LookupEnv in main) and validates it. Unset or empty variables
-// take their defaults; a set but unparsable number is an error, never a
-// silent default.
+// ConfigFromEnv reads each variable once through lookup (os.LookupEnv in
+// main) over the defaults, and validates the result once. Unset or empty
+// variables keep their defaults; a value that is set is never replaced by a
+// default, and one that is not a number where a number belongs is reported
+// with every other problem.
 func ConfigFromEnv(lookup func(string) (string, bool)) (Config, error) {
-	get := func(k string) string {
-		v, _ := lookup(k)
-		return strings.TrimSpace(v)
+	var c Config
+	c.SetDefaults()
+	get := func(env string) (string, bool) {
+		v, _ := lookup(env)
+		v = strings.TrimSpace(v)
+		return v, v != ""
 	}
-	c := Config{
-		QueueURL:         get(names.EnvQueueURL),
-		Cluster:          get(names.EnvCluster),
-		TaskDefinition:   get(names.EnvTaskDefinition),
-		Subnets:          splitList(get(names.EnvSubnets)),
-		SecurityGroups:   splitList(get(names.EnvSecurityGroups)),
-		AssignPublicIP:   strings.ToUpper(get(names.EnvAssignPublicIP)),
-		CapacityProvider: strings.ToUpper(get(names.EnvCapacityProvider)),
-		ContainerName:    get(names.EnvContainerName),
-		StartedBy:        get(names.EnvStartedBy),
-	}
-	var errs []error
-	for _, f := range []struct {
-		env string
-		dst *int
-	}{
-		{names.EnvMaxTasks, &c.MaxTasks},
-		{names.EnvMessagesPerTask, &c.MessagesPerTask},
-	} {
-		s := get(f.env)
-		if s == "" {
-			continue
+	text := func(env string, dst *string, norm func(string) string) {
+		if v, ok := get(env); ok {
+			*dst = norm(v)
 		}
-		n, err := strconv.Atoi(s)
+	}
+	list := func(env string, dst *[]string) {
+		if v, ok := get(env); ok {
+			*dst = splitList(v)
+		}
+	}
+	unparsed := map[string]error{}
+	number := func(env string, dst *int) {
+		v, ok := get(env)
+		if !ok {
+			return
+		}
+		n, err := strconv.Atoi(v)
 		if err != nil {
-			errs = append(errs, fmt.Errorf("%s: %q is not a whole number", f.env, s))
-			continue
+			unparsed[env] = fmt.Errorf("%s: %q is not a whole number", env, v)
+			return
 		}
-		if n == 0 {
-			// 0 would silently mean "default" in the struct; from the
-			// environment it is a mistake worth reporting.
-			errs = append(errs, fmt.Errorf("%s: 0, want at least 1", f.env))
-			continue
-		}
-		*f.dst = n
+		*dst = n
 	}
-	c = c.WithDefaults()
-	// Report every problem at once: one failed deploy, one fix.
-	errs = append(errs, c.problems()...)
-	if len(errs) > 0 {
-		return Config{}, fmt.Errorf("%w: %w", ErrConfig, errors.Join(errs...))
+	same := func(s string) string { return s }
+	text(names.EnvQueueURL, &c.QueueURL, same)
+	text(names.EnvCluster, &c.Cluster, same)
+	text(names.EnvTaskDefinition, &c.TaskDefinition, same)
+	list(names.EnvSubnets, &c.Subnets)
+	list(names.EnvSecurityGroups, &c.SecurityGroups)
+	text(names.EnvAssignPublicIP, &c.AssignPublicIP, strings.ToUpper)
+	number(names.EnvMaxTasks, &c.MaxTasks)
+	number(names.EnvMessagesPerTask, &c.MessagesPerTask)
+	text(names.EnvCapacityProvider, &c.CapacityProvider, strings.ToUpper)
+	text(names.EnvContainerName, &c.ContainerName, same)
+	text(names.EnvStartedBy, &c.StartedBy, same)
+	if err := c.validate(unparsed); err != nil {
+		return Config{}, err
 	}
 	return c, nil
 }

@@ -141,13 +141,45 @@ func TestConfigFromEnvErrors(t *testing.T) {
 func TestConfigZeroValueDefaults(t *testing.T) {
 	t.Parallel()
 	c := Config{QueueURL: "q", Cluster: "c", TaskDefinition: "fam", Subnets: []string{"s"}}
+	c.SetDefaults()
 	if err := c.Validate(); err != nil {
 		t.Fatalf("zero-valued optional fields rejected: %v", err)
 	}
-	d := c.WithDefaults()
-	if d.MaxTasks != DefaultMaxTasks || d.MessagesPerTask != DefaultMessagesPerTask ||
-		d.CapacityProvider != DefaultCapacityProvider || d.AssignPublicIP != DefaultAssignPublicIP {
-		t.Errorf("defaults not applied: %+v", d)
+	if c.MaxTasks != DefaultMaxTasks || c.MessagesPerTask != DefaultMessagesPerTask ||
+		c.CapacityProvider != DefaultCapacityProvider || c.AssignPublicIP != DefaultAssignPublicIP ||
+		c.ContainerName != names.ContainerName || c.StartedBy != names.DefaultStartedBy {
+		t.Errorf("defaults not applied: %+v", c)
+	}
+	// Set fields keep their values.
+	set := Config{MaxTasks: 3, StartedBy: "me"}
+	set.SetDefaults()
+	if set.MaxTasks != 3 || set.StartedBy != "me" {
+		t.Errorf("SetDefaults replaced set fields: %+v", set)
+	}
+}
+
+// TestValidateAppliesNoDefaults: Validate checks what it is given, so a
+// zero field is a problem like any other, and it reports them all.
+func TestValidateAppliesNoDefaults(t *testing.T) {
+	t.Parallel()
+	err := Config{}.Validate()
+	if !errors.Is(err, ErrConfig) {
+		t.Fatalf("Validate() = %v, want ErrConfig", err)
+	}
+	want := "invalid configuration: " + strings.Join([]string{
+		names.EnvQueueURL + ": required",
+		names.EnvCluster + ": required",
+		names.EnvTaskDefinition + ": required",
+		names.EnvSubnets + ": required (at least one subnet id)",
+		names.EnvAssignPublicIP + `: "", want ENABLED or DISABLED`,
+		names.EnvMaxTasks + ": 0, want 1..1000",
+		names.EnvMessagesPerTask + ": 0, want at least 1",
+		names.EnvCapacityProvider + `: "", want FARGATE or FARGATE_SPOT`,
+		names.EnvContainerName + ": required",
+		names.EnvStartedBy + `: "", want 1..128 of letters, digits, '-', '_' and '/'`,
+	}, "\n")
+	if diff := cmp.Diff(want, err.Error()); diff != "" {
+		t.Errorf("message (-want +got):\n%s", diff)
 	}
 }
 
@@ -169,13 +201,24 @@ func TestFamily(t *testing.T) {
 }
 
 // TestColdStartFailsNamingVariable: the cold start refuses a bad
-// environment before it builds any client.
+// environment before it builds any client, with one message that names
+// every bad variable, one line each: an unparsable number does not hide the
+// other problems.
 func TestColdStartFailsNamingVariable(t *testing.T) {
 	t.Parallel()
 	env := minimalEnv()
 	env[names.EnvMessagesPerTask] = "many"
-	_, err := newHandler(context.Background(), envOf(env), slog.New(slog.DiscardHandler), io.Discard)
-	if !errors.Is(err, ErrConfig) || !strings.Contains(err.Error(), names.EnvMessagesPerTask) {
-		t.Fatalf("newHandler = %v, want ErrConfig naming %s", err, names.EnvMessagesPerTask)
+	_, err := coldStart(context.Background(), envOf(env), slog.New(slog.DiscardHandler), io.Discard)
+	const one = `invalid configuration: EDP_MESSAGES_PER_TASK: "many" is not a whole number`
+	if !errors.Is(err, ErrConfig) || err.Error() != one {
+		t.Fatalf("coldStart = %v, want ErrConfig: %s", err, one)
+	}
+
+	delete(env, names.EnvCluster)
+	env[names.EnvMaxTasks] = "0"
+	_, err = coldStart(context.Background(), envOf(env), slog.New(slog.DiscardHandler), io.Discard)
+	const all = "invalid configuration: EDP_CLUSTER: required\nEDP_MAX_TASKS: 0, want 1..1000\n" + `EDP_MESSAGES_PER_TASK: "many" is not a whole number`
+	if !errors.Is(err, ErrConfig) || err.Error() != all {
+		t.Fatalf("coldStart = %v, want ErrConfig:\n%s", err, all)
 	}
 }

@@ -234,10 +234,11 @@ func (s *syncBuffer) lines(t *testing.T) []map[string]any {
 	return out
 }
 
-// testConfig is a valid configuration with small numbers that make the
-// formula easy to follow: ten messages per task, at most ten tasks.
+// testConfig is a configuration with its defaults set and small numbers
+// that make the formula easy to follow: ten messages per task, at most ten
+// tasks.
 func testConfig() Config {
-	return Config{
+	c := Config{
 		QueueURL:        "https://sqs.us-east-1.amazonaws.com/123456789012/edp-queue",
 		Cluster:         "edp-cluster",
 		TaskDefinition:  "arn:aws:ecs:us-east-1:123456789012:task-definition/edp-consumer:7",
@@ -246,6 +247,8 @@ func testConfig() Config {
 		MaxTasks:        10,
 		MessagesPerTask: 10,
 	}
+	c.SetDefaults()
+	return c
 }
 
 // rig is a handler wired to fakes, with its logs, metrics and clock.
@@ -258,8 +261,13 @@ type rig struct {
 	clock   *fakeClock
 }
 
+// newRig validates cfg, as ConfigFromEnv does for the real function, and
+// wires a handler to the fakes.
 func newRig(t *testing.T, cfg Config, q *fakeQueue, e *fakeECS) *rig {
 	t.Helper()
+	if err := cfg.Validate(); err != nil {
+		t.Fatalf("test configuration: %v", err)
+	}
 	logs, metrics := &syncBuffer{}, &syncBuffer{}
 	h, err := NewHandler(cfg, Deps{
 		Queue:   q,

@@ -86,12 +86,10 @@ type Handler struct {
 	jitter func(time.Duration) time.Duration
 }
 
-// NewHandler validates cfg (after applying defaults) and returns a Handler.
+// NewHandler returns a Handler for cfg, which must be valid: read by
+// ConfigFromEnv, or given its defaults and checked with Config.Validate.
+// NewHandler validates nothing but d, so a configuration is validated once.
 func NewHandler(cfg Config, d Deps) (*Handler, error) {
-	cfg = cfg.WithDefaults()
-	if err := cfg.Validate(); err != nil {
-		return nil, err
-	}
 	if d.Queue == nil || d.Lister == nil || d.Runner == nil {
 		return nil, errors.New("new handler: Queue, Lister and Runner are required")
 	}

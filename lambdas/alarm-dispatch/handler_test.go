@@ -749,9 +749,6 @@ func TestQueueAndListErrors(t *testing.T) {
 func TestNewHandlerRejects(t *testing.T) {
 	t.Parallel()
 	e := &fakeECS{}
-	if _, err := NewHandler(Config{}, Deps{Queue: &fakeQueue{}, Lister: e, Runner: e}); !errors.Is(err, ErrConfig) {
-		t.Errorf("empty config: err = %v, want ErrConfig", err)
-	}
 	if _, err := NewHandler(testConfig(), Deps{Lister: e, Runner: e}); err == nil {
 		t.Error("missing Queue accepted")
 	}

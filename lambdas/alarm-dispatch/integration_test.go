@@ -69,6 +69,7 @@ func TestIntegration(t *testing.T) {
 		MaxTasks:        20,
 		MessagesPerTask: 10,
 	}
+	cfg.SetDefaults()
 
 	t.Run("decision and wire request", func(t *testing.T) {
 		capture := newCaptureServer(t, nil)
@@ -179,6 +180,9 @@ func TestIntegration(t *testing.T) {
 
 func integrationHandler(t *testing.T, cfg Config, q QueueAPI, l TaskLister, r TaskRunner) (*Handler, *syncBuffer) {
 	t.Helper()
+	if err := cfg.Validate(); err != nil {
+		t.Fatalf("test configuration: %v", err)
+	}
 	metrics := &syncBuffer{}
 	h, err := NewHandler(cfg, Deps{
 		Queue: q, Lister: l, Runner: r,

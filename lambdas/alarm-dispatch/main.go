@@ -18,7 +18,8 @@
 //
 // main reads the environment once (see Config and docs/alarm-dispatch.md),
 // builds the SDK clients and hands a Handler to the Lambda runtime; an
-// invalid setting fails the cold start with an error naming the variable.
+// invalid setting fails the cold start with an error naming every bad
+// variable.
 package main
 
 import (
@@ -36,7 +37,7 @@ import (
 
 func main() {
 	log := slog.New(slog.NewJSONHandler(os.Stdout, nil))
-	h, err := newHandler(context.Background(), os.LookupEnv, log, os.Stdout)
+	h, err := coldStart(context.Background(), os.LookupEnv, log, os.Stdout)
 	if err != nil {
 		log.Error("cold start failed", "error", err.Error())
 		os.Exit(1)
@@ -44,10 +45,11 @@ func main() {
 	lambda.Start(h.Handle)
 }
 
-// newHandler is the cold start: parse and validate the configuration, load
-// the SDK configuration (region and credentials of the function's role, or
-// AWS_ENDPOINT_URL for an emulator) and wire the clients into a Handler.
-func newHandler(ctx context.Context, lookup func(string) (string, bool), log *slog.Logger, metrics io.Writer) (*Handler, error) {
+// coldStart reads the configuration (validated once, there), loads the SDK
+// configuration (region and credentials of the function's role, or
+// AWS_ENDPOINT_URL for an emulator) and wires the clients into a Handler. A
+// bad environment fails before any client is built.
+func coldStart(ctx context.Context, lookup func(string) (string, bool), log *slog.Logger, metrics io.Writer) (*Handler, error) {
 	cfg, err := ConfigFromEnv(lookup)
 	if err != nil {
 		return nil, err
