@@ -11,7 +11,6 @@ import (
 	"strconv"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -169,36 +168,6 @@ type batchSent struct {
 	Token string
 }
 
-// fakeClock is a clock whose sleeps only move it forward.
-type fakeClock struct {
-	mu     sync.Mutex
-	t      time.Time
-	sleeps []time.Duration
-}
-
-func (c *fakeClock) now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *fakeClock) sleep(ctx context.Context, d time.Duration) error {
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-	c.sleeps = append(c.sleeps, d)
-	return nil
-}
-
-func (c *fakeClock) slept() []time.Duration {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return append([]time.Duration(nil), c.sleeps...)
-}
-
 // syncBuffer is a bytes.Buffer safe for the logger and the test to share.
 type syncBuffer struct {
 	mu sync.Mutex
@@ -251,14 +220,13 @@ func testConfig() Config {
 	return c
 }
 
-// rig is a handler wired to fakes, with its logs, metrics and clock.
+// rig is a handler wired to fakes, with its logs and metrics.
 type rig struct {
 	h       *Handler
 	queue   *fakeQueue
 	ecs     *fakeECS
 	logs    *syncBuffer
 	metrics *syncBuffer
-	clock   *fakeClock
 }
 
 // newRig validates cfg, as ConfigFromEnv does for the real function, and
@@ -279,10 +247,7 @@ func newRig(t *testing.T, cfg Config, q *fakeQueue, e *fakeECS) *rig {
 	if err != nil {
 		t.Fatalf("NewHandler: %v", err)
 	}
-	clk := &fakeClock{t: time.Now()}
-	h.now, h.sleep = clk.now, clk.sleep
-	h.jitter = func(d time.Duration) time.Duration { return d } // deterministic: always the longest pause
-	return &rig{h: h, queue: q, ecs: e, logs: logs, metrics: metrics, clock: clk}
+	return &rig{h: h, queue: q, ecs: e, logs: logs, metrics: metrics}
 }
 
 // loadEvent reads an SNS event fixture from testdata.

@@ -78,12 +78,8 @@ type Handler struct {
 	runner  TaskRunner
 	log     *slog.Logger
 	metrics io.Writer
-
-	// Seams for tests; NewHandler sets the real ones.
-	retry  retryPolicy
-	now    func() time.Time
-	sleep  func(context.Context, time.Duration) error
-	jitter func(time.Duration) time.Duration
+	rounds  roundPolicy   // re-requests of tasks in RunTask's failures[]
+	reserve time.Duration // kept free before the invocation's deadline
 }
 
 // NewHandler returns a Handler for cfg, which must be valid: read by
@@ -108,17 +104,22 @@ func NewHandler(cfg Config, d Deps) (*Handler, error) {
 		runner:  d.Runner,
 		log:     d.Logger,
 		metrics: d.Metrics,
-		retry:   defaultRetry,
-		now:     time.Now,
-		sleep:   sleepCtx,
-		jitter:  randomJitter,
+		rounds:  defaultRounds,
+		reserve: defaultReserve,
 	}, nil
 }
 
 // Handle processes one SNS event. Records that are not a transition to
 // ALARM are logged and ignored; the error (if any) joins the dispatch errors
 // of the ALARM records, so Lambda retries only what can still succeed.
+//
+// Every call and pause is bounded by a deadline h.reserve earlier than the
+// invocation's own (ctx's, set by the Lambda runtime): a call the SDK is
+// still retrying then, or a round whose pause would outlast it, ends the
+// dispatch with its missing tasks reported, in time.
 func (h *Handler) Handle(ctx context.Context, ev events.SNSEvent) error {
+	ctx, cancel := withBudget(ctx, h.reserve)
+	defer cancel()
 	if len(ev.Records) == 0 {
 		h.log.InfoContext(ctx, "ignored event", "reason", "no records")
 		return nil
@@ -236,7 +237,7 @@ func (h *Handler) dispatch(ctx context.Context, n alarmNotice) error {
 	if o.Requested > 0 {
 		runErr = h.start(ctx, log, id, &o)
 	}
-	if err := writeEMF(h.metrics, h.now(), h.cfg.Cluster, n.AlarmName, id, o); err != nil {
+	if err := writeEMF(h.metrics, time.Now(), h.cfg.Cluster, n.AlarmName, id, o); err != nil {
 		log.WarnContext(ctx, "metrics line lost", "error", err.Error())
 	}
 	log.InfoContext(ctx, "dispatch done",
@@ -247,17 +248,12 @@ func (h *Handler) dispatch(ctx context.Context, n alarmNotice) error {
 // backlog returns visible plus in-flight messages. In-flight ones count
 // because a consumer that dies or times out makes them visible again.
 func (h *Handler) backlog(ctx context.Context) (int64, error) {
-	var out *sqs.GetQueueAttributesOutput
-	err := h.withRetry(ctx, "GetQueueAttributes", func() error {
-		var err error
-		out, err = h.queue.GetQueueAttributes(ctx, &sqs.GetQueueAttributesInput{
-			QueueUrl: aws.String(h.cfg.QueueURL),
-			AttributeNames: []sqstypes.QueueAttributeName{
-				sqstypes.QueueAttributeNameApproximateNumberOfMessages,
-				sqstypes.QueueAttributeNameApproximateNumberOfMessagesNotVisible,
-			},
-		})
-		return err
+	out, err := h.queue.GetQueueAttributes(ctx, &sqs.GetQueueAttributesInput{
+		QueueUrl: aws.String(h.cfg.QueueURL),
+		AttributeNames: []sqstypes.QueueAttributeName{
+			sqstypes.QueueAttributeNameApproximateNumberOfMessages,
+			sqstypes.QueueAttributeNameApproximateNumberOfMessagesNotVisible,
+		},
 	})
 	if err != nil {
 		return 0, fmt.Errorf("read queue attributes %s: %w", h.cfg.QueueURL, err)
@@ -299,12 +295,7 @@ func (h *Handler) running(ctx context.Context, own map[string]bool) (int, error)
 	count := 0
 	listed := 0 // own tasks among the listed ones
 	for {
-		var out *ecs.ListTasksOutput
-		err := h.withRetry(ctx, "ListTasks", func() error {
-			var err error
-			out, err = h.lister.ListTasks(ctx, in)
-			return err
-		})
+		out, err := h.lister.ListTasks(ctx, in)
 		if err != nil {
 			return 0, fmt.Errorf("list tasks of family %s in %s: %w", h.family, h.cfg.Cluster, err)
 		}
@@ -332,8 +323,8 @@ func (h *Handler) running(ctx context.Context, own map[string]bool) (int, error)
 // MaxTasks, so tasks that another invocation started meanwhile are counted;
 // once the family is full the rest of the plan is dropped as capped, not
 // failed. Tasks that RunTask reports in failures[] (capacity, throttling of
-// placement) are asked for again in new batches after a backoff, while time
-// and attempts remain. It fills in o.Started, o.Skipped, o.Capped and
+// placement) are asked for again in new batches after a pause, while time
+// and rounds remain. It fills in o.Started, o.Skipped, o.Capped and
 // o.Failed and returns ErrTasksNotStarted if any task is still missing.
 func (h *Handler) start(ctx context.Context, log *slog.Logger, id string, o *outcome) error {
 	own := map[string]bool{} // ARNs of the tasks this invocation started
@@ -344,7 +335,11 @@ func (h *Handler) start(ctx context.Context, log *slog.Logger, id string, o *out
 	var cause error
 	for round := 0; pending > 0 && cause == nil; round++ {
 		if round > 0 {
-			if round >= h.retry.MaxAttempts || !h.wait(ctx, round-1) {
+			if round >= h.rounds.MaxRounds {
+				break
+			}
+			if !sleep(ctx, h.rounds.pause(round-1)) {
+				log.WarnContext(ctx, "no time left to ask again for failed tasks", "round", round, "tasks", pending)
 				break
 			}
 			log.InfoContext(ctx, "retrying failed tasks", "round", round, "tasks", pending)
@@ -371,7 +366,10 @@ func (h *Handler) start(ctx context.Context, log *slog.Logger, id string, o *out
 			pending -= count
 			token := clientToken(id, seq)
 			seq++
-			out, err := h.runBatch(ctx, id, token, count)
+			// One call per batch. The SDK's retryer resends it when it is
+			// throttled or unanswered — the same body, so the same client
+			// token: an attempt whose answer was lost cannot start tasks twice.
+			out, err := h.runner.RunTask(ctx, h.runTaskInput(id, token, count))
 			switch {
 			case isConflict(err):
 				log.WarnContext(ctx, "batch already sent by an earlier attempt",
@@ -418,20 +416,6 @@ func (h *Handler) start(ctx context.Context, log *slog.Logger, id string, o *out
 	return err
 }
 
-// runBatch makes one RunTask call, retrying errors with the same client
-// token: if an attempt did start tasks before its answer was lost, the
-// retry returns those tasks instead of starting more.
-func (h *Handler) runBatch(ctx context.Context, id, token string, count int) (*ecs.RunTaskOutput, error) {
-	in := h.runTaskInput(id, token, count)
-	var out *ecs.RunTaskOutput
-	err := h.withRetry(ctx, "RunTask", func() error {
-		var err error
-		out, err = h.runner.RunTask(ctx, in)
-		return err
-	})
-	return out, err
-}
-
 // runTaskInput is the RunTask request for one batch.
 func (h *Handler) runTaskInput(id, token string, count int) *ecs.RunTaskInput {
 	return &ecs.RunTaskInput{
@@ -462,30 +446,4 @@ func (h *Handler) runTaskInput(id, token string, count int) *ecs.RunTaskInput {
 		},
 		ClientToken: aws.String(token),
 	}
-}
-
-// withRetry calls call until it succeeds, fails for good, runs out of
-// attempts or would run into the invocation's deadline.
-func (h *Handler) withRetry(ctx context.Context, what string, call func() error) error {
-	for attempt := 0; ; attempt++ {
-		err := call()
-		if err == nil || !retryable(err) {
-			return err
-		}
-		if attempt+1 >= h.retry.MaxAttempts || !h.wait(ctx, attempt) {
-			return err
-		}
-		h.log.WarnContext(ctx, "retrying call", "call", what, "attempt", attempt+1, "error", err.Error())
-	}
-}
-
-// wait sleeps the backoff for attempt and reports whether another attempt
-// may be made: false if the pause would end inside the reserve before the
-// invocation's deadline, or if ctx ended.
-func (h *Handler) wait(ctx context.Context, attempt int) bool {
-	d := h.retry.backoff(attempt, h.jitter)
-	if deadline, ok := ctx.Deadline(); ok && h.now().Add(d+h.retry.Reserve).After(deadline) {
-		return false
-	}
-	return h.sleep(ctx, d) == nil
 }

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/aws/aws-lambda-go/events"
@@ -265,164 +266,226 @@ func TestRunTaskInput(t *testing.T) {
 }
 
 // TestPartialFailure: RunTask reports some tasks in failures[]; they are
-// asked for again, in a new batch with a new token, after a backoff.
+// asked for again, in a new batch with a new token, after one pause.
 func TestPartialFailure(t *testing.T) {
 	t.Parallel()
-	cfg := testConfig()
-	cfg.MaxTasks = 25 // batches of 3
-	e := &fakeECS{script: []runStep{{fail: 2}}}
-	r := newRig(t, cfg, &fakeQueue{visible: 10000}, e)
-	if err := r.h.Handle(context.Background(), loadEvent(t, "alarm-single-metric.json")); err != nil {
-		t.Fatalf("Handle: %v", err)
-	}
-	sent := e.sent()
-	// 25 in batches of 3 (the first starts one of three), then the two.
-	want := append(repeat(3, 8), 1, 2)
-	if diff := cmp.Diff(want, counts(sent)); diff != "" {
-		t.Errorf("RunTask counts (-want +got):\n%s", diff)
-	}
-	if last := sent[len(sent)-1].Token; !strings.HasSuffix(last, "-9") {
-		t.Errorf("retry batch token = %q, want a new batch index 9", last)
-	}
-	if got := len(r.clock.slept()); got != 1 {
-		t.Errorf("backoffs = %d, want 1 before the retry round", got)
-	}
-	if e.created != 25 {
-		t.Errorf("tasks created = %d, want 25", e.created)
-	}
-	if !hasLog(t, r.logs, "task not started", "reason", capacityReason) {
-		t.Errorf("failure reason not logged:\n%s", r.logs)
-	}
-	m := r.metrics.lines(t)[0]
-	if m[MetricTasksStarted] != 25.0 || m[MetricTasksFailed] != 0.0 {
-		t.Errorf("metrics started=%v failed=%v, want 25 and 0", m[MetricTasksStarted], m[MetricTasksFailed])
-	}
+	synctest.Test(t, func(t *testing.T) {
+		cfg := testConfig()
+		cfg.MaxTasks = 25 // batches of 3
+		e := &fakeECS{script: []runStep{{fail: 2}}}
+		r := newRig(t, cfg, &fakeQueue{visible: 10000}, e)
+		start := time.Now()
+		if err := r.h.Handle(context.Background(), loadEvent(t, "alarm-single-metric.json")); err != nil {
+			t.Fatalf("Handle: %v", err)
+		}
+		// The only pause is the one before the second round: 250 ms,
+		// jittered over its upper half.
+		if paused := time.Since(start); paused < 125*time.Millisecond || paused > 250*time.Millisecond {
+			t.Errorf("paused %v, want one pause of 125-250 ms before the retry round", paused)
+		}
+		sent := e.sent()
+		// 25 in batches of 3 (the first starts one of three), then the two.
+		want := append(repeat(3, 8), 1, 2)
+		if diff := cmp.Diff(want, counts(sent)); diff != "" {
+			t.Errorf("RunTask counts (-want +got):\n%s", diff)
+		}
+		if last := sent[len(sent)-1].Token; !strings.HasSuffix(last, "-9") {
+			t.Errorf("retry batch token = %q, want a new batch index 9", last)
+		}
+		if e.created != 25 {
+			t.Errorf("tasks created = %d, want 25", e.created)
+		}
+		if !hasLog(t, r.logs, "task not started", "reason", capacityReason) {
+			t.Errorf("failure reason not logged:\n%s", r.logs)
+		}
+		m := r.metrics.lines(t)[0]
+		if m[MetricTasksStarted] != 25.0 || m[MetricTasksFailed] != 0.0 {
+			t.Errorf("metrics started=%v failed=%v, want 25 and 0", m[MetricTasksStarted], m[MetricTasksFailed])
+		}
+	})
 }
 
 // TestPartialFailurePersists: capacity never returns; the handler gives up
-// after MaxAttempts rounds and returns ErrTasksNotStarted with the reason.
+// after MaxRounds rounds and returns ErrTasksNotStarted with the reason.
 func TestPartialFailurePersists(t *testing.T) {
 	t.Parallel()
-	var script []runStep
-	for range 20 {
-		script = append(script, runStep{fail: 2})
+	synctest.Test(t, func(t *testing.T) {
+		var script []runStep
+		for range 20 {
+			script = append(script, runStep{fail: 2})
+		}
+		e := &fakeECS{script: script}
+		cfg := testConfig()
+		cfg.MaxTasks = 30 // batches of 3: the three tasks go in one
+		r := newRig(t, cfg, &fakeQueue{visible: 25}, e)
+		start := time.Now()
+		err := r.h.Handle(context.Background(), loadEvent(t, "alarm-single-metric.json"))
+		if !errors.Is(err, ErrTasksNotStarted) || !strings.Contains(err.Error(), capacityReason) {
+			t.Fatalf("Handle = %v, want ErrTasksNotStarted naming the capacity reason", err)
+		}
+		// 3 requested; 1 starts, 2 fail, then rounds of 2 that all fail.
+		want := []int{3, 2, 2, 2, 2, 2}
+		if diff := cmp.Diff(want, counts(e.sent())); diff != "" {
+			t.Errorf("RunTask counts (-want +got):\n%s", diff)
+		}
+		// Five pauses of 250, 500, 1000, 2000 and 4000 ms, each jittered
+		// over its upper half.
+		if paused := time.Since(start); paused < 3875*time.Millisecond || paused > 7750*time.Millisecond {
+			t.Errorf("paused %v in all, want 3.875-7.75 s", paused)
+		}
+		m := r.metrics.lines(t)[0]
+		if m[MetricTasksRequested] != 3.0 || m[MetricTasksStarted] != 1.0 || m[MetricTasksFailed] != 2.0 {
+			t.Errorf("metrics = %v, want requested 3 started 1 failed 2", m)
+		}
+	})
+}
+
+// TestFailedTasksRoundsStopBeforeDeadline: with capacity that never
+// returns and a Lambda deadline 5 s away, the rounds stop before the
+// handler's own deadline (2 s earlier) instead of pausing into it, and the
+// metric line and error still go out.
+func TestFailedTasksRoundsStopBeforeDeadline(t *testing.T) {
+	t.Parallel()
+	synctest.Test(t, func(t *testing.T) {
+		var script []runStep
+		for range 20 {
+			script = append(script, runStep{fail: 3})
+		}
+		e := &fakeECS{script: script}
+		cfg := testConfig()
+		cfg.MaxTasks = 30 // batches of 3: the three tasks go in one
+		r := newRig(t, cfg, &fakeQueue{visible: 25}, e)
+		start := time.Now()
+		ctx, cancel := context.WithDeadline(context.Background(), start.Add(5*time.Second))
+		defer cancel()
+		err := r.h.Handle(ctx, loadEvent(t, "alarm-single-metric.json"))
+		if !errors.Is(err, ErrTasksNotStarted) {
+			t.Fatalf("Handle = %v, want ErrTasksNotStarted", err)
+		}
+		if took := time.Since(start); took > 3*time.Second {
+			t.Errorf("Handle took %v, want at most 3 s (the deadline minus the 2 s reserve)", took)
+		}
+		// Pauses of 125-250, 250-500, 500-1000 and 1000-2000 ms: within the
+		// 3 s budget the fourth round always runs, the fifth only after short
+		// pauses, the sixth (after another 2-4 s) never.
+		if n := len(e.sent()); n < 4 || n > 5 {
+			t.Errorf("RunTask rounds = %d, want 4 or 5", n)
+		}
+		if !hasLog(t, r.logs, "no time left to ask again for failed tasks", "alarm_name", "EdpAlarmDispatch-QueueBacklog-1XKJ3P0A7ZQ2D") {
+			t.Errorf("stopping for the deadline not logged:\n%s", r.logs)
+		}
+		if m := r.metrics.lines(t); len(m) != 1 || m[0][MetricTasksFailed] != 3.0 {
+			t.Errorf("metrics = %v, want one line with 3 failed", m)
+		}
+	})
+}
+
+// TestOneCallPerSDKCall: the handler calls each API once and leaves retries
+// to the SDK's retryer (configured in main, tested in sdkretry_test.go). An
+// error that reaches the handler — the SDK gave up on it — is not retried
+// again: the dispatch stops and reports it, without pausing.
+func TestOneCallPerSDKCall(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name      string
+		q         *fakeQueue
+		e         *fakeECS
+		wantQueue int
+		wantLists int
+		wantRuns  int
+		wantMsg   string
+	}{
+		{"queue throttled", &fakeQueue{err: throttled()}, &fakeECS{}, 1, 0, 0, "read queue attributes"},
+		{"list throttled", &fakeQueue{visible: 25}, &fakeECS{listErr: throttled()}, 1, 1, 0, "list tasks of family"},
+		{"run throttled", &fakeQueue{visible: 25}, &fakeECS{script: []runStep{{err: throttled()}}}, 1, 1, 1, "run 1 tasks"},
 	}
-	e := &fakeECS{script: script}
-	cfg := testConfig()
-	cfg.MaxTasks = 30 // batches of 3: the three tasks go in one
-	r := newRig(t, cfg, &fakeQueue{visible: 25}, e)
-	err := r.h.Handle(context.Background(), loadEvent(t, "alarm-single-metric.json"))
-	if !errors.Is(err, ErrTasksNotStarted) || !strings.Contains(err.Error(), capacityReason) {
-		t.Fatalf("Handle = %v, want ErrTasksNotStarted naming the capacity reason", err)
-	}
-	// 3 requested; 1 starts, 2 fail, then rounds of 2 that all fail.
-	want := []int{3, 2, 2, 2, 2, 2}
-	if diff := cmp.Diff(want, counts(e.sent())); diff != "" {
-		t.Errorf("RunTask counts (-want +got):\n%s", diff)
-	}
-	m := r.metrics.lines(t)[0]
-	if m[MetricTasksRequested] != 3.0 || m[MetricTasksStarted] != 1.0 || m[MetricTasksFailed] != 2.0 {
-		t.Errorf("metrics = %v, want requested 3 started 1 failed 2", m)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			synctest.Test(t, func(t *testing.T) {
+				r := newRig(t, testConfig(), tt.q, tt.e)
+				start := time.Now()
+				err := r.h.Handle(context.Background(), loadEvent(t, "alarm-single-metric.json"))
+				var apiErr smithy.APIError
+				if !errors.As(err, &apiErr) || apiErr.ErrorCode() != "ThrottlingException" || !strings.Contains(err.Error(), tt.wantMsg) {
+					t.Fatalf("Handle = %v, want the throttling error, naming %q", err, tt.wantMsg)
+				}
+				if got := [3]int{tt.q.calls, len(tt.e.lists), len(tt.e.sent())}; got != [3]int{tt.wantQueue, tt.wantLists, tt.wantRuns} {
+					t.Errorf("calls GetQueueAttributes/ListTasks/RunTask = %v, want %v", got, [3]int{tt.wantQueue, tt.wantLists, tt.wantRuns})
+				}
+				if d := time.Since(start); d != 0 {
+					t.Errorf("paused %v before giving up", d)
+				}
+			})
+		})
 	}
 }
 
-// TestThrottlingThenSuccess: a throttled RunTask is retried with the same
-// client token after a backoff and succeeds.
-func TestThrottlingThenSuccess(t *testing.T) {
+// TestInvocationDeadline: a call still running when the handler's budget
+// ends (the SDK retrying a throttled call, a request that is never
+// answered) is cut at the invocation's deadline minus the reserve, and the
+// dispatch still logs, writes its metric line and returns its error before
+// Lambda's own deadline.
+func TestInvocationDeadline(t *testing.T) {
 	t.Parallel()
-	e := &fakeECS{script: []runStep{{err: throttled()}, {err: throttled()}, {}}}
-	cfg := testConfig()
-	cfg.MaxTasks = 30 // batches of 3: the three tasks go in one
-	r := newRig(t, cfg, &fakeQueue{visible: 25}, e)
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	if err := r.h.Handle(ctx, loadEvent(t, "alarm-single-metric.json")); err != nil {
-		t.Fatalf("Handle: %v", err)
-	}
-	sent := e.sent()
-	if len(sent) != 3 || sent[0] != sent[1] || sent[1] != sent[2] {
-		t.Errorf("RunTask requests = %v, want the same batch three times", sent)
-	}
-	if diff := cmp.Diff([]time.Duration{250 * time.Millisecond, 500 * time.Millisecond}, r.clock.slept()); diff != "" {
-		t.Errorf("backoffs (-want +got):\n%s", diff)
-	}
-	if e.created != 3 {
-		t.Errorf("tasks created = %d, want 3", e.created)
-	}
+	synctest.Test(t, func(t *testing.T) {
+		e := &fakeECS{}
+		r := newRig(t, testConfig(), &fakeQueue{visible: 25}, e)
+		r.h.runner = hangingRunner{}
+		start := time.Now()
+		lambdaDeadline := start.Add(10 * time.Second)
+		ctx, cancel := context.WithDeadline(context.Background(), lambdaDeadline)
+		defer cancel()
+		err := r.h.Handle(ctx, loadEvent(t, "alarm-single-metric.json"))
+		if !errors.Is(err, ErrTasksNotStarted) || !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("Handle = %v, want ErrTasksNotStarted with the deadline as cause", err)
+		}
+		if took, want := time.Since(start), 10*time.Second-defaultReserve; took != want {
+			t.Errorf("Handle returned after %v, want %v (the invocation's deadline minus the reserve)", took, want)
+		}
+		if ctx.Err() != nil {
+			t.Error("the invocation's own deadline passed")
+		}
+		if m := r.metrics.lines(t); len(m) != 1 || m[0][MetricTasksFailed] != 3.0 {
+			t.Errorf("metrics = %v, want one line with 3 failed", m)
+		}
+	})
 }
 
-// TestRetryBoundedByDeadline: throttling that never ends; retries stop so
-// that the reserve before the invocation's deadline stays free.
-func TestRetryBoundedByDeadline(t *testing.T) {
-	t.Parallel()
-	var script []runStep
-	for range 50 {
-		script = append(script, runStep{err: throttled()})
-	}
-	e := &fakeECS{script: script}
-	r := newRig(t, testConfig(), &fakeQueue{visible: 25}, e)
-	r.h.retry.MaxAttempts = 100 // only the deadline may stop it
-	start := r.clock.now()
-	deadline := start.Add(5 * time.Second)
-	ctx, cancel := context.WithDeadline(context.Background(), deadline)
-	defer cancel()
-	err := r.h.Handle(ctx, loadEvent(t, "alarm-single-metric.json"))
-	if !errors.Is(err, ErrTasksNotStarted) {
-		t.Fatalf("Handle = %v, want ErrTasksNotStarted", err)
-	}
-	var apiErr smithy.APIError
-	if !errors.As(err, &apiErr) || apiErr.ErrorCode() != "ThrottlingException" {
-		t.Errorf("error %v does not carry the throttling cause", err)
-	}
-	if end := r.clock.now(); end.Add(r.h.retry.Reserve).After(deadline) {
-		t.Errorf("retries ran until %v, past deadline %v minus reserve %v", end.Sub(start), deadline.Sub(start), r.h.retry.Reserve)
-	}
-	// 250+500+1000 ms fit into 5 s − 2 s; the next 2 s pause does not.
-	if got := len(e.sent()); got != 4 {
-		t.Errorf("RunTask attempts = %d, want 4", got)
-	}
+// hangingRunner is a RunTask that returns only when its ctx ends.
+type hangingRunner struct{}
+
+func (hangingRunner) RunTask(ctx context.Context, _ *ecs.RunTaskInput, _ ...func(*ecs.Options)) (*ecs.RunTaskOutput, error) {
+	<-ctx.Done()
+	return nil, ctx.Err()
 }
 
-// TestRetryWithoutDeadline: with no deadline MaxAttempts bounds the retries.
-func TestRetryWithoutDeadline(t *testing.T) {
+// TestPermanentErrorStopsTheBatches: access denied stops the remaining
+// batches at once.
+func TestPermanentErrorStopsTheBatches(t *testing.T) {
 	t.Parallel()
-	var script []runStep
-	for range 50 {
-		script = append(script, runStep{err: throttled()})
-	}
-	e := &fakeECS{script: script}
-	r := newRig(t, testConfig(), &fakeQueue{visible: 25}, e)
-	if err := r.h.Handle(context.Background(), loadEvent(t, "alarm-single-metric.json")); !errors.Is(err, ErrTasksNotStarted) {
-		t.Fatalf("Handle = %v, want ErrTasksNotStarted", err)
-	}
-	if got := len(e.sent()); got != defaultRetry.MaxAttempts {
-		t.Errorf("RunTask attempts = %d, want %d", got, defaultRetry.MaxAttempts)
-	}
-}
-
-// TestPermanentErrorNotRetried: access denied fails at once and stops the
-// remaining batches.
-func TestPermanentErrorNotRetried(t *testing.T) {
-	t.Parallel()
-	cfg := testConfig()
-	cfg.MaxTasks = 100 // batches of 10
-	denied := &smithy.GenericAPIError{Code: "AccessDeniedException", Message: "not authorized to perform: ecs:RunTask", Fault: smithy.FaultClient}
-	e := &fakeECS{script: []runStep{{}, {err: denied}}}
-	r := newRig(t, cfg, &fakeQueue{visible: 250}, e)
-	err := r.h.Handle(context.Background(), loadEvent(t, "alarm-single-metric.json"))
-	if !errors.Is(err, ErrTasksNotStarted) || !strings.Contains(err.Error(), "AccessDeniedException") {
-		t.Fatalf("Handle = %v, want ErrTasksNotStarted with the access error", err)
-	}
-	if diff := cmp.Diff([]int{10, 10}, counts(e.sent())); diff != "" {
-		t.Errorf("RunTask counts (-want +got):\n%s", diff)
-	}
-	if len(r.clock.slept()) != 0 {
-		t.Errorf("slept %v before giving up on a permanent error", r.clock.slept())
-	}
-	m := r.metrics.lines(t)[0]
-	if m[MetricTasksStarted] != 10.0 || m[MetricTasksFailed] != 15.0 {
-		t.Errorf("metrics = %v, want started 10 failed 15", m)
-	}
+	synctest.Test(t, func(t *testing.T) {
+		cfg := testConfig()
+		cfg.MaxTasks = 100 // batches of 10
+		denied := &smithy.GenericAPIError{Code: "AccessDeniedException", Message: "not authorized to perform: ecs:RunTask", Fault: smithy.FaultClient}
+		e := &fakeECS{script: []runStep{{}, {err: denied}}}
+		r := newRig(t, cfg, &fakeQueue{visible: 250}, e)
+		start := time.Now()
+		err := r.h.Handle(context.Background(), loadEvent(t, "alarm-single-metric.json"))
+		if !errors.Is(err, ErrTasksNotStarted) || !strings.Contains(err.Error(), "AccessDeniedException") {
+			t.Fatalf("Handle = %v, want ErrTasksNotStarted with the access error", err)
+		}
+		if diff := cmp.Diff([]int{10, 10}, counts(e.sent())); diff != "" {
+			t.Errorf("RunTask counts (-want +got):\n%s", diff)
+		}
+		if d := time.Since(start); d != 0 {
+			t.Errorf("paused %v before giving up on a permanent error", d)
+		}
+		m := r.metrics.lines(t)[0]
+		if m[MetricTasksStarted] != 10.0 || m[MetricTasksFailed] != 15.0 {
+			t.Errorf("metrics = %v, want started 10 failed 15", m)
+		}
+	})
 }
 
 // TestIdempotentRetry: Lambda retries the same notification (for example
@@ -695,7 +758,7 @@ func TestClientTokens(t *testing.T) {
 
 	// The longest token: the highest batch number one dispatch can reach
 	// (MaxTasks of 1000 one task at a time, every round re-asked).
-	longest := clientToken(a, maxMaxTasks*defaultRetry.MaxAttempts)
+	longest := clientToken(a, maxMaxTasks*defaultRounds.MaxRounds)
 	for _, tok := range append(append(first, other...), longest, clientToken(b, 0)) {
 		if err := validClientToken(tok); err != nil {
 			t.Error(err)
@@ -762,51 +825,20 @@ func TestNewHandlerRejects(t *testing.T) {
 	}
 }
 
-func TestRetryable(t *testing.T) {
+func TestRoundPause(t *testing.T) {
 	t.Parallel()
-	tests := []struct {
-		name string
-		err  error
-		want bool
-	}{
-		{"throttling", throttled(), true},
-		{"server fault", &smithy.GenericAPIError{Code: "Whatever", Fault: smithy.FaultServer}, true},
-		{"server exception", &smithy.GenericAPIError{Code: "ServerException"}, true},
-		{"access denied", &smithy.GenericAPIError{Code: "AccessDeniedException", Fault: smithy.FaultClient}, false},
-		{"invalid parameter", &ecstypes.InvalidParameterException{Message: aws.String("bad")}, false},
-		{"conflict", &ecstypes.ConflictException{Message: aws.String("token")}, false},
-		{"transport", errors.New("dial tcp: connection reset by peer"), true},
-		{"deadline", context.DeadlineExceeded, false},
-		{"wrapped cancel", errors.Join(errors.New("op"), context.Canceled), false},
-	}
-	for _, tt := range tests {
-		if got := retryable(tt.err); got != tt.want {
-			t.Errorf("%s: retryable = %v, want %v", tt.name, got, tt.want)
-		}
-	}
-	if !isConflict(&ecstypes.ConflictException{Message: aws.String("x")}) || isConflict(throttled()) {
-		t.Error("isConflict misclassifies")
-	}
-}
-
-func TestBackoff(t *testing.T) {
-	t.Parallel()
-	p := defaultRetry
-	full := func(d time.Duration) time.Duration { return d }
-	none := func(time.Duration) time.Duration { return 0 }
+	// 250 ms doubling to 4 s, jittered over the upper half.
 	want := []time.Duration{250, 500, 1000, 2000, 4000, 4000, 4000}
-	for i, w := range want {
-		if got := p.backoff(i, full); got != w*time.Millisecond {
-			t.Errorf("backoff(%d) = %v, want %v", i, got, w*time.Millisecond)
-		}
-		if got := p.backoff(i, none); got != w*time.Millisecond/2 {
-			t.Errorf("backoff(%d) without jitter = %v, want %v", i, got, w*time.Millisecond/2)
+	for round, w := range want {
+		w *= time.Millisecond
+		for range 50 {
+			if got := defaultRounds.pause(round); got < w/2 || got > w {
+				t.Fatalf("pause(%d) = %v, want %v to %v", round, got, w/2, w)
+			}
 		}
 	}
-	for range 100 {
-		if d := randomJitter(time.Second); d < 0 || d > time.Second {
-			t.Fatalf("randomJitter out of range: %v", d)
-		}
+	if isConflict(throttled()) || !isConflict(&ecstypes.ConflictException{Message: aws.String("x")}) {
+		t.Error("isConflict misclassifies")
 	}
 }
 

@@ -37,12 +37,20 @@ func awsConfig() aws.Config {
 	}
 }
 
+// sqsAt and ecsAt are clients as main builds them — with the function's
+// retryer — pointed at endpoint.
 func sqsAt(endpoint string) *sqs.Client {
-	return sqs.NewFromConfig(awsConfig(), func(o *sqs.Options) { o.BaseEndpoint = aws.String(endpoint) })
+	return sqs.NewFromConfig(awsConfig(), func(o *sqs.Options) {
+		o.BaseEndpoint = aws.String(endpoint)
+		o.Retryer = newRetryer()
+	})
 }
 
 func ecsAt(endpoint string) *ecs.Client {
-	return ecs.NewFromConfig(awsConfig(), func(o *ecs.Options) { o.BaseEndpoint = aws.String(endpoint) })
+	return ecs.NewFromConfig(awsConfig(), func(o *ecs.Options) {
+		o.BaseEndpoint = aws.String(endpoint)
+		o.Retryer = newRetryer()
+	})
 }
 
 // TestIntegration runs the handler with real SDK clients: queue attributes
@@ -141,7 +149,8 @@ func TestIntegration(t *testing.T) {
 	})
 
 	t.Run("throttled then partial failure on the wire", func(t *testing.T) {
-		// 1st answer: throttled (the SDK retries it with the same body);
+		// 1st answer: throttled (the SDK's retryer resends it with the same
+		// body; the handler calls RunTask once for the batch);
 		// 2nd: one of two tasks fails for capacity; the rest succeeds.
 		capture := newCaptureServer(t, []captureReply{
 			{status: http.StatusBadRequest, body: `{"__type":"ThrottlingException","message":"Rate exceeded"}`},
@@ -387,10 +396,12 @@ func ec2Query(ctx context.Context, t *testing.T, endpoint, action string, into a
 }
 
 // captureReply scripts one answer of the capture server: a raw error reply
-// (status and body), or success with fail tasks reported in failures[].
+// (status, body and extra headers), or success with fail tasks reported in
+// failures[].
 type captureReply struct {
 	status int
 	body   string
+	header http.Header
 	fail   int
 }
 
@@ -437,6 +448,9 @@ func (c *captureServer) serve(w http.ResponseWriter, r *http.Request) {
 	c.mu.Unlock()
 
 	w.Header().Set("Content-Type", "application/x-amz-json-1.1")
+	for k, v := range reply.header {
+		w.Header()[k] = v
+	}
 	if reply.status != 0 {
 		w.WriteHeader(reply.status)
 		io.WriteString(w, reply.body)

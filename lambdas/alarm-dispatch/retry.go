@@ -9,96 +9,79 @@ import (
 	"github.com/aws/smithy-go"
 )
 
-// retryPolicy bounds the dispatcher's own retries, which sit on top of the
-// SDK's quick ones: they cover throttling and Fargate capacity shortfalls
-// that last seconds, and they never run past the invocation's deadline.
-type retryPolicy struct {
-	// MaxAttempts caps attempts of one call, and rounds of re-requesting
-	// tasks that RunTask reported as failures.
-	MaxAttempts int
-	// BaseDelay is the first backoff; each further attempt doubles it.
+// Retrying a call is the SDK's business: main gives every client the SDK's
+// standard retryer (see newRetryer), which resends a throttled or failed
+// request with the same body — RunTask with the same client token — and the
+// handler calls each API once. What the SDK cannot see is a RunTask that
+// succeeded but reports tasks in failures[] (no Fargate capacity, for
+// example): the handler asks for those again, in rounds.
+
+// roundPolicy bounds the rounds of re-requesting tasks that RunTask
+// reported in failures[]. Capacity shortfalls last seconds, so rounds are
+// spread over about ten seconds; none runs past the invocation's budget.
+type roundPolicy struct {
+	// MaxRounds caps the rounds of one dispatch, the first included.
+	MaxRounds int
+	// BaseDelay is the pause before the second round; each further round
+	// doubles it.
 	BaseDelay time.Duration
-	// MaxDelay caps one backoff.
+	// MaxDelay caps one pause.
 	MaxDelay time.Duration
-	// Reserve is kept free before the deadline so the handler can still log,
-	// emit its metric line and return its error in time.
-	Reserve time.Duration
 }
 
-// defaultRetry suits a function timeout of 30 s or more: up to six attempts
-// spread over roughly ten seconds.
-var defaultRetry = retryPolicy{
-	MaxAttempts: 6,
-	BaseDelay:   250 * time.Millisecond,
-	MaxDelay:    4 * time.Second,
-	Reserve:     2 * time.Second,
+// defaultRounds: up to six rounds, pauses of 250 ms doubling to 4 s.
+var defaultRounds = roundPolicy{
+	MaxRounds: 6,
+	BaseDelay: 250 * time.Millisecond,
+	MaxDelay:  4 * time.Second,
 }
 
-// backoff returns the pause before attempt+1: exponential, capped, with
-// jitter over its upper half so retries of concurrent callers spread out.
-func (p retryPolicy) backoff(attempt int, jitter func(time.Duration) time.Duration) time.Duration {
+// defaultReserve is the time kept free before the Lambda's deadline: the
+// handler's own deadline is this much earlier, so a dispatch cut short can
+// still log, write its metric line and return its error before Lambda ends
+// the invocation.
+const defaultReserve = 2 * time.Second
+
+// pause returns the pause before round+1 (round counts from 0): exponential,
+// capped, jittered over its upper half so that concurrent invocations spread
+// out.
+func (p roundPolicy) pause(round int) time.Duration {
 	d := p.BaseDelay
-	for i := 0; i < attempt && d < p.MaxDelay; i++ {
+	for i := 0; i < round && d < p.MaxDelay; i++ {
 		d *= 2
 	}
 	d = min(d, p.MaxDelay)
 	if d <= 0 {
 		return 0
 	}
-	return d/2 + jitter(d/2)
+	return d/2 + rand.N(d/2+1)
 }
 
-// randomJitter returns a uniformly random duration in [0, d].
-func randomJitter(d time.Duration) time.Duration {
-	if d <= 0 {
-		return 0
+// sleep pauses for d and reports whether the caller may go on: false at
+// once if the pause would outlast ctx's deadline, or when ctx ends during it.
+func sleep(ctx context.Context, d time.Duration) bool {
+	if deadline, ok := ctx.Deadline(); ok && time.Until(deadline) < d {
+		return false
 	}
-	return rand.N(d + 1)
-}
-
-// sleepCtx pauses for d or until ctx ends.
-func sleepCtx(ctx context.Context, d time.Duration) error {
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
 	case <-t.C:
-		return nil
+		return true
 	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
-
-// retryableCodes are API error codes worth another attempt: throttling and
-// server-side trouble. Everything else from the service (access denied,
-// invalid parameters, unknown cluster) fails the same way the next time.
-var retryableCodes = map[string]bool{
-	"ThrottlingException":      true,
-	"Throttling":               true,
-	"ThrottledException":       true,
-	"TooManyRequestsException": true,
-	"RequestLimitExceeded":     true,
-	"RequestThrottled":         true,
-	"ServerException":          true,
-	"ServiceUnavailable":       true,
-	"InternalError":            true,
-	"InternalFailure":          true,
-	"RequestTimeout":           true,
-	"RequestTimeoutException":  true,
-}
-
-// retryable reports whether err may succeed on another attempt.
-func retryable(err error) bool {
-	if err == nil || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return false
 	}
-	var apiErr smithy.APIError
-	if errors.As(err, &apiErr) {
-		return retryableCodes[apiErr.ErrorCode()] || apiErr.ErrorFault() == smithy.FaultServer
+}
+
+// withBudget returns ctx ending reserve before its deadline (the Lambda
+// runtime sets the invocation's deadline on ctx). Without a deadline there is
+// nothing to derive from, and ctx is only made cancellable.
+func withBudget(ctx context.Context, reserve time.Duration) (context.Context, context.CancelFunc) {
+	deadline, ok := ctx.Deadline()
+	if !ok {
+		return context.WithCancel(ctx)
 	}
-	// No answer from the service (connection reset, DNS, timeout of one
-	// attempt): the request may not have arrived, and RunTask carries a
-	// client token, so trying again is safe.
-	return true
+	return context.WithDeadline(ctx, deadline.Add(-reserve))
 }
 
 // isConflict reports the ECS answer to a client token reused with different
