@@ -11,6 +11,11 @@
 // alias "billion laughs" bombs cannot expand). The parser is pure: no I/O,
 // no globals, no randomness.
 //
+// Each section of a config is one table in parse.go listing its keys, each
+// with its check and its default: the keys allowed, the messages naming
+// them, the parsing and the defaults all come from the tables, so a new key
+// is one row.
+//
 // A parsed Config holds every value with its default filled in; JSON renders
 // it back into an equivalent config document that Parse accepts.
 package config

@@ -162,6 +162,15 @@ func TestParseInvalid(t *testing.T) {
 		{"invalid utf-8", "model: {type: \xff}\n", []string{"not valid UTF-8"}},
 		{"custom tag", "model: {type: !python/object DecisionTreeClassifier}\n", []string{"model.type: must be", "tagged !python/object"}},
 		{"several problems at once", rf + "    max_depth: deep\n    criterion: mse\n", []string{"model.params.max_depth: must be", "; model.params.criterion: must be"}},
+		// The allowed keys each message lists come from the section tables.
+		{"root not a mapping, in full", "- a\n", []string{"invalid config: config must be a mapping with keys run_config, train_test_split and model, got a list"}},
+		{"unknown run_config key", "run_config: {versoin: a}\nmodel: {type: DecisionTreeClassifier}\n", []string{"run_config.versoin: unknown key (allowed: version)"}},
+		{"unknown split key", "train_test_split: {seed: 1}\nmodel: {type: DecisionTreeClassifier}\n", []string{"train_test_split.seed: unknown key (allowed: test_size, train_size, random_state, shuffle, stratify)"}},
+		{"unknown model key", "model: {type: DecisionTreeClassifier, parms: {}}\n", []string{"model.parms: unknown key (allowed: type, params)"}},
+		{"unknown tree param, every allowed one", dt + "    learning_rate: 0.1\n", []string{"model.params.learning_rate: unknown DecisionTreeClassifier parameter (allowed: criterion, max_depth, min_samples_split, min_samples_leaf, max_features, random_state)"}},
+		{"unknown forest param, every allowed one", rf + "    learning_rate: 0.1\n", []string{"model.params.learning_rate: unknown RandomForestClassifier parameter (allowed: criterion, max_depth, min_samples_split, min_samples_leaf, max_features, random_state, n_estimators, bootstrap, n_jobs, verbose)"}},
+		{"forest-only ignored param on a tree", dt + "    n_jobs: 2\n", []string{"model.params.n_jobs: not a DecisionTreeClassifier parameter (it belongs to RandomForestClassifier)"}},
+		{"problems in document order, the model's last", "model: {type: SVC}\nrun_config: {version: ../x}\n", []string{"invalid config: run_config.version: must be", `; model.type: must be DecisionTreeClassifier or RandomForestClassifier, got "SVC"`}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -180,6 +189,37 @@ func TestParseInvalid(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// Each model's defaults come from the params table: a forest's differ from
+// a tree's, and max_features: null means all features for both.
+func TestParseParamDefaultsByModel(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		in   string
+		want Params
+	}{
+		{"model: {type: DecisionTreeClassifier, params: {splitter: best}}\n", Params{
+			Criterion: Gini, MinSamplesSplit: Size{N: 2}, MinSamplesLeaf: Size{N: 1},
+		}},
+		{"model: {type: RandomForestClassifier}\n", Params{
+			NEstimators: 100, Criterion: Gini, MinSamplesSplit: Size{N: 2}, MinSamplesLeaf: Size{N: 1},
+			MaxFeatures: MaxFeatures{Name: "sqrt"}, Bootstrap: true,
+		}},
+		{"model: {type: RandomForestClassifier, params: {max_features: null, n_jobs: null}}\n", Params{
+			NEstimators: 100, Criterion: Gini, MinSamplesSplit: Size{N: 2}, MinSamplesLeaf: Size{N: 1}, Bootstrap: true,
+		}},
+	}
+	for _, tt := range tests {
+		cfg, err := Parse([]byte(tt.in))
+		if err != nil {
+			t.Errorf("Parse(%q): %v", tt.in, err)
+			continue
+		}
+		if diff := cmp.Diff(tt.want, cfg.Model.Params); diff != "" {
+			t.Errorf("Parse(%q) params (-want +got):\n%s", tt.in, diff)
+		}
 	}
 }
 

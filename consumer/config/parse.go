@@ -7,7 +7,6 @@ import (
 	"io"
 	"math"
 	"regexp"
-	"slices"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -202,300 +201,159 @@ func describe(n *yaml.Node) string {
 	return "an unsupported YAML node"
 }
 
-func unknownKey(p *parser, path string, allowed []string) {
-	p.fail(path, "unknown key (allowed: %s)", strings.Join(allowed, ", "))
-}
-
+// config parses the document's root mapping, defaults first.
 func (p *parser) config(root *yaml.Node) *Config {
-	cfg := &Config{
-		Run:   Run{Version: DefaultVersion},
-		Split: Split{TestSize: Size{Frac: 0.25}, Shuffle: true},
-	}
-	fields, ok := p.mapping("", root, false)
-	if !ok {
-		p.problems[len(p.problems)-1].Msg = "config must be a mapping with keys run_config, train_test_split and model, got " + describe(root)
+	if root.Kind != yaml.MappingNode {
+		p.fail("", "config must be a mapping with keys %s, got %s", listAnd(configSection.allowed("")), describe(root))
 		return nil
 	}
-	var model *yaml.Node
-	for _, f := range fields {
-		switch f.key {
-		case "run_config":
-			p.run(f.key, f.value, &cfg.Run)
-		case "train_test_split":
-			p.split(f.key, f.value, &cfg.Split)
-		case "model":
-			model = f.value
-		default:
-			unknownKey(p, f.key, []string{"run_config", "train_test_split", "model"})
-		}
-	}
-	if model == nil {
-		p.fail("model", "required: a mapping with type (%s or %s) and optional params", DecisionTree, RandomForest)
-	} else {
-		p.model("model", model, &cfg.Model)
-	}
+	cfg := &Config{}
+	configSection.defaults(cfg, "")
+	parseSection(p, "", root, configSection, "", cfg)
 	return cfg
 }
 
-func (p *parser) run(path string, n *yaml.Node, r *Run) {
-	fields, _ := p.mapping(path, n, true)
-	for _, f := range fields {
-		fp := join(path, f.key)
-		switch f.key {
-		case "version":
-			if f.value.Kind == yaml.ScalarNode && f.value.ShortTag() == "!!null" {
-				continue
-			}
-			v, ok := str(f.value)
-			if !ok || !versionRE.MatchString(v) || strings.Contains(v, "..") {
-				p.fail(fp, "must be 1-100 characters of letters, digits, '.', '_' or '-', starting with a letter or digit (it names the artifact folder), got %s", describe(f.value))
-				continue
-			}
-			r.Version = v
-		default:
-			unknownKey(p, fp, []string{"version"})
-		}
+// listAnd joins names as "a, b and c".
+func listAnd(names []string) string {
+	if len(names) < 2 {
+		return strings.Join(names, "")
 	}
+	return strings.Join(names[:len(names)-1], ", ") + " and " + names[len(names)-1]
 }
 
-func (p *parser) split(path string, n *yaml.Node, s *Split) {
-	fields, _ := p.mapping(path, n, true)
-	for _, f := range fields {
-		fp := join(path, f.key)
-		v := f.value
-		switch f.key {
-		case "test_size":
-			if isNull(v) {
-				continue
-			}
-			if i, ok := integer(v); ok {
-				if i < 1 {
-					p.fail(fp, "must be a float in (0.0, 1.0) or a positive integer row count, got %s", describe(v))
-					continue
-				}
-				s.TestSize = Size{N: clampInt(i)}
-				continue
-			}
-			if x, ok := float(v); ok && x > 0 && x < 1 {
-				s.TestSize = Size{Frac: x}
-				continue
-			}
-			p.fail(fp, "must be a float in (0.0, 1.0) or a positive integer row count, got %s", describe(v))
-		case "train_size":
-			if !isNull(v) {
-				p.fail(fp, "not implemented by edp (only null, the scikit-learn default, is accepted); set test_size instead")
-			}
-		case "random_state":
-			s.RandomState = p.randomState(fp, v)
-		case "shuffle":
-			if b, ok := boolean(v); ok {
-				s.Shuffle = b
-			} else {
-				p.fail(fp, "must be true or false, got %s", describe(v))
-			}
-		case "stratify":
-			if b, ok := boolean(v); ok {
-				s.Stratify = b
-			} else if isNull(v) {
-				s.Stratify = false
-			} else {
-				p.fail(fp, "must be true (stratify by class label), false or null, got %s", describe(v))
-			}
-		default:
-			unknownKey(p, fp, []string{"test_size", "train_size", "random_state", "shuffle", "stratify"})
+// The tables, one per section of a config (docs/config.md documents each
+// key). A key's row says what it accepts, where it goes and its default.
+
+// configSection is the document's root. The model is parsed last, after
+// the check that it is there.
+var configSection = section[Config]{keys: []key[Config]{
+	subsection("run_config", runSection, func(c *Config) *Run { return &c.Run }),
+	subsection("train_test_split", splitSection, func(c *Config) *Split { return &c.Split }),
+	subsection("model", modelSection, func(c *Config) *Model { return &c.Model }).
+		requiredAs(fmt.Sprintf("a mapping with type (%s or %s) and optional params", DecisionTree, RandomForest)).parsedLast(),
+}}
+
+// runSection is run_config.
+var runSection = section[Run]{nullable: true, keys: []key[Run]{
+	value("version", func(r *Run) *string { return &r.Version }, DefaultVersion, versionName,
+		"1-100 characters of letters, digits, '.', '_' or '-', starting with a letter or digit (it names the artifact folder)").nullIsDefault(),
+}}
+
+// randomStateWant says what a random_state may be.
+var randomStateWant = fmt.Sprintf("an integer in [0, %d] or null", int64(MaxRandomState))
+
+// splitSection is train_test_split, with scikit-learn's semantics.
+var splitSection = section[Split]{nullable: true, after: checkStratify, keys: []key[Split]{
+	value("test_size", func(s *Split) *Size { return &s.TestSize }, Size{Frac: 0.25}, testSize,
+		"a float in (0.0, 1.0) or a positive integer row count").nullIsDefault(),
+	{name: "train_size", parse: func(p *parser, path string, _ *Split, v *yaml.Node) {
+		if !isNull(v) {
+			p.fail(path, "not implemented by edp (only null, the scikit-learn default, is accepted); set test_size instead")
 		}
-	}
+	}},
+	value("random_state", func(s *Split) **int64 { return &s.RandomState }, nil, randomState, randomStateWant).nullIsDefault(),
+	value("shuffle", func(s *Split) *bool { return &s.Shuffle }, true, boolean, "true or false"),
+	value("stratify", func(s *Split) *bool { return &s.Stratify }, false, boolean,
+		"true (stratify by class label), false or null").nullIsDefault(),
+}}
+
+// checkStratify refuses what scikit-learn refuses: stratifying unshuffled rows.
+func checkStratify(p *parser, path string, s *Split) {
 	if s.Stratify && !s.Shuffle {
 		p.fail(join(path, "stratify"), "cannot be true when shuffle is false (scikit-learn does not support it either)")
 	}
 }
 
-func (p *parser) randomState(path string, v *yaml.Node) *int64 {
-	if isNull(v) {
-		return nil
-	}
-	if i, ok := integer(v); ok && i >= 0 && i <= MaxRandomState {
-		return &i
-	}
-	p.fail(path, "must be an integer in [0, %d] or null, got %s", int64(MaxRandomState), describe(v))
-	return nil
-}
+// modelSection is model. Its params are parsed last: the parameters a
+// model has, and their defaults, depend on its type.
+var modelSection = section[Model]{keys: []key[Model]{
+	value("type", func(m *Model) *string { return &m.Type }, "", oneOf(DecisionTree, RandomForest), DecisionTree+" or "+RandomForest).
+		requiredAs(DecisionTree + " or " + RandomForest),
+	{name: "params", last: true, parse: parseParams},
+}}
 
-func (p *parser) model(path string, n *yaml.Node, m *Model) {
-	fields, ok := p.mapping(path, n, false)
-	if !ok {
-		return
-	}
-	var params *yaml.Node
-	for _, f := range fields {
-		fp := join(path, f.key)
-		switch f.key {
-		case "type":
-			t, ok := str(f.value)
-			if !ok || (t != DecisionTree && t != RandomForest) {
-				p.fail(fp, "must be %s or %s, got %s", DecisionTree, RandomForest, describe(f.value))
-				continue
-			}
-			m.Type = t
-		case "params":
-			params = f.value
-		default:
-			unknownKey(p, fp, []string{"type", "params"})
-		}
-	}
+// parseParams sets the defaults of the model's type, then parses params
+// (v, nil when absent) over them. Without a valid type there is nothing
+// to check params against; the type's problem is reported already.
+func parseParams(p *parser, path string, m *Model, v *yaml.Node) {
 	if m.Type == "" {
-		if !slices.ContainsFunc(fields, func(f field) bool { return f.key == "type" }) {
-			p.fail(join(path, "type"), "required: %s or %s", DecisionTree, RandomForest)
-		}
 		return
 	}
-	m.Params = defaultParams(m.Type)
-	if params != nil {
-		p.params(join(path, "params"), params, m.Type, &m.Params)
+	m.Params = Params{}
+	paramsSection.defaults(&m.Params, m.Type)
+	if v != nil {
+		parseSection(p, path, v, paramsSection, m.Type, &m.Params)
 	}
 }
 
-func defaultParams(modelType string) Params {
-	ps := Params{
-		Criterion:       Gini,
-		MinSamplesSplit: Size{N: 2},
-		MinSamplesLeaf:  Size{N: 1},
-	}
-	if modelType == RandomForest {
-		ps.NEstimators = 100
-		ps.MaxFeatures = MaxFeatures{Name: "sqrt"}
-		ps.Bootstrap = true
-	}
-	return ps
+// paramsSection is model.params: scikit-learn's parameter names and
+// semantics. Rows limited to one model belong to that model only; the
+// hidden rows are scikit-learn parameters edp does not implement, accepted
+// only with scikit-learn's default (which is what edp does anyway).
+var paramsSection = section[Params]{nullable: true, params: true, keys: []key[Params]{
+	value("criterion", func(ps *Params) *string { return &ps.Criterion }, Gini, oneOf(Gini, Entropy, LogLoss),
+		"one of gini, entropy, log_loss"),
+	value("max_depth", func(ps *Params) *int { return &ps.MaxDepth }, 0, intIn(1, math.MaxInt64),
+		"a positive integer or null").nullIsDefault(),
+	value("min_samples_split", func(ps *Params) *Size { return &ps.MinSamplesSplit }, Size{N: 2},
+		sizeOf(2, func(x float64) bool { return x > 0 && x <= 1 }), "an integer >= 2 or a float in (0.0, 1.0]"),
+	value("min_samples_leaf", func(ps *Params) *Size { return &ps.MinSamplesLeaf }, Size{N: 1},
+		sizeOf(1, func(x float64) bool { return x > 0 && x < 1 }), "an integer >= 1 or a float in (0.0, 1.0)"),
+	maxFeaturesKey(MaxFeatures{}).only(DecisionTree),
+	maxFeaturesKey(MaxFeatures{Name: "sqrt"}).only(RandomForest),
+	value("random_state", func(ps *Params) **int64 { return &ps.RandomState }, nil, randomState, randomStateWant).nullIsDefault(),
+	value("n_estimators", func(ps *Params) *int { return &ps.NEstimators }, 100, intIn(1, MaxEstimators),
+		fmt.Sprintf("an integer in [1, %d]", MaxEstimators)).only(RandomForest),
+	value("bootstrap", func(ps *Params) *bool { return &ps.Bootstrap }, true, boolean, "true or false").only(RandomForest),
+	// Accepted for compatibility and ignored: trees are always fitted in
+	// parallel, and results do not depend on it.
+	ignored[Params]("n_jobs", isIntOrNull, "an integer or null (edp ignores it)").only(RandomForest),
+	ignored[Params]("verbose", isInteger, "an integer (edp ignores it)").only(RandomForest),
+	sklearnDefault("splitter", `"best"`).only(DecisionTree),
+	sklearnDefault("min_weight_fraction_leaf", "0.0"),
+	sklearnDefault("max_leaf_nodes", "null"),
+	sklearnDefault("min_impurity_decrease", "0.0"),
+	sklearnDefault("class_weight", "null"),
+	sklearnDefault("ccp_alpha", "0.0"),
+	sklearnDefault("monotonic_cst", "null"),
+	sklearnDefault("oob_score", "false").only(RandomForest),
+	sklearnDefault("warm_start", "false").only(RandomForest),
+	sklearnDefault("max_samples", "null").only(RandomForest),
+}}
+
+// sklearnDefault is a scikit-learn parameter edp does not implement: only
+// its default def (as isDefault spells it) is accepted.
+func sklearnDefault(name, def string) key[Params] {
+	return key[Params]{name: name, hidden: true, parse: func(p *parser, path string, _ *Params, v *yaml.Node) {
+		if !isDefault(v, def) {
+			p.fail(path, "scikit-learn parameter not implemented by edp; only its default %s is accepted, got %s", def, describe(v))
+		}
+	}}
 }
 
-// Parameter names by role, for messages.
-var (
-	commonParams = []string{"criterion", "max_depth", "min_samples_split", "min_samples_leaf", "max_features", "random_state"}
-	forestParams = []string{"n_estimators", "bootstrap"}
-	// defaultOnly are scikit-learn parameters edp does not implement; they
-	// are accepted only with the scikit-learn default, which is a no-op.
-	defaultOnly = map[string]string{
-		"splitter":                 `"best"`,
-		"min_weight_fraction_leaf": "0.0",
-		"max_leaf_nodes":           "null",
-		"min_impurity_decrease":    "0.0",
-		"class_weight":             "null",
-		"ccp_alpha":                "0.0",
-		"monotonic_cst":            "null",
-		"oob_score":                "false",
-		"warm_start":               "false",
-		"max_samples":              "null",
-	}
-	// forestOnly are RandomForestClassifier parameters that
-	// DecisionTreeClassifier does not have.
-	forestOnly = []string{"n_estimators", "bootstrap", "oob_score", "n_jobs", "verbose", "warm_start", "max_samples"}
-)
-
-func (p *parser) params(path string, n *yaml.Node, modelType string, ps *Params) {
-	fields, _ := p.mapping(path, n, true)
-	allowed := slices.Clone(commonParams)
-	if modelType == RandomForest {
-		allowed = append(allowed, forestParams...)
-	}
-	for _, f := range fields {
-		fp := join(path, f.key)
-		v := f.value
-		if modelType == DecisionTree && slices.Contains(forestOnly, f.key) {
-			p.fail(fp, "not a %s parameter (it belongs to %s)", DecisionTree, RandomForest)
-			continue
-		}
-		if modelType == RandomForest && f.key == "splitter" {
-			p.fail(fp, "not a %s parameter (it belongs to %s)", RandomForest, DecisionTree)
-			continue
-		}
-		switch f.key {
-		case "n_estimators":
-			if i, ok := integer(v); ok && i >= 1 && i <= MaxEstimators {
-				ps.NEstimators = int(i)
-			} else {
-				p.fail(fp, "must be an integer in [1, %d], got %s", MaxEstimators, describe(v))
-			}
-		case "criterion":
-			if s, ok := str(v); ok && (s == Gini || s == Entropy || s == LogLoss) {
-				ps.Criterion = s
-			} else {
-				p.fail(fp, "must be one of gini, entropy, log_loss, got %s", describe(v))
-			}
-		case "max_depth":
-			if isNull(v) {
-				ps.MaxDepth = 0
-			} else if i, ok := integer(v); ok && i >= 1 {
-				ps.MaxDepth = clampInt(i)
-			} else {
-				p.fail(fp, "must be a positive integer or null, got %s", describe(v))
-			}
-		case "min_samples_split":
-			if i, ok := integer(v); ok && i >= 2 {
-				ps.MinSamplesSplit = Size{N: clampInt(i)}
-			} else if x, ok := float(v); ok && !isInt(v) && x > 0 && x <= 1 {
-				ps.MinSamplesSplit = Size{Frac: x}
-			} else {
-				p.fail(fp, "must be an integer >= 2 or a float in (0.0, 1.0], got %s", describe(v))
-			}
-		case "min_samples_leaf":
-			if i, ok := integer(v); ok && i >= 1 {
-				ps.MinSamplesLeaf = Size{N: clampInt(i)}
-			} else if x, ok := float(v); ok && !isInt(v) && x > 0 && x < 1 {
-				ps.MinSamplesLeaf = Size{Frac: x}
-			} else {
-				p.fail(fp, "must be an integer >= 1 or a float in (0.0, 1.0), got %s", describe(v))
-			}
-		case "max_features":
-			p.maxFeatures(fp, v, &ps.MaxFeatures)
-		case "bootstrap":
-			if b, ok := boolean(v); ok {
-				ps.Bootstrap = b
-			} else {
-				p.fail(fp, "must be true or false, got %s", describe(v))
-			}
-		case "random_state":
-			ps.RandomState = p.randomState(fp, v)
-		case "n_jobs":
-			// Accepted for compatibility and ignored: trees are always
-			// fitted in parallel, and results do not depend on it.
-			if _, ok := integer(v); !ok && !isNull(v) {
-				p.fail(fp, "must be an integer or null (edp ignores it), got %s", describe(v))
-			}
-		case "verbose":
-			if _, ok := integer(v); !ok {
-				p.fail(fp, "must be an integer (edp ignores it), got %s", describe(v))
-			}
-		default:
-			if def, ok := defaultOnly[f.key]; ok {
-				if !isDefault(v, def) {
-					p.fail(fp, "scikit-learn parameter not implemented by edp; only its default %s is accepted, got %s", def, describe(v))
-				}
-				continue
-			}
-			hint := ""
-			if modelType == RandomForest {
-				hint = ", n_jobs, verbose"
-			}
-			p.fail(fp, "unknown %s parameter (allowed: %s%s)", modelType, strings.Join(allowed, ", "), hint)
-		}
+// maxFeaturesKey is max_features with the default def.
+func maxFeaturesKey(def MaxFeatures) key[Params] {
+	return key[Params]{
+		name:  "max_features",
+		def:   func(ps *Params) { ps.MaxFeatures = def },
+		parse: parseMaxFeatures,
 	}
 }
 
-func (p *parser) maxFeatures(path string, v *yaml.Node, m *MaxFeatures) {
+func parseMaxFeatures(p *parser, path string, ps *Params, v *yaml.Node) {
 	const allowed = `"sqrt", "log2", a positive integer, a float in (0.0, 1.0] or null`
 	switch {
 	case isNull(v):
-		*m = MaxFeatures{}
+		ps.MaxFeatures = MaxFeatures{}
 	case isInt(v):
 		if i, ok := integer(v); ok && i >= 1 {
-			*m = MaxFeatures{N: clampInt(i)}
+			ps.MaxFeatures = MaxFeatures{N: clampInt(i)}
 			return
 		}
 		p.fail(path, "must be %s, got %s", allowed, describe(v))
 	case v.Kind == yaml.ScalarNode && v.ShortTag() == "!!float":
 		if x, ok := float(v); ok && x > 0 && x <= 1 {
-			*m = MaxFeatures{Frac: x}
+			ps.MaxFeatures = MaxFeatures{Frac: x}
 			return
 		}
 		p.fail(path, "must be %s, got %s", allowed, describe(v))
@@ -503,82 +361,11 @@ func (p *parser) maxFeatures(path string, v *yaml.Node, m *MaxFeatures) {
 		s, ok := str(v)
 		switch {
 		case ok && (s == "sqrt" || s == "log2"):
-			*m = MaxFeatures{Name: s}
+			ps.MaxFeatures = MaxFeatures{Name: s}
 		case ok && s == "auto":
 			p.fail(path, `"auto" was removed in scikit-learn 1.3; use "sqrt" (what it meant for classifiers)`)
 		default:
 			p.fail(path, "must be %s, got %s", allowed, describe(v))
 		}
 	}
-}
-
-// isDefault reports whether v spells the scikit-learn default def.
-func isDefault(v *yaml.Node, def string) bool {
-	switch def {
-	case "null":
-		return isNull(v)
-	case "false":
-		b, ok := boolean(v)
-		return ok && !b
-	case "0.0":
-		x, ok := float(v)
-		return ok && x == 0
-	default:
-		s, ok := str(v)
-		return ok && strconv.Quote(s) == def
-	}
-}
-
-func isNull(n *yaml.Node) bool { return n.Kind == yaml.ScalarNode && n.ShortTag() == "!!null" }
-
-func isInt(n *yaml.Node) bool { return n.Kind == yaml.ScalarNode && n.ShortTag() == "!!int" }
-
-func str(n *yaml.Node) (string, bool) {
-	if n.Kind != yaml.ScalarNode || n.ShortTag() != "!!str" {
-		return "", false
-	}
-	return n.Value, true
-}
-
-func boolean(n *yaml.Node) (bool, bool) {
-	if n.Kind != yaml.ScalarNode || n.ShortTag() != "!!bool" {
-		return false, false
-	}
-	var b bool
-	if err := n.Decode(&b); err != nil {
-		return false, false
-	}
-	return b, true
-}
-
-func integer(n *yaml.Node) (int64, bool) {
-	if !isInt(n) {
-		return 0, false
-	}
-	var i int64
-	if err := n.Decode(&i); err != nil {
-		return 0, false
-	}
-	return i, true
-}
-
-// float accepts ints and floats, but not NaN or infinities.
-func float(n *yaml.Node) (float64, bool) {
-	if n.Kind != yaml.ScalarNode || (n.ShortTag() != "!!float" && n.ShortTag() != "!!int") {
-		return 0, false
-	}
-	var x float64
-	if err := n.Decode(&x); err != nil || math.IsNaN(x) || math.IsInf(x, 0) {
-		return 0, false
-	}
-	return x, true
-}
-
-// clampInt keeps huge YAML integers from overflowing int on 32-bit builds;
-// every limit that matters is checked elsewhere against real sizes.
-func clampInt(i int64) int {
-	if i > math.MaxInt32 {
-		return math.MaxInt32
-	}
-	return int(i)
 }
