@@ -6,7 +6,10 @@
 // sides can import it and a rename is a single edit.
 package names
 
-import "strings"
+import (
+	"strings"
+	"time"
+)
 
 // Stack names: the public interface users pass to `cdk deploy`.
 const (
@@ -121,6 +124,13 @@ func ConfigEventPattern(bucket string) map[string]any {
 		"detail":      ConfigEventDetail(bucket),
 	}
 }
+
+// StopTimeout is how long ECS waits after stopping the consumer container
+// (SIGTERM) before it kills it: the task definition's stopTimeout, 120 s,
+// the most Fargate allows. The consumer's stop budget is derived from it
+// (worker.MaxGrace: the grace, then the calls that release and delete what
+// is left), so that a stop ends before the kill.
+const StopTimeout = 120 * time.Second
 
 // ContainerName is the name of the consumer container in every task definition.
 const ContainerName = "consumer"
