@@ -21,6 +21,7 @@ import (
 	"github.com/edp-pipelines/edp/consumer/store"
 	"github.com/edp-pipelines/edp/consumer/worker"
 	"github.com/edp-pipelines/edp/internal/emf"
+	"github.com/edp-pipelines/edp/internal/flagenv"
 	"github.com/edp-pipelines/edp/internal/names"
 )
 
@@ -41,123 +42,116 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	return runQueue(ctx, names.ModeServe, args, os.Getenv, stdout, stderr)
 }
 
-// queueSettings is everything drain and serve are configured with.
+// queueSettings is everything drain and serve are configured with: the
+// worker's Config and what the jobs need.
 type queueSettings struct {
 	worker                       worker.Config
+	bucket                       string
+	configPrefix                 string
 	artifactPrefix, recordPrefix string
 	triggerBucket, triggerKey    string
 	agentURI                     string
 }
 
-// parseQueueSettings reads the environment, then the flags (which win), and
-// validates the result. Errors name the variable and the flag.
-func parseQueueSettings(mode string, args []string, getenv func(string) string, stderr io.Writer) (queueSettings, error) {
-	var s queueSettings
-	w := &s.worker
-	var errs []error
-	envInt := func(name string, def int) int {
-		v := getenv(name)
-		if v == "" {
-			return def
+// SetDefaults sets every setting left at its zero value to its default;
+// the worker's are worker.Config's.
+func (s *queueSettings) SetDefaults() {
+	s.worker.SetDefaults()
+	for _, p := range []struct {
+		val *string
+		def string
+	}{
+		{&s.configPrefix, names.ConfigPrefix}, {&s.artifactPrefix, names.ArtifactPrefix}, {&s.recordPrefix, names.RecordPrefix},
+	} {
+		if *p.val == "" {
+			*p.val = p.def
 		}
-		n, err := strconv.Atoi(v)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("%s=%q: not an integer", name, v))
-		}
-		return n
 	}
-	envDur := func(name string, def time.Duration) time.Duration {
-		v := getenv(name)
-		if v == "" {
-			return def
-		}
-		d, err := time.ParseDuration(v)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("%s=%q: not a duration such as 15m", name, v))
-		}
-		return d
-	}
-	envStr := func(name, def string) string {
-		if v := getenv(name); v != "" {
-			return v
-		}
-		return def
-	}
+}
 
-	fs := flag.NewFlagSet(mode, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.StringVar(&w.QueueURL, "queue-url", getenv(names.EnvQueueURL), "work queue URL (env "+names.EnvQueueURL+"; required)")
-	fs.StringVar(&w.DLQURL, "dlq-url", getenv(names.EnvDLQURL), "dead-letter queue URL (env "+names.EnvDLQURL+"; required)")
-	fs.StringVar(&w.Bucket, "bucket", getenv(names.EnvBucket), "pipeline bucket (env "+names.EnvBucket+"; required)")
-	fs.StringVar(&w.ConfigPrefix, "config-prefix", envStr(names.EnvConfigPrefix, names.ConfigPrefix), "only configs under this prefix are run (env "+names.EnvConfigPrefix+")")
-	fs.StringVar(&s.artifactPrefix, "artifact-prefix", envStr(names.EnvArtifactPrefix, names.ArtifactPrefix), "artifact prefix (env "+names.EnvArtifactPrefix+")")
-	fs.StringVar(&s.recordPrefix, "record-prefix", envStr(names.EnvRecordPrefix, names.RecordPrefix), "run record prefix (env "+names.EnvRecordPrefix+")")
-	fs.IntVar(&w.Concurrency, "concurrency", envInt(names.EnvConcurrency, 0), "jobs at once; 0 = number of CPUs (env "+names.EnvConcurrency+")")
-	waitSeconds := fs.Int("wait-seconds", envInt(names.EnvWaitSeconds, 20), "long-poll wait, 1..20 s (env "+names.EnvWaitSeconds+")")
-	visibility := fs.Int("visibility-timeout", envInt(names.EnvVisibilityTimeout, 300), "the queue's visibility timeout in seconds (env "+names.EnvVisibilityTimeout+")")
-	fs.DurationVar(&w.JobTimeout, "job-timeout", envDur(names.EnvJobTimeout, worker.DefaultJobTimeout), "time limit of one job (env "+names.EnvJobTimeout+")")
-	fs.DurationVar(&w.Grace, "grace", worker.DefaultGrace, "after SIGTERM, how long in-flight jobs may finish; keep below ECS stopTimeout (120s)")
-	fs.DurationVar(&w.RetryDelay, "retry-delay", worker.DefaultRetryDelay, "hide a transiently failed message this long (at least 1s), doubled per receive")
-	if mode == names.ModeDrain {
-		fs.IntVar(&w.EmptyReceives, "empty-receives", envInt(names.EnvEmptyReceives, worker.DefaultEmptyReceives), "exit after this many empty receives in a row (env "+names.EnvEmptyReceives+")")
-		fs.DurationVar(&w.MaxRunTime, "max-run-time", envDur(names.EnvMaxRunTime, 0), "stop taking messages after this long; 0 = no limit (env "+names.EnvMaxRunTime+")")
+// Validate reports every invalid setting at once, each naming its
+// environment variable and flag: the worker's (worker.Config.Validate) and
+// the jobs' own.
+func (s queueSettings) Validate() error {
+	errs := []error{s.worker.Validate()}
+	if s.bucket == "" {
+		errs = append(errs, fmt.Errorf("%s (or -bucket) is required", flagenv.Name("bucket")))
 	}
-	if err := fs.Parse(args); err != nil {
-		return s, err
-	}
-	if fs.NArg() > 0 {
-		errs = append(errs, fmt.Errorf("unexpected arguments %q", fs.Args()))
-	}
-
-	required := []struct{ val, env, flag string }{
-		{w.QueueURL, names.EnvQueueURL, "queue-url"},
-		{w.DLQURL, names.EnvDLQURL, "dlq-url"},
-		{w.Bucket, names.EnvBucket, "bucket"},
-	}
-	for _, r := range required {
-		if r.val == "" {
-			errs = append(errs, fmt.Errorf("%s (or -%s) is required", r.env, r.flag))
-		}
-	}
-	if w.Concurrency < 0 || w.Concurrency > 1000 {
-		errs = append(errs, fmt.Errorf("%s / -concurrency %d: want 0 (CPUs) to 1000", names.EnvConcurrency, w.Concurrency))
-	}
-	if *waitSeconds < 1 || *waitSeconds > 20 {
-		errs = append(errs, fmt.Errorf("%s / -wait-seconds %d: want 1 to 20", names.EnvWaitSeconds, *waitSeconds))
-	}
-	if *visibility < 2 || *visibility > 43200 {
-		errs = append(errs, fmt.Errorf("%s / -visibility-timeout %d: want 2 to 43200 seconds", names.EnvVisibilityTimeout, *visibility))
-	}
-	if w.JobTimeout <= 0 || w.JobTimeout > 12*time.Hour {
-		errs = append(errs, fmt.Errorf("%s / -job-timeout %v: want more than 0 and at most 12h", names.EnvJobTimeout, w.JobTimeout))
-	}
-	if w.Grace <= 0 {
-		errs = append(errs, fmt.Errorf("-grace %v: want more than 0", w.Grace))
-	}
-	if w.RetryDelay < time.Second {
-		// SQS hides messages for whole seconds: less would retry at once.
-		errs = append(errs, fmt.Errorf("-retry-delay %v: want at least 1s", w.RetryDelay))
-	}
-	if mode == names.ModeDrain {
-		if w.EmptyReceives < 1 {
-			errs = append(errs, fmt.Errorf("%s / -empty-receives %d: want at least 1", names.EnvEmptyReceives, w.EmptyReceives))
-		}
-		if w.MaxRunTime < 0 {
-			errs = append(errs, fmt.Errorf("%s / -max-run-time %v: want 0 (no limit) or more", names.EnvMaxRunTime, w.MaxRunTime))
-		}
-	}
-	for _, p := range []struct{ val, env string }{
-		{w.ConfigPrefix, names.EnvConfigPrefix}, {s.artifactPrefix, names.EnvArtifactPrefix}, {s.recordPrefix, names.EnvRecordPrefix},
+	for _, p := range []struct{ val, flag string }{
+		{s.configPrefix, "config-prefix"}, {s.artifactPrefix, "artifact-prefix"}, {s.recordPrefix, "record-prefix"},
 	} {
 		if p.val == "" || !strings.HasSuffix(p.val, "/") || strings.HasPrefix(p.val, "/") {
-			errs = append(errs, fmt.Errorf("%s %q: want a key prefix such as configs/ (ending in /, not starting with /)", p.env, p.val))
+			errs = append(errs, fmt.Errorf("%s %q (or -%s): want a key prefix such as %s (ending in /, not starting with /)",
+				flagenv.Name(p.flag), p.val, p.flag, names.ConfigPrefix))
 		}
 	}
-	w.WaitTime = time.Duration(*waitSeconds) * time.Second
-	w.VisibilityTimeout = time.Duration(*visibility) * time.Second
+	return errors.Join(errs...)
+}
+
+// parseQueueSettings starts from the defaults, sets each flag from the
+// command line or else from its environment variable (internal/flagenv:
+// -wait-seconds falls back to EDP_WAIT_SECONDS), and validates the result
+// once.
+func parseQueueSettings(mode string, args []string, getenv func(string) string, stderr io.Writer) (queueSettings, error) {
+	var s queueSettings
+	s.SetDefaults()
+	fs := s.flags(mode, stderr)
+	if err := flagenv.Parse(fs, args, getenv); err != nil {
+		return s, err
+	}
+	var extra error
+	if fs.NArg() > 0 {
+		extra = fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
 	s.triggerBucket, s.triggerKey = getenv(names.EnvTriggerBucket), getenv(names.EnvTriggerKey)
 	s.agentURI = getenv(envAgentURI)
-	return s, errors.Join(errs...)
+	return s, errors.Join(extra, s.Validate())
+}
+
+// flags binds a flag to every setting, its default the setting's current
+// value. Drain's own settings are not flags of serve.
+func (s *queueSettings) flags(mode string, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet(mode, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	usage := func(name, text string) string { return text + " (env " + flagenv.Name(name) + ")" }
+	str := func(p *string, name, text string) { fs.StringVar(p, name, *p, usage(name, text)) }
+	num := func(p *int, name, text string) { fs.IntVar(p, name, *p, usage(name, text)) }
+	dur := func(p *time.Duration, name, text string) { fs.DurationVar(p, name, *p, usage(name, text)) }
+	secs := func(p *time.Duration, name, text string) { fs.Var((*seconds)(p), name, usage(name, text)) }
+
+	w := &s.worker
+	str(&w.QueueURL, "queue-url", "work queue URL; required")
+	str(&w.DLQURL, "dlq-url", "dead-letter queue URL; required")
+	str(&s.bucket, "bucket", "pipeline bucket; required")
+	str(&s.configPrefix, "config-prefix", "only configs under this prefix are run")
+	str(&s.artifactPrefix, "artifact-prefix", "artifact prefix")
+	str(&s.recordPrefix, "record-prefix", "run record prefix")
+	num(&w.Concurrency, "concurrency", "jobs at once; 0 = number of CPUs")
+	secs(&w.WaitTime, "wait-seconds", "long-poll wait in seconds, 1..20")
+	secs(&w.VisibilityTimeout, "visibility-timeout", "the queue's visibility timeout in seconds")
+	dur(&w.JobTimeout, "job-timeout", "time limit of one job")
+	dur(&w.Grace, "grace", fmt.Sprintf("after SIGTERM, how long in-flight jobs may finish; at most %v, so that the stop ends within ECS's %v stopTimeout", worker.MaxGrace, names.StopTimeout))
+	dur(&w.RetryDelay, "retry-delay", "hide a transiently failed message this long (at least 1s), doubled per receive")
+	if mode == names.ModeDrain {
+		num(&w.EmptyReceives, "empty-receives", "exit after this many empty receives in a row")
+		dur(&w.MaxRunTime, "max-run-time", "stop taking messages after this long; 0 = no limit")
+	}
+	return fs
+}
+
+// seconds is a time.Duration set as a whole number of seconds, the unit of
+// EDP_WAIT_SECONDS and EDP_VISIBILITY_TIMEOUT in the task definition.
+type seconds time.Duration
+
+func (s *seconds) String() string { return strconv.FormatInt(int64(time.Duration(*s)/time.Second), 10) }
+
+func (s *seconds) Set(v string) error {
+	n, err := strconv.Atoi(v)
+	if err != nil {
+		return errors.New("not an integer")
+	}
+	*s = seconds(time.Duration(n) * time.Second)
+	return nil
 }
 
 // runQueue is drain and serve: settings, clients, then the consumer.
@@ -186,8 +180,8 @@ func runQueue(ctx context.Context, mode string, args []string, getenv func(strin
 	err = runStartChecks(ctx, log, startCheckTimeout,
 		startCheck{name: "queue", resource: "queue " + s.worker.QueueURL, attrs: []any{"queue_url", s.worker.QueueURL},
 			run: func(ctx context.Context) error { return checkVisibility(ctx, sqsClient, &s.worker, log) }},
-		startCheck{name: "bucket", resource: "bucket " + s.worker.Bucket, attrs: []any{"bucket", s.worker.Bucket},
-			run: func(ctx context.Context) error { return checkBucket(ctx, s3Client, s.worker.Bucket) }},
+		startCheck{name: "bucket", resource: "bucket " + s.bucket, attrs: []any{"bucket", s.bucket},
+			run: func(ctx context.Context) error { return checkBucket(ctx, s3Client, s.bucket) }},
 	)
 	if err != nil && ctx.Err() != nil {
 		// Stopped by a signal before taking anything: a clean stop.
@@ -198,11 +192,14 @@ func runQueue(ctx context.Context, mode string, args []string, getenv func(strin
 		log.ErrorContext(ctx, "start-up check failed", "error", err.Error())
 		return 1
 	}
-	objects := store.NewS3(s3Client, s.worker.Bucket)
-	runner := &job.Runner{
-		In: objects, Out: objects,
-		ArtifactPrefix: s.artifactPrefix, RecordPrefix: s.recordPrefix,
-		Logger: log, Version: version,
+	objects := store.NewS3(s3Client, s.bucket)
+	proc := &job.QueueProcessor{
+		Runner: &job.Runner{
+			In: objects, Out: objects,
+			ArtifactPrefix: s.artifactPrefix, RecordPrefix: s.recordPrefix,
+			Logger: log, Version: version,
+		},
+		Bucket: s.bucket, ConfigPrefix: s.configPrefix,
 	}
 	w := s.worker
 	w.Logger = log
@@ -218,7 +215,7 @@ func runQueue(ctx context.Context, mode string, args []string, getenv func(strin
 			w.Protection = nil
 		}
 	}
-	c, err := worker.New(w, sqsClient, runnerProcessor{runner})
+	c, err := worker.New(w, sqsClient, proc)
 	if err != nil {
 		log.ErrorContext(ctx, "start", "error", err.Error())
 		return 2
@@ -233,7 +230,7 @@ func runQueue(ctx context.Context, mode string, args []string, getenv func(strin
 		st, err = c.Serve(ctx)
 	}
 	attrs := []any{"received", st.Received, "succeeded", st.Succeeded, "duplicates", st.Duplicates,
-		"dead_lettered", st.DeadLettered, "retried", st.Retried, "released", st.Released,
+		"dead_lettered", st.DeadLettered, "retried", st.Retried, "released", st.Released, "skipped", st.Skipped,
 		"duration_ms", time.Since(start).Milliseconds()}
 	if errors.Is(err, worker.ErrNotDrained) {
 		// The queue works; messages stayed hidden past the wait (another
@@ -286,18 +283,4 @@ func checkVisibility(ctx context.Context, client queueAttributes, w *worker.Conf
 		w.VisibilityTimeout = q
 	}
 	return nil
-}
-
-// runnerProcessor runs queue jobs with the pipeline's job.Runner.
-type runnerProcessor struct{ r *job.Runner }
-
-func (p runnerProcessor) Process(ctx context.Context, j worker.Job) (worker.Result, error) {
-	res, err := p.r.Run(ctx, job.Source{
-		Bucket: j.Bucket, Key: j.Key, VersionID: j.VersionID, ETag: j.ETag, Sequencer: j.Sequencer, EventTime: j.EventTime,
-	})
-	out := worker.Result{RunID: res.RunID, Duplicate: res.Duplicate}
-	if errors.Is(err, job.ErrPermanent) {
-		return out, worker.Permanent(err)
-	}
-	return out, err
 }

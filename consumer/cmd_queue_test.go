@@ -7,14 +7,17 @@ import (
 	"flag"
 	"io"
 	"log/slog"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 
 	"github.com/edp-pipelines/edp/consumer/worker"
+	"github.com/edp-pipelines/edp/internal/flagenv"
 	"github.com/edp-pipelines/edp/internal/names"
 )
 
@@ -50,7 +53,7 @@ type settingsView struct {
 func viewSettings(s queueSettings) settingsView {
 	w := s.worker
 	return settingsView{
-		QueueURL: w.QueueURL, DLQURL: w.DLQURL, Bucket: w.Bucket,
+		QueueURL: w.QueueURL, DLQURL: w.DLQURL, Bucket: s.bucket,
 		Concurrency: w.Concurrency, EmptyReceives: w.EmptyReceives,
 		WaitTime: w.WaitTime, VisibilityTimeout: w.VisibilityTimeout, JobTimeout: w.JobTimeout, MaxRunTime: w.MaxRunTime, Grace: w.Grace,
 		TriggerKey: s.triggerKey, ArtifactPrefix: s.artifactPrefix, RecordPrefix: s.recordPrefix,
@@ -107,8 +110,8 @@ func TestQueueSettingsDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	w := s.worker
-	if w.VisibilityTimeout != 300*time.Second || w.WaitTime != 20*time.Second || w.Concurrency != 0 ||
-		w.ConfigPrefix != names.ConfigPrefix || s.artifactPrefix != names.ArtifactPrefix || s.recordPrefix != names.RecordPrefix ||
+	if w.VisibilityTimeout != 300*time.Second || w.WaitTime != 20*time.Second || w.Concurrency != runtime.NumCPU() ||
+		s.configPrefix != names.ConfigPrefix || s.artifactPrefix != names.ArtifactPrefix || s.recordPrefix != names.RecordPrefix ||
 		w.JobTimeout != 15*time.Minute || w.Grace >= 120*time.Second {
 		t.Errorf("defaults: %+v", s)
 	}
@@ -125,7 +128,7 @@ func TestQueueSettingsErrorsNameTheSetting(t *testing.T) {
 	}{
 		"missing required": {mode: names.ModeServe, unset: []string{names.EnvQueueURL, names.EnvBucket},
 			want: []string{"EDP_QUEUE_URL (or -queue-url) is required", "EDP_BUCKET (or -bucket) is required"}},
-		"not an integer":   {mode: names.ModeDrain, env: map[string]string{names.EnvVisibilityTimeout: "5m"}, want: []string{`EDP_VISIBILITY_TIMEOUT="5m": not an integer`}},
+		"not an integer":   {mode: names.ModeDrain, env: map[string]string{names.EnvVisibilityTimeout: "5m"}, want: []string{`EDP_VISIBILITY_TIMEOUT="5m"`, `-visibility-timeout): not an integer`}},
 		"bad duration":     {mode: names.ModeDrain, env: map[string]string{names.EnvJobTimeout: "15"}, want: []string{`EDP_JOB_TIMEOUT="15"`}},
 		"wait too long":    {mode: names.ModeServe, env: map[string]string{names.EnvWaitSeconds: "30"}, want: []string{"EDP_WAIT_SECONDS / -wait-seconds 30"}},
 		"wait zero":        {mode: names.ModeServe, args: []string{"-wait-seconds", "0"}, want: []string{"-wait-seconds 0"}},
@@ -244,5 +247,66 @@ func TestHelpIsNotAnError(t *testing.T) {
 	_, err := parseQueueSettings(names.ModeDrain, []string{"-help"}, envMap(nil), io.Discard)
 	if !errors.Is(err, flag.ErrHelp) {
 		t.Errorf("-help: %v, want flag.ErrHelp", err)
+	}
+}
+
+// Every flag falls back to the variable derived from its name, -grace and
+// -retry-delay included; for the settings the task definition sets, that
+// is the variable the stacks set (names.Env*).
+func TestEveryQueueFlagHasItsVariable(t *testing.T) {
+	t.Parallel()
+	var s queueSettings
+	s.SetDefaults()
+	fs := s.flags(names.ModeDrain, io.Discard)
+	taskDefinition := map[string]string{
+		"queue-url": names.EnvQueueURL, "dlq-url": names.EnvDLQURL, "bucket": names.EnvBucket,
+		"config-prefix": names.EnvConfigPrefix, "artifact-prefix": names.EnvArtifactPrefix, "record-prefix": names.EnvRecordPrefix,
+		"concurrency": names.EnvConcurrency, "wait-seconds": names.EnvWaitSeconds, "visibility-timeout": names.EnvVisibilityTimeout,
+		"job-timeout": names.EnvJobTimeout, "empty-receives": names.EnvEmptyReceives, "max-run-time": names.EnvMaxRunTime,
+	}
+	fs.VisitAll(func(f *flag.Flag) {
+		if env, ok := taskDefinition[f.Name]; ok && flagenv.Name(f.Name) != env {
+			t.Errorf("-%s reads %s, but the stacks set %s", f.Name, flagenv.Name(f.Name), env)
+		}
+		if !strings.Contains(f.Usage, flagenv.Name(f.Name)) {
+			t.Errorf("-%s: usage %q does not name %s", f.Name, f.Usage, flagenv.Name(f.Name))
+		}
+		delete(taskDefinition, f.Name)
+	})
+	if len(taskDefinition) != 0 {
+		t.Errorf("no flag for %v", taskDefinition)
+	}
+
+	env := taskEnv()
+	env["EDP_GRACE"], env["EDP_RETRY_DELAY"] = "30s", "5s"
+	s, err := parseQueueSettings(names.ModeServe, nil, envMap(env), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.worker.Grace != 30*time.Second || s.worker.RetryDelay != 5*time.Second {
+		t.Errorf("grace %v, retry delay %v: want 30s and 5s from EDP_GRACE and EDP_RETRY_DELAY", s.worker.Grace, s.worker.RetryDelay)
+	}
+	s, err = parseQueueSettings(names.ModeServe, []string{"-grace", "1m"}, envMap(env), io.Discard)
+	if err != nil || s.worker.Grace != time.Minute {
+		t.Errorf("grace %v (%v): want the flag's 1m over EDP_GRACE", s.worker.Grace, err)
+	}
+}
+
+// The defaults are the worker's own, not copies; a grace whose stop would
+// not fit ECS's stop timeout is refused.
+func TestQueueSettingsUseTheWorkerDefaults(t *testing.T) {
+	t.Parallel()
+	s, err := parseQueueSettings(names.ModeDrain, nil, envMap(taskEnv()), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := worker.Config{QueueURL: s.worker.QueueURL, DLQURL: s.worker.DLQURL, VisibilityTimeout: 300 * time.Second, EmptyReceives: 3}
+	want.SetDefaults()
+	if diff := cmp.Diff(want, s.worker, cmpopts.IgnoreFields(worker.Config{}, "Logger")); diff != "" {
+		t.Errorf("worker settings (-want +got):\n%s", diff)
+	}
+	_, err = parseQueueSettings(names.ModeServe, []string{"-grace", "110s"}, envMap(taskEnv()), io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "EDP_GRACE / -grace 1m50s: want more than 0 and at most 1m40s") {
+		t.Errorf("-grace 110s: %v, want it refused for the stop timeout", err)
 	}
 }

@@ -28,27 +28,16 @@ func treeConfig(version string) string {
 	return fmt.Sprintf("run_config:\n  version: %s\nmodel:\n  type: DecisionTreeClassifier\n  params:\n    max_depth: 3\n", version)
 }
 
-// runnerProcessor runs the real pipeline job against p's bucket (the same
-// adapter cmd_queue.go uses, rebuilt here because package main cannot be
-// imported).
-func runnerProcessor(p *pipeline) worker.ProcessorFunc {
+// runnerProcessor runs the real pipeline job against p's bucket, as the
+// consumer's drain and serve do.
+func runnerProcessor(p *pipeline) *job.QueueProcessor {
 	objects := store.NewS3(p.s3, p.bucket)
-	r := &job.Runner{In: objects, Out: objects, Version: "e2e"}
-	return func(ctx context.Context, j worker.Job) (worker.Result, error) {
-		res, err := r.Run(ctx, job.Source{
-			Bucket: j.Bucket, Key: j.Key, VersionID: j.VersionID, ETag: j.ETag, Sequencer: j.Sequencer, EventTime: j.EventTime,
-		})
-		out := worker.Result{RunID: res.RunID, Duplicate: res.Duplicate}
-		if errors.Is(err, job.ErrPermanent) {
-			err = worker.Permanent(err)
-		}
-		return out, err
-	}
+	return &job.QueueProcessor{Runner: &job.Runner{In: objects, Out: objects, Version: "e2e"}, Bucket: p.bucket}
 }
 
 func newConsumer(t *testing.T, p *pipeline, cfg worker.Config, proc worker.Processor) *worker.Consumer {
 	t.Helper()
-	cfg.QueueURL, cfg.DLQURL, cfg.Bucket = p.queueURL, p.dlqURL, p.bucket
+	cfg.QueueURL, cfg.DLQURL = p.queueURL, p.dlqURL
 	if cfg.WaitTime == 0 {
 		cfg.WaitTime = time.Second
 	}
@@ -206,10 +195,10 @@ func TestPoisonAndBadConfigGoToDLQ(t *testing.T) {
 	}
 	var calls sync.Map
 	proc := runnerProcessor(p)
-	counting := worker.ProcessorFunc(func(ctx context.Context, j worker.Job) (worker.Result, error) {
-		n, _ := calls.LoadOrStore(j.Key, new(int))
+	counting := worker.ProcessorFunc(func(ctx context.Context, m *worker.Message) (worker.Result, error) {
+		n, _ := calls.LoadOrStore(m.ID, new(int))
 		*n.(*int)++
-		return proc(ctx, j)
+		return proc.Process(ctx, m)
 	})
 	c := newConsumer(t, p, worker.Config{Concurrency: 2, EmptyReceives: 2}, counting)
 	st, err := c.Drain(ctx)
@@ -275,16 +264,16 @@ func TestHeartbeatKeepsLongJobHidden(t *testing.T) {
 	var mu sync.Mutex
 	var runs []string
 	proc := runnerProcessor(p)
-	slow := worker.ProcessorFunc(func(ctx context.Context, j worker.Job) (worker.Result, error) {
+	slow := worker.ProcessorFunc(func(ctx context.Context, m *worker.Message) (worker.Result, error) {
 		mu.Lock()
-		runs = append(runs, j.MessageID)
+		runs = append(runs, m.ID)
 		mu.Unlock()
 		select {
 		case <-time.After(3 * visibility):
 		case <-ctx.Done():
 			return worker.Result{}, ctx.Err()
 		}
-		return proc(ctx, j)
+		return proc.Process(ctx, m)
 	})
 	// Both consumers serve until the job is done and its message deleted,
 	// so whichever did not get the message polls for the whole job.
@@ -500,7 +489,7 @@ func TestTransientFailuresEndInDLQByRedrive(t *testing.T) {
 
 	var mu sync.Mutex
 	var attempts []time.Time
-	failing := worker.ProcessorFunc(func(ctx context.Context, j worker.Job) (worker.Result, error) {
+	failing := worker.ProcessorFunc(func(context.Context, *worker.Message) (worker.Result, error) {
 		mu.Lock()
 		attempts = append(attempts, time.Now())
 		mu.Unlock()

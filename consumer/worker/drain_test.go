@@ -21,15 +21,14 @@ import (
 func TestDrainWaitsForMessagesInFlight(t *testing.T) {
 	t.Parallel()
 	synctest.Test(t, func(t *testing.T) {
-		f := newFakeSQS(ebBody("configs/a.yaml"), ebBody("configs/b.yaml"), ebBody("configs/c.yaml"))
+		f := newFakeSQS("configs/a.yaml", "configs/b.yaml", "configs/c.yaml")
 		f.loseReceives = 1
-		f.longPoll = true
 		var logs bytes.Buffer
 		var done atomic.Int32
 		// 1 s long polls: the three empty receives end long before the
 		// 30 s visibility timeout brings the lost messages back.
 		c := newTestConsumer(t, Config{WaitTime: time.Second, Logger: slog.New(slog.NewJSONHandler(&logs, nil))}, f,
-			ProcessorFunc(func(context.Context, Job) (Result, error) { done.Add(1); return Result{RunID: "r"}, nil }))
+			keyJobs(func(context.Context, string) (Result, error) { done.Add(1); return Result{RunID: "r"}, nil }))
 		start := time.Now()
 		st, err := c.Drain(context.Background())
 		if err != nil {
@@ -62,9 +61,8 @@ func TestDrainGivesUpOnMessagesHeldElsewhere(t *testing.T) {
 	t.Parallel()
 	synctest.Test(t, func(t *testing.T) {
 		f := newFakeSQS()
-		f.longPoll = true
 		f.countsHook = func() (int, int, int, error) { return 0, 2, 1, nil }
-		c := newTestConsumer(t, Config{}, f, ProcessorFunc(func(context.Context, Job) (Result, error) { return Result{}, nil }))
+		c := newTestConsumer(t, Config{}, f, keyJobs(succeed))
 		start := time.Now()
 		_, err := c.Drain(context.Background())
 		if !errors.Is(err, ErrNotDrained) || !strings.Contains(err.Error(), "0 visible, 2 in flight and 1 delayed") {
@@ -98,7 +96,6 @@ func TestDrainNeedsTwoEmptyChecksInARow(t *testing.T) {
 			t.Parallel()
 			synctest.Test(t, func(t *testing.T) {
 				f := newFakeSQS()
-				f.longPoll = true
 				i := 0
 				f.countsHook = func() (int, int, int, error) {
 					defer func() { i++ }()
@@ -113,7 +110,7 @@ func TestDrainNeedsTwoEmptyChecksInARow(t *testing.T) {
 					}
 					return 0, tc.counts[i], 0, nil
 				}
-				c := newTestConsumer(t, Config{EmptyReceives: 2}, f, ProcessorFunc(func(context.Context, Job) (Result, error) { return Result{}, nil }))
+				c := newTestConsumer(t, Config{EmptyReceives: 2}, f, keyJobs(succeed))
 				_, err := c.Drain(context.Background())
 				if tc.wantErr {
 					if !errors.Is(err, ErrNotDrained) || !strings.Contains(err.Error(), "AccessDenied") {
@@ -143,8 +140,7 @@ func TestDrainOfAnEmptyQueue(t *testing.T) {
 			t.Parallel()
 			synctest.Test(t, func(t *testing.T) {
 				f := newFakeSQS()
-				f.longPoll = true
-				c := newTestConsumer(t, Config{EmptyReceives: empties}, f, ProcessorFunc(func(context.Context, Job) (Result, error) { return Result{}, nil }))
+				c := newTestConsumer(t, Config{EmptyReceives: empties}, f, keyJobs(succeed))
 				start := time.Now()
 				if _, err := c.Drain(context.Background()); err != nil {
 					t.Fatal(err)

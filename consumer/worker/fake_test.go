@@ -15,10 +15,10 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
 )
 
-// fakeSQS is an in-memory queue recording every call. Received messages
-// stay "held" until deleted or made visible again. Receives return
-// immediately when nothing is ready, after a short pause so an idle loop
-// does not spin. Like the SDK, every call fails on a cancelled context; a
+// fakeSQS is an in-memory queue recording every call, for tests in fake
+// time (testing/synctest). Received messages stay "held" until deleted or
+// made visible again. A receive that finds nothing waits out its long
+// poll. Like the SDK, every call fails on a cancelled context; a
 // receive whose context ends while it runs loses the messages it took: they
 // stay held, as SQS keeps messages it handed to a dropped connection.
 type fakeSQS struct {
@@ -27,6 +27,7 @@ type fakeSQS struct {
 	held        map[string]types.Message // by receipt handle
 	nextHandle  int
 	receiveMax  []int32
+	received    int      // messages handed out
 	deleted     []string // message ids
 	deleteCalls int
 	visBatches  int // ChangeMessageVisibilityBatch calls
@@ -56,9 +57,6 @@ type fakeSQS struct {
 	// queue's own counts (visible, in flight, delayed), or fails it.
 	countsHook  func() (visible, inFlight, delayed int, err error)
 	countChecks int
-	// longPoll makes an empty receive wait its whole WaitTimeSeconds, as
-	// SQS does, rather than a millisecond; for tests in fake time.
-	longPoll bool
 }
 
 // lostMsg is a message taken by a receive whose answer was lost.
@@ -133,7 +131,7 @@ func (f *fakeSQS) push(id, body string, receiveCount int) {
 		MessageId: aws.String(id), Body: aws.String(body),
 		Attributes: map[string]string{
 			"ApproximateReceiveCount": strconv.Itoa(receiveCount),
-			"SentTimestamp":           strconv.FormatInt(time.Date(2026, 11, 23, 17, 0, 0, 0, time.UTC).UnixMilli(), 10),
+			"SentTimestamp":           strconv.FormatInt(time.Now().UnixMilli(), 10),
 		},
 	})
 }
@@ -171,19 +169,18 @@ func (f *fakeSQS) ReceiveMessage(ctx context.Context, in *sqs.ReceiveMessageInpu
 		out = append(out, m)
 	}
 	f.ready = f.ready[n:]
+	f.received += len(out)
 	f.mu.Unlock()
 	if err := ctx.Err(); err != nil {
 		return nil, err // the messages are held, and nobody knows their handles
 	}
 	if len(out) == 0 {
-		pause := time.Millisecond
-		if f.longPoll {
-			pause = time.Duration(in.WaitTimeSeconds) * time.Second
-		}
+		// A long poll that finds nothing waits its whole time, as on SQS
+		// (in the fake time of the tests).
 		select {
 		case <-ctx.Done():
 			return nil, ctx.Err()
-		case <-time.After(pause):
+		case <-time.After(time.Duration(in.WaitTimeSeconds) * time.Second):
 		}
 	}
 	return &sqs.ReceiveMessageOutput{Messages: out}, nil
@@ -290,28 +287,6 @@ func (f *fakeSQS) snapshot() (deleted []string, vis []visCall, dlq []dlqMsg, eve
 	defer f.mu.Unlock()
 	return append([]string(nil), f.deleted...), append([]visCall(nil), f.visibility...),
 		append([]dlqMsg(nil), f.dlq...), append([]string(nil), f.events...)
-}
-
-// fakeTicker is a heartbeat ticker driven by the test.
-type fakeTicker struct {
-	period  time.Duration
-	c       chan time.Time
-	stopped chan struct{}
-	once    sync.Once
-}
-
-func (t *fakeTicker) C() <-chan time.Time { return t.c }
-func (t *fakeTicker) Stop()               { t.once.Do(func() { close(t.stopped) }) }
-
-// tickers hands out fakeTickers and lets the test pick them up in order.
-type tickers struct{ made chan *fakeTicker }
-
-func newTickers() *tickers { return &tickers{made: make(chan *fakeTicker, 100)} }
-
-func (ts *tickers) New(d time.Duration) Ticker {
-	t := &fakeTicker{period: d, c: make(chan time.Time), stopped: make(chan struct{})}
-	ts.made <- t
-	return t
 }
 
 // assertNoneHeld fails the test if a message is still hidden: it would be

@@ -31,14 +31,14 @@ func TestServeDoesNotWaitForAHangingAgent(t *testing.T) {
 		const n = 10
 		var bodies []string
 		for i := range n {
-			bodies = append(bodies, ebBody(fmt.Sprintf("configs/c%d.yaml", i)))
+			bodies = append(bodies, fmt.Sprintf("configs/c%d.yaml", i))
 		}
 		f := newFakeSQS(bodies...)
 		agent := &countingHungSetter{}
 		var done atomic.Int32
 		// One worker: every message needs a receive of its own.
 		c := newTestConsumer(t, Config{Concurrency: 1, Protection: &ecsprotect.Guard{Setter: agent}}, f,
-			ProcessorFunc(func(context.Context, Job) (Result, error) {
+			keyJobs(func(context.Context, string) (Result, error) {
 				done.Add(1)
 				return Result{RunID: "r"}, nil
 			}))

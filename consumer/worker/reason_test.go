@@ -5,6 +5,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"testing/synctest"
 	"unicode/utf8"
 )
 
@@ -23,22 +24,24 @@ func TestDeadLetterReasonIsCutAtACharacter(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			f := newFakeSQS(ebBody("configs/bad.yaml"))
-			c := newTestConsumer(t, Config{}, f, ProcessorFunc(func(context.Context, Job) (Result, error) {
-				return Result{}, Permanent(errors.New(tc.reason))
-			}))
-			if _, err := c.Drain(context.Background()); err != nil {
-				t.Fatal(err)
-			}
-			_, _, dlq, _ := f.snapshot()
-			if len(dlq) != 1 {
-				t.Fatalf("DLQ holds %d messages, want 1", len(dlq))
-			}
-			got := dlq[0].Attrs[AttrReason]
-			if !utf8.ValidString(got) || len(got) > MaxReasonBytes || !strings.HasSuffix(got, "…") {
-				t.Errorf("reason of %d bytes (valid UTF-8: %v) ending %q: want valid UTF-8 of at most %d bytes ending in …",
-					len(got), utf8.ValidString(got), got[max(0, len(got)-8):], MaxReasonBytes)
-			}
+			synctest.Test(t, func(t *testing.T) {
+				f := newFakeSQS("configs/bad.yaml")
+				c := newTestConsumer(t, Config{}, f, keyJobs(func(context.Context, string) (Result, error) {
+					return Result{}, Permanent(errors.New(tc.reason))
+				}))
+				if _, err := c.Drain(context.Background()); err != nil {
+					t.Fatal(err)
+				}
+				_, _, dlq, _ := f.snapshot()
+				if len(dlq) != 1 {
+					t.Fatalf("DLQ holds %d messages, want 1", len(dlq))
+				}
+				got := dlq[0].Attrs[AttrReason]
+				if !utf8.ValidString(got) || len(got) > MaxReasonBytes || !strings.HasSuffix(got, "…") {
+					t.Errorf("reason of %d bytes (valid UTF-8: %v) ending %q: want valid UTF-8 of at most %d bytes ending in …",
+						len(got), utf8.ValidString(got), got[max(0, len(got)-8):], MaxReasonBytes)
+				}
+			})
 		})
 	}
 }

@@ -1,0 +1,53 @@
+package worker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"runtime/debug"
+)
+
+// work runs l's job and settles l by its answer. The job runs under jobs
+// (cancelled when the grace ends) and Config.JobTimeout; the settle calls
+// run under calls, which outlives jobs.
+func (c *Consumer) work(calls, jobs context.Context, l *lease) {
+	run, cancel := context.WithTimeout(jobs, c.cfg.JobTimeout)
+	stopHeartbeat := c.heartbeat(calls, run, l)
+	res, err := c.process(run, l)
+	cancel()
+	stopHeartbeat()
+	l.finish(res.RunID)
+
+	if !c.open.claim(l) {
+		return // the stop released the message while the job overran
+	}
+	defer c.open.done(l)
+	switch {
+	case err == nil && res.Skip != "":
+		c.skip(calls, l, res.Skip)
+	case err == nil:
+		c.succeed(calls, l, res)
+	case errors.Is(err, ErrPermanent):
+		c.deadLetter(calls, l, err)
+	case jobs.Err() != nil:
+		// The grace ran out: hand the message to another consumer now
+		// rather than after its visibility timeout.
+		c.release(calls, l, err.Error())
+	default:
+		c.retry(calls, l, err)
+	}
+}
+
+// process runs the Processor with a panic turned into a permanent failure:
+// the panic is a bug a retry would hit again, and it must not end the
+// process and every other job in it. The message goes to the DLQ with the
+// panic as its reason; the stack goes to the log.
+func (c *Consumer) process(ctx context.Context, l *lease) (res Result, err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			l.logger().ErrorContext(ctx, "job panicked", "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
+			res, err = Result{}, Permanent(fmt.Errorf("panic: %v", v))
+		}
+	}()
+	return c.proc.Process(ctx, l.message())
+}

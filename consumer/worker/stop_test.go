@@ -1,0 +1,374 @@
+package worker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/edp-pipelines/edp/consumer/ecsprotect"
+	"github.com/edp-pipelines/edp/internal/emf"
+	"github.com/edp-pipelines/edp/internal/names"
+)
+
+// The budgets of a stop add up to less than the task's stop timeout, the
+// one the stacks set (names.StopTimeout): after the longest grace, the
+// cancelled jobs' wait, the releases and the flush, the process still has
+// exitMargin to log and exit. A long poll under way at the signal ends,
+// with the release of what it brings, before that too.
+func TestStopBudgetFitsTheStopTimeout(t *testing.T) {
+	t.Parallel()
+	if got := MaxGrace + cancelWait + releaseBudget + flushBudget + exitMargin; got != names.StopTimeout {
+		t.Errorf("grace %v + cancel wait %v + release %v + flush %v + exit margin %v = %v, want the stop timeout %v",
+			MaxGrace, cancelWait, releaseBudget, flushBudget, exitMargin, got, names.StopTimeout)
+	}
+	if DefaultGrace > MaxGrace || exitMargin <= 0 {
+		t.Errorf("default grace %v, exit margin %v: want the default within %v and a margin", DefaultGrace, exitMargin, MaxGrace)
+	}
+	if poll := maxWaitTime + receiveSlack + callTimeout; poll > MaxGrace+cancelWait {
+		t.Errorf("the last long poll and its release take up to %v, past the grace and cancel wait (%v)", poll, MaxGrace+cancelWait)
+	}
+}
+
+// The worst stop — the longest grace, jobs that ignore cancellation, SQS
+// answering no release and no delete, a protection agent that hangs —
+// still returns inside the stop timeout, with exitMargin to spare.
+func TestStopEndsWithinTheStopTimeout(t *testing.T) {
+	t.Parallel()
+	synctest.Test(t, func(t *testing.T) {
+		const n = 12
+		bodies := make([]string, n)
+		for i := range bodies {
+			bodies[i] = fmt.Sprintf("configs/c%02d.yaml", i)
+		}
+		f := newFakeSQS(bodies...)
+		f.visBatchHook = func(ctx context.Context) { <-ctx.Done() }
+		f.deleteErrs = []error{errors.New("first delete fails")}
+		var started sync.WaitGroup
+		started.Add(n)
+		unblock := make(chan struct{})
+		proc := keyJobs(func(_ context.Context, key string) (Result, error) {
+			started.Done()
+			if key == "configs/c00.yaml" {
+				return Result{RunID: "r"}, nil // a delete to flush
+			}
+			<-unblock
+			return Result{RunID: "late"}, nil
+		})
+		agent := &hungSetter{release: make(chan struct{})}
+		c := newTestConsumer(t, Config{Concurrency: n, Protection: &ecsprotect.Guard{Setter: agent}}, f, proc)
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan Stats)
+		go func() { st, _ := c.Serve(ctx); done <- st }()
+		started.Wait()
+		cancel()
+		signal := time.Now()
+		st := <-done
+		if took, limit := time.Since(signal), names.StopTimeout-exitMargin; took > limit {
+			t.Errorf("stop took %v, want at most %v", took, limit)
+		}
+		if st.Released != n-1 {
+			t.Errorf("released %d, want %d", st.Released, n-1)
+		}
+		close(unblock)
+	})
+}
+
+func TestStopFinishesInFlightWithinGrace(t *testing.T) {
+	t.Parallel()
+	synctest.Test(t, func(t *testing.T) {
+		f := newFakeSQS("configs/a.yaml")
+		var stopped atomic.Bool
+		var lateReceives atomic.Int32
+		f.receiveHook = func(*sqs.ReceiveMessageInput) {
+			if stopped.Load() {
+				lateReceives.Add(1)
+			}
+		}
+		started, finish := make(chan struct{}), make(chan struct{})
+		var jobErr error
+		proc := keyJobs(func(ctx context.Context, _ string) (Result, error) {
+			close(started)
+			<-finish
+			jobErr = ctx.Err()
+			return Result{RunID: "r"}, nil
+		})
+		c := newTestConsumer(t, Config{Grace: time.Minute}, f, proc)
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { _, err := c.Serve(ctx); done <- err }()
+		<-started
+		stopped.Store(true)
+		cancel()
+		// Into the grace (before the first heartbeat, at 15 s), the job
+		// still runs and Serve waits for it.
+		time.Sleep(10 * time.Second)
+		synctest.Wait()
+		select {
+		case err := <-done:
+			t.Fatalf("Serve returned (%v) before the in-flight job finished", err)
+		default:
+		}
+		close(finish)
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+		if jobErr != nil {
+			t.Errorf("job context was cancelled (%v) within the grace period", jobErr)
+		}
+		// The loop is sequential, so only the receive under way at the
+		// signal can come after it; the loop never starts another.
+		if n := lateReceives.Load(); n > 1 {
+			t.Errorf("%d receives after the stop signal, want at most the one already under way", n)
+		}
+		deleted, vis, _, _ := f.snapshot()
+		if !slices.Equal(deleted, []string{"m0"}) || len(vis) != 0 {
+			t.Errorf("deleted %v, visibility %v: want m0 deleted and nothing released", deleted, vis)
+		}
+	})
+}
+
+func TestStopReleasesAfterGrace(t *testing.T) {
+	t.Parallel()
+	synctest.Test(t, func(t *testing.T) {
+		f := newFakeSQS("configs/a.yaml", "configs/b.yaml")
+		var started sync.WaitGroup
+		started.Add(2)
+		var stopAt time.Time
+		var sawCancel sync.Map
+		proc := keyJobs(func(ctx context.Context, key string) (Result, error) {
+			started.Done()
+			<-ctx.Done()
+			sawCancel.Store(key, time.Since(stopAt))
+			return Result{}, fmt.Errorf("train: %w", ctx.Err())
+		})
+		const grace = 100 * time.Millisecond
+		c := newTestConsumer(t, Config{Grace: grace, Concurrency: 2}, f, proc)
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan Stats)
+		go func() {
+			st, err := c.Serve(ctx)
+			if err != nil {
+				t.Error(err)
+			}
+			done <- st
+		}()
+		started.Wait()
+		stopAt = time.Now()
+		cancel()
+		st := <-done
+		_, vis, dlq, _ := f.snapshot()
+		slices.SortFunc(vis, func(a, b visCall) int { return strings.Compare(a.ID, b.ID) })
+		if diff := cmp.Diff([]visCall{{"m0", 0}, {"m1", 0}}, vis); diff != "" {
+			t.Errorf("releases (-want +got):\n%s", diff)
+		}
+		if len(dlq) != 0 || st.Released != 2 || st.Retried != 0 {
+			t.Errorf("stats %+v, dlq %v: want both released, nothing retried or dead-lettered", st, dlq)
+		}
+		sawCancel.Range(func(k, v any) bool {
+			if v.(time.Duration) != grace {
+				t.Errorf("%v cancelled %v after the stop signal, want at the end of the %v grace", k, v, grace)
+			}
+			return true
+		})
+	})
+}
+
+// A job that ignores cancellation has its message released by the stop;
+// when it returns later, its message is settled already and is not deleted
+// a second way.
+func TestStopReleasesJobsThatIgnoreCancellation(t *testing.T) {
+	t.Parallel()
+	synctest.Test(t, func(t *testing.T) {
+		f := newFakeSQS("configs/stuck.yaml")
+		started, unblock := make(chan struct{}), make(chan struct{})
+		proc := keyJobs(func(context.Context, string) (Result, error) {
+			close(started)
+			<-unblock
+			return Result{RunID: "late"}, nil
+		})
+		c := newTestConsumer(t, Config{Grace: 10 * time.Millisecond}, f, proc)
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error)
+		go func() { _, err := c.Serve(ctx); done <- err }()
+		<-started
+		cancel()
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+		_, vis, _, _ := f.snapshot()
+		if diff := cmp.Diff([]visCall{{"m0", 0}}, vis); diff != "" {
+			t.Errorf("release of the stuck job (-want +got):\n%s", diff)
+		}
+		close(unblock)
+		time.Sleep(time.Minute) // the late job returns; any delete would be sent by now
+		synctest.Wait()
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		if f.deleteCalls != 0 {
+			t.Errorf("%d delete calls after the release", f.deleteCalls)
+		}
+	})
+}
+
+// A long poll under way at the stop signal is not cut (SQS may hand
+// messages to a dropped connection); what it brings is released at once
+// and no job starts for it.
+func TestStopReleasesWhatTheLastReceiveBrings(t *testing.T) {
+	t.Parallel()
+	synctest.Test(t, func(t *testing.T) {
+		f := newFakeSQS()
+		inPoll, signalled := make(chan struct{}), make(chan struct{})
+		var calls atomic.Int32
+		f.receiveHook = func(*sqs.ReceiveMessageInput) {
+			if calls.Add(1) == 2 { // the first receive finds the queue empty
+				close(inPoll)
+				<-signalled
+				// Messages arrive while the long poll is still open.
+				f.push("m0", "configs/a.yaml", 1)
+				f.push("m1", "configs/b.yaml", 1)
+			}
+		}
+		c := newTestConsumer(t, Config{}, f, ProcessorFunc(func(context.Context, *Message) (Result, error) {
+			t.Error("job started for a message received after the stop signal")
+			return Result{}, nil
+		}))
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan Stats)
+		go func() {
+			st, err := c.Serve(ctx)
+			if err != nil {
+				t.Error(err)
+			}
+			done <- st
+		}()
+		<-inPoll
+		cancel()
+		close(signalled)
+		st := <-done
+		_, vis, _, _ := f.snapshot()
+		slices.SortFunc(vis, func(a, b visCall) int { return strings.Compare(a.ID, b.ID) })
+		if diff := cmp.Diff([]visCall{{"m0", 0}, {"m1", 0}}, vis); diff != "" {
+			t.Errorf("releases (-want +got):\n%s", diff)
+		}
+		if st.Received != 2 || st.Released != 2 || st.Succeeded != 0 {
+			t.Errorf("stats %+v: want 2 received and released", st)
+		}
+		f.assertNoneHeld(t)
+	})
+}
+
+// Jobs that ignore cancellation are released in batches of ten, and the
+// calls after the grace keep to their budgets however slow SQS is.
+func TestStopReleasesStuckJobsInBatchesWithinBudget(t *testing.T) {
+	t.Parallel()
+	const n = 12
+	bodies := make([]string, n)
+	for i := range bodies {
+		bodies[i] = fmt.Sprintf("configs/c%02d.yaml", i)
+	}
+	for _, hang := range []bool{false, true} {
+		t.Run(fmt.Sprintf("hang=%v", hang), func(t *testing.T) {
+			t.Parallel()
+			synctest.Test(t, func(t *testing.T) {
+				f := newFakeSQS(bodies...)
+				if hang { // SQS answers no release at all
+					f.visBatchHook = func(ctx context.Context) { <-ctx.Done() }
+				}
+				var started sync.WaitGroup
+				started.Add(n)
+				unblock := make(chan struct{})
+				proc := keyJobs(func(context.Context, string) (Result, error) {
+					started.Done()
+					<-unblock
+					return Result{RunID: "late"}, nil
+				})
+				const grace = 10 * time.Millisecond
+				c := newTestConsumer(t, Config{Grace: grace, Concurrency: n}, f, proc)
+				ctx, cancel := context.WithCancel(context.Background())
+				done := make(chan Stats)
+				go func() { st, _ := c.Serve(ctx); done <- st }()
+				started.Wait()
+				cancel()
+				signal := time.Now()
+				st := <-done
+				if took, limit := time.Since(signal), grace+cancelWait+releaseBudget+flushBudget; took > limit {
+					t.Errorf("stop took %v, want at most grace + cancel wait + release + flush = %v", took, limit)
+				}
+				if st.Released != n {
+					t.Errorf("released %d, want %d", st.Released, n)
+				}
+				close(unblock)
+				_, vis, _, _ := f.snapshot()
+				f.mu.Lock()
+				batches := f.visBatches
+				f.mu.Unlock()
+				if !hang && (len(vis) != n || batches != 2) {
+					t.Errorf("%d releases in %d batch calls, want %d in 2", len(vis), batches, n)
+				}
+				for _, v := range vis {
+					if v.Seconds != 0 {
+						t.Errorf("release %v: want visibility 0", v)
+					}
+				}
+			})
+		})
+	}
+}
+
+// A job that settles while the stop path runs still has its delete sent
+// before Serve returns.
+func TestStopWaitsForSettleUnderWay(t *testing.T) {
+	t.Parallel()
+	synctest.Test(t, func(t *testing.T) {
+		f := newFakeSQS("configs/a.yaml")
+		w := &blockingWriter{entered: make(chan struct{}), release: make(chan struct{})}
+		started := make(chan struct{})
+		proc := keyJobs(func(ctx context.Context, _ string) (Result, error) {
+			close(started)
+			<-ctx.Done() // returns at the end of the grace, but successfully
+			return Result{RunID: "r"}, nil
+		})
+		c := newTestConsumer(t, Config{Grace: 10 * time.Millisecond, Metrics: &emf.Writer{W: w, Namespace: "EDP"}}, f, proc)
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { _, err := c.Serve(ctx); done <- err }()
+		<-started
+		cancel()
+		<-w.entered // the settle is under way, held in its metrics line
+		time.Sleep(time.Second)
+		synctest.Wait()
+		select {
+		case <-done:
+			t.Error("Serve returned while a settle was under way")
+		default:
+		}
+		close(w.release)
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+		if deleted, vis, _, _ := f.snapshot(); !slices.Equal(deleted, []string{"m0"}) || len(vis) != 0 {
+			t.Errorf("at return: deleted %v, visibility %v; want m0 deleted", deleted, vis)
+		}
+	})
+}
+
+// blockingWriter holds the first Write until released.
+type blockingWriter struct {
+	once             sync.Once
+	entered, release chan struct{}
+}
+
+func (b *blockingWriter) Write(p []byte) (int, error) {
+	b.once.Do(func() { close(b.entered); <-b.release })
+	return len(p), nil
+}
