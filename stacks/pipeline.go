@@ -230,7 +230,7 @@ func (p *Pipeline) addConsumerContainer(cfg PipelineProps, image awsecs.Containe
 		Command:                jsii.Strings(cfg.Mode),
 		Essential:              jsii.Bool(true),
 		ReadonlyRootFilesystem: jsii.Bool(true),
-		StopTimeout:            awscdk.Duration_Seconds(jsii.Number(120)),
+		StopTimeout:            awscdk.Duration_Seconds(jsii.Number(names.StopTimeout.Seconds())),
 		Logging: awsecs.LogDriver_AwsLogs(&awsecs.AwsLogDriverProps{
 			LogGroup:     p.LogGroup,
 			StreamPrefix: jsii.String("consumer"),
