@@ -308,6 +308,11 @@ type binaries struct{ consumer, dispatch string }
 // this machine (the assets in the assembly are for the task's and the
 // function's architecture).
 func buildBinaries(ctx context.Context, root, dir string, log *slog.Logger) (binaries, error) {
+	// Absolute, since the builds run in root.
+	dir, err := filepath.Abs(dir)
+	if err != nil {
+		return binaries{}, err
+	}
 	b := binaries{consumer: filepath.Join(dir, "consumer"), dispatch: filepath.Join(dir, "alarm-dispatch", "bootstrap")}
 	for _, x := range []struct{ out, pkg, tags string }{
 		{b.consumer, "./consumer", ""},
@@ -321,15 +326,6 @@ func buildBinaries(ctx context.Context, root, dir string, log *slog.Logger) (bin
 		cmd.Dir = root
 		if out, err := cmd.CombinedOutput(); err != nil {
 			return b, fmt.Errorf("build %s: %w\n%s", x.pkg, err, out)
-		}
-		abs, err := filepath.Abs(x.out)
-		if err != nil {
-			return b, err
-		}
-		if x.out == b.consumer {
-			b.consumer = abs
-		} else {
-			b.dispatch = abs
 		}
 	}
 	log.Info("built local binaries", "consumer", b.consumer, "alarm_dispatch", b.dispatch)

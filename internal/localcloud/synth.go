@@ -67,7 +67,11 @@ func Synthesize(ctx context.Context, o SynthOptions) (string, error) {
 		return out, nil
 	}
 	log.Info("synthesizing the stacks (first build of the CDK app takes 1-2 minutes)", "dir", out)
-	bin := filepath.Join(root, "bin", "cdk-app")
+	// Absolute, since the build runs in root.
+	bin, err := filepath.Abs(filepath.Join(root, "bin", "cdk-app"))
+	if err != nil {
+		return "", err
+	}
 	build := exec.CommandContext(ctx, "go", "build", "-o", bin, ".")
 	build.Dir = root
 	if b, err := build.CombinedOutput(); err != nil {
@@ -84,11 +88,7 @@ func Synthesize(ctx context.Context, o SynthOptions) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	absBin, err := filepath.Abs(bin)
-	if err != nil {
-		return "", err
-	}
-	app := exec.CommandContext(ctx, absBin)
+	app := exec.CommandContext(ctx, bin)
 	app.Dir = root
 	app.Env = append(os.Environ(), "CDK_OUTDIR="+absOut, "CDK_CONTEXT_JSON="+string(ctxJSON),
 		"JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION=20", "CDK_DISABLE_CLI_TELEMETRY=true")
