@@ -47,7 +47,7 @@ func NewAlarmDispatchStack(scope constructs.Construct, id string, props *Props) 
 		MasterKey:   key,
 		EnforceSSL:  jsii.Bool(true),
 	})
-	alarm := newScaleOutAlarm(stack, p.Queue, s, nil)
+	alarm := newScaleOutAlarm(stack, p.Queue, s, gateInFlight, nil)
 	alarm.AddAlarmAction(awscloudwatchactions.NewSnsAction(topic))
 	// A topic policy replaces SNS's default one, and EnforceSSL writes one
 	// with only its Deny: without this Allow, CloudWatch could never publish.

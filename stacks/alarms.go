@@ -50,18 +50,42 @@ func WakeExpression(s settings.Settings) string {
 	return fmt.Sprintf("IF(FILL(desired, 0) > 0, 0, %s)", BacklogExpression(s))
 }
 
+// DispatchExpression is BacklogExpression gated on nothing in flight: the
+// alarm-dispatch alarm is OK while dispatched tasks work (they hold
+// messages), so it goes back to ALARM — and notifies again, which CloudWatch
+// does only on a state change — when they are gone and work remains, e.g.
+// after a task died holding a message: that message returns after the
+// visibility timeout and is dispatched again instead of waiting forever.
+func DispatchExpression(s settings.Settings) string {
+	return fmt.Sprintf("IF(FILL(inflight, 0) > 0, 0, %s)", BacklogExpression(s))
+}
+
+// gate selects the expression of the scale-out alarm.
+type gate int
+
+const (
+	gateNone     gate = iota // BacklogExpression (the service in step mode)
+	gateDesired              // WakeExpression (the service in backlog mode)
+	gateInFlight             // DispatchExpression (alarm dispatch)
+)
+
 // newScaleOutAlarm fires when the effective backlog reaches N
-// (settings.ScaleOutThreshold). With a desired-tasks metric it fires only
-// while the service wants no task (WakeExpression).
-func newScaleOutAlarm(scope constructs.Construct, q awssqs.Queue, s settings.Settings, desired awscloudwatch.IMetric) awscloudwatch.Alarm {
+// (settings.ScaleOutThreshold), subject to its gate: with gateDesired only
+// while the service wants no task (desired is the service's desired-count
+// metric), with gateInFlight only while nothing is in flight.
+func newScaleOutAlarm(scope constructs.Construct, q awssqs.Queue, s settings.Settings, g gate, desired awscloudwatch.IMetric) awscloudwatch.Alarm {
 	metrics := map[string]awscloudwatch.IMetric{
 		"visible": queueMetric(q, "visible"),
 		"age":     queueMetric(q, "age"),
 	}
 	expression := BacklogExpression(s)
-	if desired != nil {
+	switch g {
+	case gateDesired:
 		metrics["desired"] = desired
 		expression = WakeExpression(s)
+	case gateInFlight:
+		metrics["inflight"] = queueMetric(q, "inflight")
+		expression = DispatchExpression(s)
 	}
 	expr := awscloudwatch.NewMathExpression(&awscloudwatch.MathExpressionProps{
 		Expression:   jsii.String(expression),

@@ -74,16 +74,16 @@ func NewAlarmServiceStack(scope constructs.Construct, id string, props *Props) a
 	for _, tier := range ScaleOutSteps(s) {
 		scaleOut.AddAdjustment(tier)
 	}
-	var desired awscloudwatch.IMetric
+	g, desired := gateNone, awscloudwatch.IMetric(nil)
 	if s.ScalingMode == settings.ScalingBacklog {
 		// Target tracking cannot grow a service from zero tasks (it scales in
 		// proportion to the current count), so the backlog alarm wakes the
 		// service (only while no task runs) and tracking sizes it from there.
 		// Scale-in stays with the idle alarm: tracking never removes a task.
-		desired = desiredTasks(p, svc)
+		g, desired = gateDesired, desiredTasks(p, svc)
 		newBacklogTracking(stack, target, p, svc, s)
 	}
-	newScaleOutAlarm(stack, p.Queue, s, desired).AddAlarmAction(awscloudwatchactions.NewApplicationScalingAction(scaleOut))
+	newScaleOutAlarm(stack, p.Queue, s, g, desired).AddAlarmAction(awscloudwatchactions.NewApplicationScalingAction(scaleOut))
 	applyNagSuppressions(stack)
 	return stack
 }

@@ -130,7 +130,12 @@ func TestAlarmDispatchWiresAlarmTopicLambdaWithLeastPrivilege(t *testing.T) {
 			"Effect": "Deny", "Condition": map[string]any{"Bool": map[string]any{"aws:SecureTransport": "false"}},
 		})})},
 	})
-	alarm := alarmByExpression(t, tp, "MAX([visible, IF(age >= 900 AND visible > 0, 10, 0)])")
+	// Gated on nothing in flight: OK while dispatched tasks work, so it
+	// notifies again when they are gone and work remains (a dead task).
+	alarm := alarmByExpression(t, tp, "IF(FILL(inflight, 0) > 0, 0, MAX([visible, IF(age >= 900 AND visible > 0, 10, 0)]))")
+	if raw, _ := json.Marshal(alarm["Metrics"]); !strings.Contains(string(raw), "ApproximateNumberOfMessagesNotVisible") {
+		t.Errorf("dispatch alarm does not read the in-flight count: %s", raw)
+	}
 	raw, _ := json.Marshal(alarm["AlarmActions"])
 	if !strings.Contains(string(raw), "AlarmTopic") {
 		t.Errorf("alarm does not notify the topic: %s", raw)

@@ -14,6 +14,7 @@ const (
 	idleExpr           = "visible + inflight"
 	wakeExpr           = "IF(FILL(desired, 0) > 0, 0, MAX([visible, IF(age >= 900 AND visible > 0, 10, 0)]))"
 	backlogPerTaskExpr = "visible / IF(running > 0, running, 1)"
+	dispatchExpr       = "IF(FILL(inflight, 0) > 0, 0, MAX([visible, IF(age >= 900 AND visible > 0, 10, 0)]))"
 )
 
 func TestExprEval(t *testing.T) {
@@ -40,6 +41,10 @@ func TestExprEval(t *testing.T) {
 		{"wake: no desired data point", wakeExpr, vals{"visible": 25, "age": 10}, 25},
 		{"wake: desired 0", wakeExpr, vals{"desired": 0, "visible": 3, "age": 901}, 10},
 		{"wake: a task is wanted", wakeExpr, vals{"desired": 1, "visible": 25, "age": 10}, 0},
+		// Dispatch: only while nothing is in flight (no dispatched task at work).
+		{"dispatch: nothing in flight", dispatchExpr, vals{"inflight": 0, "visible": 25, "age": 10}, 25},
+		{"dispatch: no in-flight data point", dispatchExpr, vals{"visible": 3, "age": 901}, 10},
+		{"dispatch: tasks at work", dispatchExpr, vals{"inflight": 4, "visible": 25, "age": 10}, 0},
 		{"backlog per task: 4 running", backlogPerTaskExpr, vals{"visible": 100, "running": 4}, 25},
 		{"backlog per task: none running", backlogPerTaskExpr, vals{"visible": 100, "running": 0}, 100},
 		{"backlog per task: running missing", backlogPerTaskExpr, vals{"visible": 100}, missing},
@@ -155,7 +160,7 @@ func TestExprErrors(t *testing.T) {
 // test's copies of them are the synthesized ones.
 func TestSynthesizedExpressionsParse(t *testing.T) {
 	t.Parallel()
-	want := map[string]bool{backlogExpr: false, idleExpr: false, wakeExpr: false, backlogPerTaskExpr: false}
+	want := map[string]bool{backlogExpr: false, idleExpr: false, wakeExpr: false, backlogPerTaskExpr: false, dispatchExpr: false}
 	for _, name := range []string{"EdpAlarmService", "EdpAlarmService-backlog", "EdpAlarmDispatch"} {
 		raw, err := os.ReadFile("testdata/" + name + ".template.json")
 		if err != nil {

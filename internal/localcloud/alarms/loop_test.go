@@ -194,7 +194,7 @@ func TestLoopDispatchNotifiesOncePerTransition(t *testing.T) {
 		if !slices.Equal(c.AlarmActions, []string{n.topic}) || c.OKActions == nil || len(c.OKActions) != 0 {
 			t.Errorf("actions %v / %v", c.AlarmActions, c.OKActions)
 		}
-		if c.Trigger.Metrics[0].Expression != backlogExpr || c.Trigger.Threshold != 10 || c.Trigger.Period != 60 {
+		if c.Trigger.Metrics[0].Expression != dispatchExpr || c.Trigger.Threshold != 10 || c.Trigger.Period != 60 {
 			t.Errorf("trigger %+v", c.Trigger)
 		}
 	}
@@ -519,4 +519,24 @@ func shape(v any) []string {
 	walk("", v)
 	sort.Strings(out)
 	return slices.Compact(out)
+}
+
+// The dispatch alarm is OK while dispatched tasks hold messages, so when
+// they are gone and the backlog remains (a task died) it notifies again —
+// without the in-flight gate it stayed in ALARM and never notified twice.
+func TestLoopDispatchNotifiesAgainWhenTasksAreGone(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, "EdpAlarmDispatch", 0)
+	h.src.set(visible, 25)
+	h.src.set(inflight, 0)
+	h.src.set(age, 60)
+	h.steps(t, 1) // ALARM: first dispatch
+	h.src.set(inflight, 3)
+	h.src.set(visible, 22)
+	h.steps(t, 2) // tasks at work: OK, however large the backlog
+	h.src.set(inflight, 0)
+	h.steps(t, 1) // the tasks died; their messages are visible again
+	if n := len(h.notifier.all()); n != 2 {
+		t.Fatalf("%d notifications, want 2 (one per dispatch)", n)
+	}
 }
