@@ -16,14 +16,12 @@ import (
 //     ceil(33/messagesPerTask) = 7 tasks capped at maxTasks = 3, all with
 //     startedBy edp-alarm-dispatch and the drain command, no other task,
 //     and all exited 0 once the queue stayed empty;
-//   - KillMidJob (killMidJob): the killed task held the whole backlog, so
-//     the alarm went back to OK; when the message is visible again, the
-//     backlog alarm (max wait) notifies again and a new dispatched task
-//     runs it. Without companions on purpose: a dispatched task that dies
-//     while other messages stay visible leaves the alarm in ALARM, and
-//     CloudWatch notifies only on state changes, so nothing starts another
-//     task (docs/alarm-dispatch.md: "never stuck, as long as one task
-//     runs"); that gap of the architecture is reported, not tested here;
+//   - KillMidJob (killMidJob, with two companion configs): the dispatched
+//     task dies holding a message while others wait; the dispatch alarm is
+//     gated on nothing in flight, so once the dead task's message is
+//     visible again it goes back to ALARM, notifies again and a new
+//     dispatched task runs it (before the gate the alarm stayed in ALARM
+//     and nothing ever started another task);
 //   - EmulatorOutage (emulatorOutage), SameKeyTwice (sameKeyTwice) and
 //     DeletedBeforeProcessing (deletedBeforeProcessing, reads held).
 func TestAlarmDispatch(t *testing.T) {
@@ -45,7 +43,7 @@ func TestAlarmDispatch(t *testing.T) {
 		checkExitedCleanly(t, tasks)
 		t.Logf("dispatch: %d tasks for %d matching uploads, all exited 0", len(tasks), len(b.matching()))
 	})
-	t.Run("KillMidJob", func(t *testing.T) { s.killMidJob(t, 0) })
+	t.Run("KillMidJob", func(t *testing.T) { s.killMidJob(t, 2) })
 	t.Run("EmulatorOutage", s.emulatorOutage)
 	t.Run("SameKeyTwice", s.sameKeyTwice)
 	t.Run("DeletedBeforeProcessing", func(t *testing.T) { s.deletedBeforeProcessing(t, true) })

@@ -54,8 +54,7 @@ type cachedRecord struct {
 }
 
 // deploy starts moto_server, the fault proxy and the local cloud with the
-// stack, and versions the bucket as its template says (see
-// localcloud.ApplyBucketVersioning). Everything stops when t ends; if t
+// stack (whose bucket is versioned, as its template says). Everything stops when t ends; if t
 // failed, the tails of the cloud's and the tasks' logs are logged first.
 func deploy(t *testing.T, stackName string) *stack {
 	t.Helper()
@@ -94,9 +93,6 @@ func deploy(t *testing.T, stackName string) *stack {
 			t.Errorf("close the local cloud: %v", err)
 		}
 	})
-	if err := localcloud.ApplyBucketVersioning(ctx, c.Clients(), c.Stack()); err != nil {
-		t.Fatal(err)
-	}
 	out := c.Stack().Outputs
 	s.cloud, s.s3, s.sqs = c, c.Clients().S3, c.Clients().SQS
 	s.bucket, s.queueURL, s.dlqURL = out[names.OutputBucket], out[names.OutputQueueURL], out[names.OutputDLQURL]
