@@ -1,13 +1,11 @@
 package store
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/s3"
 )
 
 // ErrPreconditionFailed is matched (errors.Is) by PutIfMatch's error when
@@ -35,15 +33,7 @@ type ConditionalPutter interface {
 // ConditionalRequestConflict, and If-Match on a key that no longer exists
 // with 404: all three mean "read again".
 func (s *S3) PutIfMatch(ctx context.Context, key string, body []byte, contentType, etag string) error {
-	in := &s3.PutObjectInput{
-		Bucket:        aws.String(s.bucket),
-		Key:           aws.String(key),
-		Body:          bytes.NewReader(body),
-		ContentLength: aws.Int64(int64(len(body))),
-	}
-	if contentType != "" {
-		in.ContentType = aws.String(contentType)
-	}
+	in := s.putInput(key, body, contentType)
 	if etag == "" {
 		in.IfNoneMatch = aws.String("*")
 	} else {

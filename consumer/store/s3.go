@@ -106,8 +106,8 @@ func (s *S3) get(ctx context.Context, key, versionID string) (Object, error) {
 	return Object{Body: body, VersionID: aws.ToString(out.VersionId), ETag: aws.ToString(out.ETag)}, nil
 }
 
-// Put implements Store.
-func (s *S3) Put(ctx context.Context, key string, body []byte, contentType string) error {
+// putInput is the PutObject request of body at key.
+func (s *S3) putInput(key string, body []byte, contentType string) *s3.PutObjectInput {
 	in := &s3.PutObjectInput{
 		Bucket:        aws.String(s.bucket),
 		Key:           aws.String(key),
@@ -117,6 +117,12 @@ func (s *S3) Put(ctx context.Context, key string, body []byte, contentType strin
 	if contentType != "" {
 		in.ContentType = aws.String(contentType)
 	}
+	return in
+}
+
+// Put implements Store.
+func (s *S3) Put(ctx context.Context, key string, body []byte, contentType string) error {
+	in := s.putInput(key, body, contentType)
 	if _, err := s.client.PutObject(ctx, in); err != nil {
 		return fmt.Errorf("put s3://%s/%s: %w", s.bucket, key, err)
 	}
