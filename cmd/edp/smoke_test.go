@@ -9,35 +9,19 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/edp-pipelines/edp/internal/localcloud"
 	"github.com/edp-pipelines/edp/internal/names"
 	"github.com/edp-pipelines/edp/internal/smoke"
+	"github.com/edp-pipelines/edp/internal/syncbuf"
 )
 
 const exampleConfig = "../../examples/random-forest.yaml"
 
-// syncBuffer is a bytes.Buffer safe to write from the cloud's goroutines
-// and read from the test.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+// syncBuffer is written by the cloud's goroutines and read by the test.
+type syncBuffer = syncbuf.Buffer
 
 // upCloud deploys stack from the test's assembly into a local cloud of its
 // own, stopped when the test ends; on failure the test shows the cloud's

@@ -10,7 +10,6 @@
 package e2e
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -42,6 +41,7 @@ import (
 
 	"github.com/edp-pipelines/edp/internal/motoserver"
 	"github.com/edp-pipelines/edp/internal/names"
+	"github.com/edp-pipelines/edp/internal/syncbuf"
 )
 
 var (
@@ -464,23 +464,8 @@ func containsAll(s string, parts []string) bool {
 	return true
 }
 
-// syncBuffer is a bytes.Buffer safe for a writer and a reader goroutine.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+// syncBuffer is written by a child process and read by the test.
+type syncBuffer = syncbuf.Buffer
 
 // envVia is env with every AWS call going through endpoint (a proxy).
 func (p *pipeline) envVia(endpoint string, extra ...string) []string {

@@ -18,6 +18,8 @@ import (
 	ecstypes "github.com/aws/aws-sdk-go-v2/service/ecs/types"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/aws/smithy-go"
+
+	"github.com/edp-pipelines/edp/internal/syncbuf"
 )
 
 // capacityReason is the failure reason Fargate gives when it has no room.
@@ -168,23 +170,8 @@ type batchSent struct {
 	Token string
 }
 
-// syncBuffer is a bytes.Buffer safe for the logger and the test to share.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+// syncBuffer is shared by the logger and the test.
+type syncBuffer struct{ syncbuf.Buffer }
 
 // lines decodes every JSON line written so far.
 func (s *syncBuffer) lines(t *testing.T) []map[string]any {
