@@ -5,6 +5,7 @@ import (
 	"strconv"
 
 	"github.com/aws/aws-cdk-go/awscdk/v2"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awscloudwatch"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awscloudwatchactions"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsiam"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awskms"
@@ -47,21 +48,6 @@ func NewAlarmDispatchStack(scope constructs.Construct, id string, props *Props) 
 		MasterKey:   key,
 		EnforceSSL:  jsii.Bool(true),
 	})
-	alarm := newScaleOutAlarm(stack, p.Queue, s, gateInFlight, nil)
-	alarm.AddAlarmAction(awscloudwatchactions.NewSnsAction(topic))
-	// A topic policy replaces SNS's default one, and EnforceSSL writes one
-	// with only its Deny: without this Allow, CloudWatch could never publish.
-	topic.AddToResourcePolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
-		Sid:        jsii.String("CloudWatchAlarmsPublish"),
-		Principals: &[]awsiam.IPrincipal{awsiam.NewServicePrincipal(jsii.String("cloudwatch.amazonaws.com"), nil)},
-		Actions:    jsii.Strings("sns:Publish"),
-		Resources:  &[]*string{topic.TopicArn()},
-		Conditions: &map[string]interface{}{
-			"StringEquals": map[string]interface{}{"aws:SourceAccount": stack.Account()},
-			"ArnLike":      map[string]interface{}{"aws:SourceArn": alarm.AlarmArn()},
-		},
-	}))
-
 	logs := awslogs.NewLogGroup(stack, jsii.String("DispatchLogs"), &awslogs.LogGroupProps{
 		Retention:     retentionDays(s.LogRetentionDays),
 		RemovalPolicy: p.Removal,
@@ -72,7 +58,9 @@ func NewAlarmDispatchStack(scope constructs.Construct, id string, props *Props) 
 	})
 	grantDispatcher(role, p, logs)
 
-	failures := newQueue(stack, "DispatchFailures", awscdk.Duration_Days(jsii.Number(14)), p.Removal, nil)
+	failures := newQueue(stack, "DispatchFailures", DeadLetterRetention(), p.Removal, nil)
+	p.Alerts.watchNotEmpty(stack, "DispatchFailuresNotEmptyAlarm", failures,
+		"alarm notifications the dispatch function gave up on (tasks it could not start)")
 
 	fn := awscdklambdagoalpha.NewGoFunction(stack, jsii.String("Dispatch"), &awscdklambdagoalpha.GoFunctionProps{
 		Entry:        jsii.String(filepath.Join(props.repoRoot(), "lambdas", "alarm-dispatch")),
@@ -114,6 +102,24 @@ func NewAlarmDispatchStack(scope constructs.Construct, id string, props *Props) 
 	awscdk.Annotations_Of(stack).AcknowledgeWarning(jsii.String("@aws-cdk/aws-lambda-go-alpha:goBuildFlagsSecurityWarning"),
 		jsii.String("build flags are constants in stacks/alarmdispatch.go"))
 	topic.AddSubscription(awssnssubscriptions.NewLambdaSubscription(fn, nil))
+
+	// The alarm is gated on the function's own invocations (see
+	// DispatchExpression): each dispatch re-arms it.
+	invocations := fn.MetricInvocations(&awscloudwatch.MetricOptions{Period: metricPeriod, Statistic: jsii.String("Sum")})
+	alarm := newScaleOutAlarm(stack, p.Queue, s, gateInvoked, invocations)
+	alarm.AddAlarmAction(awscloudwatchactions.NewSnsAction(topic))
+	// A topic policy replaces SNS's default one, and EnforceSSL writes one
+	// with only its Deny: without this Allow, CloudWatch could never publish.
+	topic.AddToResourcePolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+		Sid:        jsii.String("CloudWatchAlarmsPublish"),
+		Principals: &[]awsiam.IPrincipal{awsiam.NewServicePrincipal(jsii.String("cloudwatch.amazonaws.com"), nil)},
+		Actions:    jsii.Strings("sns:Publish"),
+		Resources:  &[]*string{topic.TopicArn()},
+		Conditions: &map[string]interface{}{
+			"StringEquals": map[string]interface{}{"aws:SourceAccount": stack.Account()},
+			"ArnLike":      map[string]interface{}{"aws:SourceArn": alarm.AlarmArn()},
+		},
+	}))
 	applyNagSuppressions(stack)
 	return stack
 }

@@ -39,7 +39,13 @@ func BacklogExpression(s settings.Settings) string {
 
 // IdleExpression is the work still in the queue: waiting plus in flight.
 // Scaling in only when it has been 0 for a while never kills a busy task.
-const IdleExpression = "visible + inflight"
+// Each count is filled with 0 where it has no data point: SQS publishes
+// ApproximateNumberOfMessagesNotVisible only while messages are in flight,
+// and in metric math a sum with a missing operand is missing — which the
+// idle alarm treats as breaching, so "5 visible, no in-flight data" read as
+// idle and scaled the service in while messages waited. When the queue
+// publishes nothing at all (inactive), the alarm still reads idle.
+const IdleExpression = "FILL(visible, 0) + FILL(inflight, 0)"
 
 // WakeExpression is BacklogExpression gated on a service that wants no task
 // (desired count 0, or no data, which Container Insights may send for an
@@ -50,14 +56,21 @@ func WakeExpression(s settings.Settings) string {
 	return fmt.Sprintf("IF(FILL(desired, 0) > 0, 0, %s)", BacklogExpression(s))
 }
 
-// DispatchExpression is BacklogExpression gated on nothing in flight: the
-// alarm-dispatch alarm is OK while dispatched tasks work (they hold
-// messages), so it goes back to ALARM — and notifies again, which CloudWatch
-// does only on a state change — when they are gone and work remains, e.g.
-// after a task died holding a message: that message returns after the
-// visibility timeout and is dispatched again instead of waiting forever.
+// DispatchExpression is BacklogExpression gated on the dispatch function
+// not having run in the last period (invocations is the function's
+// AWS/Lambda Invocations, Sum per minute). CloudWatch notifies only on a
+// state change, so an alarm that stayed in ALARM would never dispatch again:
+// after a dispatch that started nothing (RunTask failures[], a task that
+// died before it received) the messages would wait until retention deleted
+// them. With the gate, every invocation takes the alarm to OK for the next
+// period, and if work still waits it goes back to ALARM and notifies again:
+// while the effective backlog holds, the function runs about every two
+// periods, as a reconciler that tops the running tasks up to
+// min(max tasks, ceil(backlog / messages per task)). Unlike a gate on
+// in-flight messages, working tasks do not hold the alarm at OK, so a burst
+// that arrives while they work scales out to the cap.
 func DispatchExpression(s settings.Settings) string {
-	return fmt.Sprintf("IF(FILL(inflight, 0) > 0, 0, %s)", BacklogExpression(s))
+	return fmt.Sprintf("IF(FILL(invocations, 0) > 0, 0, %s)", BacklogExpression(s))
 }
 
 // gate selects the expression of the scale-out alarm.
@@ -66,14 +79,15 @@ type gate int
 const (
 	gateNone     gate = iota // BacklogExpression (the service in step mode)
 	gateDesired              // WakeExpression (the service in backlog mode)
-	gateInFlight             // DispatchExpression (alarm dispatch)
+	gateInvoked              // DispatchExpression (alarm dispatch)
 )
 
 // newScaleOutAlarm fires when the effective backlog reaches N
-// (settings.ScaleOutThreshold), subject to its gate: with gateDesired only
-// while the service wants no task (desired is the service's desired-count
-// metric), with gateInFlight only while nothing is in flight.
-func newScaleOutAlarm(scope constructs.Construct, q awssqs.Queue, s settings.Settings, g gate, desired awscloudwatch.IMetric) awscloudwatch.Alarm {
+// (settings.ScaleOutThreshold), subject to its gate metric: with gateDesired
+// only while the service wants no task (gateMetric is the service's
+// desired-count metric), with gateInvoked only in a period after one in
+// which the dispatch function did not run (gateMetric is its invocations).
+func newScaleOutAlarm(scope constructs.Construct, q awssqs.Queue, s settings.Settings, g gate, gateMetric awscloudwatch.IMetric) awscloudwatch.Alarm {
 	metrics := map[string]awscloudwatch.IMetric{
 		"visible": queueMetric(q, "visible"),
 		"age":     queueMetric(q, "age"),
@@ -81,10 +95,10 @@ func newScaleOutAlarm(scope constructs.Construct, q awssqs.Queue, s settings.Set
 	expression := BacklogExpression(s)
 	switch g {
 	case gateDesired:
-		metrics["desired"] = desired
+		metrics["desired"] = gateMetric
 		expression = WakeExpression(s)
-	case gateInFlight:
-		metrics["inflight"] = queueMetric(q, "inflight")
+	case gateInvoked:
+		metrics["invocations"] = gateMetric
 		expression = DispatchExpression(s)
 	}
 	expr := awscloudwatch.NewMathExpression(&awscloudwatch.MathExpressionProps{

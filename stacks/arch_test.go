@@ -130,11 +130,22 @@ func TestAlarmDispatchWiresAlarmTopicLambdaWithLeastPrivilege(t *testing.T) {
 			"Effect": "Deny", "Condition": map[string]any{"Bool": map[string]any{"aws:SecureTransport": "false"}},
 		})})},
 	})
-	// Gated on nothing in flight: OK while dispatched tasks work, so it
-	// notifies again when they are gone and work remains (a dead task).
-	alarm := alarmByExpression(t, tp, "IF(FILL(inflight, 0) > 0, 0, MAX([visible, IF(age >= 900 AND visible > 0, 10, 0)]))")
-	if raw, _ := json.Marshal(alarm["Metrics"]); !strings.Contains(string(raw), "ApproximateNumberOfMessagesNotVisible") {
-		t.Errorf("dispatch alarm does not read the in-flight count: %s", raw)
+	// Gated on the function's own invocations: OK for a period after each
+	// dispatch, so it notifies again while work waits (a dispatch that
+	// started nothing, a burst behind busy tasks).
+	alarm := alarmByExpression(t, tp, "IF(FILL(invocations, 0) > 0, 0, MAX([visible, IF(age >= 900 AND visible > 0, 10, 0)]))")
+	var gate map[string]any
+	for _, m := range alarm["Metrics"].([]any) {
+		if m.(map[string]any)["Id"] == "invocations" {
+			gate = m.(map[string]any)
+		}
+	}
+	stat, _ := gate["MetricStat"].(map[string]any)
+	metric, _ := stat["Metric"].(map[string]any)
+	dims, _ := json.Marshal(metric["Dimensions"])
+	if metric["Namespace"] != "AWS/Lambda" || metric["MetricName"] != "Invocations" || stat["Stat"] != "Sum" ||
+		stat["Period"] != float64(60) || !strings.Contains(string(dims), `{"Ref":"Dispatch`) {
+		t.Errorf("dispatch alarm's gate is not the function's invocations per minute: %v", gate)
 	}
 	raw, _ := json.Marshal(alarm["AlarmActions"])
 	if !strings.Contains(string(raw), "AlarmTopic") {

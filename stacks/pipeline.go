@@ -70,6 +70,10 @@ type Pipeline struct {
 	Container      awsecs.ContainerDefinition
 	LogGroup       awslogs.LogGroup
 
+	// Alerts is the stack's alert topic; NewPipeline watches both DLQs and
+	// the work queue's age, and a stack adds the alarms of its own parts.
+	Alerts *Alerts
+
 	// Removal is the removal policy of stateful resources (from settings).
 	Removal awscdk.RemovalPolicy
 }
@@ -86,8 +90,20 @@ func NewPipeline(scope constructs.Construct, id string, props *PipelineProps) *P
 	p.addQueues(cfg.Settings)
 	p.Rule = newUploadRule(p.Node, p.Bucket, p.Queue, p.DeliveryDLQ)
 	p.addCompute(cfg)
+	p.addAlerts(cfg.Settings)
 	p.addOutputs()
 	return p
+}
+
+// addAlerts builds the alert topic and watches what the pipeline can leave
+// waiting: the two dead-letter queues and the work queue's oldest message.
+func (p *Pipeline) addAlerts(s settings.Settings) {
+	p.Alerts = newAlerts(p.Node, s, p.Removal)
+	p.Alerts.watchNotEmpty(p.Node, "DeadLetterQueueNotEmptyAlarm", p.DeadLetterQueue,
+		"messages in the dead-letter queue: jobs that failed (see runs/ and `consumer dlq list`)")
+	p.Alerts.watchNotEmpty(p.Node, "DeliveryDLQNotEmptyAlarm", p.DeliveryDLQ,
+		"events EventBridge or the Scheduler could not deliver to a target (queue or RunTask)")
+	p.Alerts.watchAge(p.Node, p.Queue, s)
 }
 
 // removalPolicy is the policy of stateful resources: RETAIN unless the
@@ -269,6 +285,9 @@ func (p *Pipeline) addOutputs() {
 	output(names.OutputDLQURL, &awscdk.CfnOutputProps{Value: p.DeadLetterQueue.QueueUrl()})
 	output(names.OutputCluster, &awscdk.CfnOutputProps{Value: p.Cluster.ClusterName()})
 	output(names.OutputTaskDefinition, &awscdk.CfnOutputProps{Value: p.TaskDefinition.TaskDefinitionArn()})
+	output(names.OutputAlertTopic, &awscdk.CfnOutputProps{
+		Value: p.Alerts.Topic.TopicArn(), Description: jsii.String("Subscribe to be told when work fails or waits too long"),
+	})
 }
 
 // ImageExcludes are left out of the consumer image's build context.

@@ -27,12 +27,14 @@ func (c *Cloud) startAlarms(ctx context.Context, bins binaries, taskEndpoint str
 		return nil
 	}
 	n := &snsNotifier{c: c, functions: map[string]*deployedFunction{}}
+	c.functions = map[string]*deployedFunction{}
 	for _, id := range c.stack.Resources("AWS::Lambda::Function") {
 		f, err := c.startFunction(ctx, id, bins, taskEndpoint)
 		if err != nil {
 			return err
 		}
 		n.functions[id] = f
+		c.functions[f.name] = f
 	}
 	cfg := alarms.Config{
 		Template: c.stack.Template,
@@ -115,6 +117,15 @@ func (s *cloudSource) Value(ctx context.Context, q alarms.MetricQuery) (float64,
 			}
 			return time.Since(since).Seconds() * s.c.opts.Speedup, true, nil
 		}
+	case "AWS/Lambda":
+		// Lambda publishes Invocations (every attempt, retries included)
+		// only for periods in which the function ran.
+		f, ok := s.c.functions[q.Dims["FunctionName"]]
+		if q.Name != "Invocations" || !ok {
+			return 0, false, fmt.Errorf("metric %s is not emulated", q)
+		}
+		n := f.invocationsSince(time.Now().Add(-time.Duration(float64(q.Period) / s.c.opts.Speedup)))
+		return float64(n), n > 0, nil
 	case "ECS/ContainerInsights":
 		svc := q.Dims["ServiceName"]
 		var n int
@@ -141,6 +152,29 @@ type deployedFunction struct {
 	rt                   *lambdaemu.Runtime
 	retries              int
 	onFailure            string // queue URL of the on-failure destination, if any
+
+	mu      sync.Mutex
+	invoked []time.Time // start of every invocation attempt, oldest first
+}
+
+// invoke runs one invocation attempt and records it for the function's
+// AWS/Lambda Invocations metric.
+func (f *deployedFunction) invoke(ctx context.Context, event []byte) ([]byte, error) {
+	f.mu.Lock()
+	f.invoked = append(f.invoked, time.Now())
+	f.mu.Unlock()
+	return f.rt.Invoke(ctx, event)
+}
+
+// invocationsSince counts the attempts that started at or after t.
+func (f *deployedFunction) invocationsSince(t time.Time) int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	n := 0
+	for i := len(f.invoked) - 1; i >= 0 && !f.invoked[i].Before(t); i-- {
+		n++
+	}
+	return n
 }
 
 // startFunction starts the host build of the function's code with the
@@ -236,7 +270,7 @@ func (n *snsNotifier) invokeAsync(ctx context.Context, f *deployedFunction, even
 	var err error
 	for attempt := 0; attempt <= f.retries; attempt++ {
 		var out []byte
-		if out, err = f.rt.Invoke(ctx, event); err == nil {
+		if out, err = f.invoke(ctx, event); err == nil {
 			n.c.opts.Logger.Info("Lambda invocation succeeded", "function", f.name, "attempt", attempt+1, "result", string(out))
 			return nil
 		}

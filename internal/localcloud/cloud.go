@@ -86,6 +86,8 @@ type Cloud struct {
 	schedules []deployedSchedule
 	// alarms evaluates the deployed alarms, when the stack has any.
 	alarms *alarms.Loop
+	// functions are the stack's Lambda functions running locally, by name.
+	functions map[string]*deployedFunction
 	// Started is when the runtime began.
 	Started time.Time
 }

@@ -196,4 +196,5 @@ const (
 	OutputDLQURL         = "DeadLetterQueueUrl"
 	OutputCluster        = "ClusterName"
 	OutputTaskDefinition = "TaskDefinitionArn"
+	OutputAlertTopic     = "AlertTopicArn"
 )

@@ -68,6 +68,7 @@ type fakeECS struct {
 	running  int      // tasks with desired status RUNNING: seeded ones, then started ones
 	started  []string // ARNs of the tasks RunTask started, in order
 	page     int      // ListTasks page size; 0 means MaxResults
+	unlisted bool     // ListTasks does not show started tasks yet (eventual consistency)
 	listErr  error
 	script   []runStep // consumed one per RunTask call; then plain success
 	requests []*ecs.RunTaskInput
@@ -91,8 +92,12 @@ func (f *fakeECS) ListTasks(_ context.Context, in *ecs.ListTasksInput, _ ...func
 	if in.NextToken != nil {
 		start, _ = strconv.Atoi(*in.NextToken)
 	}
-	end := min(start+page, f.running)
 	seeded := f.running - len(f.started)
+	listed := f.running
+	if f.unlisted {
+		listed = seeded
+	}
+	end := min(start+page, listed)
 	out := &ecs.ListTasksOutput{}
 	for i := start; i < end; i++ {
 		if i < seeded {
@@ -101,7 +106,7 @@ func (f *fakeECS) ListTasks(_ context.Context, in *ecs.ListTasksInput, _ ...func
 			out.TaskArns = append(out.TaskArns, f.started[i-seeded])
 		}
 	}
-	if end < f.running {
+	if end < listed {
 		out.NextToken = aws.String(strconv.Itoa(end))
 	}
 	return out, nil

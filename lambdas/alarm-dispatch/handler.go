@@ -170,16 +170,22 @@ type outcome struct {
 	Capped int
 }
 
-// tasksToStart is the dispatch formula:
-// min(maxTasks − running, ceil(backlog / perTask)), never negative. With a
-// backlog and room below maxTasks it is at least one.
+// tasksToStart is the dispatch formula: the tasks the backlog wants,
+// min(maxTasks, ceil(backlog / perTask)), less those already running, never
+// negative. With a backlog and nothing running it is at least one.
+//
+// The alarm invokes the function again every other period while work waits
+// (its gate is the function's own invocations), so the formula tops the
+// running tasks up rather than adding to them: a backlog the running tasks
+// already cover starts nothing, a burst that arrives while they work starts
+// the difference, up to maxTasks.
 func tasksToStart(backlog int64, running, maxTasks, perTask int) int {
-	room := maxTasks - running
-	if backlog <= 0 || room <= 0 || perTask <= 0 {
+	if backlog <= 0 || perTask <= 0 || maxTasks <= 0 {
 		return 0
 	}
 	need := (backlog-1)/int64(perTask) + 1 // ceil without overflow
-	return int(min(int64(room), need))
+	want := int(min(int64(maxTasks), need))
+	return max(want-running, 0)
 }
 
 // batchSize is the most tasks one batch starts: a tenth of maxTasks,

@@ -36,9 +36,13 @@ func TestTasksToStart(t *testing.T) {
 		{"10000 capped by max", 10000, 0, 10, 10, 10},
 		{"running at max", 25, 10, 10, 10, 0},
 		{"running above max never negative", 25, 12, 10, 10, 0},
-		{"one slot left", 25, 9, 10, 10, 1},
-		{"room is not the limit", 25, 2, 10, 10, 3},
-		{"one message, one slot, big batch size", 1, 9, 10, 500, 1},
+		{"running tasks already cover the backlog", 25, 3, 10, 10, 0},
+		{"running tasks cover more than the backlog", 25, 9, 10, 10, 0},
+		{"top up to the backlog's need", 25, 2, 10, 10, 1},
+		{"burst while one task works: up to max", 10000, 1, 10, 100, 9},
+		{"burst while some work: the difference", 450, 2, 10, 100, 3},
+		{"one message, nothing running, big batch size", 1, 0, 10, 500, 1},
+		{"one message, a task running", 1, 1, 10, 500, 0},
 		{"huge backlog does not overflow", 1 << 62, 0, 1000, 1, 1000},
 		{"negative backlog", -5, 0, 10, 10, 0},
 	}
@@ -489,11 +493,12 @@ func TestPermanentErrorStopsTheBatches(t *testing.T) {
 }
 
 // TestIdempotentRetry: Lambda retries the same notification (for example
-// after a timeout). The tokens repeat, ECS answers with the original tasks,
-// and no task is started twice.
+// after a timeout) before ListTasks shows the tasks the first attempt
+// started. The tokens repeat, ECS answers with the original tasks, and no
+// task is started twice.
 func TestIdempotentRetry(t *testing.T) {
 	t.Parallel()
-	e := &fakeECS{}
+	e := &fakeECS{unlisted: true}
 	r := newRig(t, testConfig(), &fakeQueue{visible: 25}, e)
 	ev := loadEvent(t, "alarm-single-metric.json")
 	for i := range 3 {
@@ -524,6 +529,19 @@ func TestIdempotentRetry(t *testing.T) {
 	}
 	if e.created != 6 {
 		t.Errorf("tasks created = %d, want 6", e.created)
+	}
+
+	// Once the cluster lists them, another notification for the same
+	// backlog starts nothing: the running tasks already cover it.
+	e.mu.Lock()
+	e.unlisted = false
+	e.mu.Unlock()
+	before := len(e.sent())
+	if err := r.h.Handle(context.Background(), loadEvent(t, "alarm-single-metric.json")); err != nil {
+		t.Fatal(err)
+	}
+	if got := e.sent()[before:]; len(got) != 0 {
+		t.Errorf("with %d tasks listed for a backlog of 25 (3 tasks' worth), RunTask requests %v, want none", e.created, got)
 	}
 }
 

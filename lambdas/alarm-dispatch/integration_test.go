@@ -86,16 +86,16 @@ func TestIntegration(t *testing.T) {
 		if err := h.Handle(ctx, ev); err != nil {
 			t.Fatalf("Handle: %v", err)
 		}
-		// backlog 120 visible + 10 in flight = 130 → 13 tasks; 3 of the family
-		// running or pending (the stopped one and the other family excluded);
-		// room 17 → 13 tasks, in batches of 2 (a tenth of max 20). The tasks
-		// go to the capture server, so moto never lists them: the re-reads
-		// before batches 1–6 add the invocation's own tasks to moto's 3.
+		// backlog 120 visible + 10 in flight = 130 → 13 tasks wanted; 3 of the
+		// family running or pending (the stopped one and the other family
+		// excluded) → 10 to start, in batches of 2 (a tenth of max 20). The
+		// tasks go to the capture server, so moto never lists them: the
+		// re-reads before batches 1–4 add the invocation's own tasks to moto's 3.
 		m := metrics.lines(t)
-		if len(m) != 1 || m[0][MetricBacklog] != 130.0 || m[0][MetricRunningTasks] != 3.0 || m[0][MetricTasksStarted] != 13.0 {
-			t.Fatalf("metrics = %v, want backlog 130, running 3, started 13", m)
+		if len(m) != 1 || m[0][MetricBacklog] != 130.0 || m[0][MetricRunningTasks] != 3.0 || m[0][MetricTasksStarted] != 10.0 {
+			t.Fatalf("metrics = %v, want backlog 130, running 3, started 10", m)
 		}
-		batchCounts := []int{2, 2, 2, 2, 2, 2, 1}
+		batchCounts := []int{2, 2, 2, 2, 2}
 		bodies := capture.bodies()
 		if len(bodies) != len(batchCounts) {
 			t.Fatalf("RunTask calls = %d, want %d", len(bodies), len(batchCounts))
@@ -170,19 +170,16 @@ func TestIntegration(t *testing.T) {
 			fmt.Sprintf("2:edp-%s-0", id), // throttled
 			fmt.Sprintf("2:edp-%s-0", id), // same token again; 1 fails
 		}
-		for seq := 1; seq <= 5; seq++ {
+		for seq := 1; seq <= 4; seq++ {
 			want = append(want, fmt.Sprintf("2:edp-%s-%d", id, seq))
 		}
-		want = append(want,
-			fmt.Sprintf("1:edp-%s-6", id), // the plan's last task
-			fmt.Sprintf("1:edp-%s-7", id), // the failed one, new batch
-		)
+		want = append(want, fmt.Sprintf("1:edp-%s-5", id)) // the failed one, new batch
 		if diff := cmp.Diff(want, got); diff != "" {
 			t.Errorf("RunTask count:token sequence (-want +got):\n%s", diff)
 		}
 		m := metrics.lines(t)
-		if len(m) != 1 || m[0][MetricTasksStarted] != 13.0 || m[0][MetricTasksFailed] != 0.0 {
-			t.Errorf("metrics = %v, want started 13 failed 0", m)
+		if len(m) != 1 || m[0][MetricTasksStarted] != 10.0 || m[0][MetricTasksFailed] != 0.0 {
+			t.Errorf("metrics = %v, want started 10 failed 0", m)
 		}
 	})
 }

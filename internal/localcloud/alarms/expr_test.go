@@ -11,10 +11,10 @@ import (
 // default settings (N = 10, max wait 15 minutes), as synthesized.
 const (
 	backlogExpr        = "MAX([visible, IF(age >= 900 AND visible > 0, 10, 0)])"
-	idleExpr           = "visible + inflight"
+	idleExpr           = "FILL(visible, 0) + FILL(inflight, 0)"
 	wakeExpr           = "IF(FILL(desired, 0) > 0, 0, MAX([visible, IF(age >= 900 AND visible > 0, 10, 0)]))"
 	backlogPerTaskExpr = "visible / IF(running > 0, running, 1)"
-	dispatchExpr       = "IF(FILL(inflight, 0) > 0, 0, MAX([visible, IF(age >= 900 AND visible > 0, 10, 0)]))"
+	dispatchExpr       = "IF(FILL(invocations, 0) > 0, 0, MAX([visible, IF(age >= 900 AND visible > 0, 10, 0)]))"
 )
 
 func TestExprEval(t *testing.T) {
@@ -36,15 +36,19 @@ func TestExprEval(t *testing.T) {
 		{"backlog: no data at all", backlogExpr, vals{}, missing},
 		{"idle: empty", idleExpr, vals{"visible": 0, "inflight": 0}, 0},
 		{"idle: busy", idleExpr, vals{"visible": 3, "inflight": 2}, 5},
-		{"idle: one metric missing", idleExpr, vals{"visible": 0}, missing},
+		{"idle: nothing in flight, no in-flight data point", idleExpr, vals{"visible": 0}, 0},
+		{"idle: waiting, no in-flight data point", idleExpr, vals{"visible": 5}, 5},
+		{"idle: no data at all", idleExpr, vals{}, 0},
 		// Wake: only while the service wants no task; no desired data means 0.
 		{"wake: no desired data point", wakeExpr, vals{"visible": 25, "age": 10}, 25},
 		{"wake: desired 0", wakeExpr, vals{"desired": 0, "visible": 3, "age": 901}, 10},
 		{"wake: a task is wanted", wakeExpr, vals{"desired": 1, "visible": 25, "age": 10}, 0},
-		// Dispatch: only while nothing is in flight (no dispatched task at work).
-		{"dispatch: nothing in flight", dispatchExpr, vals{"inflight": 0, "visible": 25, "age": 10}, 25},
-		{"dispatch: no in-flight data point", dispatchExpr, vals{"visible": 3, "age": 901}, 10},
-		{"dispatch: tasks at work", dispatchExpr, vals{"inflight": 4, "visible": 25, "age": 10}, 0},
+		// Dispatch: only in a period after one without an invocation of the
+		// dispatch function, whatever is in flight.
+		{"dispatch: not invoked (no data point)", dispatchExpr, vals{"visible": 25, "age": 10}, 25},
+		{"dispatch: small old backlog, not invoked", dispatchExpr, vals{"visible": 3, "age": 901}, 10},
+		{"dispatch: invoked last period", dispatchExpr, vals{"invocations": 1, "visible": 25, "age": 10}, 0},
+		{"dispatch: tasks at work do not gate", dispatchExpr, vals{"inflight": 4, "visible": 250, "age": 10}, 250},
 		{"backlog per task: 4 running", backlogPerTaskExpr, vals{"visible": 100, "running": 4}, 25},
 		{"backlog per task: none running", backlogPerTaskExpr, vals{"visible": 100, "running": 0}, 100},
 		{"backlog per task: running missing", backlogPerTaskExpr, vals{"visible": 100}, missing},

@@ -33,10 +33,12 @@ const (
 	testQueueName   = "EdpTest-PipelineQueueC13966F5-QueueName"
 	testClusterName = "EdpTest-PipelineClusterEBBD0A76"
 	testServiceName = "EdpTest-ServiceD69D759B-Name"
+	// testFunctionName is the dispatch function's name (its Ref).
+	testFunctionName = "EdpTest-DispatchDB0A2E2F"
 )
 
-// fakeSource serves the queue's metrics from set values (absent: no data
-// point) and the service's Container Insights metrics from the scaler, as
+// fakeSource serves the queue's metrics and the dispatch function's
+// invocations from set values (absent: no data point) and the service's Container Insights metrics from the scaler, as
 // if tasks started at once. Any other query is an error.
 type fakeSource struct {
 	mu     sync.Mutex
@@ -71,6 +73,12 @@ func (s *fakeSource) Value(_ context.Context, q MetricQuery) (float64, bool, err
 	switch q.Namespace {
 	case "AWS/SQS":
 		if len(q.Dims) != 1 || q.Dims["QueueName"] != testQueueName || q.Stat != "Maximum" {
+			return 0, false, fmt.Errorf("unexpected query %s", q)
+		}
+		v, ok := s.queue[q.Name]
+		return v, ok, nil
+	case "AWS/Lambda":
+		if len(q.Dims) != 1 || q.Dims["FunctionName"] != testFunctionName || q.Stat != "Sum" || q.Name != invocations {
 			return 0, false, fmt.Errorf("unexpected query %s", q)
 		}
 		v, ok := s.queue[q.Name]

@@ -19,6 +19,8 @@ import (
 const (
 	visible  = "ApproximateNumberOfMessagesVisible"
 	inflight = "ApproximateNumberOfMessagesNotVisible"
+	// invocations is the dispatch function's AWS/Lambda metric.
+	invocations = "Invocations"
 	age      = "ApproximateAgeOfOldestMessage"
 )
 
@@ -521,22 +523,74 @@ func shape(v any) []string {
 	return slices.Compact(out)
 }
 
-// The dispatch alarm is OK while dispatched tasks hold messages, so when
-// they are gone and the backlog remains (a task died) it notifies again —
-// without the in-flight gate it stayed in ALARM and never notified twice.
-func TestLoopDispatchNotifiesAgainWhenTasksAreGone(t *testing.T) {
+// After every invocation of the dispatch function the alarm is OK for a
+// period and then, with work still waiting, back in ALARM: it notifies
+// again, so a dispatch that started nothing (RunTask failures, a task that
+// died before it received) is retried without a new upload. Gated on
+// nothing in flight, it stayed in ALARM after such a dispatch and never
+// notified twice.
+func TestLoopDispatchRearmsAfterEachInvocation(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t, "EdpAlarmDispatch", 0)
 	h.src.set(visible, 25)
 	h.src.set(inflight, 0)
 	h.src.set(age, 60)
-	h.steps(t, 1) // ALARM: first dispatch
-	h.src.set(inflight, 3)
-	h.src.set(visible, 22)
-	h.steps(t, 2) // tasks at work: OK, however large the backlog
-	h.src.set(inflight, 0)
-	h.steps(t, 1) // the tasks died; their messages are visible again
-	if n := len(h.notifier.all()); n != 2 {
-		t.Fatalf("%d notifications, want 2 (one per dispatch)", n)
+	h.steps(t, 1) // ALARM: first dispatch, which starts nothing
+	h.src.set(invocations, 3) // the invocation and Lambda's two retries
+	h.steps(t, 1)
+	if got := h.state(t, "BacklogAlarm1E83516A"); got != StateOK {
+		t.Fatalf("dispatch alarm %s in the period after an invocation, want OK", got)
 	}
+	h.src.unset(invocations)
+	h.steps(t, 1) // nothing started: the backlog is still there
+	if n := len(h.notifier.all()); n != 2 {
+		t.Fatalf("%d notifications, want 2 (the dispatch is retried)", n)
+	}
+	h.src.set(invocations, 1)
+	h.src.set(visible, 0)
+	h.steps(t, 3) // drained: no further notification
+	if n := len(h.notifier.all()); n != 2 {
+		t.Errorf("%d notifications after the queue drained, want 2", n)
+	}
+}
+
+// A burst that arrives while a dispatched task works (messages in flight)
+// still takes the alarm to ALARM, so the function can top the tasks up to
+// the cap. Gated on nothing in flight, one busy task held the alarm at OK
+// and drained the burst alone.
+func TestLoopDispatchScalesOutDuringBurst(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, "EdpAlarmDispatch", 0)
+	h.src.set(visible, 3)
+	h.src.set(inflight, 0)
+	h.src.set(age, 1000) // a trickle below N, waiting past the max wait
+	h.steps(t, 1)        // ALARM: one task dispatched
+	h.src.set(invocations, 1)
+	h.src.set(visible, 0)
+	h.src.set(inflight, 3) // the task works
+	h.src.set(age, 0)
+	h.steps(t, 1)
+	h.src.unset(invocations)
+	h.src.set(visible, 2000) // the burst
+	h.src.set(age, 5)
+	h.steps(t, 1)
+	if n := len(h.notifier.all()); n != 2 {
+		t.Fatalf("%d notifications with a burst of 2000 behind one busy task, want 2", n)
+	}
+}
+
+// SQS publishes no in-flight data point while nothing is in flight: with
+// messages waiting, the idle alarm must not read that as idle (a missing
+// operand made the sum missing, treated as breaching, and the service was
+// scaled in to 0 while messages waited).
+func TestLoopIdleNotFooledByMissingInFlight(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, "EdpAlarmService", 2)
+	h.src.set(visible, 5) // below N, young: no scale-out either
+	h.src.set(age, 30)
+	h.steps(t, 8)
+	if got := h.state(t, "IdleAlarmBFA7B139"); got != StateOK {
+		t.Errorf("idle alarm %s with 5 messages visible and no in-flight data point, want OK", got)
+	}
+	wantSets(t, h.scaler)
 }

@@ -18,10 +18,14 @@ import (
 //     and all exited 0 once the queue stayed empty;
 //   - KillMidJob (killMidJob, with two companion configs): the dispatched
 //     task dies holding a message while others wait; the dispatch alarm is
-//     gated on nothing in flight, so once the dead task's message is
-//     visible again it goes back to ALARM, notifies again and a new
-//     dispatched task runs it (before the gate the alarm stayed in ALARM
-//     and nothing ever started another task);
+//     gated on the function's own invocations, so it goes back to ALARM,
+//     notifies again and a new dispatched task runs the message once it is
+//     visible again;
+//   - DispatchStartsNothing (dispatchStartsNothing): a dispatch without
+//     Fargate capacity starts nothing, and the work runs once capacity is
+//     back, with no new upload;
+//   - BurstWhileWorking (burstWhileWorking): a burst behind one busy
+//     dispatched task scales out to maxTasks;
 //   - EmulatorOutage (emulatorOutage), SameKeyTwice (sameKeyTwice) and
 //     DeletedBeforeProcessing (deletedBeforeProcessing, reads held).
 func TestAlarmDispatch(t *testing.T) {
@@ -44,6 +48,8 @@ func TestAlarmDispatch(t *testing.T) {
 		t.Logf("dispatch: %d tasks for %d matching uploads, all exited 0", len(tasks), len(b.matching()))
 	})
 	t.Run("KillMidJob", func(t *testing.T) { s.killMidJob(t, 2) })
+	t.Run("DispatchStartsNothing", s.dispatchStartsNothing)
+	t.Run("BurstWhileWorking", s.burstWhileWorking)
 	t.Run("EmulatorOutage", s.emulatorOutage)
 	t.Run("SameKeyTwice", s.sameKeyTwice)
 	t.Run("DeletedBeforeProcessing", func(t *testing.T) { s.deletedBeforeProcessing(t, true) })

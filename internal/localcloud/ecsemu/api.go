@@ -310,14 +310,57 @@ func (e *Emulator) apiRunTask(ctx context.Context, body []byte) (any, error) {
 	if err := checkPlacement(req); err != nil {
 		return nil, err
 	}
+	type answer struct {
+		Tasks    []taskView    `json:"tasks"`
+		Failures []failureView `json:"failures"`
+	}
+	if failures := e.capacityFailures(req); failures != nil {
+		return answer{[]taskView{}, failures}, nil
+	}
 	tasks, err := e.runTask(ctx, req)
 	if err != nil {
 		return nil, err
 	}
-	return struct {
-		Tasks    []taskView    `json:"tasks"`
-		Failures []failureView `json:"failures"`
-	}{tasks, []failureView{}}, nil
+	return answer{tasks, []failureView{}}, nil
+}
+
+// CapacityReason is the reason RunTask gives in failures[] for a task
+// Fargate has no capacity for.
+const CapacityReason = "Capacity is unavailable at this time. Please try again later or in a different availability zone"
+
+// SetCapacity turns the cluster's Fargate capacity off (false) or back on.
+// Without capacity RunTask starts nothing: the API answers every requested
+// task in failures[] with CapacityReason, as ECS does for a Fargate
+// shortfall, and the Go RunTask returns ErrNoCapacity.
+func (e *Emulator) SetCapacity(available bool) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.noCapacity = !available
+	e.log.Info("Fargate capacity", "available", available)
+}
+
+// ErrNoCapacity is returned by RunTask while SetCapacity(false) holds.
+var ErrNoCapacity = errors.New(CapacityReason)
+
+// capacityFailures returns one failure per task req asks for when the
+// cluster has no capacity, and nil when it has.
+func (e *Emulator) capacityFailures(req runRequest) []failureView {
+	e.mu.Lock()
+	none := e.noCapacity
+	e.mu.Unlock()
+	if !none {
+		return nil
+	}
+	count := 1
+	if req.Count != nil {
+		count = *req.Count
+	}
+	failures := make([]failureView, 0, count)
+	for range count {
+		failures = append(failures, failureView{Reason: CapacityReason})
+	}
+	e.log.Warn("run task refused: no capacity", "tasks", count, "started_by", req.StartedBy)
+	return failures
 }
 
 // checkPlacement applies ECS's rules for where a Fargate task with awsvpc

@@ -458,3 +458,32 @@ func TestTaskDefinitionsOf(t *testing.T) {
 		}
 	}
 }
+
+// Without capacity, RunTask starts nothing: the API reports every task in
+// failures[] with Fargate's capacity reason and the Go call fails with
+// ErrNoCapacity; once capacity is back, tasks start again.
+func TestRunTaskWithoutCapacity(t *testing.T) {
+	t.Parallel()
+	l := &fakeLauncher{}
+	e := newEmulator(t, l, nil)
+	_, client := serve(t, e)
+	e.SetCapacity(false)
+	out, err := client.RunTask(context.Background(), dispatchRunTask("edp-cap-0", 3))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(out.Tasks) != 0 || len(out.Failures) != 3 || aws.ToString(out.Failures[0].Reason) != CapacityReason {
+		t.Fatalf("RunTask without capacity: %d tasks, failures %+v; want 0 tasks and 3 capacity failures", len(out.Tasks), out.Failures)
+	}
+	if _, err := e.RunTask(context.Background(), RunTaskInput{TaskDefinition: consumerDef.Arn, Count: 1}); !errors.Is(err, ErrNoCapacity) {
+		t.Errorf("Go RunTask without capacity: %v, want ErrNoCapacity", err)
+	}
+	if n := len(l.launched()); n != 0 {
+		t.Fatalf("%d processes launched without capacity", n)
+	}
+	e.SetCapacity(true)
+	out, err = client.RunTask(context.Background(), dispatchRunTask("edp-cap-1", 2))
+	if err != nil || len(out.Tasks) != 2 || len(out.Failures) != 0 {
+		t.Fatalf("RunTask with capacity back: %v, %d tasks, %d failures; want 2 tasks", err, len(out.Tasks), len(out.Failures))
+	}
+}

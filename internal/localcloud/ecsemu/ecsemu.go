@@ -34,8 +34,8 @@
 //     do not belong to a service (TASK_NOT_VALID).
 //
 // Not emulated: other clusters, task definition registration (Config
-// resolves the deployed ones), placement, capacity shortfalls (RunTask
-// never reports failures), deployments (UpdateService changes the desired
+// resolves the deployed ones), placement, capacity shortfalls other than
+// the whole cluster's (SetCapacity), deployments (UpdateService changes the desired
 // count and the task definition of new tasks only), IAM, the task metadata
 // endpoint, and every other API call (answered UnknownOperationException).
 // State lives in memory; stopped tasks stay listed until Close.
@@ -241,6 +241,8 @@ type Emulator struct {
 	seq      int64            // creation counter, for ListTasks tokens
 	services map[string]*service
 	tokens   map[string]tokenEntry
+	// noCapacity makes RunTask start nothing (SetCapacity).
+	noCapacity bool
 
 	life       context.Context // ends when Close begins
 	endLife    context.CancelFunc
@@ -562,6 +564,9 @@ func (e *Emulator) RunTask(ctx context.Context, in RunTaskInput) ([]string, erro
 			o.Environment = append(o.Environment, keyValue{Name: k, Value: in.Overrides[k]})
 		}
 		req.Overrides = &taskOverride{ContainerOverrides: []containerOverride{o}}
+	}
+	if f := e.capacityFailures(req); f != nil {
+		return nil, fmt.Errorf("run task %s: %d tasks: %w", in.TaskDefinition, len(f), ErrNoCapacity)
 	}
 	tasks, err := e.runTask(ctx, req)
 	if err != nil {

@@ -1,0 +1,187 @@
+package e2e
+
+import (
+	"fmt"
+	"net/http"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/edp-pipelines/edp/internal/faultproxy"
+	"github.com/edp-pipelines/edp/internal/localcloud"
+	"github.com/edp-pipelines/edp/internal/localcloud/ecsemu"
+	"github.com/edp-pipelines/edp/internal/names"
+)
+
+// alarmPeriod is one CloudWatch minute of the local cloud, in real time.
+const alarmPeriod = time.Minute / speedup
+
+// recoveryBound is how soon after Fargate capacity returns a dispatched
+// task must start for work that a dispatch which started nothing left in
+// the queue: the alarm is OK for the period after each invocation and back
+// in ALARM the period after that (2 periods), then the function's own
+// rounds of asking for failed tasks (up to about 8 s of pauses in an
+// invocation that began just before capacity returned), plus slack.
+const recoveryBound = 2*alarmPeriod + 8*time.Second + 5*time.Second
+
+// burstBound is how soon after a burst is in the queue the dispatched
+// tasks must reach maxTasks while one task works: the alarm reads the
+// burst at its next evaluation, or two periods later if the function ran
+// in the period before (its gate), then one dispatch, plus slack.
+const burstBound = 3*alarmPeriod + 5*time.Second
+
+// dispatchStartsNothing proves that a dispatch which starts nothing does
+// not strand the queue: with Fargate capacity gone, the alarm's dispatch
+// fails (RunTask failures[]), the function gives up and its event lands
+// in the on-failure queue, and no task runs; once capacity is back the
+// configs run without any new upload, within recoveryBound. (With the
+// alarm gated on nothing in flight it stayed in ALARM after the failed
+// dispatch, never notified again, and the configs waited for retention.)
+func (s *stack) dispatchStartsNothing(t *testing.T) {
+	const prefix = "configs/nocapacity/"
+	failures := s.queueURLOf(t, "DispatchFailures")
+	s.waitNoTaskRunning(t)
+	s.cloud.ECS().SetCapacity(false)
+	defer s.cloud.ECS().SetCapacity(true)
+	began := time.Now()
+	var want []expect
+	for i := range 4 { // below N: the max-wait trigger dispatches them
+		u := s.put(t, fmt.Sprintf("%scfg-%d.yaml", prefix, i), fixture(t, "good/dt-gini.yaml"))
+		want = append(want, expect{u, "succeeded"})
+	}
+	waitFor(t, "a dispatch that started nothing, given up into the on-failure queue", 2*time.Minute, func() (bool, string, error) {
+		d, err := localcloud.Depth(t.Context(), s.cloud.Clients(), failures)
+		if err != nil {
+			return false, "", err
+		}
+		if n := len(s.tasksSince(began)); n > 0 {
+			return false, "", fmt.Errorf("%d tasks started without Fargate capacity", n)
+		}
+		return d.Visible > 0, fmt.Sprintf("on-failure queue: %d; %s", d.Visible, s.alarmSummary()), nil
+	})
+	if recs, err := s.recordsUnder(t.Context(), prefix); err != nil || len(recs) > 0 {
+		t.Fatalf("records before any task could start: %d (%v)", len(recs), err)
+	}
+	restored := time.Now()
+	s.cloud.ECS().SetCapacity(true)
+	var first ecsemu.TaskInfo
+	waitFor(t, "a dispatched task after capacity returned", recoveryBound, func() (bool, string, error) {
+		tasks := s.tasksSince(restored)
+		if len(tasks) == 0 {
+			return false, s.alarmSummary(), nil
+		}
+		first = tasks[0]
+		return true, "", nil
+	})
+	if first.StartedBy != names.DefaultStartedBy {
+		t.Errorf("task %s started by %q, want the dispatcher", taskID(first.Arn), first.StartedBy)
+	}
+	s.waitSettled(t, prefix, want, 2*time.Minute)
+	if d := s.deadLetters(t, prefix); len(d) > 0 {
+		t.Errorf("DLQ holds %v, want nothing", d)
+	}
+	t.Logf("no capacity for %s: the dispatch failed and no task ran; capacity back → first task %s later, no new upload",
+		restored.Sub(began).Round(100*time.Millisecond), first.CreatedAt.Sub(restored).Round(100*time.Millisecond))
+}
+
+// burstWhileWorking proves that a burst arriving while a dispatched task
+// works scales out to maxTasks: one config below N is dispatched by the
+// max-wait trigger to one task, whose read of it is held; then a burst of
+// uploads well above maxTasks × messagesPerTask arrives, and within
+// burstBound of the burst being in the queue maxTasks dispatched tasks
+// run at once — the held one among them. (Gated on nothing in flight, the
+// busy task held the alarm at OK and drained the burst alone.)
+func (s *stack) burstWhileWorking(t *testing.T) {
+	const prefix = "configs/burst/"
+	slow := prefix + "slow.yaml"
+	var held atomic.Bool
+	remove := s.proxy.Add(faultproxy.Rule{Fault: faultproxy.Delay, Delay: 40 * time.Second, Times: 1,
+		Match: func(r *http.Request, _ []byte) bool {
+			ok := s.isGet(r, slow)
+			if ok {
+				held.Store(true)
+			}
+			return ok
+		}})
+	defer remove()
+	s.waitNoTaskRunning(t)
+	began := time.Now()
+	want := []expect{{s.put(t, slow, fixture(t, "good/rf-small.yaml")), "succeeded"}}
+	waitFor(t, "one dispatched task inside the job of "+slow, 2*time.Minute, func() (bool, string, error) {
+		return held.Load() && len(s.jobStarts(slow)) > 0, s.taskSummary() + s.alarmSummary(), nil
+	})
+	if n := len(s.runningSince(began)); n != 1 {
+		t.Fatalf("%d tasks run for one config below N, want 1", n)
+	}
+	var objs []object
+	for i := range 4 * maxTasks * messagesPerTask {
+		objs = append(objs, object{key: fmt.Sprintf("%sburst-%03d.yaml", prefix, i), body: fixture(t, "good/dt-minimal.json")})
+	}
+	for _, u := range s.putAll(t, objs) {
+		want = append(want, expect{u, "succeeded"})
+	}
+	inQueue := time.Now()
+	var peak int
+	waitFor(t, fmt.Sprintf("%d dispatched tasks at once during the burst", maxTasks), burstBound, func() (bool, string, error) {
+		peak = max(peak, len(s.runningSince(began)))
+		return peak >= maxTasks, fmt.Sprintf("running %d; %s%s", peak, s.taskSummary(), s.alarmSummary()), nil
+	})
+	scaled := time.Since(inQueue)
+	if !s.stillRunning(s.jobStarts(slow)[0].task) {
+		t.Errorf("the held task finished before the scale-out: the test proves nothing")
+	}
+	s.waitSettled(t, prefix, want, 3*time.Minute)
+	for _, ti := range s.tasksSince(began) {
+		if ti.StartedBy != names.DefaultStartedBy {
+			t.Errorf("task %s started by %q, want the dispatcher", taskID(ti.Arn), ti.StartedBy)
+		}
+	}
+	t.Logf("burst of %d behind one busy task: %d tasks at once %s after the burst was in the queue",
+		len(objs), maxTasks, scaled.Round(100*time.Millisecond))
+}
+
+// runningSince returns the tasks created at or after since that have not
+// stopped.
+func (s *stack) runningSince(since time.Time) []ecsemu.TaskInfo {
+	var out []ecsemu.TaskInfo
+	for _, ti := range s.tasksSince(since) {
+		if ti.LastStatus != ecsemu.StatusStopped {
+			out = append(out, ti)
+		}
+	}
+	return out
+}
+
+// waitNoTaskRunning waits until the tasks of earlier scenarios have
+// exited, so none of them takes this scenario's messages.
+func (s *stack) waitNoTaskRunning(t *testing.T) {
+	t.Helper()
+	waitFor(t, "no task running", time.Minute, func() (bool, string, error) {
+		return len(s.runningSince(time.Time{})) == 0, s.taskSummary(), nil
+	})
+}
+
+// stillRunning reports whether the task with this id has not stopped.
+func (s *stack) stillRunning(id string) bool {
+	for _, ti := range s.cloud.Tasks() {
+		if taskID(ti.Arn) == id {
+			return ti.LastStatus != ecsemu.StatusStopped
+		}
+	}
+	return false
+}
+
+// queueURLOf returns the local URL of the stack's queue whose logical id
+// starts with id.
+func (s *stack) queueURLOf(t *testing.T, id string) string {
+	t.Helper()
+	st := s.cloud.Stack()
+	for lid, typ := range st.Types {
+		if typ == "AWS::SQS::Queue" && strings.HasPrefix(lid, id) {
+			return localcloud.RewriteURL(st.Physical[lid], s.cloud.Endpoint())
+		}
+	}
+	t.Fatalf("no queue %s in %s", id, st.Name)
+	return ""
+}
