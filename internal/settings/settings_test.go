@@ -134,6 +134,7 @@ func TestInvalidContextNamesKeyAndAllowedValues(t *testing.T) {
 		{"malformed vpc id", map[string]any{KeyNetwork: "import", KeyVpcID: "my-vpc"}, bad(KeyVpcID, "vpc-")},
 		{"scaling mode", map[string]any{KeyScalingMode: "target"}, bad(KeyScalingMode, `"step", "backlog"`)},
 		{"schedule", map[string]any{KeySchedule: "0 2 * * *"}, bad(KeySchedule, "cron(")},
+		{"schedule with spaces inside the parentheses", map[string]any{KeySchedule: " cron( 0 2 * * ? * ) "}, bad(KeySchedule, "write cron(0 2 * * ? *)")},
 		{"schedule rate unit", map[string]any{KeySchedule: "rate(5 seconds)"}, bad(KeySchedule, "rate(N minutes|hours|days)")},
 		{"time zone", map[string]any{KeyScheduleTimeZone: "Mars Standard"}, bad(KeyScheduleTimeZone, "IANA")},
 		{"capacity provider", map[string]any{KeyCapacityProvider: "EC2"}, bad(KeyCapacityProvider, "FARGATE_SPOT")},
