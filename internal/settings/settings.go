@@ -17,6 +17,10 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
+	// The IANA database inside the binary: edp:scheduleTimeZone is checked
+	// the same on machines without /usr/share/zoneinfo (CI images, Windows).
+	_ "time/tzdata"
 )
 
 // Context keys. Every key is prefixed with "edp:" so it cannot collide with
@@ -104,7 +108,7 @@ type Settings struct {
 	DispatchReservedConcurrency int
 
 	Schedule         string // EventBridge Scheduler expression; default "cron(0 2 * * ? *)"
-	ScheduleTimeZone string // IANA time zone of the schedule; default "UTC"
+	ScheduleTimeZone string // IANA time zone name of the schedule, case as in the database; default "UTC"
 }
 
 // Defaults returns the settings used when no context overrides them: the
@@ -189,10 +193,12 @@ func (s Settings) validate(unreadable map[string]error) error {
 var LogRetentionChoices = []int{1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653}
 
 var (
-	accountRe  = regexp.MustCompile(`^[0-9]{12}$`)
-	regionRe   = regexp.MustCompile(`^[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-[0-9]$`)
-	vpcRe      = regexp.MustCompile(`^vpc-[0-9a-f]{8,17}$`)
-	timeZoneRe = regexp.MustCompile(`^(UTC|[A-Za-z_]+(/[A-Za-z0-9_+-]+){1,2})$`)
+	accountRe = regexp.MustCompile(`^[0-9]{12}$`)
+	regionRe  = regexp.MustCompile(`^[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-[0-9]$`)
+	vpcRe     = regexp.MustCompile(`^vpc-[0-9a-f]{8,17}$`)
+	// zoneNameRe is the shape of an IANA zone name: one to three parts such
+	// as "UTC", "Europe/Berlin" or "America/Argentina/Buenos_Aires".
+	zoneNameRe = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_+-]*(/[A-Za-z][A-Za-z0-9_+-]*){0,2}$`)
 )
 
 // rules has one entry per context key: its field, its default and what it
@@ -225,7 +231,7 @@ var rules = []rule{
 	strRule{KeySchedule, func(s *Settings) *string { return &s.Schedule }, "cron(0 2 * * ? *)",
 		`an EventBridge Scheduler expression: "cron(min hour day-of-month month day-of-week year)", "rate(N minutes|hours|days)" or "at(yyyy-mm-ddThh:mm:ss)"`,
 		ValidateSchedule},
-	strRule{KeyScheduleTimeZone, func(s *Settings) *string { return &s.ScheduleTimeZone }, "UTC", `an IANA time zone such as "UTC" or "Europe/Berlin"`, matches(timeZoneRe)},
+	strRule{KeyScheduleTimeZone, func(s *Settings) *string { return &s.ScheduleTimeZone }, "UTC", `an IANA time zone name, exactly as the database spells it, such as "UTC" or "Europe/Berlin"`, ianaZone},
 }
 
 // crossCheck is a rule that involves more than one key.
@@ -427,6 +433,28 @@ func matches(re *regexp.Regexp) func(string) error {
 		}
 		return errNotAllowed
 	}
+}
+
+// ianaZone allows the names of the IANA time zone database, the names
+// EventBridge Scheduler takes. Scheduler matches them exactly, so the case
+// must be the database's; "Local" is Go's name for the synthesizing
+// machine's zone, which Scheduler does not know.
+func ianaZone(v string) error {
+	switch {
+	case v == "Local":
+		return errors.New(`"Local" is not an IANA zone name; name the zone, e.g. "Europe/Berlin"`)
+	case !zoneNameRe.MatchString(v):
+		return errNotAllowed
+	}
+	for _, part := range strings.Split(v, "/") {
+		if part[0] < 'A' || part[0] > 'Z' {
+			return fmt.Errorf("zone names are case-sensitive and each part starts with a capital letter (%q, not %q)", "America/New_York", "america/new_york")
+		}
+	}
+	if _, err := time.LoadLocation(v); err != nil {
+		return errors.New("no such zone in the IANA time zone database (Area/Location, e.g. Europe/Berlin, America/New_York, Asia/Tokyo)")
+	}
+	return nil
 }
 
 // optional allows "" (unset) and the values re matches.

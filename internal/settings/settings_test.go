@@ -100,6 +100,27 @@ func TestCommandLineStringsAreParsed(t *testing.T) {
 	}
 }
 
+// Names as the IANA database spells them, from its own files (zone1970.tab
+// and backward): one, two and three parts, signs, hyphens and underscores.
+func TestScheduleTimeZoneAcceptsIANANames(t *testing.T) {
+	t.Parallel()
+	for _, zone := range []string{
+		"UTC", "Etc/UTC", "GMT", "Europe/Berlin", "America/New_York", "Asia/Kolkata", "Australia/Sydney",
+		"America/Argentina/Buenos_Aires", "America/Port-au-Prince", "Etc/GMT+5", "Etc/GMT-14",
+	} {
+		t.Run(zone, func(t *testing.T) {
+			t.Parallel()
+			got, err := FromContext(lookup(map[string]any{KeyScheduleTimeZone: zone}))
+			if err != nil {
+				t.Fatalf("FromContext: %v", err)
+			}
+			if got.ScheduleTimeZone != zone {
+				t.Errorf("ScheduleTimeZone = %q, want %q", got.ScheduleTimeZone, zone)
+			}
+		})
+	}
+}
+
 // keyWant is one expected problem: the key it names and a fragment of what
 // the key allows.
 type keyWant struct{ key, want string }
@@ -137,6 +158,16 @@ func TestInvalidContextNamesKeyAndAllowedValues(t *testing.T) {
 		{"schedule with spaces inside the parentheses", map[string]any{KeySchedule: " cron( 0 2 * * ? * ) "}, bad(KeySchedule, "write cron(0 2 * * ? *)")},
 		{"schedule rate unit", map[string]any{KeySchedule: "rate(5 seconds)"}, bad(KeySchedule, "rate(N minutes|hours|days)")},
 		{"time zone", map[string]any{KeyScheduleTimeZone: "Mars Standard"}, bad(KeyScheduleTimeZone, "IANA")},
+		// Scheduler refuses a zone the IANA database does not have, at
+		// deploy (issue 14, finding 7); the shape alone does not tell.
+		{"time zone misspelt", map[string]any{KeyScheduleTimeZone: "Europe/Berln"}, bad(KeyScheduleTimeZone, `got "Europe/Berln": no such zone in the IANA time zone database (Area/Location, e.g. Europe/Berlin`)},
+		{"time zone unknown area", map[string]any{KeyScheduleTimeZone: "Mars/Olympus_Mons"}, bad(KeyScheduleTimeZone, "no such zone")},
+		{"time zone Local", map[string]any{KeyScheduleTimeZone: "Local"}, bad(KeyScheduleTimeZone, `"Local" is not an IANA zone name`)},
+		{"time zone lower case", map[string]any{KeyScheduleTimeZone: "europe/berlin"}, bad(KeyScheduleTimeZone, "case-sensitive")},
+		{"time zone utc lower case", map[string]any{KeyScheduleTimeZone: "utc"}, bad(KeyScheduleTimeZone, "case-sensitive")},
+		{"time zone system file", map[string]any{KeyScheduleTimeZone: "localtime"}, bad(KeyScheduleTimeZone, "case-sensitive")},
+		{"time zone path", map[string]any{KeyScheduleTimeZone: "../zoneinfo/UTC"}, bad(KeyScheduleTimeZone, `such as "UTC" or "Europe/Berlin", got "../zoneinfo/UTC"`)},
+		{"time zone empty", map[string]any{KeyScheduleTimeZone: " "}, bad(KeyScheduleTimeZone, `got ""`)},
 		{"capacity provider", map[string]any{KeyCapacityProvider: "EC2"}, bad(KeyCapacityProvider, "FARGATE_SPOT")},
 		{"account", map[string]any{KeyAccount: "12345"}, bad(KeyAccount, "12-digit")},
 		{"region", map[string]any{KeyRegion: "moon-1"}, bad(KeyRegion, "region")},
