@@ -72,7 +72,7 @@ func NewAlarmDispatchStack(scope constructs.Construct, id string, props *Props) 
 	})
 	grantDispatcher(role, p, logs)
 
-	failures := newQueue(stack, "DispatchFailures", awscdk.Duration_Days(jsii.Number(14)), p.Removal, nil)
+	failures := newQueue(stack, "DispatchFailures", DeadLetterRetention(), p.Removal, nil)
 
 	fn := awscdklambdagoalpha.NewGoFunction(stack, jsii.String("Dispatch"), &awscdklambdagoalpha.GoFunctionProps{
 		Entry:        jsii.String(filepath.Join(props.repoRoot(), "lambdas", "alarm-dispatch")),

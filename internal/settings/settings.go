@@ -54,6 +54,18 @@ const (
 	KeyDispatchReservedConcurrency = "edp:dispatchReservedConcurrency"
 )
 
+// DeadLetterRetentionDays is how long every dead-letter queue keeps a
+// message: 14 days, the SQS maximum. A message moved back to its source
+// queue keeps its first enqueue time, so the work queue must keep messages
+// for less (AWS's guidance: a DLQ's retention longer than its source's), or
+// a redriven message could expire at once. edp:queueRetentionDays is
+// therefore at most MaxQueueRetentionDays.
+const DeadLetterRetentionDays = 14
+
+// MaxQueueRetentionDays is the longest retention edp:queueRetentionDays
+// allows: one day less than every dead-letter queue keeps.
+const MaxQueueRetentionDays = DeadLetterRetentionDays - 1
+
 // Network modes.
 const (
 	NetworkPublic  = "public"  // new VPC, public subnets, no NAT; tasks get a public IP (default)
@@ -78,7 +90,7 @@ type Settings struct {
 	RemovalPolicy  string // "retain" (default) keeps bucket and queues on destroy; "destroy" deletes them (dev)
 	NoncurrentDays int    // days before non-current object versions expire; default 30
 
-	QueueRetentionDays       int // message retention on queue and DLQ, 1..14; default 14
+	QueueRetentionDays       int // message retention of the work queue, 1..MaxQueueRetentionDays; default 7
 	MaxReceiveCount          int // receives before redrive to the DLQ, 1..1000; default 3
 	VisibilityTimeoutSeconds int // queue visibility timeout, 30..43200; default 300
 
@@ -209,7 +221,8 @@ var rules = []rule{
 	strRule{KeyRegion, func(s *Settings) *string { return &s.Region }, "", "an AWS region name such as eu-west-1", optional(regionRe)},
 	oneOf(KeyRemovalPolicy, func(s *Settings) *string { return &s.RemovalPolicy }, "retain", "retain", "destroy"),
 	intRule{key: KeyNoncurrentDays, field: func(s *Settings) *int { return &s.NoncurrentDays }, def: 30, lo: 1, hi: 3650},
-	intRule{key: KeyRetentionDays, field: func(s *Settings) *int { return &s.QueueRetentionDays }, def: 14, lo: 1, hi: 14},
+	intRule{key: KeyRetentionDays, field: func(s *Settings) *int { return &s.QueueRetentionDays }, def: 7, lo: 1, hi: MaxQueueRetentionDays,
+		why: fmt.Sprintf("dead-letter queues keep messages %d days (the SQS maximum) and a redriven message keeps its first enqueue time, so the work queue must keep them for less", DeadLetterRetentionDays)},
 	intRule{key: KeyMaxReceiveCount, field: func(s *Settings) *int { return &s.MaxReceiveCount }, def: 3, lo: 1, hi: 1000},
 	intRule{key: KeyVisibilityTimeout, field: func(s *Settings) *int { return &s.VisibilityTimeoutSeconds }, def: 300, lo: 30, hi: 43200},
 	intRule{key: KeyCPU, field: func(s *Settings) *int { return &s.CPU }, def: 512, choices: []int{256, 512, 1024, 2048, 4096, 8192, 16384}},
@@ -220,7 +233,9 @@ var rules = []rule{
 	strRule{KeyVpcID, func(s *Settings) *string { return &s.VpcID }, "", "a VPC id such as vpc-0123456789abcdef0", optional(vpcRe)},
 	intRule{key: KeyEmptyReceives, field: func(s *Settings) *int { return &s.EmptyReceives }, def: 3, lo: 1, hi: 100},
 	intRule{key: KeyScaleOutThreshold, field: func(s *Settings) *int { return &s.ScaleOutThreshold }, def: 10, lo: 1, hi: 100000},
-	intRule{key: KeyMaxWaitMinutes, field: func(s *Settings) *int { return &s.MaxWaitMinutes }, def: 15, lo: 1, hi: 14 * 24 * 60},
+	// At most half the longest retention: the rule between the two keys
+	// below checks it against the retention actually set.
+	intRule{key: KeyMaxWaitMinutes, field: func(s *Settings) *int { return &s.MaxWaitMinutes }, def: 15, lo: 1, hi: MaxQueueRetentionDays * 24 * 60 / 2},
 	intRule{key: KeyMaxTasks, field: func(s *Settings) *int { return &s.MaxTasks }, def: 10, lo: 1, hi: 1000},
 	oneOf(KeyScalingMode, func(s *Settings) *string { return &s.ScalingMode }, ScalingStep, ScalingStep, ScalingBacklog),
 	intRule{key: KeyBacklogPerTask, field: func(s *Settings) *int { return &s.BacklogPerTask }, def: 10, lo: 1, hi: 100000},
@@ -321,6 +336,7 @@ type intRule struct {
 	def     int
 	lo, hi  int
 	choices []int
+	why     string // optional: why the limits are what they are, added to the message of a value outside them
 }
 
 func (r intRule) name() string { return r.key }
@@ -359,7 +375,11 @@ func (r intRule) read(s *Settings, v any) error {
 
 func (r intRule) check(s Settings) error {
 	if n := *r.field(&s); !r.allows(n) {
-		return problem(r.key, r.want(), strconv.Itoa(n))
+		err := problem(r.key, r.want(), strconv.Itoa(n))
+		if r.why != "" {
+			return fmt.Errorf("%w: %s", err, r.why)
+		}
+		return err
 	}
 	return nil
 }

@@ -137,7 +137,13 @@ func TestInvalidContextNamesKeyAndAllowedValues(t *testing.T) {
 		{"max tasks not a number", map[string]any{KeyMaxTasks: "many"}, bad(KeyMaxTasks, "integer from 1 to 1000")},
 		{"max tasks zero", map[string]any{KeyMaxTasks: 0.0}, bad(KeyMaxTasks, "integer from 1 to 1000")},
 		{"fractional threshold", map[string]any{KeyScaleOutThreshold: 2.5}, bad(KeyScaleOutThreshold, "integer")},
-		{"retention above SQS max", map[string]any{KeyRetentionDays: "15"}, bad(KeyRetentionDays, "from 1 to 14")},
+		{"retention above SQS max", map[string]any{KeyRetentionDays: "15"}, bad(KeyRetentionDays, "from 1 to 13")},
+		// A redriven message keeps its enqueue time: a work queue that keeps
+		// messages as long as its DLQs do can lose one the moment it is
+		// redriven (issue 14, finding 5).
+		{"retention as long as the DLQs'", map[string]any{KeyRetentionDays: 14.0},
+			bad(KeyRetentionDays, "must be an integer from 1 to 13, got 14: dead-letter queues keep messages 14 days (the SQS maximum) and a redriven message keeps its first enqueue time")},
+		{"max wait beyond the longest retention", map[string]any{KeyMaxWaitMinutes: "10000"}, bad(KeyMaxWaitMinutes, "from 1 to 9360")},
 		{"receive count zero", map[string]any{KeyMaxReceiveCount: "0"}, bad(KeyMaxReceiveCount, "from 1 to 1000")},
 		{"visibility too short", map[string]any{KeyVisibilityTimeout: "10"}, bad(KeyVisibilityTimeout, "from 30 to 43200")},
 		{"cpu not Fargate", map[string]any{KeyCPU: "300"}, bad(KeyCPU, "256, 512, 1024")},
