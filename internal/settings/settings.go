@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"net/mail"
 	"regexp"
 	"slices"
 	"strconv"
@@ -40,6 +41,7 @@ const (
 	KeyNetwork            = "edp:network"
 	KeyVpcID              = "edp:vpcId"
 	KeyEmptyReceives      = "edp:emptyReceives"
+	KeyAlertEmail         = "edp:alertEmail"
 	KeyScaleOutThreshold  = "edp:scaleOutThreshold"
 	KeyMaxWaitMinutes     = "edp:maxWaitMinutes"
 	KeyMaxTasks           = "edp:maxTasks"
@@ -103,6 +105,10 @@ type Settings struct {
 	VpcID   string // "" (default); required with NetworkImport, rejected with the other modes
 
 	EmptyReceives int // drain mode exits after this many empty receives in a row; default 3
+
+	// AlertEmail is one e-mail address subscribed to each stack's alert
+	// topic; "" (default) subscribes none.
+	AlertEmail string
 
 	ScaleOutThreshold  int    // N: visible messages that start consumers; default 10
 	MaxWaitMinutes     int    // oldest message age that starts consumers below N; default 15
@@ -232,6 +238,7 @@ var rules = []rule{
 	oneOf(KeyNetwork, func(s *Settings) *string { return &s.Network }, NetworkPublic, NetworkPublic, NetworkPrivate, NetworkImport, NetworkDefault),
 	strRule{KeyVpcID, func(s *Settings) *string { return &s.VpcID }, "", "a VPC id such as vpc-0123456789abcdef0", optional(vpcRe)},
 	intRule{key: KeyEmptyReceives, field: func(s *Settings) *int { return &s.EmptyReceives }, def: 3, lo: 1, hi: 100},
+	strRule{KeyAlertEmail, func(s *Settings) *string { return &s.AlertEmail }, "", "one e-mail address such as ops@example.com, or unset for no subscription", alertEmail},
 	intRule{key: KeyScaleOutThreshold, field: func(s *Settings) *int { return &s.ScaleOutThreshold }, def: 10, lo: 1, hi: 100000},
 	// At most half the longest retention: the rule between the two keys
 	// below checks it against the retention actually set.
@@ -473,6 +480,45 @@ func ianaZone(v string) error {
 	}
 	if _, err := time.LoadLocation(v); err != nil {
 		return errors.New("no such zone in the IANA time zone database (Area/Location, e.g. Europe/Berlin, America/New_York, Asia/Tokyo)")
+	}
+	return nil
+}
+
+// maxEmailLength is the longest address SMTP carries (RFC 5321's path
+// limit, less the angle brackets).
+const maxEmailLength = 254
+
+// emailDomainRe is a domain mail can be delivered to: two or more dot-separated
+// labels ("example.com"), not a bare host name such as "localhost".
+var emailDomainRe = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)+$`)
+
+// alertEmail allows "" (no subscription) and one plausible address: what
+// net/mail parses as a single bare address, with a deliverable domain. It
+// cannot tell whether the mailbox exists; SNS asks its owner to confirm the
+// subscription.
+func alertEmail(v string) error {
+	if v == "" {
+		return nil
+	}
+	const oneOnly = "one address only: each stack subscribes one e-mail endpoint (use a mailing list for several people)"
+	if list, err := mail.ParseAddressList(v); err == nil && len(list) > 1 {
+		return errors.New(oneOnly)
+	}
+	addr, err := mail.ParseAddress(v)
+	switch {
+	case err != nil && strings.ContainsAny(v, ",; \t"):
+		return errors.New(oneOnly)
+	case err != nil:
+		return fmt.Errorf("not an e-mail address: %s", strings.TrimPrefix(err.Error(), "mail: "))
+	}
+	if addr.Name != "" || addr.Address != v {
+		return fmt.Errorf("just the address, without a display name or angle brackets: %s", addr.Address)
+	}
+	if len(v) > maxEmailLength {
+		return fmt.Errorf("%d characters, more than the %d an address can have", len(v), maxEmailLength)
+	}
+	if _, domain, _ := strings.Cut(v, "@"); !emailDomainRe.MatchString(domain) {
+		return fmt.Errorf("the domain %q is not one mail can be sent to; use a full domain such as example.com", domain)
 	}
 	return nil
 }

@@ -84,6 +84,7 @@ func TestCommandLineStringsAreParsed(t *testing.T) {
 		KeyArchitecture:                "x86_64",
 		KeyScaleInIdleMinutes:          10,
 		KeyDispatchReservedConcurrency: "1",
+		KeyAlertEmail:                  " ops@example.com ",
 	}))
 	if err != nil {
 		t.Fatalf("FromContext: %v", err)
@@ -95,8 +96,43 @@ func TestCommandLineStringsAreParsed(t *testing.T) {
 	want.Account, want.Region, want.VisibilityTimeoutSeconds = "123456789012", "eu-west-1", 600
 	want.RemovalPolicy, want.LogRetentionDays, want.CapacityProvider, want.ScaleInIdleMinutes = "destroy", 7, "FARGATE_SPOT", 10
 	want.Architecture, want.DispatchReservedConcurrency = "x86_64", 1
+	want.AlertEmail = "ops@example.com"
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Fatalf("(-want +got):\n%s", diff)
+	}
+}
+
+func TestAlertEmailIsOptionalAndTakesOnePlausibleAddress(t *testing.T) {
+	t.Parallel()
+	if got := Defaults().AlertEmail; got != "" {
+		t.Errorf("default AlertEmail = %q, want none", got)
+	}
+	for _, addr := range []string{"", "ops@example.com", "first.last+edp@sub.example.co.uk", "o'brien@example.ie", "ops-1@xn--bcher-kva.example"} {
+		t.Run(addr, func(t *testing.T) {
+			t.Parallel()
+			got, err := FromContext(lookup(map[string]any{KeyAlertEmail: addr}))
+			if err != nil {
+				t.Fatalf("FromContext: %v", err)
+			}
+			if got.AlertEmail != addr {
+				t.Errorf("AlertEmail = %q, want %q", got.AlertEmail, addr)
+			}
+		})
+	}
+}
+
+// Every key is documented in docs/configuration.md, the reference users
+// read, as a row of one of its tables.
+func TestEveryKeyIsDocumented(t *testing.T) {
+	t.Parallel()
+	raw, err := os.ReadFile(filepath.Join("..", "..", "docs", "configuration.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range Keys() {
+		if !strings.Contains(string(raw), "\n| `"+k+"` |") {
+			t.Errorf("docs/configuration.md has no row for %s", k)
+		}
 	}
 }
 
@@ -175,6 +211,20 @@ func TestInvalidContextNamesKeyAndAllowedValues(t *testing.T) {
 		{"time zone path", map[string]any{KeyScheduleTimeZone: "../zoneinfo/UTC"}, bad(KeyScheduleTimeZone, `such as "UTC" or "Europe/Berlin", got "../zoneinfo/UTC"`)},
 		{"time zone empty", map[string]any{KeyScheduleTimeZone: " "}, bad(KeyScheduleTimeZone, `got ""`)},
 		{"capacity provider", map[string]any{KeyCapacityProvider: "EC2"}, bad(KeyCapacityProvider, "FARGATE_SPOT")},
+		// edp:alertEmail: one plausible address, or unset.
+		{"alert email without @", map[string]any{KeyAlertEmail: "ops"}, bad(KeyAlertEmail, `must be one e-mail address such as ops@example.com, or unset for no subscription, got "ops": not an e-mail address`)},
+		{"alert email without local part", map[string]any{KeyAlertEmail: "@example.com"}, bad(KeyAlertEmail, "not an e-mail address")},
+		{"alert email with two @", map[string]any{KeyAlertEmail: "ops@@example.com"}, bad(KeyAlertEmail, "not an e-mail address")},
+		{"alert email list", map[string]any{KeyAlertEmail: "ops@example.com,dev@example.com"}, bad(KeyAlertEmail, "one address only")},
+		{"alert email list with semicolons", map[string]any{KeyAlertEmail: "ops@example.com; dev@example.com"}, bad(KeyAlertEmail, "one address only")},
+		{"alert email list with spaces", map[string]any{KeyAlertEmail: "ops@example.com dev@example.com"}, bad(KeyAlertEmail, "one address only")},
+		{"alert email with display name", map[string]any{KeyAlertEmail: "Ops <ops@example.com>"}, bad(KeyAlertEmail, "just the address, without a display name or angle brackets: ops@example.com")},
+		{"alert email in angle brackets", map[string]any{KeyAlertEmail: "<ops@example.com>"}, bad(KeyAlertEmail, "just the address")},
+		{"alert email to a bare host", map[string]any{KeyAlertEmail: "ops@localhost"}, bad(KeyAlertEmail, `the domain "localhost" is not one mail can be sent to`)},
+		{"alert email domain with empty label", map[string]any{KeyAlertEmail: "ops@example..com"}, bad(KeyAlertEmail, "e-mail address")},
+		{"alert email domain ending in a dot", map[string]any{KeyAlertEmail: "ops@example.com."}, bad(KeyAlertEmail, "e-mail address")},
+		{"alert email too long", map[string]any{KeyAlertEmail: strings.Repeat("a", 64) + "@" + strings.Repeat("b", 63) + "." + strings.Repeat("c", 63) + "." + strings.Repeat("d", 63) + ".com"}, bad(KeyAlertEmail, "more than the 254")},
+		{"alert email not a string", map[string]any{KeyAlertEmail: 3.0}, bad(KeyAlertEmail, "got 3")},
 		{"account", map[string]any{KeyAccount: "12345"}, bad(KeyAccount, "12-digit")},
 		{"region", map[string]any{KeyRegion: "moon-1"}, bad(KeyRegion, "region")},
 		{"wrong JSON type", map[string]any{KeyNetwork: 3.0}, bad(KeyNetwork, "one of")},
