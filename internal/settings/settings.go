@@ -20,7 +20,8 @@ import (
 	"strings"
 	"time"
 	// The IANA database inside the binary: edp:scheduleTimeZone is checked
-	// the same on machines without /usr/share/zoneinfo (CI images, Windows).
+	// the same on machines without a system zoneinfo database (slim CI
+	// images, Windows).
 	_ "time/tzdata"
 )
 
