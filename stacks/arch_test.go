@@ -2,6 +2,7 @@ package stacks_test
 
 import (
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -325,34 +326,87 @@ func TestDispatchReservedConcurrencyIsOptIn(t *testing.T) {
 		map[string]any{"ReservedConcurrentExecutions": 2})
 }
 
-// A redriven message keeps its enqueue time: every DLQ keeps messages for
-// the SQS maximum, longer than a work queue with a short retention.
-func TestDeadLetterQueuesOutliveTheWorkQueue(t *testing.T) {
-	s := defaults
-	s.QueueRetentionDays = 2
-	for _, id := range []string{names.StackOneOff, names.StackAlarmDispatch} {
-		t.Run(id, func(t *testing.T) {
-			tp := synthVariant(t, id, s)
-			dlqs := 0
-			for lid, q := range resources(t, tp, "AWS::SQS::Queue") {
-				p, _ := q["Properties"].(map[string]any)
-				retention := p["MessageRetentionPeriod"]
-				if _, work := p["RedrivePolicy"]; work {
-					if retention != float64(2*24*3600) {
-						t.Errorf("work queue retention %v, want 2 days", retention)
-					}
-					continue
-				}
-				dlqs++
-				if retention != float64(14*24*3600) {
-					t.Errorf("dead-letter queue %s keeps messages %v s, want 14 days", lid, retention)
-				}
-			}
-			if dlqs < 2 {
-				t.Errorf("want at least 2 dead-letter queues, found %d", dlqs)
+// A redriven message keeps its enqueue time, so a work queue that keeps
+// messages as long as its dead-letter queues can lose one the moment it is
+// redriven (issue 14, finding 5). At the default retention and at the
+// longest one settings allows — found by asking settings from the SQS
+// maximum down, so a rule that allows 14 days again fails here — every
+// stack's work queue keeps messages strictly shorter than each of its DLQs.
+func TestWorkQueueRetentionIsShorterThanEveryDLQ(t *testing.T) {
+	const sqsMaxRetentionDays = 14
+	longest := defaults
+	for longest.QueueRetentionDays = sqsMaxRetentionDays; longest.Validate() != nil; longest.QueueRetentionDays-- {
+		if longest.QueueRetentionDays == 1 {
+			t.Fatalf("settings allow no edp:queueRetentionDays from 1 to %d", sqsMaxRetentionDays)
+		}
+	}
+	variants := []struct {
+		name      string
+		days      int
+		templates func(t *testing.T) map[string]assertions.Template
+	}{
+		{"default", defaults.QueueRetentionDays, func(*testing.T) map[string]assertions.Template { return templates }},
+		{"longest allowed", longest.QueueRetentionDays, func(t *testing.T) map[string]assertions.Template { return synthAll(t, longest) }},
+	}
+	for _, v := range variants {
+		t.Run(fmt.Sprintf("%s %d days", v.name, v.days), func(t *testing.T) {
+			for id, tp := range v.templates(t) {
+				t.Run(id, func(t *testing.T) {
+					checkWorkQueueOutlived(t, tp, v.days)
+				})
 			}
 		})
 	}
+}
+
+// checkWorkQueueOutlived checks that the work queue (the one queue with a
+// redrive policy) keeps messages days days, and every other queue — each a
+// dead-letter queue — strictly longer.
+func checkWorkQueueOutlived(t *testing.T, tp assertions.Template, days int) {
+	t.Helper()
+	var work float64
+	dlqs := map[string]float64{}
+	for lid, q := range resources(t, tp, "AWS::SQS::Queue") {
+		p, _ := q["Properties"].(map[string]any)
+		retention, ok := p["MessageRetentionPeriod"].(float64)
+		if !ok {
+			t.Fatalf("queue %s sets no MessageRetentionPeriod (SQS's default is 4 days)", lid)
+		}
+		if _, isWork := p["RedrivePolicy"]; isWork {
+			work = retention
+			continue
+		}
+		dlqs[lid] = retention
+	}
+	if want := float64(days * 24 * 3600); work != want {
+		t.Errorf("work queue keeps messages %.0f s, want %.0f s (%d days)", work, want, days)
+	}
+	if len(dlqs) < 2 {
+		t.Errorf("want at least 2 dead-letter queues, found %d", len(dlqs))
+	}
+	for lid, retention := range dlqs {
+		if retention <= work {
+			t.Errorf("dead-letter queue %s keeps messages %.0f s, not longer than the work queue's %.0f s: a redriven message may expire at once", lid, retention, work)
+		}
+	}
+}
+
+// synthAll builds every stack with settings s in one new App (one App per
+// variant, as jsii start-up is paid per App) and returns their templates.
+func synthAll(t *testing.T, s settings.Settings) map[string]assertions.Template {
+	t.Helper()
+	app := newApp(t)
+	all := map[string]awscdk.Stack{}
+	for id, b := range builders {
+		all[id] = b(app, &stacks.Props{Settings: s, RepoRoot: ".."})
+	}
+	// Every stack is added before the first template: taking one
+	// synthesizes the App, whose tree is then closed.
+	out := map[string]assertions.Template{}
+	for id, st := range all {
+		out[id] = assertions.Template_FromStack(st, nil)
+	}
+	return out
 }
 
 // edp:network=default shares the account's default VPC (no new VPC per
@@ -414,7 +468,7 @@ func TestKnobsReachTheTemplate(t *testing.T) {
 	defer failOnPanic(t)
 	s := defaults
 	s.Architecture, s.CPU, s.MemoryMiB = "x86_64", 1024, 4096
-	s.MaxReceiveCount, s.QueueRetentionDays, s.VisibilityTimeoutSeconds = 5, 7, 900
+	s.MaxReceiveCount, s.QueueRetentionDays, s.VisibilityTimeoutSeconds = 5, 3, 900
 	s.Schedule, s.ScheduleTimeZone, s.LogRetentionDays = "rate(6 hours)", "Europe/Berlin", 90
 	s.RemovalPolicy = "destroy"
 	tp := synthVariant(t, names.StackCron, s)
@@ -424,7 +478,7 @@ func TestKnobsReachTheTemplate(t *testing.T) {
 	})
 	tp.HasResourceProperties(jsii.String("AWS::SQS::Queue"), map[string]any{
 		"RedrivePolicy":          map[string]any{"maxReceiveCount": 5, "deadLetterTargetArn": assertions.Match_AnyValue()},
-		"MessageRetentionPeriod": 7 * 24 * 3600, "VisibilityTimeout": 900,
+		"MessageRetentionPeriod": 3 * 24 * 3600, "VisibilityTimeout": 900,
 	})
 	tp.HasResourceProperties(jsii.String("AWS::Scheduler::Schedule"), map[string]any{
 		"ScheduleExpression": "rate(6 hours)", "ScheduleExpressionTimezone": "Europe/Berlin",

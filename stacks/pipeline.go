@@ -144,7 +144,8 @@ func newBucket(scope constructs.Construct, s settings.Settings, removal awscdk.R
 // addQueues builds the work queue and its two dead-letter queues.
 func (p *Pipeline) addQueues(s settings.Settings) {
 	// A redriven message keeps its original enqueue time, so a DLQ must keep
-	// messages longer than its source queue: every DLQ gets SQS's maximum.
+	// messages longer than its source queue: every DLQ gets SQS's maximum,
+	// and settings caps the work queue's retention below it.
 	p.DeadLetterQueue = newQueue(p.Node, "DeadLetterQueue", DeadLetterRetention(), p.Removal, nil)
 	p.DeliveryDLQ = newQueue(p.Node, "DeliveryDLQ", DeadLetterRetention(), p.Removal, nil)
 	retention := awscdk.Duration_Days(jsii.Number(float64(s.QueueRetentionDays)))
@@ -364,9 +365,12 @@ func (p *Pipeline) clusterTaskArns() *string {
 	})
 }
 
-// DeadLetterRetention is the retention of every dead-letter queue: the SQS
-// maximum, 14 days, whatever the work queue keeps.
-func DeadLetterRetention() awscdk.Duration { return awscdk.Duration_Days(jsii.Number(14)) }
+// DeadLetterRetention is the retention of every dead-letter queue:
+// settings.DeadLetterRetentionDays (the SQS maximum), longer than any
+// retention edp:queueRetentionDays allows the work queue.
+func DeadLetterRetention() awscdk.Duration {
+	return awscdk.Duration_Days(jsii.Number(float64(settings.DeadLetterRetentionDays)))
+}
 
 // GoMemLimit is the consumer's GOMEMLIMIT for a task of memoryMiB: 90 %,
 // leaving the rest for the stacks of goroutines and the OS.

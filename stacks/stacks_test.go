@@ -169,7 +169,7 @@ func TestBucketIsPrivateEncryptedVersionedAndSendsEventsToEventBridge(t *testing
 	})
 }
 
-func TestQueuesAreEncryptedRetainedFourteenDaysAndRedrive(t *testing.T) {
+func TestQueuesAreEncryptedRetainedAndRedrive(t *testing.T) {
 	forEachStack(t, func(t *testing.T, tpl assertions.Template) {
 		queues := props(t, tpl, "AWS::SQS::Queue")
 		if len(queues) < 3 {
@@ -180,8 +180,14 @@ func TestQueuesAreEncryptedRetainedFourteenDaysAndRedrive(t *testing.T) {
 			if q["SqsManagedSseEnabled"] != true {
 				t.Errorf("queue without SSE: %v", q)
 			}
-			if q["MessageRetentionPeriod"] != float64(14*24*3600) {
-				t.Errorf("queue retention %v, want 14 days", q["MessageRetentionPeriod"])
+			// The work queue (the one that redrives) keeps messages for
+			// edp:queueRetentionDays, every dead-letter queue for 14 days.
+			days := 14
+			if _, work := q["RedrivePolicy"]; work {
+				days = defaults.QueueRetentionDays
+			}
+			if q["MessageRetentionPeriod"] != float64(days*24*3600) {
+				t.Errorf("queue retention %v, want %d days", q["MessageRetentionPeriod"], days)
 			}
 			if rp, ok := q["RedrivePolicy"].(map[string]any); ok {
 				redriving++

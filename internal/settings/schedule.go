@@ -45,7 +45,12 @@ func ValidateSchedule(expr string) error {
 	}
 }
 
-// unwrap returns what is between "kind(" and the closing parenthesis.
+// unwrap returns what is between "kind(" and the closing parenthesis, once
+// it is laid out as the documentation writes every expression: nothing
+// between a parenthesis and the text next to it, and the parts of a cron or
+// rate expression apart by one space each. The Scheduler refuses
+// "cron( 0 2 * * ? * )" at deploy time; the documentation shows no other
+// spacing, so none is accepted here.
 func unwrap(expr, kind, shape string) (string, error) {
 	inner := strings.TrimPrefix(expr, kind+"(")
 	if !strings.HasSuffix(inner, ")") {
@@ -54,6 +59,13 @@ func unwrap(expr, kind, shape string) (string, error) {
 	inner = strings.TrimSuffix(inner, ")")
 	if strings.ContainsAny(inner, "()") {
 		return "", fmt.Errorf("%s(%s) takes no nested parentheses", kind, shape)
+	}
+	tidy := strings.Join(strings.Fields(inner), " ")
+	switch {
+	case inner != strings.TrimSpace(inner):
+		return "", fmt.Errorf(`%s(%s) takes no space right after "(" or before ")": write %s(%s)`, kind, shape, kind, tidy)
+	case strings.Contains(shape, " ") && inner != tidy:
+		return "", fmt.Errorf("%s(%s) separates its parts by one space each (no doubled spaces or tabs): write %s(%s)", kind, shape, kind, tidy)
 	}
 	return inner, nil
 }

@@ -128,6 +128,23 @@ func TestValidateScheduleRejectsWithReason(t *testing.T) {
 		{"at(2023-02-29T10:00:00)", "is not a valid date and time: day out of range"},
 		{"at(2030-13-01T10:00:00)", "month out of range"},
 		{"at(2030-01-31T24:00:00)", "hour out of range"},
+		// Spacing: every documented expression is written with nothing
+		// between a parenthesis and its neighbour and one space between
+		// parts; Scheduler refuses "cron( 0 2 * * ? * )" at deploy (issue
+		// 14, finding 7). The message shows the expression as it should be.
+		{"cron( 0 2 * * ? * )", `cron(minutes hours day-of-month month day-of-week year) takes no space right after "(" or before ")": write cron(0 2 * * ? *)`},
+		{"cron( 0 2 * * ? *)", `no space right after "(" or before ")"`},
+		{"cron(0 2 * * ? * )", `no space right after "(" or before ")"`},
+		{"cron(0 2 * * ? *\n)", `no space right after "(" or before ")"`},
+		{"cron(0  2 * * ? *)", "separates its parts by one space each (no doubled spaces or tabs): write cron(0 2 * * ? *)"},
+		{"cron(0\t2 * * ? *)", "one space each"},
+		{"cron(0 2 * *\u00a0? *)", "one space each"}, // a no-break space
+		{"rate( 5 minutes)", `rate(value unit) takes no space right after "(" or before ")": write rate(5 minutes)`},
+		{"rate(5 minutes )", "write rate(5 minutes)"},
+		{"rate(5  minutes)", "one space each"},
+		{"rate(1\thour)", "one space each"},
+		{"at( 2030-01-31T02:00:00)", `takes no space right after "(" or before ")": write at(2030-01-31T02:00:00)`},
+		{"at(2030-01-31T02:00:00 )", "write at(2030-01-31T02:00:00)"},
 		// Not an expression at all.
 		{"0 2 * * ? *", `must start with "cron(", "rate(" or "at("`},
 		{"", `must start with "cron(", "rate(" or "at("`},

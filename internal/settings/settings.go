@@ -13,10 +13,16 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"net/mail"
 	"regexp"
 	"slices"
 	"strconv"
 	"strings"
+	"time"
+	// The IANA database inside the binary: edp:scheduleTimeZone is checked
+	// the same on machines without a system zoneinfo database (slim CI
+	// images, Windows).
+	_ "time/tzdata"
 )
 
 // Context keys. Every key is prefixed with "edp:" so it cannot collide with
@@ -36,6 +42,7 @@ const (
 	KeyNetwork            = "edp:network"
 	KeyVpcID              = "edp:vpcId"
 	KeyEmptyReceives      = "edp:emptyReceives"
+	KeyAlertEmail         = "edp:alertEmail"
 	KeyScaleOutThreshold  = "edp:scaleOutThreshold"
 	KeyMaxWaitMinutes     = "edp:maxWaitMinutes"
 	KeyMaxTasks           = "edp:maxTasks"
@@ -49,6 +56,18 @@ const (
 
 	KeyDispatchReservedConcurrency = "edp:dispatchReservedConcurrency"
 )
+
+// DeadLetterRetentionDays is how long every dead-letter queue keeps a
+// message: 14 days, the SQS maximum. A message moved back to its source
+// queue keeps its first enqueue time, so the work queue must keep messages
+// for less (AWS's guidance: a DLQ's retention longer than its source's), or
+// a redriven message could expire at once. edp:queueRetentionDays is
+// therefore at most MaxQueueRetentionDays.
+const DeadLetterRetentionDays = 14
+
+// MaxQueueRetentionDays is the longest retention edp:queueRetentionDays
+// allows: one day less than every dead-letter queue keeps.
+const MaxQueueRetentionDays = DeadLetterRetentionDays - 1
 
 // Network modes.
 const (
@@ -74,7 +93,7 @@ type Settings struct {
 	RemovalPolicy  string // "retain" (default) keeps bucket and queues on destroy; "destroy" deletes them (dev)
 	NoncurrentDays int    // days before non-current object versions expire; default 30
 
-	QueueRetentionDays       int // message retention on queue and DLQ, 1..14; default 14
+	QueueRetentionDays       int // message retention of the work queue, 1..MaxQueueRetentionDays; default 7
 	MaxReceiveCount          int // receives before redrive to the DLQ, 1..1000; default 3
 	VisibilityTimeoutSeconds int // queue visibility timeout, 30..43200; default 300
 
@@ -87,6 +106,10 @@ type Settings struct {
 	VpcID   string // "" (default); required with NetworkImport, rejected with the other modes
 
 	EmptyReceives int // drain mode exits after this many empty receives in a row; default 3
+
+	// AlertEmail is one e-mail address subscribed to each stack's alert
+	// topic; "" (default) subscribes none.
+	AlertEmail string
 
 	ScaleOutThreshold  int    // N: visible messages that start consumers; default 10
 	MaxWaitMinutes     int    // oldest message age that starts consumers below N; default 15
@@ -104,7 +127,7 @@ type Settings struct {
 	DispatchReservedConcurrency int
 
 	Schedule         string // EventBridge Scheduler expression; default "cron(0 2 * * ? *)"
-	ScheduleTimeZone string // IANA time zone of the schedule; default "UTC"
+	ScheduleTimeZone string // IANA time zone name of the schedule, case as in the database; default "UTC"
 }
 
 // Defaults returns the settings used when no context overrides them: the
@@ -189,10 +212,12 @@ func (s Settings) validate(unreadable map[string]error) error {
 var LogRetentionChoices = []int{1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653}
 
 var (
-	accountRe  = regexp.MustCompile(`^[0-9]{12}$`)
-	regionRe   = regexp.MustCompile(`^[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-[0-9]$`)
-	vpcRe      = regexp.MustCompile(`^vpc-[0-9a-f]{8,17}$`)
-	timeZoneRe = regexp.MustCompile(`^(UTC|[A-Za-z_]+(/[A-Za-z0-9_+-]+){1,2})$`)
+	accountRe = regexp.MustCompile(`^[0-9]{12}$`)
+	regionRe  = regexp.MustCompile(`^[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-[0-9]$`)
+	vpcRe     = regexp.MustCompile(`^vpc-[0-9a-f]{8,17}$`)
+	// zoneNameRe is the shape of an IANA zone name: one to three parts such
+	// as "UTC", "Europe/Berlin" or "America/Argentina/Buenos_Aires".
+	zoneNameRe = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_+-]*(/[A-Za-z][A-Za-z0-9_+-]*){0,2}$`)
 )
 
 // rules has one entry per context key: its field, its default and what it
@@ -203,7 +228,8 @@ var rules = []rule{
 	strRule{KeyRegion, func(s *Settings) *string { return &s.Region }, "", "an AWS region name such as eu-west-1", optional(regionRe)},
 	oneOf(KeyRemovalPolicy, func(s *Settings) *string { return &s.RemovalPolicy }, "retain", "retain", "destroy"),
 	intRule{key: KeyNoncurrentDays, field: func(s *Settings) *int { return &s.NoncurrentDays }, def: 30, lo: 1, hi: 3650},
-	intRule{key: KeyRetentionDays, field: func(s *Settings) *int { return &s.QueueRetentionDays }, def: 14, lo: 1, hi: 14},
+	intRule{key: KeyRetentionDays, field: func(s *Settings) *int { return &s.QueueRetentionDays }, def: 7, lo: 1, hi: MaxQueueRetentionDays,
+		why: fmt.Sprintf("dead-letter queues keep messages %d days (the SQS maximum) and a redriven message keeps its first enqueue time, so the work queue must keep them for less", DeadLetterRetentionDays)},
 	intRule{key: KeyMaxReceiveCount, field: func(s *Settings) *int { return &s.MaxReceiveCount }, def: 3, lo: 1, hi: 1000},
 	intRule{key: KeyVisibilityTimeout, field: func(s *Settings) *int { return &s.VisibilityTimeoutSeconds }, def: 300, lo: 30, hi: 43200},
 	intRule{key: KeyCPU, field: func(s *Settings) *int { return &s.CPU }, def: 512, choices: []int{256, 512, 1024, 2048, 4096, 8192, 16384}},
@@ -213,8 +239,11 @@ var rules = []rule{
 	oneOf(KeyNetwork, func(s *Settings) *string { return &s.Network }, NetworkPublic, NetworkPublic, NetworkPrivate, NetworkImport, NetworkDefault),
 	strRule{KeyVpcID, func(s *Settings) *string { return &s.VpcID }, "", "a VPC id such as vpc-0123456789abcdef0", optional(vpcRe)},
 	intRule{key: KeyEmptyReceives, field: func(s *Settings) *int { return &s.EmptyReceives }, def: 3, lo: 1, hi: 100},
+	strRule{KeyAlertEmail, func(s *Settings) *string { return &s.AlertEmail }, "", "one e-mail address such as ops@example.com, or unset for no subscription", alertEmail},
 	intRule{key: KeyScaleOutThreshold, field: func(s *Settings) *int { return &s.ScaleOutThreshold }, def: 10, lo: 1, hi: 100000},
-	intRule{key: KeyMaxWaitMinutes, field: func(s *Settings) *int { return &s.MaxWaitMinutes }, def: 15, lo: 1, hi: 14 * 24 * 60},
+	// At most half the longest retention: the rule between the two keys
+	// below checks it against the retention actually set.
+	intRule{key: KeyMaxWaitMinutes, field: func(s *Settings) *int { return &s.MaxWaitMinutes }, def: 15, lo: 1, hi: MaxQueueRetentionDays * 24 * 60 / 2},
 	intRule{key: KeyMaxTasks, field: func(s *Settings) *int { return &s.MaxTasks }, def: 10, lo: 1, hi: 1000},
 	oneOf(KeyScalingMode, func(s *Settings) *string { return &s.ScalingMode }, ScalingStep, ScalingStep, ScalingBacklog),
 	intRule{key: KeyBacklogPerTask, field: func(s *Settings) *int { return &s.BacklogPerTask }, def: 10, lo: 1, hi: 100000},
@@ -225,7 +254,7 @@ var rules = []rule{
 	strRule{KeySchedule, func(s *Settings) *string { return &s.Schedule }, "cron(0 2 * * ? *)",
 		`an EventBridge Scheduler expression: "cron(min hour day-of-month month day-of-week year)", "rate(N minutes|hours|days)" or "at(yyyy-mm-ddThh:mm:ss)"`,
 		ValidateSchedule},
-	strRule{KeyScheduleTimeZone, func(s *Settings) *string { return &s.ScheduleTimeZone }, "UTC", `an IANA time zone such as "UTC" or "Europe/Berlin"`, matches(timeZoneRe)},
+	strRule{KeyScheduleTimeZone, func(s *Settings) *string { return &s.ScheduleTimeZone }, "UTC", `an IANA time zone name, exactly as the database spells it, such as "UTC" or "Europe/Berlin"`, ianaZone},
 }
 
 // crossCheck is a rule that involves more than one key.
@@ -315,6 +344,7 @@ type intRule struct {
 	def     int
 	lo, hi  int
 	choices []int
+	why     string // optional: why the limits are what they are, added to the message of a value outside them
 }
 
 func (r intRule) name() string { return r.key }
@@ -353,7 +383,11 @@ func (r intRule) read(s *Settings, v any) error {
 
 func (r intRule) check(s Settings) error {
 	if n := *r.field(&s); !r.allows(n) {
-		return problem(r.key, r.want(), strconv.Itoa(n))
+		err := problem(r.key, r.want(), strconv.Itoa(n))
+		if r.why != "" {
+			return fmt.Errorf("%w: %s", err, r.why)
+		}
+		return err
 	}
 	return nil
 }
@@ -427,6 +461,67 @@ func matches(re *regexp.Regexp) func(string) error {
 		}
 		return errNotAllowed
 	}
+}
+
+// ianaZone allows the names of the IANA time zone database, the names
+// EventBridge Scheduler takes. Scheduler matches them exactly, so the case
+// must be the database's; "Local" is Go's name for the synthesizing
+// machine's zone, which Scheduler does not know.
+func ianaZone(v string) error {
+	switch {
+	case v == "Local":
+		return errors.New(`"Local" is not an IANA zone name; name the zone, e.g. "Europe/Berlin"`)
+	case !zoneNameRe.MatchString(v):
+		return errNotAllowed
+	}
+	for _, part := range strings.Split(v, "/") {
+		if part[0] < 'A' || part[0] > 'Z' {
+			return fmt.Errorf("zone names are case-sensitive and each part starts with a capital letter (%q, not %q)", "America/New_York", "america/new_york")
+		}
+	}
+	if _, err := time.LoadLocation(v); err != nil {
+		return errors.New("no such zone in the IANA time zone database (Area/Location, e.g. Europe/Berlin, America/New_York, Asia/Tokyo)")
+	}
+	return nil
+}
+
+// maxEmailLength is the longest address SMTP carries (RFC 5321's path
+// limit, less the angle brackets).
+const maxEmailLength = 254
+
+// emailDomainRe is a domain mail can be delivered to: two or more dot-separated
+// labels ("example.com"), not a bare host name such as "localhost".
+var emailDomainRe = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)+$`)
+
+// alertEmail allows "" (no subscription) and one plausible address: what
+// net/mail parses as a single bare address, with a deliverable domain. It
+// cannot tell whether the mailbox exists; SNS asks its owner to confirm the
+// subscription.
+func alertEmail(v string) error {
+	if v == "" {
+		return nil
+	}
+	const oneOnly = "one address only: each stack subscribes one e-mail endpoint (use a mailing list for several people)"
+	if list, err := mail.ParseAddressList(v); err == nil && len(list) > 1 {
+		return errors.New(oneOnly)
+	}
+	addr, err := mail.ParseAddress(v)
+	switch {
+	case err != nil && strings.ContainsAny(v, ",; \t"):
+		return errors.New(oneOnly)
+	case err != nil:
+		return fmt.Errorf("not an e-mail address: %s", strings.TrimPrefix(err.Error(), "mail: "))
+	}
+	if addr.Name != "" || addr.Address != v {
+		return fmt.Errorf("just the address, without a display name or angle brackets: %s", addr.Address)
+	}
+	if len(v) > maxEmailLength {
+		return fmt.Errorf("%d characters, more than the %d an address can have", len(v), maxEmailLength)
+	}
+	if _, domain, _ := strings.Cut(v, "@"); !emailDomainRe.MatchString(domain) {
+		return fmt.Errorf("the domain %q is not one mail can be sent to; use a full domain such as example.com", domain)
+	}
+	return nil
 }
 
 // optional allows "" (unset) and the values re matches.

@@ -84,6 +84,7 @@ func TestCommandLineStringsAreParsed(t *testing.T) {
 		KeyArchitecture:                "x86_64",
 		KeyScaleInIdleMinutes:          10,
 		KeyDispatchReservedConcurrency: "1",
+		KeyAlertEmail:                  " ops@example.com ",
 	}))
 	if err != nil {
 		t.Fatalf("FromContext: %v", err)
@@ -95,8 +96,64 @@ func TestCommandLineStringsAreParsed(t *testing.T) {
 	want.Account, want.Region, want.VisibilityTimeoutSeconds = "123456789012", "eu-west-1", 600
 	want.RemovalPolicy, want.LogRetentionDays, want.CapacityProvider, want.ScaleInIdleMinutes = "destroy", 7, "FARGATE_SPOT", 10
 	want.Architecture, want.DispatchReservedConcurrency = "x86_64", 1
+	want.AlertEmail = "ops@example.com"
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Fatalf("(-want +got):\n%s", diff)
+	}
+}
+
+func TestAlertEmailIsOptionalAndTakesOnePlausibleAddress(t *testing.T) {
+	t.Parallel()
+	if got := Defaults().AlertEmail; got != "" {
+		t.Errorf("default AlertEmail = %q, want none", got)
+	}
+	for _, addr := range []string{"", "ops@example.com", "first.last+edp@sub.example.co.uk", "o'brien@example.ie", "ops-1@xn--bcher-kva.example"} {
+		t.Run(addr, func(t *testing.T) {
+			t.Parallel()
+			got, err := FromContext(lookup(map[string]any{KeyAlertEmail: addr}))
+			if err != nil {
+				t.Fatalf("FromContext: %v", err)
+			}
+			if got.AlertEmail != addr {
+				t.Errorf("AlertEmail = %q, want %q", got.AlertEmail, addr)
+			}
+		})
+	}
+}
+
+// Every key is documented in docs/configuration.md, the reference users
+// read, as a row of one of its tables.
+func TestEveryKeyIsDocumented(t *testing.T) {
+	t.Parallel()
+	raw, err := os.ReadFile(filepath.Join("..", "..", "docs", "configuration.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range Keys() {
+		if !strings.Contains(string(raw), "\n| `"+k+"` |") {
+			t.Errorf("docs/configuration.md has no row for %s", k)
+		}
+	}
+}
+
+// Names as the IANA database spells them, from its own files (zone1970.tab
+// and backward): one, two and three parts, signs, hyphens and underscores.
+func TestScheduleTimeZoneAcceptsIANANames(t *testing.T) {
+	t.Parallel()
+	for _, zone := range []string{
+		"UTC", "Etc/UTC", "GMT", "Europe/Berlin", "America/New_York", "Asia/Kolkata", "Australia/Sydney",
+		"America/Argentina/Buenos_Aires", "America/Port-au-Prince", "Etc/GMT+5", "Etc/GMT-14",
+	} {
+		t.Run(zone, func(t *testing.T) {
+			t.Parallel()
+			got, err := FromContext(lookup(map[string]any{KeyScheduleTimeZone: zone}))
+			if err != nil {
+				t.Fatalf("FromContext: %v", err)
+			}
+			if got.ScheduleTimeZone != zone {
+				t.Errorf("ScheduleTimeZone = %q, want %q", got.ScheduleTimeZone, zone)
+			}
+		})
 	}
 }
 
@@ -116,7 +173,13 @@ func TestInvalidContextNamesKeyAndAllowedValues(t *testing.T) {
 		{"max tasks not a number", map[string]any{KeyMaxTasks: "many"}, bad(KeyMaxTasks, "integer from 1 to 1000")},
 		{"max tasks zero", map[string]any{KeyMaxTasks: 0.0}, bad(KeyMaxTasks, "integer from 1 to 1000")},
 		{"fractional threshold", map[string]any{KeyScaleOutThreshold: 2.5}, bad(KeyScaleOutThreshold, "integer")},
-		{"retention above SQS max", map[string]any{KeyRetentionDays: "15"}, bad(KeyRetentionDays, "from 1 to 14")},
+		{"retention above SQS max", map[string]any{KeyRetentionDays: "15"}, bad(KeyRetentionDays, "from 1 to 13")},
+		// A redriven message keeps its enqueue time: a work queue that keeps
+		// messages as long as its DLQs do can lose one the moment it is
+		// redriven (issue 14, finding 5).
+		{"retention as long as the DLQs'", map[string]any{KeyRetentionDays: 14.0},
+			bad(KeyRetentionDays, "must be an integer from 1 to 13, got 14: dead-letter queues keep messages 14 days (the SQS maximum) and a redriven message keeps its first enqueue time")},
+		{"max wait beyond the longest retention", map[string]any{KeyMaxWaitMinutes: "10000"}, bad(KeyMaxWaitMinutes, "from 1 to 9360")},
 		{"receive count zero", map[string]any{KeyMaxReceiveCount: "0"}, bad(KeyMaxReceiveCount, "from 1 to 1000")},
 		{"visibility too short", map[string]any{KeyVisibilityTimeout: "10"}, bad(KeyVisibilityTimeout, "from 30 to 43200")},
 		{"cpu not Fargate", map[string]any{KeyCPU: "300"}, bad(KeyCPU, "256, 512, 1024")},
@@ -134,9 +197,34 @@ func TestInvalidContextNamesKeyAndAllowedValues(t *testing.T) {
 		{"malformed vpc id", map[string]any{KeyNetwork: "import", KeyVpcID: "my-vpc"}, bad(KeyVpcID, "vpc-")},
 		{"scaling mode", map[string]any{KeyScalingMode: "target"}, bad(KeyScalingMode, `"step", "backlog"`)},
 		{"schedule", map[string]any{KeySchedule: "0 2 * * *"}, bad(KeySchedule, "cron(")},
+		{"schedule with spaces inside the parentheses", map[string]any{KeySchedule: " cron( 0 2 * * ? * ) "}, bad(KeySchedule, "write cron(0 2 * * ? *)")},
 		{"schedule rate unit", map[string]any{KeySchedule: "rate(5 seconds)"}, bad(KeySchedule, "rate(N minutes|hours|days)")},
 		{"time zone", map[string]any{KeyScheduleTimeZone: "Mars Standard"}, bad(KeyScheduleTimeZone, "IANA")},
+		// Scheduler refuses a zone the IANA database does not have, at
+		// deploy (issue 14, finding 7); the shape alone does not tell.
+		{"time zone misspelt", map[string]any{KeyScheduleTimeZone: "Europe/Berln"}, bad(KeyScheduleTimeZone, `got "Europe/Berln": no such zone in the IANA time zone database (Area/Location, e.g. Europe/Berlin`)},
+		{"time zone unknown area", map[string]any{KeyScheduleTimeZone: "Mars/Olympus_Mons"}, bad(KeyScheduleTimeZone, "no such zone")},
+		{"time zone Local", map[string]any{KeyScheduleTimeZone: "Local"}, bad(KeyScheduleTimeZone, `"Local" is not an IANA zone name`)},
+		{"time zone lower case", map[string]any{KeyScheduleTimeZone: "europe/berlin"}, bad(KeyScheduleTimeZone, "case-sensitive")},
+		{"time zone utc lower case", map[string]any{KeyScheduleTimeZone: "utc"}, bad(KeyScheduleTimeZone, "case-sensitive")},
+		{"time zone system file", map[string]any{KeyScheduleTimeZone: "localtime"}, bad(KeyScheduleTimeZone, "case-sensitive")},
+		{"time zone path", map[string]any{KeyScheduleTimeZone: "../zoneinfo/UTC"}, bad(KeyScheduleTimeZone, `such as "UTC" or "Europe/Berlin", got "../zoneinfo/UTC"`)},
+		{"time zone empty", map[string]any{KeyScheduleTimeZone: " "}, bad(KeyScheduleTimeZone, `got ""`)},
 		{"capacity provider", map[string]any{KeyCapacityProvider: "EC2"}, bad(KeyCapacityProvider, "FARGATE_SPOT")},
+		// edp:alertEmail: one plausible address, or unset.
+		{"alert email without @", map[string]any{KeyAlertEmail: "ops"}, bad(KeyAlertEmail, `must be one e-mail address such as ops@example.com, or unset for no subscription, got "ops": not an e-mail address`)},
+		{"alert email without local part", map[string]any{KeyAlertEmail: "@example.com"}, bad(KeyAlertEmail, "not an e-mail address")},
+		{"alert email with two @", map[string]any{KeyAlertEmail: "ops@@example.com"}, bad(KeyAlertEmail, "not an e-mail address")},
+		{"alert email list", map[string]any{KeyAlertEmail: "ops@example.com,dev@example.com"}, bad(KeyAlertEmail, "one address only")},
+		{"alert email list with semicolons", map[string]any{KeyAlertEmail: "ops@example.com; dev@example.com"}, bad(KeyAlertEmail, "one address only")},
+		{"alert email list with spaces", map[string]any{KeyAlertEmail: "ops@example.com dev@example.com"}, bad(KeyAlertEmail, "one address only")},
+		{"alert email with display name", map[string]any{KeyAlertEmail: "Ops <ops@example.com>"}, bad(KeyAlertEmail, "just the address, without a display name or angle brackets: ops@example.com")},
+		{"alert email in angle brackets", map[string]any{KeyAlertEmail: "<ops@example.com>"}, bad(KeyAlertEmail, "just the address")},
+		{"alert email to a bare host", map[string]any{KeyAlertEmail: "ops@localhost"}, bad(KeyAlertEmail, `the domain "localhost" is not one mail can be sent to`)},
+		{"alert email domain with empty label", map[string]any{KeyAlertEmail: "ops@example..com"}, bad(KeyAlertEmail, "e-mail address")},
+		{"alert email domain ending in a dot", map[string]any{KeyAlertEmail: "ops@example.com."}, bad(KeyAlertEmail, "e-mail address")},
+		{"alert email too long", map[string]any{KeyAlertEmail: strings.Repeat("a", 64) + "@" + strings.Repeat("b", 63) + "." + strings.Repeat("c", 63) + "." + strings.Repeat("d", 63) + ".com"}, bad(KeyAlertEmail, "more than the 254")},
+		{"alert email not a string", map[string]any{KeyAlertEmail: 3.0}, bad(KeyAlertEmail, "got 3")},
 		{"account", map[string]any{KeyAccount: "12345"}, bad(KeyAccount, "12-digit")},
 		{"region", map[string]any{KeyRegion: "moon-1"}, bad(KeyRegion, "region")},
 		{"wrong JSON type", map[string]any{KeyNetwork: 3.0}, bad(KeyNetwork, "one of")},
