@@ -59,7 +59,7 @@ func NewAlarmDispatchStack(scope constructs.Construct, id string, props *Props) 
 	grantDispatcher(role, p, logs)
 
 	failures := newQueue(stack, "DispatchFailures", DeadLetterRetention(), p.Removal, nil)
-	p.Alerts.watchNotEmpty(stack, "DispatchFailuresNotEmptyAlarm", failures,
+	p.Alerts.watchNotEmpty(stack, "DispatchFailuresNotEmptyAlarm", "dispatch-failures", failures,
 		"alarm notifications the dispatch function gave up on (tasks it could not start)")
 
 	fn := awscdklambdagoalpha.NewGoFunction(stack, jsii.String("Dispatch"), &awscdklambdagoalpha.GoFunctionProps{

@@ -52,17 +52,33 @@ func newAlerts(scope constructs.Construct, s settings.Settings, removal awscdk.R
 	return &Alerts{Topic: topic, Key: key}
 }
 
-// watch makes alarm notify the alert topic, and lets CloudWatch publish to
-// the topic and use its key for this alarm only (aws:SourceArn) in this
-// account (aws:SourceAccount).
-func (a *Alerts) watch(alarm awscloudwatch.Alarm) {
+// AlarmName is the name of a stack's alarm: the stack name, "-" and
+// suffix. Alert alarms are named, not left to CloudFormation, so the topic's
+// key policy can name each alarm's ARN without referring to the alarm
+// itself (key → alarm → topic → key would be a dependency cycle).
+func AlarmName(scope constructs.Construct, suffix string) string {
+	return *awscdk.Stack_Of(scope).StackName() + "-" + suffix
+}
+
+// alarmArn is the ARN of the alarm called name in scope's account and region.
+func alarmArn(scope constructs.Construct, name string) *string {
+	return awscdk.Stack_Of(scope).FormatArn(&awscdk.ArnComponents{
+		Service: jsii.String("cloudwatch"), Resource: jsii.String("alarm"), ResourceName: jsii.String(name),
+		ArnFormat: awscdk.ArnFormat_COLON_RESOURCE_NAME,
+	})
+}
+
+// watch makes alarm (named name) notify the alert topic, and lets
+// CloudWatch publish to the topic and use its key for this alarm only
+// (aws:SourceArn) in this account (aws:SourceAccount).
+func (a *Alerts) watch(alarm awscloudwatch.Alarm, name string) {
 	alarm.AddAlarmAction(awscloudwatchactions.NewSnsAction(a.Topic))
 	stack := awscdk.Stack_Of(a.Topic)
 	sid := fmt.Sprintf("CloudWatchAlarm%d", len(a.Alarms))
 	cloudwatch := &[]awsiam.IPrincipal{awsiam.NewServicePrincipal(jsii.String("cloudwatch.amazonaws.com"), nil)}
 	conditions := &map[string]interface{}{
 		"StringEquals": map[string]interface{}{"aws:SourceAccount": stack.Account()},
-		"ArnLike":      map[string]interface{}{"aws:SourceArn": alarm.AlarmArn()},
+		"ArnLike":      map[string]interface{}{"aws:SourceArn": alarmArn(a.Topic, name)},
 	}
 	a.Topic.AddToResourcePolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
 		Sid: jsii.String(sid), Principals: cloudwatch, Actions: jsii.Strings("sns:Publish"),
@@ -79,17 +95,19 @@ func (a *Alerts) watch(alarm awscloudwatch.Alarm) {
 // watchNotEmpty alarms when a dead-letter queue holds a message: work that
 // failed or could not be delivered and waits for an operator (`consumer dlq
 // list|redrive`).
-func (a *Alerts) watchNotEmpty(scope constructs.Construct, id string, q awssqs.Queue, what string) awscloudwatch.Alarm {
+func (a *Alerts) watchNotEmpty(scope constructs.Construct, id, name string, q awssqs.Queue, what string) awscloudwatch.Alarm {
+	name = AlarmName(scope, name)
 	alarm := q.MetricApproximateNumberOfMessagesVisible(&awscloudwatch.MetricOptions{
 		Period: metricPeriod, Statistic: jsii.String("Maximum"),
 	}).CreateAlarm(scope, jsii.String(id), &awscloudwatch.CreateAlarmOptions{
+		AlarmName:          jsii.String(name),
 		AlarmDescription:   jsii.String("edp: " + what),
 		Threshold:          jsii.Number(1),
 		ComparisonOperator: awscloudwatch.ComparisonOperator_GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
 		EvaluationPeriods:  jsii.Number(1),
 		TreatMissingData:   awscloudwatch.TreatMissingData_NOT_BREACHING,
 	})
-	a.watch(alarm)
+	a.watch(alarm, name)
 	return alarm
 }
 
@@ -102,9 +120,11 @@ func NearRetentionSeconds(s settings.Settings) int {
 
 // watchAge alarms when the work queue's oldest message nears retention.
 func (a *Alerts) watchAge(scope constructs.Construct, q awssqs.Queue, s settings.Settings) awscloudwatch.Alarm {
+	name := AlarmName(scope, "queue-near-retention")
 	alarm := q.MetricApproximateAgeOfOldestMessage(&awscloudwatch.MetricOptions{
 		Period: metricPeriod, Statistic: jsii.String("Maximum"),
 	}).CreateAlarm(scope, jsii.String("QueueNearRetentionAlarm"), &awscloudwatch.CreateAlarmOptions{
+		AlarmName: jsii.String(name),
 		AlarmDescription: jsii.String(fmt.Sprintf(
 			"edp: a message has waited %d hours in the work queue; SQS deletes it after %d days", NearRetentionSeconds(s)/3600, s.QueueRetentionDays)),
 		Threshold:          jsii.Number(float64(NearRetentionSeconds(s))),
@@ -112,6 +132,6 @@ func (a *Alerts) watchAge(scope constructs.Construct, q awssqs.Queue, s settings
 		EvaluationPeriods:  jsii.Number(1),
 		TreatMissingData:   awscloudwatch.TreatMissingData_NOT_BREACHING,
 	})
-	a.watch(alarm)
+	a.watch(alarm, name)
 	return alarm
 }

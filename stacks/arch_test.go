@@ -57,7 +57,8 @@ func TestOneOffRuleAlsoRunsADrainTaskToldWhatWokeIt(t *testing.T) {
 func alarmByExpression(t *testing.T, tp assertions.Template, expr string) map[string]any {
 	t.Helper()
 	for _, a := range props(t, tp, "AWS::CloudWatch::Alarm") {
-		for _, m := range a["Metrics"].([]any) {
+		metrics, _ := a["Metrics"].([]any) // single-metric alarms have none
+		for _, m := range metrics {
 			if m.(map[string]any)["Expression"] == expr {
 				return a
 			}
@@ -470,8 +471,12 @@ func TestKnobsReachTheTemplate(t *testing.T) {
 	s.Architecture, s.CPU, s.MemoryMiB = "x86_64", 1024, 4096
 	s.MaxReceiveCount, s.QueueRetentionDays, s.VisibilityTimeoutSeconds = 5, 3, 900
 	s.Schedule, s.ScheduleTimeZone, s.LogRetentionDays = "rate(6 hours)", "Europe/Berlin", 90
-	s.RemovalPolicy = "destroy"
+	s.RemovalPolicy, s.AlertEmail = "destroy", "ops@example.com"
 	tp := synthVariant(t, names.StackCron, s)
+	tp.HasResourceProperties(jsii.String("AWS::SNS::Subscription"), map[string]any{
+		"Protocol": "email", "Endpoint": "ops@example.com",
+		"TopicArn": map[string]any{"Ref": assertions.Match_StringLikeRegexp(jsii.String("^PipelineAlertTopic"))},
+	})
 	tp.HasResourceProperties(jsii.String("AWS::ECS::TaskDefinition"), map[string]any{
 		"Cpu": "1024", "Memory": "4096",
 		"RuntimePlatform": map[string]any{"CpuArchitecture": "X86_64", "OperatingSystemFamily": "LINUX"},

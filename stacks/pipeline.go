@@ -99,9 +99,9 @@ func NewPipeline(scope constructs.Construct, id string, props *PipelineProps) *P
 // waiting: the two dead-letter queues and the work queue's oldest message.
 func (p *Pipeline) addAlerts(s settings.Settings) {
 	p.Alerts = newAlerts(p.Node, s, p.Removal)
-	p.Alerts.watchNotEmpty(p.Node, "DeadLetterQueueNotEmptyAlarm", p.DeadLetterQueue,
+	p.Alerts.watchNotEmpty(p.Node, "DeadLetterQueueNotEmptyAlarm", "dead-letters", p.DeadLetterQueue,
 		"messages in the dead-letter queue: jobs that failed (see runs/ and `consumer dlq list`)")
-	p.Alerts.watchNotEmpty(p.Node, "DeliveryDLQNotEmptyAlarm", p.DeliveryDLQ,
+	p.Alerts.watchNotEmpty(p.Node, "DeliveryDLQNotEmptyAlarm", "undelivered-events", p.DeliveryDLQ,
 		"events EventBridge or the Scheduler could not deliver to a target (queue or RunTask)")
 	p.Alerts.watchAge(p.Node, p.Queue, s)
 }

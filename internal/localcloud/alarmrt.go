@@ -261,9 +261,23 @@ func (n *snsNotifier) Notify(ctx context.Context, topicArn string, change alarms
 		}
 	}
 	if delivered == 0 {
-		return fmt.Errorf("topic %s has no Lambda subscriber", topicArn)
+		// The alert topic: its subscribers (e-mail, …) are outside the
+		// local cloud; the alert is logged and kept for the report.
+		n.c.opts.Logger.Warn("alert published", "topic", topicArn, "alarm", change.AlarmName,
+			"state", change.NewStateValue, "reason", change.NewStateReason)
+		n.c.alertsMu.Lock()
+		n.c.alerts = append(n.c.alerts, change)
+		n.c.alertsMu.Unlock()
 	}
 	return nil
+}
+
+// Alerts returns the notifications published so far to topics without a
+// Lambda subscriber (the stack's alert topic), oldest first.
+func (c *Cloud) Alerts() []alarms.AlarmStateChange {
+	c.alertsMu.Lock()
+	defer c.alertsMu.Unlock()
+	return append([]alarms.AlarmStateChange(nil), c.alerts...)
 }
 
 func (n *snsNotifier) invokeAsync(ctx context.Context, f *deployedFunction, event []byte) error {

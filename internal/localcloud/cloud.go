@@ -88,6 +88,9 @@ type Cloud struct {
 	alarms *alarms.Loop
 	// functions are the stack's Lambda functions running locally, by name.
 	functions map[string]*deployedFunction
+	// alerts are the notifications of topics without a Lambda subscriber.
+	alertsMu sync.Mutex
+	alerts   []alarms.AlarmStateChange
 	// Started is when the runtime began.
 	Started time.Time
 }

@@ -193,6 +193,18 @@ func (s *stack) batch(t *testing.T, o batchOptions) batchResult {
 			t.Errorf("%s has a run record: only configs/ keys ending .yaml, .yml or .json may run", u.key)
 		}
 	}
+
+	// Nothing waits silently: the invalid configs in the DLQ take the
+	// stack's dead-letter alarm to ALARM, which publishes to the alert topic.
+	deadLetters := s.cloud.Stack().Name + "-dead-letters"
+	waitFor(t, "the dead-letter alert", 5*alarmPeriod, func() (bool, string, error) {
+		for _, a := range s.cloud.Alerts() {
+			if a.AlarmName == deadLetters && a.NewStateValue == "ALARM" {
+				return true, "", nil
+			}
+		}
+		return false, s.alarmSummary(), nil
+	})
 	return res
 }
 
