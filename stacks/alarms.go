@@ -77,9 +77,9 @@ func DispatchExpression(s settings.Settings) string {
 type gate int
 
 const (
-	gateNone     gate = iota // BacklogExpression (the service in step mode)
-	gateDesired              // WakeExpression (the service in backlog mode)
-	gateInvoked              // DispatchExpression (alarm dispatch)
+	gateNone    gate = iota // BacklogExpression (the service in step mode)
+	gateDesired             // WakeExpression (the service in backlog mode)
+	gateInvoked             // DispatchExpression (alarm dispatch)
 )
 
 // newScaleOutAlarm fires when the effective backlog reaches N

@@ -86,7 +86,7 @@ func (a *Alerts) watch(alarm awscloudwatch.Alarm, name string) {
 	}))
 	a.Key.AddToResourcePolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
 		Sid: jsii.String(sid), Principals: cloudwatch, Actions: jsii.Strings("kms:Decrypt", "kms:GenerateDataKey*"),
-		Resources: jsii.Strings("*"), // in a key policy, "*" is this key
+		Resources:  jsii.Strings("*"), // in a key policy, "*" is this key
 		Conditions: conditions,
 	}), nil)
 	a.Alarms = append(a.Alarms, alarm)

@@ -21,7 +21,7 @@ const (
 	inflight = "ApproximateNumberOfMessagesNotVisible"
 	// invocations is the dispatch function's AWS/Lambda metric.
 	invocations = "Invocations"
-	age      = "ApproximateAgeOfOldestMessage"
+	age         = "ApproximateAgeOfOldestMessage"
 )
 
 type harness struct {
@@ -535,7 +535,7 @@ func TestLoopDispatchRearmsAfterEachInvocation(t *testing.T) {
 	h.src.set(visible, 25)
 	h.src.set(inflight, 0)
 	h.src.set(age, 60)
-	h.steps(t, 1) // ALARM: first dispatch, which starts nothing
+	h.steps(t, 1)             // ALARM: first dispatch, which starts nothing
 	h.src.set(invocations, 3) // the invocation and Lambda's two retries
 	h.steps(t, 1)
 	if got := h.state(t, "BacklogAlarm1E83516A"); got != StateOK {
