@@ -40,8 +40,9 @@ func (c *Cloud) startAlarms(ctx context.Context, bins binaries, taskEndpoint str
 		Template: c.stack.Template,
 		Resolve:  c.resolve,
 		Source:   &cloudSource{c: c, backlogSince: map[string]time.Time{}},
-		Notifier: n,
-		Tick:     time.Duration(float64(time.Minute) / c.opts.Speedup),
+		Notifier:     n,
+		StateChanged: c.alarmStateChanged,
+		Tick:         time.Duration(float64(time.Minute) / c.opts.Speedup),
 		Region:   Region, AccountID: Account,
 		Logger: c.opts.Logger,
 	}
@@ -125,6 +126,14 @@ func (s *cloudSource) Value(ctx context.Context, q alarms.MetricQuery) (float64,
 			return 0, false, fmt.Errorf("metric %s is not emulated", q)
 		}
 		n := f.invocationsSince(time.Now().Add(-time.Duration(float64(q.Period) / s.c.opts.Speedup)))
+		return float64(n), n > 0, nil
+	case "AWS/Events":
+		// EventBridge publishes a rule's Invocations (target invocations)
+		// only for periods in which the rule invoked a target.
+		if q.Name != "Invocations" {
+			return 0, false, fmt.Errorf("metric %s is not emulated", q)
+		}
+		n := s.c.ruleInvocations.since(ruleName(q.Dims["RuleName"]), time.Now().Add(-time.Duration(float64(q.Period)/s.c.opts.Speedup)))
 		return float64(n), n > 0, nil
 	case "ECS/ContainerInsights":
 		svc := q.Dims["ServiceName"]
@@ -308,4 +317,70 @@ func refersToLogical(v any, id string) bool {
 	b, _ := json.Marshal(v)
 	s := string(b)
 	return strings.Contains(s, `{"Ref":"`+id+`"}`) || strings.Contains(s, `{"Fn::GetAtt":["`+id+`",`)
+}
+
+// alarmStateChanged delivers an alarm's state change to the default event
+// bus as CloudWatch does: the event ("CloudWatch Alarm State Change") goes
+// to every ECS target of the stack's rules whose pattern matches it.
+func (c *Cloud) alarmStateChanged(ctx context.Context, change alarms.AlarmStateChange) {
+	if len(c.eventTargets) == 0 {
+		return
+	}
+	event, err := json.Marshal(map[string]any{
+		"version": "0", "id": fmt.Sprintf("%x", time.Now().UnixNano()),
+		"detail-type": "CloudWatch Alarm State Change", "source": "aws.cloudwatch",
+		"account": Account, "time": time.Now().UTC().Format(time.RFC3339), "region": Region,
+		"resources": []string{change.AlarmARN},
+		"detail": map[string]any{
+			"alarmName":     change.AlarmName,
+			"state":         map[string]any{"value": change.NewStateValue, "reason": change.NewStateReason, "timestamp": change.StateChangeTime},
+			"previousState": map[string]any{"value": change.OldStateValue},
+		},
+	})
+	if err != nil {
+		c.opts.Logger.Error("alarm event", "error", err)
+		return
+	}
+	run := ecsRunner{c.ecs}
+	for _, t := range c.eventTargets {
+		matched, err := MatchPattern(t.pattern, event)
+		if err != nil || !matched {
+			continue
+		}
+		c.ruleInvocations.add(t.rule)
+		c.goRun("alarm event "+t.rule, func() error {
+			if err := performTarget(ctx, c.clients, t, string(event), run, c.opts.Logger); err != nil {
+				c.opts.Logger.Error("rule target failed", "rule", t.rule, "alarm", change.AlarmName, "error", err)
+			}
+			return nil
+		})
+	}
+}
+
+// invocationLog counts invocations per name, for the metrics of the local
+// runtime's own invokers (a rule's AWS/Events Invocations).
+type invocationLog struct {
+	mu sync.Mutex
+	at map[string][]time.Time
+}
+
+func (l *invocationLog) add(name string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.at == nil {
+		l.at = map[string][]time.Time{}
+	}
+	l.at[name] = append(l.at[name], time.Now())
+}
+
+func (l *invocationLog) since(name string, t time.Time) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	n := 0
+	for _, at := range l.at[name] {
+		if !at.Before(t) {
+			n++
+		}
+	}
+	return n
 }

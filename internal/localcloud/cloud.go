@@ -88,6 +88,10 @@ type Cloud struct {
 	alarms *alarms.Loop
 	// functions are the stack's Lambda functions running locally, by name.
 	functions map[string]*deployedFunction
+	// eventTargets are the ECS targets of the stack's rules.
+	eventTargets []ecsTarget
+	// ruleInvocations are the target invocations of each rule.
+	ruleInvocations invocationLog
 	// alerts are the notifications of topics without a Lambda subscriber.
 	alertsMu sync.Mutex
 	alerts   []alarms.AlarmStateChange
@@ -356,6 +360,7 @@ func (c *Cloud) startRuntime(ctx context.Context, tapURL string, bins binaries, 
 	if err != nil {
 		return err
 	}
+	c.eventTargets = targets
 	if len(targets) > 0 {
 		log.Info("emulating EventBridge ECS targets", "targets", len(targets))
 		c.goRun("event-targets", func() error { return runEventTargets(ctx, c.clients, tapURL, targets, run, log) })

@@ -41,6 +41,10 @@ type Config struct {
 	Scaler Scaler
 	// Notifier receives notifications of alarms with SNS topic actions.
 	Notifier Notifier
+	// StateChanged, when set, receives every alarm's state change, as
+	// CloudWatch sends one to the default event bus ("CloudWatch Alarm
+	// State Change"), whatever the alarm's actions.
+	StateChanged func(ctx context.Context, change AlarmStateChange)
 	// Tick is the wall-clock length of one CloudWatch minute: a 60 s alarm
 	// period is evaluated every Tick, cooldowns count in these minutes.
 	// Default time.Minute; e.g. 2 s speeds everything up 30 times.
@@ -371,6 +375,9 @@ func (l *Loop) Step(ctx context.Context) error {
 			continue
 		}
 		change := l.stateChange(e.run.alarm.spec, e.ev, now)
+		if l.cfg.StateChanged != nil {
+			l.cfg.StateChanged(ctx, change)
+		}
 		for _, b := range e.run.actions[e.ev.New] {
 			if b.topic == "" {
 				continue

@@ -185,3 +185,47 @@ func (s *stack) queueURLOf(t *testing.T, id string) string {
 	t.Fatalf("no queue %s in %s", id, st.Name)
 	return ""
 }
+
+// strandedRetry proves EdpOneOff's retry path for stranded messages: with
+// Fargate capacity gone, the upload rule's RunTask target starts nothing,
+// so the configs wait in the queue with no task for them; once capacity
+// is back — and with no new upload — the StrandedWork alarm (messages older
+// than the max wait, nothing in flight) sends its state change to the
+// default bus, the retry rule starts a drain task and every config runs.
+// (Before, the messages waited for the next upload, and without one until
+// retention deleted them.)
+func (s *stack) strandedRetry(t *testing.T) {
+	const prefix = "configs/stranded/"
+	s.waitNoTaskRunning(t)
+	s.cloud.ECS().SetCapacity(false)
+	defer s.cloud.ECS().SetCapacity(true)
+	var want []expect
+	for i := range 3 {
+		u := s.put(t, fmt.Sprintf("%scfg-%d.yaml", prefix, i), fixture(t, "good/dt-gini.yaml"))
+		want = append(want, expect{u, "succeeded"})
+	}
+	uploaded := time.Now()
+	// Past the max wait without capacity: nothing ran.
+	time.Sleep(maxWaitMinutes*alarmPeriod + 2*alarmPeriod)
+	if n := len(s.tasksSince(uploaded)); n > 0 {
+		t.Fatalf("%d tasks started without Fargate capacity", n)
+	}
+	restored := time.Now()
+	s.cloud.ECS().SetCapacity(true)
+	var first ecsemu.TaskInfo
+	waitFor(t, "a drain task for the stranded messages", recoveryBound, func() (bool, string, error) {
+		tasks := s.tasksSince(restored)
+		if len(tasks) == 0 {
+			return false, s.alarmSummary(), nil
+		}
+		first = tasks[0]
+		return true, "", nil
+	})
+	if !strings.HasPrefix(first.StartedBy, "events-rule/") || first.OverrideEnv[names.EnvTriggerKey] != "" {
+		t.Errorf("task %s started by %q with trigger %q, want the stranded-work rule (no trigger)",
+			taskID(first.Arn), first.StartedBy, first.OverrideEnv[names.EnvTriggerKey])
+	}
+	s.waitSettled(t, prefix, want, 2*time.Minute)
+	t.Logf("stranded for %s: capacity back → drain task %s later, no new upload",
+		restored.Sub(uploaded).Round(100*time.Millisecond), first.CreatedAt.Sub(restored).Round(100*time.Millisecond))
+}

@@ -16,6 +16,9 @@ import (
 //     task exited 0 once the queue stayed empty;
 //   - KillMidJob (killMidJob): the other tasks of the uploads wait for the
 //     hidden message and one of them runs it;
+//   - StrandedRetry (strandedRetry): uploads whose RunTask found no
+//     capacity run once capacity is back, started by the stranded-work
+//     alarm's rule, with no new upload;
 //   - EmulatorOutage (emulatorOutage), SameKeyTwice (sameKeyTwice) and
 //     DeletedBeforeProcessing (deletedBeforeProcessing, reads held).
 func TestOneOff(t *testing.T) {
@@ -53,6 +56,7 @@ func TestOneOff(t *testing.T) {
 		t.Logf("one-off: %d tasks for %d matching uploads, all exited 0", len(tasks), len(b.matching()))
 	})
 	t.Run("KillMidJob", func(t *testing.T) { s.killMidJob(t, 2) })
+	t.Run("StrandedRetry", s.strandedRetry)
 	t.Run("EmulatorOutage", s.emulatorOutage)
 	t.Run("SameKeyTwice", s.sameKeyTwice)
 	t.Run("DeletedBeforeProcessing", func(t *testing.T) { s.deletedBeforeProcessing(t, true) })
