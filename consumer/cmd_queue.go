@@ -13,12 +13,14 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ecs"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
 	"github.com/edp-pipelines/edp/consumer/ecsprotect"
 	"github.com/edp-pipelines/edp/consumer/job"
 	"github.com/edp-pipelines/edp/consumer/store"
+	"github.com/edp-pipelines/edp/consumer/taskcap"
 	"github.com/edp-pipelines/edp/consumer/worker"
 	"github.com/edp-pipelines/edp/internal/emf"
 	"github.com/edp-pipelines/edp/internal/flagenv"
@@ -26,8 +28,8 @@ import (
 )
 
 // MetricNamespace is the CloudWatch namespace of the consumer's EMF metrics
-// (JobsSucceeded, JobsFailed, JobDuration, QueueWait, ProtectionFailures;
-// dimension Mode).
+// (JobsSucceeded, JobsFailed, JobDuration, QueueWait, ProtectionFailures,
+// DrainsSkipped, TaskCapCheckFailures; dimension Mode).
 const MetricNamespace = "edp/consumer"
 
 // envAgentURI is set by the ECS agent inside every task; its absence means
@@ -51,6 +53,11 @@ type queueSettings struct {
 	artifactPrefix, recordPrefix string
 	triggerBucket, triggerKey    string
 	agentURI                     string
+	// maxTasks caps drain tasks of this task's family working at once
+	// (consumer/taskcap); 0, the default, means no cap.
+	maxTasks int
+	// metadataURI is ECS's task metadata endpoint v4, empty off ECS.
+	metadataURI string
 }
 
 // SetDefaults sets every setting left at its zero value to its default;
@@ -74,6 +81,9 @@ func (s *queueSettings) SetDefaults() {
 // the jobs' own.
 func (s queueSettings) Validate() error {
 	errs := []error{s.worker.Validate()}
+	if s.maxTasks < 0 {
+		errs = append(errs, fmt.Errorf("%s / -max-tasks %d: want 0 (no cap) or more", flagenv.Name("max-tasks"), s.maxTasks))
+	}
 	if s.bucket == "" {
 		errs = append(errs, fmt.Errorf("%s (or -bucket) is required", flagenv.Name("bucket")))
 	}
@@ -105,6 +115,7 @@ func parseQueueSettings(mode string, args []string, getenv func(string) string, 
 	}
 	s.triggerBucket, s.triggerKey = getenv(names.EnvTriggerBucket), getenv(names.EnvTriggerKey)
 	s.agentURI = getenv(envAgentURI)
+	s.metadataURI = getenv(taskcap.MetadataEnv)
 	return s, errors.Join(extra, s.Validate())
 }
 
@@ -135,6 +146,7 @@ func (s *queueSettings) flags(mode string, stderr io.Writer) *flag.FlagSet {
 	if mode == names.ModeDrain {
 		num(&w.EmptyReceives, "empty-receives", "exit after this many empty receives in a row")
 		dur(&w.MaxRunTime, "max-run-time", "stop taking messages after this long; 0 = no limit")
+		num(&s.maxTasks, "max-tasks", "exit 0 at start without receiving when this many other tasks of the task's family already run in its cluster (ECS only); 0 = no cap")
 	}
 	return fs
 }
@@ -176,6 +188,15 @@ func runQueue(ctx context.Context, mode string, args []string, getenv func(strin
 		log.ErrorContext(ctx, "start", "error", err.Error())
 		return 1
 	}
+	metrics := &emf.Writer{W: stdout, Namespace: MetricNamespace, Dimensions: map[string]string{"Mode": mode}}
+	if mode == names.ModeDrain && s.maxTasks > 0 {
+		// Before any other call: a task over the cap costs as little as
+		// possible and never touches the queue.
+		c := &taskcap.Checker{Max: s.maxTasks, MetadataURI: s.metadataURI, Lister: ecs.NewFromConfig(cfg), Logger: log, Metrics: metrics}
+		if !c.Check(ctx).Drain {
+			return 0
+		}
+	}
 	sqsClient, s3Client := sqs.NewFromConfig(cfg), newS3(cfg)
 	err = runStartChecks(ctx, log, startCheckTimeout,
 		startCheck{name: "queue", resource: "queue " + s.worker.QueueURL, attrs: []any{"queue_url", s.worker.QueueURL},
@@ -203,7 +224,7 @@ func runQueue(ctx context.Context, mode string, args []string, getenv func(strin
 	}
 	w := s.worker
 	w.Logger = log
-	w.Metrics = &emf.Writer{W: stdout, Namespace: MetricNamespace, Dimensions: map[string]string{"Mode": mode}}
+	w.Metrics = metrics
 	if mode == names.ModeServe {
 		// Protection must outlast a job that starts when the last renewal
 		// is half spent, hence twice the job timeout.

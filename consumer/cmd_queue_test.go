@@ -140,6 +140,8 @@ func TestQueueSettingsErrorsNameTheSetting(t *testing.T) {
 		"zero retry":       {mode: names.ModeDrain, args: []string{"-retry-delay", "0s"}, want: []string{"-retry-delay 0s"}},
 		"extra argument":   {mode: names.ModeServe, args: []string{"now"}, want: []string{`unexpected arguments ["now"]`}},
 		"serve has no max": {mode: names.ModeServe, args: []string{"-max-run-time", "1h"}, want: []string{"flag provided but not defined: -max-run-time"}},
+		"negative cap":     {mode: names.ModeDrain, env: map[string]string{names.EnvMaxTasks: "-1"}, want: []string{"EDP_MAX_TASKS / -max-tasks -1: want 0 (no cap) or more"}},
+		"serve has no cap": {mode: names.ModeServe, args: []string{"-max-tasks", "3"}, want: []string{"flag provided but not defined: -max-tasks"}},
 	}
 	for name, tt := range tests {
 		t.Run(name, func(t *testing.T) {
@@ -263,6 +265,7 @@ func TestEveryQueueFlagHasItsVariable(t *testing.T) {
 		"config-prefix": names.EnvConfigPrefix, "artifact-prefix": names.EnvArtifactPrefix, "record-prefix": names.EnvRecordPrefix,
 		"concurrency": names.EnvConcurrency, "wait-seconds": names.EnvWaitSeconds, "visibility-timeout": names.EnvVisibilityTimeout,
 		"job-timeout": names.EnvJobTimeout, "empty-receives": names.EnvEmptyReceives, "max-run-time": names.EnvMaxRunTime,
+		"max-tasks": names.EnvMaxTasks,
 	}
 	fs.VisitAll(func(f *flag.Flag) {
 		if env, ok := taskDefinition[f.Name]; ok && flagenv.Name(f.Name) != env {

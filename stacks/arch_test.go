@@ -9,6 +9,7 @@ import (
 	"github.com/aws/aws-cdk-go/awscdk/v2"
 	"github.com/aws/aws-cdk-go/awscdk/v2/assertions"
 	"github.com/aws/jsii-runtime-go"
+	"github.com/google/go-cmp/cmp"
 
 	"github.com/edp-pipelines/edp/internal/names"
 	"github.com/edp-pipelines/edp/internal/settings"
@@ -224,6 +225,84 @@ func TestCronUsesEventBridgeSchedulerToRunADrainTask(t *testing.T) {
 			"DeadLetterConfig": assertions.Match_ObjectLike(&map[string]any{}),
 		}),
 	})
+}
+
+// containerEnv is the consumer container's environment in a template.
+func containerEnv(t *testing.T, tp assertions.Template) map[string]any {
+	t.Helper()
+	env := map[string]any{}
+	for _, td := range props(t, tp, "AWS::ECS::TaskDefinition") {
+		for _, e := range td["ContainerDefinitions"].([]any)[0].(map[string]any)["Environment"].([]any) {
+			kv := e.(map[string]any)
+			env[kv["Name"].(string)] = kv["Value"]
+		}
+	}
+	return env
+}
+
+// taskRoleStatement is the statement with sid in the task role's policy,
+// nil if there is none.
+func taskRoleStatement(t *testing.T, tp assertions.Template, sid string) map[string]any {
+	t.Helper()
+	for id, r := range resources(t, tp, "AWS::IAM::Policy") {
+		if !strings.Contains(id, "TaskRoleDefaultPolicy") {
+			continue
+		}
+		for _, s := range r["Properties"].(map[string]any)["PolicyDocument"].(map[string]any)["Statement"].([]any) {
+			if st := s.(map[string]any); st["Sid"] == sid {
+				return st
+			}
+		}
+	}
+	return nil
+}
+
+// Scheduler starts a drain task at every fire, so the cron stack's tasks
+// cap themselves: the container gets EDP_MAX_TASKS = edp:maxTasks, and the
+// task role may call ecs:ListTasks only in this stack's cluster (ListTasks
+// has no resource-level permission: "*" with an ecs:cluster condition).
+// The other stacks' drain tasks are capped elsewhere (or not at all) and
+// get neither.
+func TestCronDrainTasksCapThemselves(t *testing.T) {
+	defer failOnPanic(t)
+	cron := tpl(names.StackCron)
+	if got := containerEnv(t, cron)[names.EnvMaxTasks]; got != "10" {
+		t.Errorf("cron container %s = %v, want edp:maxTasks' default 10", names.EnvMaxTasks, got)
+	}
+	st := taskRoleStatement(t, cron, "CountOwnFamilyTasks")
+	if st == nil {
+		t.Fatal("cron task role has no CountOwnFamilyTasks statement")
+	}
+	var clusters []string
+	for id := range resources(t, cron, "AWS::ECS::Cluster") {
+		clusters = append(clusters, id)
+	}
+	if len(clusters) != 1 {
+		t.Fatalf("clusters %v, want 1", clusters)
+	}
+	want := map[string]any{
+		"Sid": "CountOwnFamilyTasks", "Effect": "Allow", "Action": "ecs:ListTasks", "Resource": "*",
+		"Condition": map[string]any{"ArnEquals": map[string]any{"ecs:cluster": map[string]any{"Fn::GetAtt": []any{clusters[0], "Arn"}}}},
+	}
+	if diff := cmp.Diff(want, st); diff != "" {
+		t.Errorf("ListTasks statement (-want +got):\n%s", diff)
+	}
+
+	for _, id := range []string{names.StackOneOff, names.StackAlarmService, names.StackAlarmDispatch} {
+		tp := tpl(id)
+		if v, ok := containerEnv(t, tp)[names.EnvMaxTasks]; ok {
+			t.Errorf("%s: container %s = %v, want none", id, names.EnvMaxTasks, v)
+		}
+		if st := taskRoleStatement(t, tp, "CountOwnFamilyTasks"); st != nil {
+			t.Errorf("%s: task role may list tasks: %v", id, st)
+		}
+	}
+
+	s := defaults
+	s.MaxTasks = 3
+	if got := containerEnv(t, synthVariant(t, names.StackCron, s))[names.EnvMaxTasks]; got != "3" {
+		t.Errorf("edp:maxTasks=3: container %s = %v, want 3", names.EnvMaxTasks, got)
+	}
 }
 
 // synthVariant builds one stack alone in its own App with non-default

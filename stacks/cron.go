@@ -13,10 +13,16 @@ import (
 // NewCronStack builds EdpCron: an EventBridge Scheduler schedule (cron or
 // rate expression, in a time zone) runs the consumer in drain mode, which
 // processes everything uploaded since the last run and exits.
+//
+// Scheduler starts a task at every fire, however many still run, so the
+// drain tasks cap themselves: each exits at start, without receiving, when
+// edp:maxTasks others of its task definition already run in the cluster.
 func NewCronStack(scope constructs.Construct, id string, props *Props) awscdk.Stack {
 	stack := awscdk.NewStack(scope, jsii.String(id), &props.StackProps)
 	s := props.Settings
-	p := NewPipeline(stack, "Pipeline", &PipelineProps{Settings: s, Mode: names.ModeDrain, RepoRoot: props.repoRoot()})
+	p := NewPipeline(stack, "Pipeline", &PipelineProps{
+		Settings: s, Mode: names.ModeDrain, RepoRoot: props.repoRoot(), MaxTasks: s.MaxTasks,
+	})
 
 	awsscheduler.NewSchedule(stack, jsii.String("Schedule"), &awsscheduler.ScheduleProps{
 		Description: jsii.String("edp: drain the pipeline queue on a schedule"),

@@ -206,9 +206,14 @@ func Edges(stack string) []Edge {
 		return append(edges, runTaskEdges("dispatch Lambda", lambda, fn)...)
 	case names.StackCron:
 		sched := &Ref{Type: "AWS::Scheduler::Schedule", ID: "Schedule", Property: "Target"}
+		taskRole := &Ref{Type: "AWS::ECS::TaskDefinition", ID: "PipelineTask", Property: "TaskRoleArn"}
 		return append(append(pipelineEdges(names.ModeDrain), runTaskEdges("Scheduler", "scheduler.amazonaws.com", sched)...),
 			Edge{From: "Scheduler", To: "delivery DLQ", Caller: "scheduler.amazonaws.com", Allow: ByRole, Role: sched,
-				Actions: []string{"sqs:SendMessage"}, Target: refDelivery})
+				Actions: []string{"sqs:SendMessage"}, Target: refDelivery},
+			// The drain task's cap: it counts its family's tasks at start.
+			Edge{From: "consumer task", To: "ECS (list tasks)", Caller: "ecs-tasks.amazonaws.com", Allow: ByRole, Role: taskRole,
+				Actions: []string{"ecs:ListTasks"}, Target: refAnything, AnyResource: true,
+				Conditions: map[string]string{"ecs:cluster": refCluster.ID}})
 	}
 	panic(fmt.Sprintf("stacks: no edges for stack %q", stack))
 }

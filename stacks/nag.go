@@ -51,7 +51,7 @@ func NagSuppressions() []*cdknag.NagPackSuppression {
 		{
 			Id: jsii.String("AwsSolutions-IAM5"),
 			Reason: jsii.String("Actions without resource-level permissions: ecr:GetAuthorizationToken (execution role) and " +
-				"ecs:ListTasks (dispatch role, limited to this cluster by an ecs:cluster condition)."),
+				"ecs:ListTasks (dispatch role, and the cron task role to cap its drain tasks; limited to this cluster by an ecs:cluster condition)."),
 			AppliesTo: &[]interface{}{jsii.String("Resource::*")},
 		},
 	}

@@ -29,6 +29,11 @@ type PipelineProps struct {
 	Mode string
 	// RepoRoot is where consumer/Dockerfile is found. Default ".".
 	RepoRoot string
+	// MaxTasks caps the drain tasks of this task definition that work at
+	// once: the container gets EDP_MAX_TASKS, and the task role may list
+	// the cluster's tasks to count them (consumer/taskcap). Default 0: no
+	// cap, no variable, no permission.
+	MaxTasks int
 }
 
 // withDefaults returns the props with every empty field at its default.
@@ -189,6 +194,9 @@ func (p *Pipeline) addCompute(cfg PipelineProps) {
 	})
 	p.Container = p.addConsumerContainer(cfg, consumerImage(cfg.RepoRoot, platform))
 	p.grantConsumer(p.TaskDefinition.TaskRole())
+	if cfg.MaxTasks > 0 {
+		p.grantCountTasks(p.TaskDefinition.TaskRole())
+	}
 	if cfg.Mode == names.ModeServe {
 		p.grantTaskProtection(p.TaskDefinition.TaskRole())
 	}
@@ -253,14 +261,15 @@ func (p *Pipeline) addConsumerContainer(cfg PipelineProps, image awsecs.Containe
 			StreamPrefix: jsii.String("consumer"),
 			Mode:         awsecs.AwsLogDriverMode_NON_BLOCKING,
 		}),
-		Environment: p.consumerEnvironment(cfg.Settings),
+		Environment: p.consumerEnvironment(cfg),
 	})
 }
 
 // consumerEnvironment is the consumer's configuration: where its queues and
-// bucket are, the key layout, and its receive settings.
-func (p *Pipeline) consumerEnvironment(s settings.Settings) *map[string]*string {
-	return &map[string]*string{
+// bucket are, the key layout, its receive settings and its task cap.
+func (p *Pipeline) consumerEnvironment(cfg PipelineProps) *map[string]*string {
+	s := cfg.Settings
+	env := map[string]*string{
 		names.EnvQueueURL:          p.Queue.QueueUrl(),
 		names.EnvDLQURL:            p.DeadLetterQueue.QueueUrl(),
 		names.EnvBucket:            p.Bucket.BucketName(),
@@ -274,6 +283,10 @@ func (p *Pipeline) consumerEnvironment(s settings.Settings) *map[string]*string 
 		// well before the task's hard memory limit kills the process.
 		"GOMEMLIMIT": jsii.String(GoMemLimit(s.MemoryMiB)),
 	}
+	if cfg.MaxTasks > 0 {
+		env[names.EnvMaxTasks] = jsii.String(strconv.Itoa(cfg.MaxTasks))
+	}
+	return &env
 }
 
 // addOutputs publishes what operators and the smoke test look up.
@@ -342,6 +355,19 @@ func (p *Pipeline) grantConsumer(role awsiam.IRole) {
 		Sid:       jsii.String("TellMissingFromDenied"),
 		Actions:   jsii.Strings("s3:ListBucket"),
 		Resources: &[]*string{p.Bucket.BucketArn()},
+	}))
+}
+
+// grantCountTasks lets a capped drain task count the tasks of its family
+// in this stack's cluster. ecs:ListTasks has no resource-level permission,
+// so the statement is on "*" and its ecs:cluster condition keeps it to
+// this cluster.
+func (p *Pipeline) grantCountTasks(role awsiam.IRole) {
+	role.AddToPrincipalPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+		Sid:        jsii.String("CountOwnFamilyTasks"),
+		Actions:    jsii.Strings("ecs:ListTasks"),
+		Resources:  jsii.Strings("*"),
+		Conditions: &map[string]interface{}{"ArnEquals": map[string]interface{}{"ecs:cluster": p.Cluster.ClusterArn()}},
 	}))
 }
 

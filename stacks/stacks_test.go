@@ -387,6 +387,11 @@ func TestTaskRoleIsLeastPrivilege(t *testing.T) {
 		if len(resources(t, tpl, "AWS::ECS::Service")) > 0 {
 			want["ProtectOwnTaskFromScaleIn"] = []string{"ecs:UpdateTaskProtection", "ecs:GetTaskProtection"}
 		}
+		// Scheduled drain tasks cap themselves by counting their family's
+		// tasks (TestCronDrainTasksCapThemselves checks the condition).
+		if len(resources(t, tpl, "AWS::Scheduler::Schedule")) > 0 {
+			want["CountOwnFamilyTasks"] = []string{"ecs:ListTasks"}
+		}
 		if len(got) != len(want) {
 			t.Fatalf("task role statements %v, want %v", got, want)
 		}

@@ -164,7 +164,10 @@ func Up(ctx context.Context, opts Options) (_ *Cloud, err error) {
 			Output:     c.taskOutput,
 		},
 		ExtraEnv: awsEnv(taskEndpoint),
-		Logger:   log,
+		// A capped drain task lists its family's tasks (consumer/taskcap):
+		// its ECS calls go to the local ECS, the rest through taskEndpoint.
+		APIEndpointEnv: []string{"AWS_ENDPOINT_URL_ECS"},
+		Logger:         log,
 	})
 	if err != nil {
 		return nil, err

@@ -159,7 +159,8 @@ const (
 	EnvTriggerKey        = "EDP_TRIGGER_KEY"        // set by EventBridge container overrides (one-off)
 )
 
-// Environment variables read by the alarm-dispatch Lambda.
+// Environment variables read by the alarm-dispatch Lambda. EnvMaxTasks is
+// also the consumer's -max-tasks in drain mode (the cron stack sets it).
 const (
 	EnvCluster          = "EDP_CLUSTER"           // ECS cluster name or ARN
 	EnvTaskDefinition   = "EDP_TASK_DEFINITION"   // task definition ARN

@@ -46,7 +46,8 @@ const (
 	// maxWaitMinutes starts consumers for a backlog below N: 10 s of real
 	// time at the speed-up.
 	maxWaitMinutes = 5
-	// maxTasks caps the service and the dispatcher.
+	// maxTasks caps the service, the dispatcher and the cron stack's drain
+	// tasks.
 	maxTasks = 3
 	// messagesPerTask is the backlog one dispatched task is sized for.
 	messagesPerTask = 5

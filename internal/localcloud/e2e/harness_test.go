@@ -575,6 +575,23 @@ func (s *stack) jobStarts(key string) []logLine {
 	return out
 }
 
+// taskLog returns the JSON lines of one task's log (task id), decoded;
+// lines that are not JSON objects are left out.
+func (s *stack) taskLog(id string) []map[string]any {
+	b, err := os.ReadFile(filepath.Join(s.workDir, "logs", "task-"+id+".log"))
+	if err != nil {
+		return nil
+	}
+	var out []map[string]any
+	for l := range strings.Lines(string(b)) {
+		var m map[string]any
+		if json.Unmarshal([]byte(l), &m) == nil {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
 // taskPID finds the process of a local task: the one whose environment
 // holds the agent URI the emulator gives that task alone
 // (ECS_AGENT_URI=<endpoint>/agent/<task-id>). Linux only (/proc).

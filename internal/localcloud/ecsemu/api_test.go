@@ -70,6 +70,7 @@ func TestRunTaskStartsProcessesWithMergedEnvironment(t *testing.T) {
 			"EDP_TRIGGER_KEY":    "configs/a b+c.yaml",
 			"AWS_ENDPOINT_URL":   "http://127.0.0.1:5000",
 			"ECS_AGENT_URI":      endpoint + "/agent/" + m[1],
+			MetadataURIEnv:       endpoint + "/metadata/v4/" + m[1],
 		}
 		if diff := cmp.Diff(wantEnv, p.spec.Env); diff != "" {
 			t.Errorf("environment of %s (-want +got):\n%s", arn, diff)
@@ -430,11 +431,12 @@ func TestUnknownOperation(t *testing.T) {
 
 func TestNewValidates(t *testing.T) {
 	t.Parallel()
-	_, err := New(Config{Cluster: "arn:aws:ecs:us-east-1:1:cluster/x", ExtraEnv: map[string]string{AgentURIEnv: "x"}})
+	_, err := New(Config{Cluster: "arn:aws:ecs:us-east-1:1:cluster/x", ExtraEnv: map[string]string{AgentURIEnv: "x"},
+		APIEndpointEnv: []string{MetadataURIEnv}})
 	if err == nil {
 		t.Fatal("New accepted an empty config")
 	}
-	for _, want := range []string{"TaskDefinitions", "Launcher", AgentURIEnv, "Cluster"} {
+	for _, want := range []string{"TaskDefinitions", "Launcher", "ExtraEnv may not set " + AgentURIEnv, "APIEndpointEnv may not name " + MetadataURIEnv, "Cluster"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error %q does not name %s", err, want)
 		}

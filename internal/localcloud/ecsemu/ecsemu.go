@@ -4,8 +4,10 @@
 //
 // The alarm-dispatch Lambda and the consumer talk to it unmodified: point
 // the SDK's ECS client at the endpoint Start returns (AWS_ENDPOINT_URL_ECS or
-// BaseEndpoint, any static credentials), and every task process finds the
-// agent through the ECS_AGENT_URI it is started with.
+// BaseEndpoint, any static credentials; Config.APIEndpointEnv does it for
+// the tasks), and every task process finds the agent and its metadata
+// through the ECS_AGENT_URI and ECS_CONTAINER_METADATA_URI_V4 it is started
+// with.
 //
 // What is emulated, for one cluster:
 //
@@ -32,12 +34,18 @@
 //     /agent/<task-id>/task-protection/v1/state (PUT and GET), with the
 //     agent's request and response shapes; like ECS, it refuses tasks that
 //     do not belong to a service (TASK_NOT_VALID).
+//   - The task metadata endpoint v4's task answer at
+//     /metadata/v4/<task-id>/task (GET), which every task finds through the
+//     ECS_CONTAINER_METADATA_URI_V4 it is started with: its cluster (ARN,
+//     as on Fargate), task ARN, family, revision, statuses and its one
+//     container, in the agent's shape.
 //
 // Not emulated: other clusters, task definition registration (Config
 // resolves the deployed ones), placement, capacity shortfalls other than
-// the whole cluster's (SetCapacity), deployments (UpdateService changes the desired
-// count and the task definition of new tasks only), IAM, the task metadata
-// endpoint, and every other API call (answered UnknownOperationException).
+// the whole cluster's (SetCapacity), deployments (UpdateService changes the
+// desired count and the task definition of new tasks only), IAM, the
+// container metadata and stats endpoints (only /task is served), and every
+// other API call (answered UnknownOperationException).
 // State lives in memory; stopped tasks stay listed until Close.
 package ecsemu
 
@@ -68,6 +76,10 @@ const (
 // AgentURIEnv is the variable that tells a task where its agent is; the
 // emulator sets it in every task's environment.
 const AgentURIEnv = "ECS_AGENT_URI"
+
+// MetadataURIEnv is the variable that tells a task where its task metadata
+// endpoint v4 is; the emulator sets it in every task's environment.
+const MetadataURIEnv = "ECS_CONTAINER_METADATA_URI_V4"
 
 // Task statuses, as ECS reports them in lastStatus and desiredStatus.
 const (
@@ -150,8 +162,15 @@ type Config struct {
 	Launcher Launcher
 	// ExtraEnv is added to every task's environment, over the task
 	// definition's and the overrides' (endpoints and credentials of the
-	// local cloud). It may not set ECS_AGENT_URI.
+	// local cloud). It may not set ECS_AGENT_URI or
+	// ECS_CONTAINER_METADATA_URI_V4.
 	ExtraEnv map[string]string
+	// APIEndpointEnv names variables the emulator sets, in every task's
+	// environment and over ExtraEnv, to its own API endpoint, e.g.
+	// AWS_ENDPOINT_URL_ECS: a task's ECS calls (ListTasks) then reach this
+	// emulator while its other AWS calls go where ExtraEnv says. Default
+	// none.
+	APIEndpointEnv []string
 	// Logger receives the emulator's logs (use a JSON handler). Default:
 	// discard.
 	Logger *slog.Logger
@@ -183,8 +202,13 @@ func (c Config) validate() error {
 	if c.Launcher == nil {
 		errs = append(errs, errors.New("Config.Launcher is required"))
 	}
-	if _, ok := c.ExtraEnv[AgentURIEnv]; ok {
-		errs = append(errs, fmt.Errorf("Config.ExtraEnv may not set %s: the emulator sets it per task", AgentURIEnv))
+	for _, k := range []string{AgentURIEnv, MetadataURIEnv} {
+		if _, ok := c.ExtraEnv[k]; ok {
+			errs = append(errs, fmt.Errorf("Config.ExtraEnv may not set %s: the emulator sets it per task", k))
+		}
+		if slices.Contains(c.APIEndpointEnv, k) {
+			errs = append(errs, fmt.Errorf("Config.APIEndpointEnv may not name %s: the emulator sets it per task", k))
+		}
 	}
 	if strings.ContainsAny(c.Cluster, "/:") {
 		errs = append(errs, fmt.Errorf("Config.Cluster %q: want a name, not an ARN", c.Cluster))
@@ -276,12 +300,13 @@ func New(cfg Config) (*Emulator, error) {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /{$}", e.serveAPI)
 	mux.HandleFunc("/agent/{id}/task-protection/v1/state", e.serveAgent)
+	mux.HandleFunc("/metadata/v4/{id}/task", e.serveTaskMetadata)
 	e.handler = mux
 	return e, nil
 }
 
-// Start listens on a free loopback port and serves the ECS API at "/" and
-// the agent endpoints under /agent/. It returns the endpoint's base URL,
+// Start listens on a free loopback port and serves the ECS API at "/", the
+// agent endpoints under /agent/ and the task metadata under /metadata/. It returns the endpoint's base URL,
 // e.g. http://127.0.0.1:40123. ctx bounds the start only.
 func (e *Emulator) Start(ctx context.Context) (string, error) {
 	ln, err := (&net.ListenConfig{}).Listen(ctx, "tcp", "127.0.0.1:0")

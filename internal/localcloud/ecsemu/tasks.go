@@ -317,7 +317,8 @@ func (e *Emulator) newTaskLocked(spec launchSpec) *task {
 }
 
 // environmentLocked is the task's environment: the platform's region,
-// the task definition's, the overrides', ExtraEnv, and the agent's URI.
+// the task definition's, the overrides', ExtraEnv, the API endpoint under
+// the names of APIEndpointEnv, and the agent's and the metadata's URIs.
 func (e *Emulator) environmentLocked(t *task) map[string]string {
 	env := map[string]string{"AWS_REGION": e.cfg.Region, "AWS_DEFAULT_REGION": e.cfg.Region}
 	for _, layer := range []map[string]string{t.def.Env, t.overrideEnv, e.cfg.ExtraEnv} {
@@ -325,7 +326,11 @@ func (e *Emulator) environmentLocked(t *task) map[string]string {
 			env[k] = v
 		}
 	}
+	for _, k := range e.cfg.APIEndpointEnv {
+		env[k] = e.endpoint
+	}
 	env[AgentURIEnv] = e.endpoint + "/agent/" + t.id
+	env[MetadataURIEnv] = e.endpoint + "/metadata/v4/" + t.id
 	return env
 }
 
