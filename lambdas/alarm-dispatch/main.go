@@ -4,9 +4,11 @@
 //
 // On every transition of the alarm to ALARM it re-reads the queue (visible
 // plus in-flight messages), counts the consumer tasks of the task
-// definition's family that are already running or pending, and starts
-// min(max_tasks − running, ceil(backlog / messages_per_task)) tasks on
-// Fargate or Fargate Spot. It starts them in batches of a tenth of max_tasks
+// definition's family that are already running or pending, and tops them
+// up to min(max_tasks, ceil(backlog / messages_per_task)) tasks on Fargate
+// or Fargate Spot. The alarm is gated on this function's own invocations,
+// so while work waits it notifies again about every two periods and the
+// function acts as a reconciler (docs/alarm-dispatch.md). It starts them in batches of a tenth of max_tasks
 // (1 to 10 tasks, one RunTask call each), re-counting the running tasks
 // before every batch so that invocations running at the same time see each
 // other's tasks, and gives each call a client token derived from the alarm's
