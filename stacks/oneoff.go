@@ -5,6 +5,7 @@ import (
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsecs"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsevents"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awseventstargets"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awsiam"
 	"github.com/aws/constructs-go/constructs/v10"
 	"github.com/aws/jsii-runtime-go"
 
@@ -18,7 +19,10 @@ func NewOneOffStack(scope constructs.Construct, id string, props *Props) awscdk.
 	stack := awscdk.NewStack(scope, jsii.String(id), &props.StackProps)
 	p := NewPipeline(stack, "Pipeline", &PipelineProps{Settings: props.Settings, Mode: names.ModeDrain, RepoRoot: props.repoRoot()})
 
+	role := newLauncherRole(stack, "RuleRole", p, awsiam.NewServicePrincipal(jsii.String("events.amazonaws.com"), nil),
+		"edp one-off: start consumer tasks in one cluster")
 	p.Rule.AddTarget(awseventstargets.NewEcsTask(&awseventstargets.EcsTaskProps{
+		Role:            frozen(role),
 		Cluster:         p.Cluster,
 		TaskDefinition:  p.TaskDefinition,
 		TaskCount:       jsii.Number(1),
