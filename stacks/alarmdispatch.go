@@ -37,12 +37,6 @@ func NewAlarmDispatchStack(scope constructs.Construct, id string, props *Props) 
 		EnableKeyRotation: jsii.Bool(true),
 		RemovalPolicy:     p.Removal,
 	})
-	key.AddToResourcePolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
-		Sid:        jsii.String("CloudWatchAlarmsPublish"),
-		Principals: &[]awsiam.IPrincipal{awsiam.NewServicePrincipal(jsii.String("cloudwatch.amazonaws.com"), nil)},
-		Actions:    jsii.Strings("kms:Decrypt", "kms:GenerateDataKey*"),
-		Resources:  jsii.Strings("*"), // in a key policy, "*" is this key
-	}), nil)
 	topic := awssns.NewTopic(stack, jsii.String("AlarmTopic"), &awssns.TopicProps{
 		DisplayName: jsii.String("edp queue alarm"),
 		MasterKey:   key,
@@ -115,13 +109,33 @@ func NewAlarmDispatchStack(scope constructs.Construct, id string, props *Props) 
 		Principals: &[]awsiam.IPrincipal{awsiam.NewServicePrincipal(jsii.String("cloudwatch.amazonaws.com"), nil)},
 		Actions:    jsii.Strings("sns:Publish"),
 		Resources:  &[]*string{topic.TopicArn()},
-		Conditions: &map[string]interface{}{
-			"StringEquals": map[string]interface{}{"aws:SourceAccount": stack.Account()},
-			"ArnLike":      map[string]interface{}{"aws:SourceArn": alarm.AlarmArn()},
-		},
+		Conditions: fromAlarm(stack, alarm.AlarmArn()),
 	}))
+	key.AddToResourcePolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+		Sid:        jsii.String("CloudWatchAlarmsPublish"),
+		Principals: &[]awsiam.IPrincipal{awsiam.NewServicePrincipal(jsii.String("cloudwatch.amazonaws.com"), nil)},
+		Actions:    jsii.Strings("kms:Decrypt", "kms:GenerateDataKey*"),
+		Resources:  jsii.Strings("*"), // in a key policy, "*" is this key
+		// The key cannot name the alarm (key → alarm → topic → key would be a
+		// cycle): any alarm of this account and region; the topic policy
+		// names the exact one.
+		Conditions: fromAlarm(stack, stack.FormatArn(&awscdk.ArnComponents{
+			Service: jsii.String("cloudwatch"), Resource: jsii.String("alarm"), ResourceName: jsii.String("*"),
+			ArnFormat: awscdk.ArnFormat_COLON_RESOURCE_NAME,
+		})),
+	}), nil)
 	applyNagSuppressions(stack)
 	return stack
+}
+
+// fromAlarm limits a statement for CloudWatch to calls on behalf of the
+// alarms whose ARN matches alarmArn, in this account (confused-deputy
+// protection): the topic policy and the key policy both.
+func fromAlarm(stack awscdk.Stack, alarmArn *string) *map[string]interface{} {
+	return &map[string]interface{}{
+		"StringEquals": map[string]interface{}{"aws:SourceAccount": stack.Account()},
+		"ArnLike":      map[string]interface{}{"aws:SourceArn": alarmArn},
+	}
 }
 
 func reservedConcurrency(n int) *float64 {
@@ -136,21 +150,16 @@ func reservedConcurrency(n int) *float64 {
 // task roles to ECS, list the cluster's tasks, read the queue's depth, and
 // write its own logs.
 func grantDispatcher(role awsiam.Role, p *Pipeline, logs awslogs.LogGroup) {
-	inCluster := &map[string]interface{}{"ArnEquals": map[string]interface{}{"ecs:cluster": p.Cluster.ClusterArn()}}
-	taskArns := p.clusterTaskArns()
 	add := func(sid string, actions []string, resources []*string, conditions *map[string]interface{}) {
 		role.AddToPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
 			Sid: jsii.String(sid), Actions: jsii.Strings(actions...), Resources: &resources, Conditions: conditions,
 		}))
 	}
-	add("RunConsumerTask", []string{"ecs:RunTask"}, []*string{p.TaskDefinition.TaskDefinitionArn()}, inCluster)
-	add("TagStartedTasks", []string{"ecs:TagResource"}, []*string{taskArns},
-		&map[string]interface{}{"StringEquals": map[string]interface{}{"ecs:CreateAction": "RunTask"}})
-	add("PassTaskRoles", []string{"iam:PassRole"},
-		[]*string{p.TaskDefinition.TaskRole().RoleArn(), p.TaskDefinition.ObtainExecutionRole().RoleArn()},
-		&map[string]interface{}{"StringEquals": map[string]interface{}{"iam:PassedToService": "ecs-tasks.amazonaws.com"}})
+	for _, st := range p.runTaskStatements() {
+		role.AddToPolicy(st)
+	}
 	// ListTasks has no resource-level permission; the condition scopes it.
-	add("ListClusterTasks", []string{"ecs:ListTasks"}, []*string{jsii.String("*")}, inCluster)
+	add("ListClusterTasks", []string{"ecs:ListTasks"}, []*string{jsii.String("*")}, p.inCluster())
 	add("ReadQueueDepth", []string{"sqs:GetQueueAttributes"}, []*string{p.Queue.QueueArn()}, nil)
 	add("WriteOwnLogs", []string{"logs:CreateLogStream", "logs:PutLogEvents"}, []*string{logs.LogGroupArn()}, nil)
 }

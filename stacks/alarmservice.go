@@ -54,6 +54,11 @@ func NewAlarmServiceStack(scope constructs.Construct, id string, props *Props) a
 		MinCapacity: jsii.Number(0),
 		MaxCapacity: jsii.Number(float64(s.MaxTasks)),
 	})
+	// Without RoleARN, Application Auto Scaling uses its service-linked role
+	// for ECS (AWSServiceRoleForApplicationAutoScaling_ECSService); the role
+	// the L2 creates has no policy and would only sit unused.
+	target.Node().TryRemoveChild(jsii.String("Role"))
+	target.Node().DefaultChild().(awsapplicationautoscaling.CfnScalableTarget).AddPropertyDeletionOverride(jsii.String("RoleARN"))
 
 	// Scale in: only when idle, straight to zero.
 	scaleIn := awsapplicationautoscaling.NewStepScalingAction(stack, jsii.String("ScaleInWhenIdle"), &awsapplicationautoscaling.StepScalingActionProps{

@@ -21,11 +21,16 @@ func tpl(id string) assertions.Template { return templates[id] }
 func TestOneOffRuleAlsoRunsADrainTaskToldWhatWokeIt(t *testing.T) {
 	defer failOnPanic(t)
 	tp := tpl(names.StackOneOff)
-	rules := props(t, tp, "AWS::Events::Rule")
-	if len(rules) != 1 {
-		t.Fatalf("want 1 rule, got %d", len(rules))
+	var upload map[string]any
+	for lid, r := range resources(t, tp, "AWS::Events::Rule") {
+		if strings.HasPrefix(lid, "PipelineConfigUploaded") {
+			upload = r["Properties"].(map[string]any)
+		}
 	}
-	targets := rules[0]["Targets"].([]any)
+	if upload == nil {
+		t.Fatal("no upload rule")
+	}
+	targets := upload["Targets"].([]any)
 	if len(targets) != 2 {
 		t.Fatalf("want 2 targets (queue and RunTask), got %d", len(targets))
 	}
@@ -594,4 +599,56 @@ func TestImportedVPCUsesItsPrivateSubnetsWithoutPublicIP(t *testing.T) {
 			}),
 		}),
 	})
+}
+
+// EdpOneOff retries stranded messages: the StrandedWork alarm (messages
+// older than the max wait, nothing in flight, gated on its rule's own
+// invocations) is matched by name in a second rule whose only target starts
+// a drain task, with retries and the delivery DLQ, and no trigger override.
+// The other stacks have neither.
+func TestOneOffRetriesStrandedWork(t *testing.T) {
+	defer failOnPanic(t)
+	tp := tpl(names.StackOneOff)
+	alarm := alarmByExpression(t, tp, stacks.StrandedExpression(defaults))
+	if alarm["AlarmName"] != "EdpOneOff-stranded-work" || alarm["Threshold"] != float64(1) ||
+		alarm["ComparisonOperator"] != "GreaterThanOrEqualToThreshold" || alarm["TreatMissingData"] != "notBreaching" {
+		t.Errorf("stranded-work alarm = %v", alarm)
+	}
+	if _, ok := alarm["AlarmActions"]; ok {
+		t.Errorf("stranded-work alarm has actions %v: its state change goes to the default bus, not a topic", alarm["AlarmActions"])
+	}
+	raw, _ := json.Marshal(alarm["Metrics"])
+	if !strings.Contains(string(raw), `"MetricName":"Invocations","Namespace":"AWS/Events"`) || !strings.Contains(string(raw), `"Value":{"Ref":"StrandedWorkRule`) {
+		t.Errorf("stranded-work alarm is not gated on its rule's invocations: %s", raw)
+	}
+	var rule map[string]any
+	for lid, r := range resources(t, tp, "AWS::Events::Rule") {
+		if strings.HasPrefix(lid, "StrandedWorkRule") {
+			rule = r["Properties"].(map[string]any)
+		}
+	}
+	if rule == nil {
+		t.Fatal("no stranded-work rule")
+	}
+	pattern, _ := json.Marshal(rule["EventPattern"])
+	for _, want := range []string{`"detail-type":["CloudWatch Alarm State Change"]`, `"source":["aws.cloudwatch"]`, `"state":{"value":["ALARM"]}`, `:alarm:EdpOneOff-stranded-work"`} {
+		if !strings.Contains(string(pattern), want) {
+			t.Errorf("stranded-work rule pattern %s lacks %s", pattern, want)
+		}
+	}
+	targets, _ := rule["Targets"].([]any)
+	if len(targets) != 1 {
+		t.Fatalf("stranded-work rule targets = %v, want one RunTask", targets)
+	}
+	target := targets[0].(map[string]any)
+	if target["EcsParameters"] == nil || target["DeadLetterConfig"] == nil || (target["Input"] != nil && target["Input"] != "{}") || target["InputTransformer"] != nil {
+		t.Errorf("stranded-work target = %v, want RunTask with a dead-letter config and no trigger override", target)
+	}
+	for _, id := range []string{names.StackAlarmService, names.StackAlarmDispatch, names.StackCron} {
+		for lid := range resources(t, tpl(id), "AWS::Events::Rule") {
+			if strings.HasPrefix(lid, "StrandedWorkRule") {
+				t.Errorf("%s has a stranded-work rule", id)
+			}
+		}
+	}
 }

@@ -2,6 +2,7 @@ package stacks
 
 import (
 	"github.com/aws/aws-cdk-go/awscdk/v2"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awsiam"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsscheduler"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsschedulertargets"
 	"github.com/aws/constructs-go/constructs/v10"
@@ -24,6 +25,22 @@ func NewCronStack(scope constructs.Construct, id string, props *Props) awscdk.St
 		Settings: s, Mode: names.ModeDrain, RepoRoot: props.repoRoot(), MaxTasks: s.MaxTasks,
 	})
 
+	// The Scheduler assumes the role for schedules of this account's default
+	// group only; it sends what it cannot start to the delivery DLQ.
+	role := newLauncherRole(stack, "SchedulerRole", p, awsiam.NewServicePrincipal(jsii.String("scheduler.amazonaws.com"), &awsiam.ServicePrincipalOpts{
+		Conditions: &map[string]interface{}{"StringEquals": map[string]interface{}{
+			"aws:SourceAccount": stack.Account(),
+			"aws:SourceArn": stack.FormatArn(&awscdk.ArnComponents{
+				Service: jsii.String("scheduler"), Resource: jsii.String("schedule-group"), ResourceName: jsii.String("default"),
+			}),
+		}},
+	}), "edp cron: start consumer tasks in one cluster")
+	role.AddToPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+		Sid:       jsii.String("SendUndeliveredToDLQ"),
+		Actions:   jsii.Strings("sqs:SendMessage"),
+		Resources: &[]*string{p.DeliveryDLQ.QueueArn()},
+	}))
+
 	awsscheduler.NewSchedule(stack, jsii.String("Schedule"), &awsscheduler.ScheduleProps{
 		Description: jsii.String("edp: drain the pipeline queue on a schedule"),
 		Schedule:    awsscheduler.ScheduleExpression_Expression(jsii.String(s.Schedule), awscdk.TimeZone_Of(jsii.String(s.ScheduleTimeZone))),
@@ -38,6 +55,7 @@ func NewCronStack(scope constructs.Construct, id string, props *Props) awscdk.St
 			RetryAttempts:   jsii.Number(10),
 			MaxEventAge:     awscdk.Duration_Hours(jsii.Number(1)),
 			DeadLetterQueue: p.DeliveryDLQ,
+			Role:            frozen(role),
 		}),
 	})
 	applyNagSuppressions(stack)

@@ -5,429 +5,483 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"regexp"
+	"sort"
 	"strings"
+	"sync"
 	"testing"
 
+	"github.com/aws/aws-cdk-go/awscdk/v2"
 	"github.com/aws/aws-cdk-go/awscdk/v2/assertions"
+	"github.com/aws/aws-cdk-go/awscdk/v2/cxapi"
+	"github.com/aws/constructs-go/constructs/v10"
+	"github.com/aws/jsii-runtime-go"
 
 	"github.com/edp-pipelines/edp/internal/names"
+	"github.com/edp-pipelines/edp/internal/settings"
 	"github.com/edp-pipelines/edp/stacks"
 )
 
-// cfnTemplate is a synthesized template as plain JSON values.
-type cfnTemplate map[string]struct {
-	Type       string
-	Properties map[string]any
+// A build is one stack built with some settings, synthesized.
+type build struct {
+	name, kind string // stack name; names.Stack* it is built as
+	settings   settings.Settings
+	env        modelEnv
+	doc        map[string]any // the whole template
+	stack      awscdk.Stack
+	nag        []string // cdk-nag errors and warnings of a combination
 }
 
-func parseTemplate(t *testing.T, tpl assertions.Template) cfnTemplate {
-	t.Helper()
-	raw, err := json.Marshal(tpl.ToJSON())
-	if err != nil {
-		t.Fatal(err)
-	}
-	var doc struct{ Resources cfnTemplate }
-	if err := json.Unmarshal(raw, &doc); err != nil {
-		t.Fatal(err)
-	}
-	return doc.Resources
+func (b build) checker() *checker { return newChecker(b.doc, b.env) }
+
+func templateDoc(tpl assertions.Template) map[string]any {
+	raw, _ := json.Marshal(tpl.ToJSON())
+	var doc map[string]any
+	_ = json.Unmarshal(raw, &doc)
+	return doc
 }
 
-// logicalID finds the resource whose logical id is id plus CDK's 8-hex hash
-// (and, when typ is set, of that type).
-func (c cfnTemplate) logicalID(typ, id string) (string, bool) {
-	re := regexp.MustCompile("^" + regexp.QuoteMeta(id) + "[0-9A-F]{8}$")
-	for lid, r := range c {
-		if re.MatchString(lid) && (typ == "" || r.Type == typ) {
-			return lid, true
-		}
-	}
-	return "", false
-}
-
-// refersToID reports whether v names any resource whose construct id is id.
-func (c cfnTemplate) refersToID(v any, id string) bool {
-	re := regexp.MustCompile("^" + regexp.QuoteMeta(id) + "[0-9A-F]{8}$")
-	for lid := range c {
-		if re.MatchString(lid) && refersTo(v, lid) {
-			return true
-		}
-	}
-	return false
-}
-
-func asJSON(v any) string { b, _ := json.Marshal(v); return string(b) }
-
-// refersTo reports whether v names logical id lid with a Ref or Fn::GetAtt.
-func refersTo(v any, lid string) bool {
-	s := asJSON(v)
-	return strings.Contains(s, `{"Ref":"`+lid+`"}`) || strings.Contains(s, `{"Fn::GetAtt":["`+lid+`",`)
-}
-
-var refOrAtt = regexp.MustCompile(`\{"(?:Ref":"|Fn::GetAtt":\[")([A-Za-z0-9]+)"`)
-
-func anyList(v any) []any {
-	if l, ok := v.([]any); ok {
-		return l
-	}
-	if v == nil {
-		return nil
-	}
-	return []any{v}
-}
-
-// actionMatches is IAM's case-insensitive wildcard match of an action.
-func actionMatches(pattern, action string) bool {
-	re := "^" + strings.ReplaceAll(regexp.QuoteMeta(strings.ToLower(pattern)), `\*`, ".*") + "$"
-	return regexp.MustCompile(re).MatchString(strings.ToLower(action))
-}
-
-func statementsOf(doc any) []map[string]any {
-	m, _ := doc.(map[string]any)
-	var out []map[string]any
-	for _, s := range anyList(m["Statement"]) {
-		if st, ok := s.(map[string]any); ok {
-			out = append(out, st)
-		}
-	}
-	return out
-}
-
-func hasAction(st map[string]any, action string) bool {
-	for _, a := range anyList(st["Action"]) {
-		if p, ok := a.(string); ok && actionMatches(p, action) {
-			return true
-		}
-	}
-	return false
-}
-
-func principalIs(st map[string]any, service string, anyoneCounts bool) bool {
-	p := st["Principal"]
-	if p == "*" {
-		return anyoneCounts
-	}
-	m, _ := p.(map[string]any)
-	for _, a := range anyList(m["AWS"]) {
-		if a == "*" {
-			return anyoneCounts
-		}
-	}
-	for _, s := range anyList(m["Service"]) {
-		if s == service {
-			return true
-		}
-	}
-	return false
-}
-
-// resourcePolicies returns the statements of every resource policy attached
-// to the resource lid: queue, topic and bucket policies, key policies, and
-// Lambda permissions (as statements).
-func (c cfnTemplate) resourcePolicies(lid string) []map[string]any {
-	var out []map[string]any
-	for _, r := range c {
-		switch r.Type {
-		case "AWS::SQS::QueuePolicy":
-			if refersTo(r.Properties["Queues"], lid) {
-				out = append(out, statementsOf(r.Properties["PolicyDocument"])...)
-			}
-		case "AWS::SNS::TopicPolicy":
-			if refersTo(r.Properties["Topics"], lid) {
-				out = append(out, statementsOf(r.Properties["PolicyDocument"])...)
-			}
-		case "AWS::S3::BucketPolicy":
-			if refersTo(r.Properties["Bucket"], lid) {
-				out = append(out, statementsOf(r.Properties["PolicyDocument"])...)
-			}
-		case "AWS::Lambda::Permission":
-			if refersTo(r.Properties["FunctionName"], lid) {
-				st := map[string]any{
-					"Effect": "Allow", "Action": r.Properties["Action"], "Resource": r.Properties["FunctionName"],
-					"Principal": map[string]any{"Service": r.Properties["Principal"]},
-				}
-				if src, ok := r.Properties["SourceArn"]; ok {
-					st["Condition"] = map[string]any{"ArnLike": map[string]any{"aws:SourceArn": src}}
-				}
-				out = append(out, st)
-			}
-		}
-	}
-	if r, ok := c[lid]; ok && r.Type == "AWS::KMS::Key" {
-		out = append(out, statementsOf(r.Properties["KeyPolicy"])...)
-	}
-	return out
-}
-
-// roleStatements returns the identity-policy statements of role lid.
-func (c cfnTemplate) roleStatements(lid string) []map[string]any {
-	var out []map[string]any
-	for _, r := range c {
-		if r.Type == "AWS::IAM::Policy" && refersTo(r.Properties["Roles"], lid) {
-			out = append(out, statementsOf(r.Properties["PolicyDocument"])...)
-		}
-	}
-	for _, p := range anyList(c[lid].Properties["Policies"]) {
-		m, _ := p.(map[string]any)
-		out = append(out, statementsOf(m["PolicyDocument"])...)
-	}
-	return out
-}
-
-// onlyTransportConditions reports whether a Deny applies only to requests
-// without TLS (or below TLS 1.2): AWS services call each other over TLS 1.2+.
-func onlyTransportConditions(cond any) bool {
-	m, ok := cond.(map[string]any)
-	if !ok || len(m) == 0 {
-		return false
-	}
-	for op, kv := range m {
-		keys, _ := kv.(map[string]any)
-		for k, v := range keys {
-			switch {
-			case op == "Bool" && k == "aws:SecureTransport" && fmt.Sprint(v) == "false":
-			case op == "NumericLessThan" && k == "s3:TlsVersion":
-			default:
-				return false
-			}
-		}
-	}
-	return true
-}
-
-// resourceMatches reports whether a statement's Resource covers the target.
-func resourceMatches(st map[string]any, lid string, target stacks.Ref, star bool) bool {
-	for _, r := range anyList(st["Resource"]) {
-		if r == "*" {
-			if star {
-				return true
-			}
-			continue
-		}
-		if target.ID == "" && len(target.Contains) == 0 {
-			continue // only "*" can name "anything"
-		}
-		if lid != "" && !refersTo(r, lid) {
-			continue
-		}
-		s, all := asJSON(r), true
-		for _, frag := range target.Contains {
-			all = all && strings.Contains(s, frag)
-		}
-		if all {
-			return true
-		}
-	}
-	return false
-}
-
-func (c cfnTemplate) conditionsHold(st map[string]any, want map[string]string) error {
-	cond, _ := st["Condition"].(map[string]any)
-	for key, of := range want {
-		if key == "" {
-			continue
-		}
-		found := false
-		for _, kv := range cond {
-			m, _ := kv.(map[string]any)
-			v, ok := m[key]
-			if !ok {
-				continue
-			}
-			if of == "" {
-				found = true
-				break
-			}
-			if c.refersToID(v, of) {
-				found = true
-				break
-			}
-		}
-		if !found {
-			return fmt.Errorf("no condition %s naming %q", key, of)
-		}
-	}
-	return nil
-}
-
-// checkEdge returns why the template does not allow e, or nil.
-func (c cfnTemplate) checkEdge(e stacks.Edge) error {
-	lid := ""
-	if e.Target.ID != "" {
-		var ok bool
-		if lid, ok = c.logicalID(e.Target.Type, e.Target.ID); !ok {
-			return fmt.Errorf("no %s %s in the template", e.Target.Type, e.Target.ID)
-		}
-	}
-	switch e.Allow {
-	case stacks.BySetting:
-		var v any = c[lid].Properties
-		for _, part := range strings.Split(e.Actions[0], ".") {
-			m, _ := v.(map[string]any)
-			v = m[part]
-		}
-		if want, ok := e.Conditions[""]; ok {
-			if !c.refersToID(v, want) {
-				return fmt.Errorf("%s.%s = %s does not name %s", lid, e.Actions[0], asJSON(v), want)
-			}
-			return nil
-		}
-		if v != true {
-			return fmt.Errorf("%s.%s = %s, want true", lid, e.Actions[0], asJSON(v))
-		}
-		return nil
-
-	case stacks.ByResourcePolicy:
-		policy := c.resourcePolicies(lid)
-		for _, action := range e.Actions {
-			allowed := false
-			var why []string
-			for _, st := range policy {
-				if st["Effect"] != "Allow" || !hasAction(st, action) || !principalIs(st, e.Caller, false) {
-					continue
-				}
-				if !resourceMatches(st, lid, e.Target, true) {
-					why = append(why, "resource "+asJSON(st["Resource"]))
-					continue
-				}
-				if err := c.conditionsHold(st, e.Conditions); err != nil {
-					why = append(why, err.Error())
-					continue
-				}
-				allowed = true
-			}
-			if !allowed {
-				return fmt.Errorf("no statement in the resource policy of %s allows %s to %s %v", lid, e.Caller, action, why)
-			}
-		}
-		return denied(policy, e, lid, true)
-
-	case stacks.ByRole:
-		holder, ok := c.logicalID(e.Role.Type, e.Role.ID)
-		if !ok {
-			return fmt.Errorf("no %s %s holds the caller's role", e.Role.Type, e.Role.ID)
-		}
-		role := ""
-		for _, m := range refOrAtt.FindAllStringSubmatch(asJSON(c[holder].Properties[e.Role.Property]), -1) {
-			if c[m[1]].Type == "AWS::IAM::Role" {
-				role = m[1]
-				break
-			}
-		}
-		if role == "" {
-			return fmt.Errorf("%s.%s names no role of the stack", holder, e.Role.Property)
-		}
-		trusted := false
-		for _, st := range statementsOf(c[role].Properties["AssumeRolePolicyDocument"]) {
-			trusted = trusted || (st["Effect"] == "Allow" && hasAction(st, "sts:AssumeRole") && principalIs(st, e.Caller, false))
-		}
-		if !trusted {
-			return fmt.Errorf("role %s does not trust %s", role, e.Caller)
-		}
-		identity := c.roleStatements(role)
-		for _, action := range e.Actions {
-			allowed := false
-			for _, st := range identity {
-				if st["Effect"] == "Allow" && hasAction(st, action) && resourceMatches(st, lid, e.Target, e.AnyResource) &&
-					c.conditionsHold(st, e.Conditions) == nil {
-					allowed = true
-				}
-			}
-			if !allowed {
-				return fmt.Errorf("role %s (of %s.%s) has no statement allowing %s on %s", role, holder, e.Role.Property, action, e.Target)
-			}
-		}
-		if err := denied(identity, e, lid, false); err != nil {
-			return err
-		}
-		if lid != "" {
-			return denied(c.resourcePolicies(lid), e, lid, true)
-		}
-		return nil
-	}
-	return fmt.Errorf("unknown allow kind %v", e.Allow)
-}
-
-// denied returns an error when a Deny among statements would block e.
-func denied(statements []map[string]any, e stacks.Edge, lid string, resourcePolicy bool) error {
-	for _, st := range statements {
-		if st["Effect"] != "Deny" || (resourcePolicy && !principalIs(st, e.Caller, true)) {
-			continue
-		}
-		for _, action := range e.Actions {
-			if hasAction(st, action) && resourceMatches(st, lid, stacks.Ref{ID: e.Target.ID}, true) && !onlyTransportConditions(st["Condition"]) {
-				return fmt.Errorf("a Deny blocks %s: %s", action, asJSON(st))
-			}
-		}
-	}
-	return nil
-}
-
-// Every arrow of every architecture is allowed by the synthesized template,
-// and no Deny blocks it.
-func TestEveryEdgeIsAllowed(t *testing.T) {
+// defaultBuilds are the package's shared templates (default settings).
+func defaultBuilds() []build {
+	var out []build
 	for id, tpl := range templates {
-		t.Run(id, func(t *testing.T) {
-			c := parseTemplate(t, tpl)
-			edges := stacks.Edges(id)
-			if len(edges) < 12 {
-				t.Fatalf("only %d edges for %s", len(edges), id)
+		out = append(out, build{name: id, kind: id, settings: defaults, env: agnostic, doc: templateDoc(tpl), stack: built[id]})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].name < out[j].name })
+	return out
+}
+
+// Every context combination the stacks support beyond the defaults, built
+// once, in one App, by the first test that needs them.
+var combos struct {
+	once   sync.Once
+	builds []build
+}
+
+// lookupEnv is the environment of stacks that look up a VPC: without
+// credentials the lookup yields CDK's placeholder VPC, whose shape is what
+// these tests need.
+var lookupEnv = modelEnv{Account: "123456789012", Region: "eu-west-1"}
+
+var constructors = map[string]func(constructs.Construct, *string, *stacks.Props) awscdk.Stack{
+	names.StackOneOff: func(s constructs.Construct, id *string, p *stacks.Props) awscdk.Stack {
+		return stacks.NewOneOffStack(s, *id, p)
+	},
+	names.StackAlarmService: func(s constructs.Construct, id *string, p *stacks.Props) awscdk.Stack {
+		return stacks.NewAlarmServiceStack(s, *id, p)
+	},
+	names.StackAlarmDispatch: func(s constructs.Construct, id *string, p *stacks.Props) awscdk.Stack {
+		return stacks.NewAlarmDispatchStack(s, *id, p)
+	},
+	names.StackCron: func(s constructs.Construct, id *string, p *stacks.Props) awscdk.Stack {
+		return stacks.NewCronStack(s, *id, p)
+	},
+}
+
+func contextBuilds() []build {
+	combos.once.Do(func() {
+		app := newApp(nil)
+		cleanups = append(cleanups, *app.Outdir())
+		for kind, newStack := range constructors {
+			scalings := []string{settings.ScalingStep}
+			if kind == names.StackAlarmService {
+				scalings = append(scalings, settings.ScalingBacklog)
 			}
-			for _, e := range edges {
-				if err := c.checkEdge(e); err != nil {
-					t.Errorf("%s → %s (%s): %v", e.From, e.To, strings.Join(e.Actions, ","), err)
+			for _, network := range []string{settings.NetworkPublic, settings.NetworkPrivate, settings.NetworkDefault, settings.NetworkImport} {
+				for _, removal := range []string{"retain", "destroy"} {
+					for _, scaling := range scalings {
+						s := defaults
+						s.Network, s.RemovalPolicy, s.ScalingMode = network, removal, scaling
+						if network == settings.NetworkImport {
+							s.VpcID = "vpc-0123456789abcdef0"
+						}
+						if s == defaults {
+							continue // the shared templates
+						}
+						name := fmt.Sprintf("%s-%s-%s-%s", kind, network, removal, scaling)
+						p := &stacks.Props{Settings: s, RepoRoot: ".."}
+						env := agnostic
+						if network == settings.NetworkDefault || network == settings.NetworkImport {
+							env = lookupEnv
+							p.StackProps.Env = &awscdk.Environment{Account: jsii.String(env.Account), Region: jsii.String(env.Region)}
+						}
+						combos.builds = append(combos.builds, build{name: name, kind: kind, settings: s, env: env, stack: newStack(app, jsii.String(name), p)})
+					}
 				}
+			}
+		}
+		asm := app.Synth(nil)
+		for i := range combos.builds {
+			b := &combos.builds[i]
+			b.doc = templateDoc(assertions.Template_FromStack(b.stack, nil))
+			// The assembly's messages, read once: Annotations_FromStack
+			// costs seconds per stack in an App this size.
+			for _, m := range *asm.GetStackArtifact(b.stack.ArtifactId()).Messages() {
+				data := fmt.Sprint(m.Entry.Data)
+				if m.Level != cxapi.SynthesisMessageLevel_INFO && strings.Contains(data, "AwsSolutions-") {
+					b.nag = append(b.nag, string(m.Level)+": "+data)
+				}
+			}
+		}
+		sort.Slice(combos.builds, func(i, j int) bool { return combos.builds[i].name < combos.builds[j].name })
+	})
+	return combos.builds
+}
+
+// Every arrow of every architecture is allowed (or wired) by the
+// synthesized template, in every context combination, and no Deny blocks it.
+func TestEveryEdgeIsAllowed(t *testing.T) {
+	for _, b := range append(defaultBuilds(), contextBuilds()...) {
+		t.Run(b.name, func(t *testing.T) {
+			edges := stacks.EdgesFor(b.kind, b.settings)
+			if len(edges) < 15 {
+				t.Fatalf("only %d edges for %s", len(edges), b.name)
+			}
+			for _, err := range checkEdges(b.checker(), edges) {
+				t.Error(err)
 			}
 		})
 	}
 }
 
-// The edge check can fail: without the topic policy's Allow, or with a Deny
-// on publishing, CloudWatch's arrow to the topic is reported.
-func TestEdgeCheckFindsMissingAllowsAndBlockingDenies(t *testing.T) {
-	var alarmToTopic stacks.Edge
-	for _, e := range stacks.Edges(names.StackAlarmDispatch) {
-		if e.From == "backlog alarm" && e.To == "alarm topic" {
-			alarmToTopic = e
-		}
-	}
-	if alarmToTopic.Caller == "" {
-		t.Fatal("no backlog alarm → alarm topic edge")
-	}
-	edit := func(f func(st []any) []any) cfnTemplate {
-		c := parseTemplate(t, templates[names.StackAlarmDispatch])
-		lid, _ := c.logicalID("AWS::SNS::TopicPolicy", "AlarmTopicPolicy")
-		doc := c[lid].Properties["PolicyDocument"].(map[string]any)
-		doc["Statement"] = f(anyList(doc["Statement"]))
-		return c
-	}
-	onlyDenies := edit(func(st []any) []any {
-		var out []any
-		for _, s := range st {
-			if s.(map[string]any)["Effect"] == "Deny" {
-				out = append(out, s)
+// Every context combination synthesizes with no unsuppressed cdk-nag
+// finding. One warning is known: in private mode, AwsSolutions-EC23 cannot
+// evaluate the interface endpoints' ingress, which names the VPC's CIDR by
+// Fn::GetAtt (the rule itself, no ingress from anywhere, holds).
+func TestEveryContextCombinationPassesNag(t *testing.T) {
+	const known = "WARNING: CdkNagValidationFailure[AwsSolutions-EC23]"
+	for _, b := range contextBuilds() {
+		for _, finding := range b.nag {
+			if !(b.settings.Network == settings.NetworkPrivate && strings.HasPrefix(finding, known)) {
+				t.Errorf("%s: cdk-nag: %s", b.name, finding)
 			}
 		}
-		return out
-	})
-	if err := onlyDenies.checkEdge(alarmToTopic); err == nil || !strings.Contains(err.Error(), "no statement") {
-		t.Errorf("topic policy with only the TLS Deny: got %v, want a missing-allow error", err)
 	}
-	blocked := edit(func(st []any) []any {
-		return append(st, map[string]any{"Effect": "Deny", "Principal": "*", "Action": "sns:*", "Resource": "*"})
-	})
-	if err := blocked.checkEdge(alarmToTopic); err == nil || !strings.Contains(err.Error(), "Deny") {
-		t.Errorf("topic policy with an unconditional Deny: got %v, want a blocking-deny error", err)
+}
+
+// Each launcher starts tasks in the stack's own subnets.
+func TestLaunchersPlaceTasksInTheStacksSubnets(t *testing.T) {
+	paths := map[string]string{
+		names.StackOneOff:       "Targets[].EcsParameters.NetworkConfiguration.AwsVpcConfiguration.Subnets[]",
+		names.StackCron:         "Target.EcsParameters.NetworkConfiguration.AwsvpcConfiguration.Subnets[]",
+		names.StackAlarmService: "NetworkConfiguration.AwsvpcConfiguration.Subnets[]",
 	}
-	unscoped := edit(func(st []any) []any {
-		for _, s := range st {
-			delete(s.(map[string]any), "Condition")
+	types := map[string]string{
+		names.StackOneOff: "AWS::Events::Rule", names.StackCron: "AWS::Scheduler::Schedule", names.StackAlarmService: "AWS::ECS::Service",
+	}
+	for _, b := range append(defaultBuilds(), contextBuilds()...) {
+		path, ok := paths[b.kind]
+		if !ok || b.settings.Network == settings.NetworkDefault || b.settings.Network == settings.NetworkImport {
+			continue // looked-up subnets are literals of the placeholder VPC
 		}
-		return st
-	})
-	if err := unscoped.checkEdge(alarmToTopic); err == nil || !strings.Contains(err.Error(), "no condition aws:Source") {
-		t.Errorf("topic policy without conditions: got %v, want a missing-condition error", err)
+		t.Run(b.name, func(t *testing.T) {
+			c := b.checker()
+			subnets := map[string]bool{}
+			for lid, r := range c.res {
+				if r.Type == "AWS::EC2::Subnet" {
+					subnets[c.ref(lid, "Ref")] = true
+				}
+			}
+			n := 0
+			for lid, r := range c.res {
+				if r.Type != types[b.kind] {
+					continue
+				}
+				for _, l := range at(r.Properties, path) {
+					if !l.ok {
+						continue
+					}
+					n++
+					if !subnets[scalar(l.v)] {
+						t.Errorf("%s places tasks in %v, not a subnet of the stack", lid, l.v)
+					}
+				}
+			}
+			if n == 0 {
+				t.Errorf("no subnets at %s", path)
+			}
+		})
+	}
+}
+
+// --- mutations -------------------------------------------------------------
+
+// A mutation edits a template (as synthesized JSON) and returns how many
+// places it changed; the edge check must reject every changed template.
+type mutation struct {
+	name  string
+	apply func(doc map[string]any) int
+}
+
+func resourcesOf(doc map[string]any, typ string) map[string]map[string]any {
+	out := map[string]map[string]any{}
+	res, _ := doc["Resources"].(map[string]any)
+	for lid, r := range res {
+		m, _ := r.(map[string]any)
+		if m["Type"] == typ || typ == "" {
+			props, _ := m["Properties"].(map[string]any)
+			out[lid] = props
+		}
+	}
+	return out
+}
+
+// policyStatements returns every statement of every policy document of the
+// template (identity, trust, resource and key policies).
+func policyStatements(doc map[string]any, types ...string) []map[string]any {
+	field := map[string]string{
+		"AWS::IAM::Policy": "PolicyDocument", "AWS::IAM::Role": "AssumeRolePolicyDocument", "AWS::SQS::QueuePolicy": "PolicyDocument",
+		"AWS::SNS::TopicPolicy": "PolicyDocument", "AWS::S3::BucketPolicy": "PolicyDocument", "AWS::KMS::Key": "KeyPolicy",
+	}
+	if len(types) == 0 {
+		for typ := range field {
+			types = append(types, typ)
+		}
+	}
+	var out []map[string]any
+	for _, typ := range types {
+		for _, p := range resourcesOf(doc, typ) {
+			out = append(out, statementsOf(p[field[typ]])...)
+		}
+	}
+	return out
+}
+
+// setCondition sets key to v in every statement that has a condition on
+// key (optionally only among the given policy types).
+func setCondition(key string, v any, types ...string) func(map[string]any) int {
+	return func(doc map[string]any) int {
+		n := 0
+		for _, st := range policyStatements(doc, types...) {
+			blocks, _ := st["Condition"].(map[string]any)
+			for _, kv := range blocks {
+				if m, _ := kv.(map[string]any); m != nil {
+					if _, ok := m[key]; ok {
+						m[key] = v
+						n++
+					}
+				}
+			}
+		}
+		return n
+	}
+}
+
+var otherCluster = map[string]any{"Fn::Join": []any{"", []any{
+	"arn:", map[string]any{"Ref": "AWS::Partition"}, ":ecs:", map[string]any{"Ref": "AWS::Region"}, ":",
+	map[string]any{"Ref": "AWS::AccountId"}, ":cluster/another-cluster",
+}}}
+
+// isAttOf reports whether v is Fn::GetAtt [lid, "Arn"] of a resource of typ.
+func isAttOf(doc map[string]any, v any, typ string) bool {
+	m, _ := v.(map[string]any)
+	att, _ := m["Fn::GetAtt"].([]any)
+	if len(att) != 2 {
+		return false
+	}
+	lid, _ := att[0].(string)
+	_, ok := resourcesOf(doc, typ)[lid]
+	return ok
+}
+
+// scheduleTargets and ruleTargets return the targets of the template.
+func targets(doc map[string]any) []map[string]any {
+	var out []map[string]any
+	for _, p := range resourcesOf(doc, "AWS::Events::Rule") {
+		for _, t := range anyList(p["Targets"]) {
+			out = append(out, t.(map[string]any))
+		}
+	}
+	for _, p := range resourcesOf(doc, "AWS::Scheduler::Schedule") {
+		if t, ok := p["Target"].(map[string]any); ok {
+			out = append(out, t)
+		}
+	}
+	return out
+}
+
+var mutations = []mutation{
+	{"PassedToServiceNamesAnotherService", setCondition("iam:PassedToService", "lambda.amazonaws.com")},
+	{"ClusterConditionNamesAnotherCluster", setCondition("ecs:cluster", otherCluster)},
+	{"CreateActionIsAnotherAction", setCondition("ecs:CreateAction", "CreateService")},
+	{"KeyPolicySourceAccountImpossible", setCondition("aws:SourceAccount", "000000000000", "AWS::KMS::Key")},
+	{"LambdaPermissionSourceArnWrappedInJoin", func(doc map[string]any) int {
+		n := 0
+		for _, p := range resourcesOf(doc, "AWS::Lambda::Permission") {
+			if src, ok := p["SourceArn"]; ok {
+				p["SourceArn"] = map[string]any{"Fn::Join": []any{"", []any{src, ":other"}}}
+				n++
+			}
+		}
+		return n
+	}},
+	{"SubscriptionDeleted", func(doc map[string]any) int {
+		n := 0
+		for lid := range resourcesOf(doc, "AWS::SNS::Subscription") {
+			delete(doc["Resources"].(map[string]any), lid)
+			n++
+		}
+		return n
+	}},
+	{"AlarmActionsDeleted", func(doc map[string]any) int {
+		n := 0
+		for _, p := range resourcesOf(doc, "AWS::CloudWatch::Alarm") {
+			if _, ok := p["AlarmActions"]; ok {
+				delete(p, "AlarmActions")
+				n++
+			}
+		}
+		return n
+	}},
+	{"RuleQueueTargetDeleted", func(doc map[string]any) int {
+		n := 0
+		for _, p := range resourcesOf(doc, "AWS::Events::Rule") {
+			var kept []any
+			for _, t := range anyList(p["Targets"]) {
+				if isAttOf(doc, t.(map[string]any)["Arn"], "AWS::SQS::Queue") {
+					n++
+					continue
+				}
+				kept = append(kept, t)
+			}
+			p["Targets"] = kept
+		}
+		return n
+	}},
+	{"EveryDeadLetterConfigDeleted", func(doc map[string]any) int {
+		n := 0
+		for _, t := range targets(doc) {
+			if _, ok := t["DeadLetterConfig"]; ok {
+				delete(t, "DeadLetterConfig")
+				n++
+			}
+		}
+		return n
+	}},
+	{"EcsTargetNamesAnotherCluster", func(doc map[string]any) int {
+		n := 0
+		for _, t := range targets(doc) {
+			if isAttOf(doc, t["Arn"], "AWS::ECS::Cluster") {
+				t["Arn"] = otherCluster
+				n++
+			}
+		}
+		return n
+	}},
+	{"ServicePrincipalBecomesWildcard", func(doc map[string]any) int {
+		n := 0
+		for _, st := range policyStatements(doc, "AWS::SQS::QueuePolicy", "AWS::SNS::TopicPolicy", "AWS::KMS::Key") {
+			if p, _ := st["Principal"].(map[string]any); st["Effect"] == "Allow" && p["Service"] != nil {
+				st["Principal"] = "*"
+				n++
+			}
+		}
+		return n
+	}},
+	{"TopicPolicyConditionsDeleted", func(doc map[string]any) int {
+		n := 0
+		for _, st := range policyStatements(doc, "AWS::SNS::TopicPolicy") {
+			if st["Effect"] == "Allow" {
+				delete(st, "Condition")
+				n++
+			}
+		}
+		return n
+	}},
+	{"QueuePolicyDeniesEverything", func(doc map[string]any) int {
+		n := 0
+		for _, p := range resourcesOf(doc, "AWS::SQS::QueuePolicy") {
+			d := p["PolicyDocument"].(map[string]any)
+			d["Statement"] = append(anyList(d["Statement"]), map[string]any{"Effect": "Deny", "Principal": "*", "Action": "sqs:*", "Resource": "*"})
+			n++
+		}
+		return n
+	}},
+	{"RedrivePolicyDeleted", func(doc map[string]any) int {
+		n := 0
+		for _, p := range resourcesOf(doc, "AWS::SQS::Queue") {
+			if _, ok := p["RedrivePolicy"]; ok {
+				delete(p, "RedrivePolicy")
+				n++
+			}
+		}
+		return n
+	}},
+	{"SchedulerTrustNamesAnotherGroup", setCondition("aws:SourceArn", map[string]any{"Fn::Sub": "arn:${AWS::Partition}:scheduler:${AWS::Region}:${AWS::AccountId}:schedule-group/other"}, "AWS::IAM::Role")},
+	{"ScalableTargetGetsARole", func(doc map[string]any) int {
+		n := 0
+		for _, p := range resourcesOf(doc, "AWS::ApplicationAutoScaling::ScalableTarget") {
+			p["RoleARN"] = "arn:aws:iam::111122223333:role/scaling"
+			n++
+		}
+		return n
+	}},
+	{"BucketStopsSendingEvents", func(doc map[string]any) int {
+		n := 0
+		for _, p := range resourcesOf(doc, "AWS::S3::Bucket") {
+			p["NotificationConfiguration"] = map[string]any{"EventBridgeConfiguration": map[string]any{"EventBridgeEnabled": false}}
+			n++
+		}
+		return n
+	}},
+	{"TopicPolicyNamesAnotherAlarm", setCondition("aws:SourceArn",
+		map[string]any{"Fn::Sub": "arn:${AWS::Partition}:cloudwatch:${AWS::Region}:${AWS::AccountId}:alarm:other"}, "AWS::SNS::TopicPolicy")},
+	{"RetryRuleMatchesAnotherAlarm", func(doc map[string]any) int {
+		n := 0
+		for _, p := range resourcesOf(doc, "AWS::Events::Rule") {
+			if pattern, ok := p["EventPattern"].(map[string]any); ok && pattern["resources"] != nil {
+				pattern["resources"] = []any{map[string]any{"Fn::Sub": "arn:${AWS::Partition}:cloudwatch:${AWS::Region}:${AWS::AccountId}:alarm:other"}}
+				n++
+			}
+		}
+		return n
+	}},
+	{"TaskRoleLosesQueueAccess", func(doc map[string]any) int {
+		n := 0
+		for _, st := range policyStatements(doc, "AWS::IAM::Policy") {
+			if st["Sid"] == "ConsumeQueue" {
+				st["Resource"] = map[string]any{"Fn::Join": []any{"", []any{st["Resource"], "-other"}}}
+				n++
+			}
+		}
+		return n
+	}},
+}
+
+func copyDoc(doc map[string]any) map[string]any {
+	raw, _ := json.Marshal(doc)
+	var out map[string]any
+	_ = json.Unmarshal(raw, &out)
+	return out
+}
+
+// The edge check can fail: each mutation of a synthesized template that
+// cuts a wire or loosens a condition is rejected, where the unmutated
+// template passes. `go test ./stacks -run Mutation`.
+func TestEdgeCheckRejectsMutations(t *testing.T) {
+	builds := defaultBuilds()
+	for _, m := range mutations {
+		t.Run(m.name, func(t *testing.T) {
+			applied := 0
+			for _, b := range builds {
+				edges := stacks.EdgesFor(b.kind, b.settings)
+				if errs := checkEdges(b.checker(), edges); len(errs) > 0 {
+					t.Fatalf("%s: the unmutated template fails: %v", b.name, errs)
+				}
+				doc := copyDoc(b.doc)
+				if m.apply(doc) == 0 {
+					continue
+				}
+				applied++
+				if errs := checkEdges(newChecker(doc, b.env), edges); len(errs) == 0 {
+					t.Errorf("%s: the edge check accepts the mutated template", b.name)
+				} else {
+					t.Logf("%s: rejected: %v", b.name, errs[0])
+				}
+			}
+			if applied == 0 {
+				t.Fatal("the mutation changed no template")
+			}
+		})
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsecs"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsevents"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awseventstargets"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awsiam"
 	"github.com/aws/constructs-go/constructs/v10"
 	"github.com/aws/jsii-runtime-go"
 
@@ -22,14 +23,16 @@ func NewOneOffStack(scope constructs.Construct, id string, props *Props) awscdk.
 	stack := awscdk.NewStack(scope, jsii.String(id), &props.StackProps)
 	p := NewPipeline(stack, "Pipeline", &PipelineProps{Settings: props.Settings, Mode: names.ModeDrain, RepoRoot: props.repoRoot()})
 
-	p.Rule.AddTarget(p.drainTaskTarget(&[]*awseventstargets.ContainerOverride{{
+	role := newLauncherRole(stack, "RuleRole", p, awsiam.NewServicePrincipal(jsii.String("events.amazonaws.com"), nil),
+		"edp one-off: start consumer tasks in one cluster")
+	p.Rule.AddTarget(p.drainTaskTarget(role, &[]*awseventstargets.ContainerOverride{{
 		ContainerName: jsii.String(names.ContainerName),
 		Environment: &[]*awseventstargets.TaskEnvironmentVariable{
 			{Name: jsii.String(names.EnvTriggerBucket), Value: awsevents.EventField_FromPath(jsii.String("$.detail.bucket.name"))},
 			{Name: jsii.String(names.EnvTriggerKey), Value: awsevents.EventField_FromPath(jsii.String("$.detail.object.key"))},
 		},
 	}}))
-	newStrandedWorkRetry(stack, p, props.Settings)
+	newStrandedWorkRetry(stack, p, props.Settings, role)
 	applyNagSuppressions(stack)
 	return stack
 }
@@ -42,8 +45,9 @@ func NewOneOffStack(scope constructs.Construct, id string, props *Props) awscdk.
 // with the given container overrides (none: nil). A task that could not
 // start is retried; what still fails lands in the delivery DLQ. The
 // messages themselves are safe in the queue either way.
-func (p *Pipeline) drainTaskTarget(overrides *[]*awseventstargets.ContainerOverride) awsevents.IRuleTarget {
+func (p *Pipeline) drainTaskTarget(role awsiam.Role, overrides *[]*awseventstargets.ContainerOverride) awsevents.IRuleTarget {
 	return awseventstargets.NewEcsTask(&awseventstargets.EcsTaskProps{
+		Role:               frozen(role),
 		Cluster:            p.Cluster,
 		TaskDefinition:     p.TaskDefinition,
 		TaskCount:          jsii.Number(1),
@@ -72,7 +76,7 @@ func StrandedExpression(s settings.Settings) string {
 // (messages older than the max wait, nothing in flight) and its state
 // change — an event CloudWatch sends to the default bus — matches a second
 // rule whose target starts a drain task. Idle, it costs one alarm.
-func newStrandedWorkRetry(stack awscdk.Stack, p *Pipeline, s settings.Settings) {
+func newStrandedWorkRetry(stack awscdk.Stack, p *Pipeline, s settings.Settings, role awsiam.Role) {
 	name := AlarmName(stack, "stranded-work")
 	rule := awsevents.NewRule(stack, jsii.String("StrandedWorkRule"), &awsevents.RuleProps{
 		Description: jsii.String("edp: the StrandedWork alarm went to ALARM: start a drain task"),
@@ -85,7 +89,7 @@ func newStrandedWorkRetry(stack awscdk.Stack, p *Pipeline, s settings.Settings) 
 			Detail:    &map[string]interface{}{"state": map[string]interface{}{"value": []string{"ALARM"}}},
 		},
 	})
-	rule.AddTarget(p.drainTaskTarget(nil))
+	rule.AddTarget(p.drainTaskTarget(role, nil))
 	q := p.Queue
 	expr := awscloudwatch.NewMathExpression(&awscloudwatch.MathExpressionProps{
 		Expression: jsii.String(StrandedExpression(s)),

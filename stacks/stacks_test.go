@@ -21,6 +21,8 @@ var (
 	defaults  = settings.Defaults()
 	templates = map[string]assertions.Template{}
 	built     = map[string]awscdk.Stack{}
+	// cleanups are output directories of Apps built lazily by tests.
+	cleanups []string
 )
 
 var builders = map[string]func(app awscdk.App, props *stacks.Props) awscdk.Stack{
@@ -63,7 +65,9 @@ func TestMain(m *testing.M) {
 		templates[id] = assertions.Template_FromStack(st, nil)
 	}
 	code := m.Run()
-	os.RemoveAll(outdir)
+	for _, d := range append(cleanups, outdir) {
+		os.RemoveAll(d)
+	}
 	jsii.Close()
 	os.Exit(code)
 }
