@@ -76,4 +76,3 @@ func TestEveryStackAlertsOnDeadLettersAndOldWork(t *testing.T) {
 		})
 	}
 }
-

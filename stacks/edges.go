@@ -462,7 +462,7 @@ func Edges(stack string) []Edge {
 				Target: refDelivery, Wires: []Wire{deadLettersTo("AWS::Scheduler::Schedule", "Target.DeadLetterConfig.Arn")}},
 			// The drain task's cap: it counts its family's tasks at start.
 			Edge{From: "consumer task", To: "ECS (list tasks)", Caller: "ecs-tasks.amazonaws.com", Allow: ByRole,
-				Role: &Ref{Type: "AWS::ECS::TaskDefinition", ID: "PipelineTask", Property: "TaskRoleArn"},
+				Role:    &Ref{Type: "AWS::ECS::TaskDefinition", ID: "PipelineTask", Property: "TaskRoleArn"},
 				Actions: []string{"ecs:ListTasks"}, Target: refAnything, AnyResource: true, Conditions: []string{"ecs:cluster"}})
 	}
 	panic(fmt.Sprintf("stacks: no edges for stack %q", stack))
