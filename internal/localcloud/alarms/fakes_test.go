@@ -72,8 +72,14 @@ func (s *fakeSource) Value(_ context.Context, q MetricQuery) (float64, bool, err
 	}
 	switch q.Namespace {
 	case "AWS/SQS":
-		if len(q.Dims) != 1 || q.Dims["QueueName"] != testQueueName || q.Stat != "Maximum" {
+		if len(q.Dims) != 1 || q.Stat != "Maximum" {
 			return 0, false, fmt.Errorf("unexpected query %s", q)
+		}
+		if name := q.Dims["QueueName"]; name != testQueueName {
+			// The dead-letter queues of the alert alarms: set as
+			// "<queue name>/<metric>", else no data point.
+			v, ok := s.queue[name+"/"+q.Name]
+			return v, ok, nil
 		}
 		v, ok := s.queue[q.Name]
 		return v, ok, nil

@@ -245,7 +245,7 @@ func TestLoopStepCooldown(t *testing.T) {
 	policy["StepScalingPolicyConfiguration"].(map[string]any)["Cooldown"] = 180
 	scaler := &fakeScaler{}
 	src := &fakeSource{queue: map[string]float64{visible: 10, inflight: 0, age: 0}, scaler: scaler}
-	loop, err := NewLoop(Config{Template: tpl, Resolve: fakeResolve, Source: src, Scaler: scaler})
+	loop, err := NewLoop(Config{Template: tpl, Resolve: fakeResolve, Source: src, Scaler: scaler, Notifier: &fakeNotifier{}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -295,7 +295,7 @@ func TestLoopScaleInCooldown(t *testing.T) {
 	}}
 	scaler := &fakeScaler{desired: 5}
 	src := &fakeSource{queue: map[string]float64{visible: 0}, scaler: scaler}
-	loop, err := NewLoop(Config{Template: tpl, Resolve: fakeResolve, Source: src, Scaler: scaler})
+	loop, err := NewLoop(Config{Template: tpl, Resolve: fakeResolve, Source: src, Scaler: scaler, Notifier: &fakeNotifier{}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -334,8 +334,10 @@ func TestLoopReadsEachMetricOncePerMinute(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t, "EdpAlarmService", 0)
 	h.steps(t, 1)
-	if h.src.reads != 3 { // visible (2 alarms), age, inflight
-		t.Errorf("%d reads, want 3", h.src.reads)
+	// The work queue's visible (2 alarms), age (2 alarms: backlog and near
+	// retention) and in flight; each DLQ's visible (one alert alarm each).
+	if h.src.reads != 5 {
+		t.Errorf("%d reads, want 5", h.src.reads)
 	}
 }
 
@@ -348,7 +350,7 @@ func TestLoopRun(t *testing.T) {
 		src := &fakeSource{queue: map[string]float64{visible: 25, inflight: 0, age: 0}, scaler: scaler}
 		loop, err := NewLoop(Config{
 			Template: loadTemplate(t, "EdpAlarmService"), Resolve: fakeResolve,
-			Source: src, Scaler: scaler, Tick: 2 * time.Second,
+			Source: src, Scaler: scaler, Notifier: &fakeNotifier{}, Tick: 2 * time.Second,
 		})
 		if err != nil {
 			t.Fatal(err)
