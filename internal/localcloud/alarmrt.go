@@ -37,13 +37,13 @@ func (c *Cloud) startAlarms(ctx context.Context, bins binaries, taskEndpoint str
 		c.functions[f.name] = f
 	}
 	cfg := alarms.Config{
-		Template: c.stack.Template,
-		Resolve:  c.resolve,
-		Source:   &cloudSource{c: c, backlogSince: map[string]time.Time{}},
+		Template:     c.stack.Template,
+		Resolve:      c.resolve,
+		Source:       &cloudSource{c: c, backlogSince: map[string]time.Time{}},
 		Notifier:     n,
 		StateChanged: c.alarmStateChanged,
 		Tick:         time.Duration(float64(time.Minute) / c.opts.Speedup),
-		Region:   Region, AccountID: Account,
+		Region:       Region, AccountID: Account,
 		Logger: c.opts.Logger,
 	}
 	if svcs := c.stack.Resources("AWS::ECS::Service"); len(svcs) == 1 {
