@@ -220,6 +220,11 @@ func localRun(ctx context.Context, f *localFlags, stdout io.Writer) (err error) 
 	}
 	fmt.Fprintln(stdout)
 	localcloud.WriteTable(stdout, recs, uploaded, dlq)
+	// What the stack's alert topic would have sent (e-mail stays outside
+	// the local cloud).
+	for _, a := range cloud.Alerts() {
+		fmt.Fprintf(stdout, "alert: %s %s → %s (%s)\n", a.StateChangeTime, a.AlarmName, a.NewStateValue, a.AlarmDescription)
+	}
 	return nil
 }
 
