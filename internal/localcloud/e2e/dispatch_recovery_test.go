@@ -2,13 +2,10 @@ package e2e
 
 import (
 	"fmt"
-	"net/http"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/edp-pipelines/edp/internal/faultproxy"
 	"github.com/edp-pipelines/edp/internal/localcloud"
 	"github.com/edp-pipelines/edp/internal/localcloud/ecsemu"
 	"github.com/edp-pipelines/edp/internal/names"
@@ -65,15 +62,7 @@ func (s *stack) dispatchStartsNothing(t *testing.T) {
 	}
 	restored := time.Now()
 	s.cloud.ECS().SetCapacity(true)
-	var first ecsemu.TaskInfo
-	waitFor(t, "a dispatched task after capacity returned", recoveryBound, func() (bool, string, error) {
-		tasks := s.tasksSince(restored)
-		if len(tasks) == 0 {
-			return false, s.alarmSummary(), nil
-		}
-		first = tasks[0]
-		return true, "", nil
-	})
+	first := s.firstTaskSince(t, "a dispatched task after capacity returned", restored, recoveryBound)
 	if first.StartedBy != names.DefaultStartedBy {
 		t.Errorf("task %s started by %q, want the dispatcher", taskID(first.Arn), first.StartedBy)
 	}
@@ -95,15 +84,7 @@ func (s *stack) dispatchStartsNothing(t *testing.T) {
 func (s *stack) burstWhileWorking(t *testing.T) {
 	const prefix = "configs/burst/"
 	slow := prefix + "slow.yaml"
-	var held atomic.Bool
-	remove := s.proxy.Add(faultproxy.Rule{Fault: faultproxy.Delay, Delay: 40 * time.Second, Times: 1,
-		Match: func(r *http.Request, _ []byte) bool {
-			ok := s.isGet(r, slow)
-			if ok {
-				held.Store(true)
-			}
-			return ok
-		}})
+	held, remove := s.holdRead(slow, 40*time.Second)
 	defer remove()
 	s.waitNoTaskRunning(t)
 	began := time.Now()
@@ -139,6 +120,22 @@ func (s *stack) burstWhileWorking(t *testing.T) {
 	}
 	t.Logf("burst of %d behind one busy task: %d tasks at once %s after the burst was in the queue",
 		len(objs), maxTasks, scaled.Round(100*time.Millisecond))
+}
+
+// firstTaskSince waits up to bound for a task created at or after since
+// and returns the first.
+func (s *stack) firstTaskSince(t *testing.T, what string, since time.Time, bound time.Duration) ecsemu.TaskInfo {
+	t.Helper()
+	var first ecsemu.TaskInfo
+	waitFor(t, what, bound, func() (bool, string, error) {
+		tasks := s.tasksSince(since)
+		if len(tasks) == 0 {
+			return false, s.alarmSummary(), nil
+		}
+		first = tasks[0]
+		return true, "", nil
+	})
+	return first
 }
 
 // runningSince returns the tasks created at or after since that have not
@@ -212,15 +209,7 @@ func (s *stack) strandedRetry(t *testing.T) {
 	}
 	restored := time.Now()
 	s.cloud.ECS().SetCapacity(true)
-	var first ecsemu.TaskInfo
-	waitFor(t, "a drain task for the stranded messages", recoveryBound, func() (bool, string, error) {
-		tasks := s.tasksSince(restored)
-		if len(tasks) == 0 {
-			return false, s.alarmSummary(), nil
-		}
-		first = tasks[0]
-		return true, "", nil
-	})
+	first := s.firstTaskSince(t, "a drain task for the stranded messages", restored, recoveryBound)
 	if !strings.HasPrefix(first.StartedBy, "events-rule/") || first.OverrideEnv[names.EnvTriggerKey] != "" {
 		t.Errorf("task %s started by %q with trigger %q, want the stranded-work rule (no trigger)",
 			taskID(first.Arn), first.StartedBy, first.OverrideEnv[names.EnvTriggerKey])

@@ -241,15 +241,7 @@ func (s *stack) killMidJob(t *testing.T, companions int) {
 	t.Helper()
 	const prefix = "configs/kill/"
 	key := prefix + "held.yaml"
-	var held atomic.Bool
-	remove := s.proxy.Add(faultproxy.Rule{Fault: faultproxy.Delay, Delay: 10 * time.Minute, Times: 1,
-		Match: func(r *http.Request, _ []byte) bool {
-			ok := s.isGet(r, key)
-			if ok {
-				held.Store(true)
-			}
-			return ok
-		}})
+	held, remove := s.holdRead(key, 10*time.Minute)
 	defer remove()
 	ups := []upload{s.put(t, key, fixture(t, "good/rf-small.yaml"))}
 	for i := range companions {
@@ -313,6 +305,21 @@ func (s *stack) killMidJob(t *testing.T, companions int) {
 		t.Errorf("DLQ holds %v, want nothing from the kill", d)
 	}
 	t.Logf("%s ran again in task %s (receive count %d) %s after the kill", key, last.task, last.ReceiveCount, last.Time.Sub(killedAt).Round(time.Millisecond))
+}
+
+// holdRead delays the first read of key by d (through the fault proxy);
+// held reports once that read has begun. remove ends the rule.
+func (s *stack) holdRead(key string, d time.Duration) (held *atomic.Bool, remove func()) {
+	held = new(atomic.Bool)
+	remove = s.proxy.Add(faultproxy.Rule{Fault: faultproxy.Delay, Delay: d, Times: 1,
+		Match: func(r *http.Request, _ []byte) bool {
+			ok := s.isGet(r, key)
+			if ok {
+				held.Store(true)
+			}
+			return ok
+		}})
+	return held, remove
 }
 
 // outageUploads is how many configs the outage scenario uploads.
