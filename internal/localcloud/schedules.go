@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/edp-pipelines/edp/internal/localcloud/schedule"
+	"github.com/edp-pipelines/edp/internal/schedexpr"
 )
 
 // ScheduleInterval is the real time between two fires of a deployed
@@ -16,7 +17,7 @@ const ScheduleInterval = 10 * time.Second
 // deployedSchedule is a schedule as EventBridge Scheduler stores it.
 type deployedSchedule struct {
 	name  string
-	sched schedule.Schedule
+	sched schedexpr.Schedule
 	run   TaskRequest
 	clock schedule.Clock
 }
@@ -34,7 +35,7 @@ func (c *Cloud) loadSchedules(context.Context) ([]deployedSchedule, error) {
 		}
 		expr, _ := p["ScheduleExpression"].(string)
 		tz, _ := p["ScheduleExpressionTimezone"].(string)
-		s, err := schedule.Parse(expr, tz)
+		s, err := schedexpr.ParseIn(expr, tz)
 		if err != nil {
 			return nil, fmt.Errorf("schedule %s: %w", id, err)
 		}
@@ -69,7 +70,7 @@ func (c *Cloud) loadSchedules(context.Context) ([]deployedSchedule, error) {
 
 // scheduleSpeedup makes the schedule's interval (between its next two
 // fires) last ScheduleInterval of real time.
-func scheduleSpeedup(s schedule.Schedule, now time.Time) float64 {
+func scheduleSpeedup(s schedexpr.Schedule, now time.Time) float64 {
 	first, ok := s.Next(now)
 	if !ok {
 		return 1

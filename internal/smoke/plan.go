@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/edp-pipelines/edp/internal/localcloud"
-	"github.com/edp-pipelines/edp/internal/localcloud/schedule"
+	"github.com/edp-pipelines/edp/internal/schedexpr"
 )
 
 // Arch is the way a stack runs the consumer, told from its resources.
@@ -198,7 +198,7 @@ func makePlan(st *localcloud.Stack, arch Arch, now time.Time, timeout time.Durat
 }
 
 // stackSchedule parses the stack's enabled schedule.
-func stackSchedule(st *localcloud.Stack) (schedule.Schedule, string, error) {
+func stackSchedule(st *localcloud.Stack) (schedexpr.Schedule, string, error) {
 	var disabled []string
 	for _, id := range st.Resources("AWS::Scheduler::Schedule") {
 		p := st.Properties(id)
@@ -208,14 +208,14 @@ func stackSchedule(st *localcloud.Stack) (schedule.Schedule, string, error) {
 		}
 		expr, _ := p["ScheduleExpression"].(string)
 		tz, _ := p["ScheduleExpressionTimezone"].(string)
-		s, err := schedule.Parse(expr, tz)
+		s, err := schedexpr.ParseIn(expr, tz)
 		if err != nil {
 			return s, id, fmt.Errorf("schedule %s of %s: %w", id, st.Name, err)
 		}
 		return s, id, nil
 	}
 	if len(disabled) > 0 {
-		return schedule.Schedule{}, "", fmt.Errorf("%w: the schedule of %s is DISABLED (%s): nothing would run the upload", ErrRefused, st.Name, strings.Join(disabled, ", "))
+		return schedexpr.Schedule{}, "", fmt.Errorf("%w: the schedule of %s is DISABLED (%s): nothing would run the upload", ErrRefused, st.Name, strings.Join(disabled, ", "))
 	}
-	return schedule.Schedule{}, "", fmt.Errorf("stack %s has no schedule", st.Name)
+	return schedexpr.Schedule{}, "", fmt.Errorf("stack %s has no schedule", st.Name)
 }

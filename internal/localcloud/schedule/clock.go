@@ -1,3 +1,8 @@
+// Package schedule is the local cloud's Scheduler clock: a Clock that runs
+// faster than the real clock and waits for a schedule's fire times, so a
+// nightly schedule fires every few real seconds. What a schedule expression
+// means, and when it fires in its time zone, is internal/schedexpr's (the
+// same grammar settings checks edp:schedule with at synth time).
 package schedule
 
 import (
@@ -6,6 +11,8 @@ import (
 	"fmt"
 	"math"
 	"time"
+
+	"github.com/edp-pipelines/edp/internal/schedexpr"
 )
 
 // ErrNoMoreFires is returned by Clock.Wait when the schedule has no fire
@@ -56,7 +63,7 @@ func (c Clock) RealDuration(d time.Duration) time.Duration {
 // schedule clock returns at once (the caller decides whether a late fire
 // still counts). It returns ctx's error if ctx ends first, and an error
 // wrapping ErrNoMoreFires if the schedule has no fire time left.
-func (c Clock) Wait(ctx context.Context, sched Schedule, after time.Time) (time.Time, error) {
+func (c Clock) Wait(ctx context.Context, sched schedexpr.Schedule, after time.Time) (time.Time, error) {
 	fireAt, ok := sched.Next(after)
 	if !ok {
 		return time.Time{}, fmt.Errorf("wait for %s after %s: %w", sched, after.Format(time.RFC3339), ErrNoMoreFires)

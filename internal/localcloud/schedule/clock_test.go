@@ -6,6 +6,8 @@ import (
 	"testing"
 	"testing/synctest"
 	"time"
+
+	"github.com/edp-pipelines/edp/internal/schedexpr"
 )
 
 // TestClockWaitSpedUp runs a daily Berlin schedule at a speed-up of 3600
@@ -15,22 +17,26 @@ import (
 // fire one schedule day, so 24 real seconds.
 func TestClockWaitSpedUp(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		s, err := Parse("cron(0 2 * * ? *)", "Europe/Berlin")
+		s, err := schedexpr.ParseIn("cron(0 2 * * ? *)", "Europe/Berlin")
 		if err != nil {
 			t.Fatal(err)
 		}
 		realStart := time.Now()
 		c := Clock{Start: realStart, Speedup: 3600}
 		after := c.Now()
-		wantFires := []string{"2000-01-01T01:00:00Z", "2000-01-02T01:00:00Z", "2000-01-03T01:00:00Z"}
+		wantFires := []time.Time{
+			time.Date(2000, 1, 1, 1, 0, 0, 0, time.UTC),
+			time.Date(2000, 1, 2, 1, 0, 0, 0, time.UTC),
+			time.Date(2000, 1, 3, 1, 0, 0, 0, time.UTC),
+		}
 		wantReal := []time.Duration{time.Second, 25 * time.Second, 49 * time.Second}
 		for i := range wantFires {
 			fire, err := c.Wait(t.Context(), s, after)
 			if err != nil {
 				t.Fatalf("Wait %d: %v", i, err)
 			}
-			if want := mustTime(t, wantFires[i]); !fire.Equal(want) {
-				t.Errorf("fire %d = %s, want %s", i, fire.UTC().Format(time.RFC3339), wantFires[i])
+			if !fire.Equal(wantFires[i]) {
+				t.Errorf("fire %d = %s, want %s", i, fire.UTC().Format(time.RFC3339), wantFires[i].Format(time.RFC3339))
 			}
 			if got := time.Since(realStart); got != wantReal[i] {
 				t.Errorf("fire %d came after %v of real time, want %v", i, got, wantReal[i])
@@ -47,7 +53,7 @@ func TestClockWaitSpedUp(t *testing.T) {
 // context's error.
 func TestClockWaitCanceled(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		s, err := Parse("rate(1 day)", "UTC")
+		s, err := schedexpr.ParseIn("rate(1 day)", "UTC")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -69,7 +75,7 @@ func TestClockWaitCanceled(t *testing.T) {
 // returns immediately, so a runner that fell behind catches up.
 func TestClockWaitPastFire(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		s, err := Parse("rate(1 minute)", "UTC")
+		s, err := schedexpr.ParseIn("rate(1 minute)", "UTC")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -101,4 +107,16 @@ func TestZeroClockIsRealTime(t *testing.T) {
 			}
 		}
 	})
+}
+
+func TestNoMoreFiresIsWrapped(t *testing.T) {
+	t.Parallel()
+	s, err := schedexpr.ParseIn("at(2020-01-01T00:00:00)", "UTC")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = Clock{}.Wait(t.Context(), s, time.Date(2021, 1, 1, 0, 0, 0, 0, time.UTC))
+	if !errors.Is(err, ErrNoMoreFires) {
+		t.Fatalf("Wait error = %v, want ErrNoMoreFires", err)
+	}
 }
