@@ -124,6 +124,7 @@ func TestValidateScheduleRejectsWithReason(t *testing.T) {
 		// at(yyyy-mm-ddThh:mm:ss) with something wrong in it.
 		{"at(2022-11-20 13:00:00)", "at() takes exactly yyyy-mm-ddThh:mm:ss"},
 		{"at(2030-01-31T02:00:00Z)", "without a zone suffix"},
+		{"at(2030-01-31T02:00:00+01:00)", "its time zone is " + KeyScheduleTimeZone},
 		{"at(2030-01-31T02:00)", "takes exactly"},
 		{"at(2023-02-29T10:00:00)", "is not a valid date and time: day out of range"},
 		{"at(2030-13-01T10:00:00)", "month out of range"},
