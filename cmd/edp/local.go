@@ -21,6 +21,7 @@ import (
 
 	"github.com/edp-pipelines/edp/internal/localcloud"
 	"github.com/edp-pipelines/edp/internal/names"
+	"github.com/edp-pipelines/edp/internal/runrecord"
 )
 
 // architectures maps the ARCH names of `make local` to stacks.
@@ -192,7 +193,7 @@ func localRun(ctx context.Context, f *localFlags, stdout io.Writer) (err error) 
 		}
 	}
 	deadline := time.Now().Add(f.timeout)
-	var recs []localcloud.RunRecord
+	var recs []runrecord.Record
 	for {
 		select {
 		case <-ctx.Done():

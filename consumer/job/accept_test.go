@@ -13,6 +13,7 @@ import (
 	"github.com/edp-pipelines/edp/consumer/event"
 	"github.com/edp-pipelines/edp/consumer/store"
 	"github.com/edp-pipelines/edp/consumer/worker"
+	"github.com/edp-pipelines/edp/internal/runrecord"
 )
 
 const acceptBucket = "edp-pipelines-123456789012"
@@ -99,11 +100,11 @@ func TestQueueProcessorRunsAcceptedConfigs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var rec Record
+	var rec runrecord.Record
 	if err := json.Unmarshal(obj.Body, &rec); err != nil {
 		t.Fatal(err)
 	}
-	if rec.Status != StatusSucceeded || rec.Source.Bucket != acceptBucket || rec.Source.Key != "configs/team-a/tree.yml" || !rec.Source.Time.Equal(sent) {
+	if rec.Status != runrecord.StatusSucceeded || rec.Source.Bucket != acceptBucket || rec.Source.Key != "configs/team-a/tree.yml" || !rec.Source.Time.Equal(sent) {
 		t.Errorf("record %+v: want a success for the submitted key, timed by the message's send time", rec)
 	}
 

@@ -27,6 +27,7 @@ import (
 	"github.com/edp-pipelines/edp/consumer/ml"
 	"github.com/edp-pipelines/edp/consumer/store"
 	"github.com/edp-pipelines/edp/internal/motoserver"
+	"github.com/edp-pipelines/edp/internal/runrecord"
 )
 
 func fixture(t *testing.T, name string) []byte {
@@ -125,13 +126,13 @@ func currentFile(t *testing.T, s store.Store, versionFolder, name string) []byte
 	return obj.Body
 }
 
-func readRecord(t *testing.T, s store.Store, key string) Record {
+func readRecord(t *testing.T, s store.Store, key string) runrecord.Record {
 	t.Helper()
 	obj, err := s.Get(context.Background(), key)
 	if err != nil {
 		t.Fatalf("read record: %v", err)
 	}
-	var r Record
+	var r runrecord.Record
 	if err := json.Unmarshal(obj.Body, &r); err != nil {
 		t.Fatalf("decode record: %v", err)
 	}
@@ -146,17 +147,17 @@ func TestRunWritesArtifactsAndRecords(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Run: %v", err)
 	}
-	runID := RunID(Source{Bucket: "b", Key: "configs/rf.yaml", ETag: tag}, nil) // derived from the ETag
+	runID := runrecord.RunID(runrecord.Source{Bucket: "b", Key: "configs/rf.yaml", ETag: tag}, nil) // derived from the ETag
 	runDir := "artifacts/rf-v2/runs/" + runID + "/"
 	// The run's files in its own folder, run.json last; then the pointer;
 	// the record last of all.
-	files := []string{ModelFile, MetricsFile, DatasetFile, "config.yaml", ResolvedConfigFile, RunFile}
+	files := []string{runrecord.ModelFile, runrecord.MetricsFile, runrecord.DatasetFile, "config.yaml", runrecord.ResolvedConfigFile, runrecord.RunFile}
 	var artifacts []string
 	for _, f := range files {
 		artifacts = append(artifacts, runDir+f)
 	}
 	wantRes := Result{
-		RunID: runID, Version: "rf-v2", Status: StatusSucceeded, ModelType: "RandomForestClassifier",
+		RunID: runID, Version: "rf-v2", Status: runrecord.StatusSucceeded, ModelType: "RandomForestClassifier",
 		ArtifactPrefix: runDir, PointerKey: "artifacts/rf-v2/latest.json", RecordKey: "runs/" + runID + ".json",
 		TrainSize: 105, TestSize: 45, Artifacts: artifacts,
 	}
@@ -174,8 +175,8 @@ func TestRunWritesArtifactsAndRecords(t *testing.T) {
 	if err != nil {
 		t.Fatalf("read pointer: %v", err)
 	}
-	wantPtr := Pointer{Format: PointerFormat, Version: "rf-v2", RunID: runID, Files: files, Upload: Upload{Key: "configs/rf.yaml"}}
-	if diff := cmp.Diff(wantPtr, ptr, cmpopts.IgnoreFields(Pointer{}, "Upload.Time", "PublishedAt")); diff != "" {
+	wantPtr := runrecord.Pointer{Format: runrecord.PointerFormat, Version: "rf-v2", RunID: runID, Files: files, Upload: runrecord.Upload{Key: "configs/rf.yaml"}}
+	if diff := cmp.Diff(wantPtr, ptr, cmpopts.IgnoreFields(runrecord.Pointer{}, "Upload.Time", "PublishedAt")); diff != "" {
 		t.Errorf("pointer (-want +got):\n%s", diff)
 	}
 	if ptr.Upload.Time.IsZero() || ptr.PublishedAt.IsZero() {
@@ -187,14 +188,14 @@ func TestRunWritesArtifactsAndRecords(t *testing.T) {
 	if diff := cmp.Diff(r1, r2); diff != "" {
 		t.Errorf("the two record copies differ:\n%s", diff)
 	}
-	wantRec := Record{
-		Format: RecordFormat, RunID: runID, Status: StatusSucceeded,
-		Source:  RecordSource{Bucket: "b", Key: "configs/rf.yaml", ETag: tag},
+	wantRec := runrecord.Record{
+		Format: runrecord.Format, RunID: runID, Status: runrecord.StatusSucceeded,
+		Source:  runrecord.Source{Bucket: "b", Key: "configs/rf.yaml", ETag: tag},
 		Version: "rf-v2", ModelType: "RandomForestClassifier", Accuracy: &res.Accuracy, TrainSize: 105, TestSize: 45,
-		Seeds: &Seeds{Split: 42, Model: 42}, ConfigSHA256: sha256Hex(fixture(t, "rf.yaml")),
+		Seeds: &runrecord.Seeds{Split: 42, Model: 42}, ConfigSHA256: sha256Hex(fixture(t, "rf.yaml")),
 		ToolVersion: "test", Artifacts: artifacts,
 	}
-	if diff := cmp.Diff(wantRec, r1, cmpopts.IgnoreFields(Record{}, "StartedAt", "FinishedAt", "DurationMS", "TimingsMS")); diff != "" {
+	if diff := cmp.Diff(wantRec, r1, cmpopts.IgnoreFields(runrecord.Record{}, "StartedAt", "FinishedAt", "DurationMS", "TimingsMS")); diff != "" {
 		t.Errorf("record (-want +got):\n%s", diff)
 	}
 	if r1.DurationMS <= 0 {
@@ -251,7 +252,7 @@ func TestRunIsIdempotent(t *testing.T) {
 			t.Fatal(err)
 		}
 		if !second.Duplicate || second.RunID != first.RunID || second.Accuracy != first.Accuracy ||
-			second.Status != StatusSucceeded || second.ArtifactPrefix != first.ArtifactPrefix {
+			second.Status != runrecord.StatusSucceeded || second.ArtifactPrefix != first.ArtifactPrefix {
 			t.Errorf("%+v: second run = %+v, want a duplicate of %+v", src, second, first)
 		}
 		if got := rec.putKeys()[nPuts:]; len(got) != 0 {
@@ -304,7 +305,7 @@ func TestDeterminism(t *testing.T) {
 	if resA.RunID == resB.RunID {
 		t.Fatal("different keys gave the same run id")
 	}
-	for _, f := range []string{ModelFile, MetricsFile, DatasetFile, "config.yaml", ResolvedConfigFile} {
+	for _, f := range []string{runrecord.ModelFile, runrecord.MetricsFile, runrecord.DatasetFile, "config.yaml", runrecord.ResolvedConfigFile} {
 		a, _ := os.ReadFile(filepath.Join(root, filepath.FromSlash(resA.ArtifactPrefix), f))
 		b, _ := os.ReadFile(filepath.Join(root, filepath.FromSlash(resB.ArtifactPrefix), f))
 		if len(a) == 0 || !bytes.Equal(a, b) {
@@ -332,7 +333,7 @@ func TestDerivedSeedsReproduce(t *testing.T) {
 		t.Helper()
 		return currentFile(t, r.In, "artifacts/dt-unseeded/", name)
 	}
-	model1, resolved := current(ModelFile), current(ResolvedConfigFile)
+	model1, resolved := current(runrecord.ModelFile), current(runrecord.ResolvedConfigFile)
 	if !bytes.Contains(resolved, []byte(`"random_state": `)) {
 		t.Fatalf("resolved config lacks random states:\n%s", resolved)
 	}
@@ -341,7 +342,7 @@ func TestDerivedSeedsReproduce(t *testing.T) {
 	if _, err := r.Run(context.Background(), Source{Key: "configs/u2.json"}); err != nil {
 		t.Fatal(err)
 	}
-	model2 := current(ModelFile)
+	model2 := current(runrecord.ModelFile)
 	if bytes.Equal(model1, model2) {
 		t.Error("two uploads without random_state trained identical models")
 	}
@@ -353,7 +354,7 @@ func TestDerivedSeedsReproduce(t *testing.T) {
 	if _, err := r.Run(context.Background(), Source{Key: "configs/replay.json"}); err != nil {
 		t.Fatal(err)
 	}
-	model3 := current(ModelFile)
+	model3 := current(runrecord.ModelFile)
 	if !bytes.Equal(model1, model3) {
 		t.Error("replaying the resolved config did not reproduce the model")
 	}
@@ -396,7 +397,7 @@ func TestRunFailures(t *testing.T) {
 		if !strings.Contains(err.Error(), tt.wantErr) {
 			t.Errorf("%s: error %q lacks %q", tt.name, err, tt.wantErr)
 		}
-		if res.Status != StatusFailed || res.Duplicate {
+		if res.Status != runrecord.StatusFailed || res.Duplicate {
 			t.Errorf("%s: result %+v", tt.name, res)
 		}
 		if !tt.wantRecord {
@@ -406,7 +407,7 @@ func TestRunFailures(t *testing.T) {
 			continue
 		}
 		got := readRecord(t, rec, res.RecordKey)
-		if got.Status != StatusFailed || !got.Permanent || !strings.Contains(got.Error, tt.wantErr) ||
+		if got.Status != runrecord.StatusFailed || !got.Permanent || !strings.Contains(got.Error, tt.wantErr) ||
 			got.RunID != res.RunID || got.Accuracy != nil || len(got.Artifacts) != 0 {
 			t.Errorf("%s: failure record %+v", tt.name, got)
 		}
@@ -463,7 +464,7 @@ func TestPanicIsAPermanentFailureWithARecord(t *testing.T) {
 	var logs bytes.Buffer
 	r.Logger = slog.New(slog.NewJSONHandler(&logs, nil))
 	rec.failPut = func(key string) error {
-		if strings.HasSuffix(key, "/"+ModelFile) {
+		if strings.HasSuffix(key, "/"+runrecord.ModelFile) {
 			panic("store: torn write of " + key)
 		}
 		return nil
@@ -473,11 +474,11 @@ func TestPanicIsAPermanentFailureWithARecord(t *testing.T) {
 	if err == nil || !errors.Is(err, ErrPermanent) || !strings.Contains(err.Error(), "panic: "+torn) {
 		t.Fatalf("Run error %v, want a permanent failure naming the panic", err)
 	}
-	if res.Status != StatusFailed || res.RecordKey == "" {
+	if res.Status != runrecord.StatusFailed || res.RecordKey == "" {
 		t.Fatalf("result %+v, want failed with a record", res)
 	}
 	got := readRecord(t, rec, res.RecordKey)
-	if got.Status != StatusFailed || !got.Permanent || !strings.Contains(got.Error, "panic: store: torn write") || got.Version != "rf-v2" {
+	if got.Status != runrecord.StatusFailed || !got.Permanent || !strings.Contains(got.Error, "panic: store: torn write") || got.Version != "rf-v2" {
 		t.Errorf("failure record %+v", got)
 	}
 	var found bool
@@ -514,7 +515,7 @@ func TestTransientFailureThenRetry(t *testing.T) {
 		t.Fatalf("Run error = %v, want the transient store error", err)
 	}
 	got := readRecord(t, rec, res.RecordKey)
-	if got.Status != StatusFailed || got.Permanent || !strings.Contains(got.Error, "SlowDown") || got.Version != "rf-v2" {
+	if got.Status != runrecord.StatusFailed || got.Permanent || !strings.Contains(got.Error, "SlowDown") || got.Version != "rf-v2" {
 		t.Errorf("failure record %+v", got)
 	}
 	if _, err := os.Stat(filepath.Join(root, "artifacts", "rf-v2", "latest.json")); !os.IsNotExist(err) {
@@ -529,7 +530,7 @@ func TestTransientFailureThenRetry(t *testing.T) {
 	if err != nil || res2.RunID != res.RunID || res2.Duplicate {
 		t.Fatalf("retry = %+v, %v", res2, err)
 	}
-	if got := readRecord(t, rec, res.RecordKey); got.Status != StatusSucceeded || got.Error != "" {
+	if got := readRecord(t, rec, res.RecordKey); got.Status != runrecord.StatusSucceeded || got.Error != "" {
 		t.Errorf("record after retry %+v", got)
 	}
 	if runs, _ := os.ReadDir(filepath.Join(root, "runs")); len(runs) != 1 {
@@ -562,7 +563,7 @@ func TestFailureNeverOverwritesSuccessWhenTheRecordIsUnreadable(t *testing.T) {
 	rec.mu.Lock()
 	rec.failGet = nil
 	rec.mu.Unlock()
-	if got := readRecord(t, rec, res.RecordKey); got.Status != StatusSucceeded {
+	if got := readRecord(t, rec, res.RecordKey); got.Status != runrecord.StatusSucceeded {
 		t.Errorf("record after a failed redelivery: status %q (%s), want succeeded", got.Status, got.Error)
 	}
 }
@@ -579,7 +580,7 @@ func TestCancelledRunIsTransientAndRecorded(t *testing.T) {
 	if err == nil || errors.Is(err, ErrPermanent) || !errors.Is(err, context.Canceled) {
 		t.Fatalf("Run error = %v, want a transient context.Canceled", err)
 	}
-	if got := readRecord(t, rec, res.RecordKey); got.Status != StatusFailed || got.Permanent {
+	if got := readRecord(t, rec, res.RecordKey); got.Status != runrecord.StatusFailed || got.Permanent {
 		t.Errorf("failure record %+v", got)
 	}
 }
@@ -621,7 +622,7 @@ func TestRecordLostAfterPublishing(t *testing.T) {
 	if got, _ := os.ReadFile(pointer); !bytes.Equal(got, published) {
 		t.Error("the pointer changed")
 	}
-	if got := readRecord(t, rec, second.RecordKey); got.Status != StatusSucceeded {
+	if got := readRecord(t, rec, second.RecordKey); got.Status != runrecord.StatusSucceeded {
 		t.Errorf("record %+v", got)
 	}
 }
