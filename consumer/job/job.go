@@ -19,10 +19,12 @@
 // random choice not fixed by the config is seeded from the run id, and a run
 // whose succeeded record already exists is not repeated: re-delivering the
 // same message yields the same artifacts and one record. Failures are
-// recorded too (status "failed") and classified: errors.Is(err, ErrPermanent)
-// marks those that retrying cannot fix. A panic during a run, including one
-// on a goroutine the training started, is such a failure ("panic: ..."),
-// with the stack in the log.
+// recorded too (status "failed") and classified: errors.Is(err,
+// failure.ErrPermanent) marks those that retrying cannot fix: a bad or
+// oversized config, an unknown model, a missing object, an invalid
+// version, a panic. Every other error from Run is transient. A panic
+// during a run, including one on a goroutine the training started, is such
+// a failure ("panic: ..."), with the stack in the log.
 package job
 
 import (
@@ -33,11 +35,6 @@ import (
 	"github.com/edp-pipelines/edp/consumer/store"
 	"github.com/edp-pipelines/edp/internal/names"
 )
-
-// ErrPermanent is matched (errors.Is) by errors that retrying cannot fix: a
-// bad or oversized config, an unknown model, a missing object, an invalid
-// version, a panic. Every other error from Run is transient.
-var ErrPermanent = errors.New("permanent failure")
 
 // Source identifies the config object that triggered a run.
 type Source struct {

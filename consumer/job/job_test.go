@@ -24,6 +24,7 @@ import (
 	"github.com/google/go-cmp/cmp/cmpopts"
 
 	"github.com/edp-pipelines/edp/consumer/config"
+	"github.com/edp-pipelines/edp/consumer/failure"
 	"github.com/edp-pipelines/edp/consumer/ml"
 	"github.com/edp-pipelines/edp/consumer/store"
 	"github.com/edp-pipelines/edp/internal/motoserver"
@@ -391,7 +392,7 @@ func TestRunFailures(t *testing.T) {
 			t.Errorf("%s: Run succeeded", tt.name)
 			continue
 		}
-		if !errors.Is(err, ErrPermanent) {
+		if !errors.Is(err, failure.ErrPermanent) {
 			t.Errorf("%s: error %v is not permanent", tt.name, err)
 		}
 		if !strings.Contains(err.Error(), tt.wantErr) {
@@ -449,7 +450,7 @@ func TestCheckAgreesWithRun(t *testing.T) {
 		case runErr == nil && checkErr == nil:
 		case runErr == nil || checkErr == nil:
 			t.Errorf("%s: Run error %v, Check error %v: want both or neither", name, runErr, checkErr)
-		case !errors.Is(runErr, ErrPermanent) || !strings.HasSuffix(runErr.Error(), checkErr.Error()):
+		case !errors.Is(runErr, failure.ErrPermanent) || !strings.HasSuffix(runErr.Error(), checkErr.Error()):
 			t.Errorf("%s: Run error %q does not end with Check's %q", name, runErr, checkErr)
 		}
 	}
@@ -471,7 +472,7 @@ func TestPanicIsAPermanentFailureWithARecord(t *testing.T) {
 	}
 	res, err := r.Run(context.Background(), Source{Bucket: "b", Key: "configs/rf.yaml", ETag: etagOf(fixture(t, "rf.yaml"))})
 	torn := "store: torn write of artifacts/rf-v2/runs/" + res.RunID + "/model.json"
-	if err == nil || !errors.Is(err, ErrPermanent) || !strings.Contains(err.Error(), "panic: "+torn) {
+	if err == nil || !errors.Is(err, failure.ErrPermanent) || !strings.Contains(err.Error(), "panic: "+torn) {
 		t.Fatalf("Run error %v, want a permanent failure naming the panic", err)
 	}
 	if res.Status != runrecord.StatusFailed || res.RecordKey == "" {
@@ -511,7 +512,7 @@ func TestTransientFailureThenRetry(t *testing.T) {
 	}
 	src := Source{Bucket: "b", Key: "configs/rf.yaml", VersionID: "3"}
 	res, err := r.Run(context.Background(), src)
-	if err == nil || errors.Is(err, ErrPermanent) || !errors.Is(err, throttled) {
+	if err == nil || errors.Is(err, failure.ErrPermanent) || !errors.Is(err, throttled) {
 		t.Fatalf("Run error = %v, want the transient store error", err)
 	}
 	got := readRecord(t, rec, res.RecordKey)
@@ -557,7 +558,7 @@ func TestFailureNeverOverwritesSuccessWhenTheRecordIsUnreadable(t *testing.T) {
 		return nil
 	}
 	rec.mu.Unlock()
-	if _, err := r.Run(context.Background(), src); err == nil || errors.Is(err, ErrPermanent) || !errors.Is(err, throttled) {
+	if _, err := r.Run(context.Background(), src); err == nil || errors.Is(err, failure.ErrPermanent) || !errors.Is(err, throttled) {
 		t.Fatalf("redelivery error = %v, want the transient read error", err)
 	}
 	rec.mu.Lock()
@@ -577,7 +578,7 @@ func TestCancelledRunIsTransientAndRecorded(t *testing.T) {
 		return nil
 	}
 	res, err := r.Run(ctx, Source{Key: "configs/rf.yaml", ETag: etagOf(fixture(t, "rf.yaml"))})
-	if err == nil || errors.Is(err, ErrPermanent) || !errors.Is(err, context.Canceled) {
+	if err == nil || errors.Is(err, failure.ErrPermanent) || !errors.Is(err, context.Canceled) {
 		t.Fatalf("Run error = %v, want a transient context.Canceled", err)
 	}
 	if got := readRecord(t, rec, res.RecordKey); got.Status != runrecord.StatusFailed || got.Permanent {
@@ -601,7 +602,7 @@ func TestRecordLostAfterPublishing(t *testing.T) {
 		}
 		return nil
 	}
-	if _, err := r.Run(context.Background(), src); err == nil || errors.Is(err, ErrPermanent) {
+	if _, err := r.Run(context.Background(), src); err == nil || errors.Is(err, failure.ErrPermanent) {
 		t.Fatalf("first run: %v, want a transient failure", err)
 	}
 	pointer := filepath.Join(root, "artifacts", "rf-v2", "latest.json")
@@ -668,7 +669,7 @@ func TestRunAgainstMoto(t *testing.T) {
 		t.Errorf("second run = %+v, %v; want a duplicate", again, err)
 	}
 	_, err = r.Run(ctx, Source{Bucket: "pipe", Key: "configs/missing.yaml", ETag: `"x"`})
-	if !errors.Is(err, ErrPermanent) || !errors.Is(err, store.ErrNotFound) {
+	if !errors.Is(err, failure.ErrPermanent) || !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("missing object error = %v, want permanent not-found", err)
 	}
 }
@@ -699,7 +700,7 @@ func TestRunReadsTheAnnouncedVersion(t *testing.T) {
 		t.Errorf("Run(v1) = %+v, %v; want the decision tree of version v1", res, err)
 	}
 	_, err = r.Run(context.Background(), Source{Key: "configs/rf.yaml", VersionID: "v9"})
-	if !errors.Is(err, ErrPermanent) || !errors.Is(err, store.ErrNotFound) {
+	if !errors.Is(err, failure.ErrPermanent) || !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("Run(unknown version) error = %v, want permanent not-found", err)
 	}
 }

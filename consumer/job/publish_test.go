@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/edp-pipelines/edp/consumer/failure"
 	"github.com/edp-pipelines/edp/consumer/store"
 	"github.com/edp-pipelines/edp/internal/runrecord"
 )
@@ -194,7 +195,7 @@ func (r *testRun) job(clock func() time.Time, tries int) func(store.Store) {
 		for range tries {
 			r.calls++
 			r.res, r.err = runner.Run(context.Background(), r.src)
-			if r.err == nil || errors.Is(r.err, ErrPermanent) {
+			if r.err == nil || errors.Is(r.err, failure.ErrPermanent) {
 				return
 			}
 		}

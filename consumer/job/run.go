@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/edp-pipelines/edp/consumer/config"
+	"github.com/edp-pipelines/edp/consumer/failure"
 	"github.com/edp-pipelines/edp/consumer/ml"
 	"github.com/edp-pipelines/edp/consumer/store"
 	"github.com/edp-pipelines/edp/internal/names"
@@ -21,8 +22,10 @@ import (
 // context ended (cancellation must not stop us from recording why).
 const failureRecordTimeout = 30 * time.Second
 
-// permanent wraps err so that errors.Is(err, ErrPermanent) holds.
-func permanent(err error) error { return fmt.Errorf("%w: %w", ErrPermanent, err) }
+// permanent wraps err so that errors.Is(err, failure.ErrPermanent) holds;
+// its message starts with the sentinel's, "permanent failure: ", as the
+// record's Error says.
+func permanent(err error) error { return fmt.Errorf("%w: %w", failure.ErrPermanent, err) }
 
 // Run processes one config end to end: read -> parse/validate -> split ->
 // train -> evaluate -> write artifacts into the run's own folder,
@@ -34,7 +37,7 @@ func permanent(err error) error { return fmt.Errorf("%w: %w", ErrPermanent, err)
 // If a succeeded record for the run id already exists, Run returns it with
 // Result.Duplicate set and rewrites nothing. On failure it writes a failure
 // record when a run id can be derived and returns an error;
-// errors.Is(err, ErrPermanent) tells permanent failures from transient ones.
+// errors.Is(err, failure.ErrPermanent) tells permanent failures from transient ones.
 func (r *Runner) Run(ctx context.Context, src Source) (Result, error) {
 	s, err := r.settings()
 	if err != nil {
@@ -280,7 +283,7 @@ func (j *run) recordFailure(ctx context.Context, runErr error) {
 	defer cancel()
 	j.rec.Status = runrecord.StatusFailed
 	j.rec.Error = runErr.Error()
-	j.rec.Permanent = errors.Is(runErr, ErrPermanent)
+	j.rec.Permanent = errors.Is(runErr, failure.ErrPermanent)
 	j.rec.Accuracy, j.rec.Artifacts, j.rec.Reason = nil, nil, ""
 	written, err := j.putRecordUnlessSucceeded(ctx)
 	switch {

@@ -20,6 +20,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/edp-pipelines/edp/consumer/ecsprotect"
+	"github.com/edp-pipelines/edp/consumer/failure"
 	"github.com/edp-pipelines/edp/internal/emf"
 )
 
@@ -98,9 +99,9 @@ func TestDrainSettlesEveryMessageOneWay(t *testing.T) {
 			got.Store(m.ID, *m)
 			switch m.Body {
 			case "hello, queue":
-				return Result{}, Permanent(errors.New("poison message: body is not a JSON object"))
+				return Result{}, failure.Permanent(errors.New("poison message: body is not a JSON object"))
 			case "s3://someone-else/configs/ok.yaml":
-				return Result{}, fmt.Errorf("poison message: bucket %q is not the pipeline bucket: %w", "someone-else", ErrPermanent)
+				return Result{}, fmt.Errorf("poison message: bucket %q is not the pipeline bucket: %w", "someone-else", failure.ErrPermanent)
 			case "s3:TestEvent":
 				return Result{Skip: "S3 test event"}, nil
 			}
@@ -110,7 +111,7 @@ func TestDrainSettlesEveryMessageOneWay(t *testing.T) {
 			case "configs/ok.yaml":
 				return Result{RunID: "run-ok"}, nil
 			case "configs/bad.yaml":
-				return Result{RunID: "run-bad"}, fmt.Errorf("parse config: unknown model %q: %w", "svm", ErrPermanent)
+				return Result{RunID: "run-bad"}, fmt.Errorf("parse config: unknown model %q: %w", "svm", failure.ErrPermanent)
 			case "configs/slow.yml":
 				return Result{}, errors.New("get object: 503 SlowDown")
 			case "configs/done.json":
@@ -183,7 +184,7 @@ func TestDeadLetterFailureNeverDeletes(t *testing.T) {
 		f := newFakeSQS("not json")
 		f.sendErr = errors.New("AccessDenied")
 		c := newTestConsumer(t, Config{RetryDelay: 5 * time.Second}, f, ProcessorFunc(func(context.Context, *Message) (Result, error) {
-			return Result{}, Permanent(errors.New("poison message"))
+			return Result{}, failure.Permanent(errors.New("poison message"))
 		}))
 		st, err := c.Drain(context.Background())
 		if err != nil {
@@ -494,7 +495,7 @@ func TestMetricsLines(t *testing.T) {
 		proc := keyJobs(func(_ context.Context, key string) (Result, error) {
 			time.Sleep(250 * time.Millisecond)
 			if key == "configs/bad.yaml" {
-				return Result{RunID: "run-bad"}, fmt.Errorf("validate: %w", ErrPermanent)
+				return Result{RunID: "run-bad"}, fmt.Errorf("validate: %w", failure.ErrPermanent)
 			}
 			return Result{RunID: "run-ok"}, nil
 		})
@@ -535,11 +536,11 @@ func TestMetricsLines(t *testing.T) {
 func TestPermanent(t *testing.T) {
 	t.Parallel()
 	cause := errors.New("unknown model \"svm\"")
-	err := Permanent(cause)
-	if !errors.Is(err, ErrPermanent) || !errors.Is(err, cause) || err.Error() != cause.Error() {
+	err := failure.Permanent(cause)
+	if !errors.Is(err, failure.ErrPermanent) || !errors.Is(err, cause) || err.Error() != cause.Error() {
 		t.Errorf("Permanent(%v) = %v: want both sentinels and the same message", cause, err)
 	}
-	if Permanent(nil) != nil {
+	if failure.Permanent(nil) != nil {
 		t.Error("Permanent(nil) != nil")
 	}
 }
