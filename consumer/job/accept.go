@@ -3,6 +3,7 @@ package job
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"path"
 	"slices"
 	"strings"
@@ -46,7 +47,7 @@ func (q *QueueProcessor) Process(ctx context.Context, m *worker.Message) (worker
 	if eventTime.IsZero() {
 		eventTime = m.SentAt // a manual submit has no event time
 	}
-	m.Begin(ctx, ev.Key, eventTime, "format", string(ev.Format))
+	m.Begin(ctx, eventTime, slog.String("s3_key", ev.Key), slog.String("format", string(ev.Format)))
 	res, err := q.Runner.Run(ctx, Source{
 		Bucket: ev.Bucket, Key: ev.Key, VersionID: ev.VersionID, ETag: ev.ETag, Sequencer: ev.Sequencer,
 		EventTime: eventTime,

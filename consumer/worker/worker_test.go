@@ -53,7 +53,7 @@ func newTestConsumer(t *testing.T, cfg Config, f *fakeSQS, p Processor) *Consume
 // was sent) and runs do.
 func keyJobs(do func(ctx context.Context, key string) (Result, error)) Processor {
 	return ProcessorFunc(func(ctx context.Context, m *Message) (Result, error) {
-		m.Begin(ctx, m.Body, time.Time{})
+		m.Begin(ctx, time.Time{}, slog.String("job", m.Body))
 		return do(ctx, m.Body)
 	})
 }
@@ -105,7 +105,7 @@ func TestDrainSettlesEveryMessageOneWay(t *testing.T) {
 			case "s3:TestEvent":
 				return Result{Skip: "S3 test event"}, nil
 			}
-			m.Begin(ctx, m.Body, time.Time{})
+			m.Begin(ctx, time.Time{}, slog.String("job", m.Body))
 			seen.add(m.Body)
 			switch m.Body {
 			case "configs/ok.yaml":
@@ -513,7 +513,7 @@ func TestMetricsLines(t *testing.T) {
 			if err := json.Unmarshal([]byte(l), &m); err != nil {
 				t.Fatal(err)
 			}
-			byKey[m["s3_key"].(string)] = m
+			byKey[m["job"].(string)] = m
 		}
 		ok, bad := byKey["configs/ok.yaml"], byKey["configs/bad.yaml"]
 		if ok["JobsSucceeded"] != 1.0 || ok["JobsFailed"] != 0.0 || ok["outcome"] != OutcomeSucceeded || ok["run_id"] != "run-ok" {
@@ -699,7 +699,7 @@ func TestPanicInOneJobDeadLettersOnlyIt(t *testing.T) {
 			var line struct {
 				Level, Msg, Stack string
 				MessageID         string `json:"message_id"`
-				Key               string `json:"s3_key"`
+				Key               string `json:"job"`
 			}
 			if err := json.Unmarshal([]byte(l), &line); err != nil {
 				t.Fatalf("log line %q: %v", l, err)
