@@ -599,7 +599,8 @@ func TestConfigDefaults(t *testing.T) {
 	}
 }
 
-// Validate names every problem at once, by its variable and its flag.
+// Validate names every problem at once, each a *FieldError naming the
+// field (the consumer's commands restate them with their flags).
 func TestConfigValidation(t *testing.T) {
 	t.Parallel()
 	valid := Config{QueueURL: "q", DLQURL: "d"}
@@ -608,22 +609,22 @@ func TestConfigValidation(t *testing.T) {
 		mod  func(*Config)
 		want string
 	}{
-		"no queue":          {func(c *Config) { c.QueueURL = "" }, "EDP_QUEUE_URL (or -queue-url) is required"},
-		"no dlq":            {func(c *Config) { c.DLQURL = "" }, "EDP_DLQ_URL (or -dlq-url) is required"},
-		"wait too long":     {func(c *Config) { c.WaitTime = 21 * time.Second }, "EDP_WAIT_SECONDS / -wait-seconds 21: want 1 to 20"},
-		"wait fraction":     {func(c *Config) { c.WaitTime = 1500 * time.Millisecond }, "EDP_WAIT_SECONDS / -wait-seconds 1.5"},
-		"visibility short":  {func(c *Config) { c.VisibilityTimeout = time.Second }, "EDP_VISIBILITY_TIMEOUT / -visibility-timeout 1"},
-		"negative conc":     {func(c *Config) { c.Concurrency = -1 }, "EDP_CONCURRENCY / -concurrency -1"},
-		"too many workers":  {func(c *Config) { c.Concurrency = 1001 }, "EDP_CONCURRENCY / -concurrency 1001"},
-		"zero empties":      {func(c *Config) { c.EmptyReceives = 0 }, "EDP_EMPTY_RECEIVES / -empty-receives 0"},
-		"negative empties":  {func(c *Config) { c.EmptyReceives = -2 }, "EDP_EMPTY_RECEIVES / -empty-receives -2"},
-		"zero grace":        {func(c *Config) { c.Grace = 0 }, "EDP_GRACE / -grace 0s"},
-		"negative grace":    {func(c *Config) { c.Grace = -time.Second }, "EDP_GRACE / -grace -1s"},
-		"grace too long":    {func(c *Config) { c.Grace = 101 * time.Second }, "EDP_GRACE / -grace 1m41s: want more than 0 and at most 1m40s"},
-		"negative max run":  {func(c *Config) { c.MaxRunTime = -time.Second }, "EDP_MAX_RUN_TIME / -max-run-time -1s"},
-		"negative job time": {func(c *Config) { c.JobTimeout = -time.Second }, "EDP_JOB_TIMEOUT / -job-timeout -1s"},
-		"sub-second retry":  {func(c *Config) { c.RetryDelay = 500 * time.Millisecond }, "EDP_RETRY_DELAY / -retry-delay 500ms: want at least 1s"},
-		"negative retry":    {func(c *Config) { c.RetryDelay = -time.Second }, "EDP_RETRY_DELAY / -retry-delay -1s"},
+		"no queue":          {func(c *Config) { c.QueueURL = "" }, `QueueURL "": want the work queue's URL (required)`},
+		"no dlq":            {func(c *Config) { c.DLQURL = "" }, `DLQURL "": want the dead-letter queue's URL (required)`},
+		"wait too long":     {func(c *Config) { c.WaitTime = 21 * time.Second }, "WaitTime 21s: want 1 to 20 whole seconds"},
+		"wait fraction":     {func(c *Config) { c.WaitTime = 1500 * time.Millisecond }, "WaitTime 1.5s"},
+		"visibility short":  {func(c *Config) { c.VisibilityTimeout = time.Second }, "VisibilityTimeout 1s"},
+		"negative conc":     {func(c *Config) { c.Concurrency = -1 }, "Concurrency -1"},
+		"too many workers":  {func(c *Config) { c.Concurrency = 1001 }, "Concurrency 1001"},
+		"zero empties":      {func(c *Config) { c.EmptyReceives = 0 }, "EmptyReceives 0"},
+		"negative empties":  {func(c *Config) { c.EmptyReceives = -2 }, "EmptyReceives -2"},
+		"zero grace":        {func(c *Config) { c.Grace = 0 }, "Grace 0s"},
+		"negative grace":    {func(c *Config) { c.Grace = -time.Second }, "Grace -1s"},
+		"grace too long":    {func(c *Config) { c.Grace = 101 * time.Second }, "Grace 1m41s: want more than 0 and at most 1m40s"},
+		"negative max run":  {func(c *Config) { c.MaxRunTime = -time.Second }, "MaxRunTime -1s"},
+		"negative job time": {func(c *Config) { c.JobTimeout = -time.Second }, "JobTimeout -1s"},
+		"sub-second retry":  {func(c *Config) { c.RetryDelay = 500 * time.Millisecond }, "RetryDelay 500ms: want at least 1s"},
+		"negative retry":    {func(c *Config) { c.RetryDelay = -time.Second }, "RetryDelay -1s"},
 	}
 	for name, tt := range tests {
 		t.Run(name, func(t *testing.T) {
@@ -638,13 +639,13 @@ func TestConfigValidation(t *testing.T) {
 	// Every problem at once; New reports them, with the defaults applied
 	// first.
 	err := Config{WaitTime: time.Hour, RetryDelay: time.Millisecond}.Validate()
-	for _, want := range []string{"-queue-url", "-dlq-url", "-wait-seconds 3600", "-retry-delay 1ms", "-grace 0s"} {
+	for _, want := range []string{"QueueURL", "DLQURL", "WaitTime 1h0m0s", "RetryDelay 1ms", "Grace 0s"} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("Validate() = %v, want it to mention %q", err, want)
 		}
 	}
 	_, err = New(Config{WaitTime: time.Hour}, newFakeSQS(), keyJobs(succeed))
-	if err == nil || !strings.Contains(err.Error(), "-wait-seconds 3600") || !strings.Contains(err.Error(), "-queue-url") || strings.Contains(err.Error(), "-grace") {
+	if err == nil || !strings.Contains(err.Error(), "WaitTime 1h0m0s") || !strings.Contains(err.Error(), "QueueURL") || strings.Contains(err.Error(), "Grace") {
 		t.Errorf("New() = %v, want the wait and the queue named, and no default refused", err)
 	}
 }
