@@ -69,9 +69,17 @@ local-up: tools edp ## keep a local cloud of ARCH running in the background and 
 local-down: edp ## stop the local cloud started by local-up (tasks, Lambda, moto_server)
 	bin/edp local down
 
+# An empty STACK would pass the next word (-local) as the stack's name:
+# refuse it before building anything.
+ifneq ($(filter smoke,$(MAKECMDGOALS)),)
+ifeq ($(strip $(STACK)),)
+$(error make smoke: STACK is empty; set STACK to a stack (EdpOneOff, EdpAlarmService, EdpAlarmDispatch, EdpCron) or an architecture (oneoff, alarm-service, alarm-dispatch, cron))
+endif
+endif
+
 .PHONY: smoke
 smoke: edp ## check a deployed stack end to end: STACK=EdpOneOff (AWS credentials), or LOCAL=1 for the local cloud
-	bin/edp smoke -stack $(STACK) $(if $(LOCAL),-local,)
+	bin/edp smoke -stack='$(STACK)' $(if $(LOCAL),-local,)
 
 .PHONY: run
 run: ## run one pipeline job from a file, no AWS at all (CONFIG=..., OUT=...)

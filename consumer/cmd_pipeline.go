@@ -20,6 +20,7 @@ import (
 	"github.com/edp-pipelines/edp/consumer/ml"
 	"github.com/edp-pipelines/edp/consumer/store"
 	"github.com/edp-pipelines/edp/internal/names"
+	"github.com/edp-pipelines/edp/internal/runrecord"
 )
 
 // cmdRun runs one pipeline job: local files by default, S3 for s3:// URLs.
@@ -188,7 +189,7 @@ func cmdPredict(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		return pipelineUsage(fs, stderr, "predict: give rows as arguments or --csv FILE")
 	}
 	artifacts := &artifactReader{stores: &pipelineStores{}}
-	body, err := artifacts.read(ctx, *modelURL, job.ModelFile)
+	body, err := artifacts.read(ctx, *modelURL, runrecord.ModelFile)
 	if err != nil {
 		fmt.Fprintf(stderr, "predict: %v\n", err)
 		return 1
@@ -207,7 +208,7 @@ func cmdPredict(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		rows = append(rows, row)
 	}
 	if *csvURL != "" {
-		data, err := artifacts.read(ctx, *csvURL, job.DatasetFile)
+		data, err := artifacts.read(ctx, *csvURL, runrecord.DatasetFile)
 		if err != nil {
 			fmt.Fprintf(stderr, "predict: %v\n", err)
 			return 1
@@ -471,7 +472,7 @@ func (a *artifactReader) versionFolder(ctx context.Context, url string) (runFold
 	case errors.Is(err, store.ErrNotFound):
 		// A folder written before run folders and pointers existed holds
 		// one run's files itself, run.json last.
-		if _, oldErr := st.Get(ctx, prefix+job.RunFile); oldErr != nil {
+		if _, oldErr := st.Get(ctx, prefix+runrecord.RunFile); oldErr != nil {
 			return runFolder{}, false, fmt.Errorf("%s: no run of this version is published yet (no %s): %w", url, names.PointerFile, err)
 		}
 		f.prefix = prefix

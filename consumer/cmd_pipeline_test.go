@@ -17,6 +17,7 @@ import (
 	"github.com/edp-pipelines/edp/consumer/job"
 	"github.com/edp-pipelines/edp/consumer/store"
 	"github.com/edp-pipelines/edp/internal/motoserver"
+	"github.com/edp-pipelines/edp/internal/runrecord"
 )
 
 // runCLI runs the consumer with args and returns exit code, stdout, stderr.
@@ -27,13 +28,13 @@ func runCLI(t *testing.T, args ...string) (int, string, string) {
 	return code, stdout.String(), stderr.String()
 }
 
-func readRunRecord(t *testing.T, path string) job.Record {
+func readRunRecord(t *testing.T, path string) runrecord.Record {
 	t.Helper()
 	b, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var r job.Record
+	var r runrecord.Record
 	if err := json.Unmarshal(b, &r); err != nil {
 		t.Fatal(err)
 	}
@@ -71,7 +72,7 @@ func TestRunExamplesLocally(t *testing.T) {
 			}
 			dir := filepath.Join(folder, "runs", ptr.RunID)
 			rec := readRunRecord(t, filepath.Join(dir, "run.json"))
-			if rec.Status != job.StatusSucceeded || rec.Accuracy == nil || *rec.Accuracy < 0.9 {
+			if rec.Status != runrecord.StatusSucceeded || rec.Accuracy == nil || *rec.Accuracy < 0.9 {
 				t.Errorf("record %+v: want succeeded with accuracy >= 0.9", rec)
 			}
 			for _, f := range []string{"model.json", "metrics.json", "dataset.csv", "config.yaml", "config.resolved.json"} {
@@ -128,7 +129,7 @@ func TestRunFailureIsRecorded(t *testing.T) {
 	if len(runs) != 1 {
 		t.Fatalf("%d records, want 1", len(runs))
 	}
-	if rec := readRunRecord(t, runs[0]); rec.Status != job.StatusFailed || !rec.Permanent {
+	if rec := readRunRecord(t, runs[0]); rec.Status != runrecord.StatusFailed || !rec.Permanent {
 		t.Errorf("record %+v", rec)
 	}
 }

@@ -76,11 +76,56 @@ func (s *queueSettings) SetDefaults() {
 	}
 }
 
+// workerFlags names the flag of each worker.Config field that
+// worker.Config.Validate checks: the worker names fields, the command
+// names its own flags (bound in flags).
+var workerFlags = map[string]string{
+	"QueueURL": "queue-url", "DLQURL": "dlq-url", "Concurrency": "concurrency",
+	"WaitTime": "wait-seconds", "VisibilityTimeout": "visibility-timeout", "JobTimeout": "job-timeout",
+	"RetryDelay": "retry-delay", "Grace": "grace", "EmptyReceives": "empty-receives", "MaxRunTime": "max-run-time",
+}
+
+// secondFlags are the flags set in whole seconds (type seconds).
+var secondFlags = map[string]bool{"wait-seconds": true, "visibility-timeout": true}
+
+// flagErrors restates the worker's field errors (worker.FieldError) in
+// terms of the flags and their environment variables.
+func flagErrors(err error) []error {
+	var all []error
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		all = j.Unwrap()
+	} else if err != nil {
+		all = []error{err}
+	}
+	out := make([]error, 0, len(all))
+	for _, e := range all {
+		var fe *worker.FieldError
+		name, ok := "", false
+		if errors.As(e, &fe) {
+			name, ok = workerFlags[fe.Field]
+		}
+		if !ok {
+			out = append(out, e)
+			continue
+		}
+		value := fe.Value
+		if d, isDur := value.(time.Duration); isDur && secondFlags[name] {
+			value = strconv.FormatFloat(d.Seconds(), 'f', -1, 64)
+		}
+		if value == "" {
+			out = append(out, fmt.Errorf("%s (or -%s) is required", flagenv.Name(name), name))
+			continue
+		}
+		out = append(out, fmt.Errorf("%s / -%s %v: want %s", flagenv.Name(name), name, value, fe.Want))
+	}
+	return out
+}
+
 // Validate reports every invalid setting at once, each naming its
-// environment variable and flag: the worker's (worker.Config.Validate) and
-// the jobs' own.
+// environment variable and flag: the worker's (worker.Config.Validate,
+// restated by flagErrors) and the jobs' own.
 func (s queueSettings) Validate() error {
-	errs := []error{s.worker.Validate()}
+	errs := flagErrors(s.worker.Validate())
 	if s.maxTasks < 0 {
 		errs = append(errs, fmt.Errorf("%s / -max-tasks %d: want 0 (no cap) or more", flagenv.Name("max-tasks"), s.maxTasks))
 	}

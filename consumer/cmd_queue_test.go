@@ -313,3 +313,34 @@ func TestQueueSettingsUseTheWorkerDefaults(t *testing.T) {
 		t.Errorf("-grace 110s: %v, want it refused for the stop timeout", err)
 	}
 }
+
+// The worker names fields, the command names flags: every field the
+// worker's Validate can report maps to a flag of drain (serve has all but
+// drain's own), and its message names the flag and its variable, never the
+// field.
+func TestEveryWorkerFieldErrorNamesAFlag(t *testing.T) {
+	t.Parallel()
+	bad := worker.Config{Concurrency: -1, WaitTime: time.Hour, VisibilityTimeout: time.Millisecond, JobTimeout: -1,
+		RetryDelay: time.Millisecond, Grace: -1, EmptyReceives: -1, MaxRunTime: -1}
+	errs := bad.Validate().(interface{ Unwrap() []error }).Unwrap()
+	if len(errs) != len(workerFlags) {
+		t.Errorf("Validate reported %d fields, workerFlags maps %d: %v", len(errs), len(workerFlags), errs)
+	}
+	var s queueSettings
+	fs := s.flags(names.ModeDrain, io.Discard)
+	restated := flagErrors(errors.Join(errs...))
+	for i, e := range errs {
+		var fe *worker.FieldError
+		if !errors.As(e, &fe) {
+			t.Fatalf("%v is not a *worker.FieldError", e)
+		}
+		name, ok := workerFlags[fe.Field]
+		if !ok || fs.Lookup(name) == nil {
+			t.Errorf("field %s: flag %q, not a flag of drain", fe.Field, name)
+			continue
+		}
+		if msg := restated[i].Error(); !strings.Contains(msg, flagenv.Name(name)) || !strings.Contains(msg, "-"+name) || strings.Contains(msg, fe.Field+" ") {
+			t.Errorf("field %s restated as %q: want its flag and variable, not the field", fe.Field, msg)
+		}
+	}
+}

@@ -21,6 +21,7 @@ import (
 
 	"github.com/edp-pipelines/edp/internal/localcloud"
 	"github.com/edp-pipelines/edp/internal/names"
+	"github.com/edp-pipelines/edp/internal/runrecord"
 )
 
 // architectures maps the ARCH names of `make local` to stacks.
@@ -48,7 +49,8 @@ func stackFor(arch string) (string, error) {
 	return "", fmt.Errorf("unknown architecture %q: want one of %s (or a stack name)", arch, strings.Join(all, ", "))
 }
 
-// localFlags are the flags every `edp local` verb takes.
+// localFlags are the settings of the `edp local` verbs; each verb binds
+// only the flags it reads (localVerbs).
 type localFlags struct {
 	arch, configs, workDir, logFile string
 	speedup                         float64
@@ -57,18 +59,50 @@ type localFlags struct {
 	detach                          bool
 }
 
+// localVerbs lists the flags each verb of `edp local` takes, so that its -h
+// lists no flag it would ignore.
+var localVerbs = map[string][]string{
+	"run":  {"arch", "configs", "work-dir", "log", "speedup", "timeout", "c"},
+	"up":   {"arch", "work-dir", "log", "speedup", "c", "detach"},
+	"down": {"work-dir"},
+}
+
+// newLocalFlagSet returns verb's flags (localVerbs) over their defaults.
+// A back-quoted word in a usage text names the flag's argument in -h
+// (flag.UnquoteUsage), so only argument names are back-quoted.
 func newLocalFlagSet(verb string, stderr io.Writer) (*flag.FlagSet, *localFlags) {
-	f := &localFlags{context: contextFlags{}}
+	f := &localFlags{arch: "oneoff", configs: "examples", workDir: ".edp-local", speedup: 30, timeout: 5 * time.Minute, context: contextFlags{}}
 	fs := flag.NewFlagSet("local "+verb, flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.StringVar(&f.arch, "arch", "oneoff", "architecture: oneoff, alarm-service, alarm-dispatch or cron (or a stack name)")
-	fs.StringVar(&f.configs, "configs", "examples", "directory whose *.yaml, *.yml and *.json files are uploaded under configs/ (run)")
-	fs.StringVar(&f.workDir, "work-dir", ".edp-local", "local binaries, task and Lambda logs, and the state of `local up`")
-	fs.StringVar(&f.logFile, "log", "", "write the local cloud's JSON log here (default <work-dir>/cloud.log)")
-	fs.Float64Var(&f.speedup, "speedup", 30, "time compression of alarm periods, long polls and the max wait; schedules fire every 10 s")
-	fs.DurationVar(&f.timeout, "timeout", 5*time.Minute, "run: give up waiting for the runs after this long")
-	fs.Var(f.context, "c", "CDK context override key=value for the synth (repeatable), e.g. -c edp:maxTasks=3")
-	fs.BoolVar(&f.detach, "detach", false, "up: start in the background, print how to use it and return")
+	bind := map[string]func(){
+		"arch": func() {
+			fs.StringVar(&f.arch, "arch", f.arch, "architecture `name`: oneoff, alarm-service, alarm-dispatch or cron (or a stack name)")
+		},
+		"configs": func() {
+			fs.StringVar(&f.configs, "configs", f.configs, "`directory` whose *.yaml, *.yml and *.json files are uploaded under configs/")
+		},
+		"work-dir": func() {
+			fs.StringVar(&f.workDir, "work-dir", f.workDir, "`directory` of local binaries, task and Lambda logs, and the state that up leaves for down")
+		},
+		"log": func() {
+			fs.StringVar(&f.logFile, "log", f.logFile, "write the local cloud's JSON log to `file` (default <work-dir>/cloud.log)")
+		},
+		"speedup": func() {
+			fs.Float64Var(&f.speedup, "speedup", f.speedup, "time compression of alarm periods, long polls and the max wait; schedules fire every 10 s")
+		},
+		"timeout": func() {
+			fs.DurationVar(&f.timeout, "timeout", f.timeout, "give up waiting for the runs after this long")
+		},
+		"c": func() {
+			fs.Var(f.context, "c", "CDK context override `key=value` for the synth (repeatable), e.g. -c edp:maxTasks=3")
+		},
+		"detach": func() {
+			fs.BoolVar(&f.detach, "detach", false, "start in the background, print how to use it and return")
+		},
+	}
+	for _, name := range localVerbs[verb] {
+		bind[name]()
+	}
 	return fs, f
 }
 
@@ -77,6 +111,10 @@ func cmdLocal(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	verb := "run"
 	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
 		verb, args = args[0], args[1:]
+	}
+	if _, ok := localVerbs[verb]; !ok {
+		fmt.Fprintf(stderr, "edp local: unknown verb %q: want run, up or down\n", verb)
+		return 2
 	}
 	fs, f := newLocalFlagSet(verb, stderr)
 	if err := parseFlags(fs, args, os.Getenv); err != nil {
@@ -98,9 +136,6 @@ func cmdLocal(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		}
 	case "down":
 		err = localDown(ctx, f, stdout)
-	default:
-		fmt.Fprintf(stderr, "edp local: unknown verb %q: want run, up or down\n", verb)
-		return 2
 	}
 	if err != nil {
 		fmt.Fprintln(stderr, "edp local:", err)
@@ -192,7 +227,7 @@ func localRun(ctx context.Context, f *localFlags, stdout io.Writer) (err error) 
 		}
 	}
 	deadline := time.Now().Add(f.timeout)
-	var recs []localcloud.RunRecord
+	var recs []runrecord.Record
 	for {
 		select {
 		case <-ctx.Done():

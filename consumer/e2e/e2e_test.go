@@ -20,6 +20,7 @@ import (
 	"github.com/edp-pipelines/edp/consumer/store"
 	"github.com/edp-pipelines/edp/consumer/worker"
 	"github.com/edp-pipelines/edp/internal/names"
+	"github.com/edp-pipelines/edp/internal/runrecord"
 )
 
 // treeConfig is a small, fast decision-tree config writing to its own
@@ -66,7 +67,7 @@ func TestUploadToArtifacts(t *testing.T) {
 	}
 	recs := p.records(t)
 	r := recs["configs/team a/iris tree.yaml"]
-	if len(recs) != 1 || len(r) != 1 || r[0].Status != job.StatusSucceeded || r[0].Source.VersionID == "" {
+	if len(recs) != 1 || len(r) != 1 || r[0].Status != runrecord.StatusSucceeded || r[0].Source.VersionID == "" {
 		t.Fatalf("records %+v: want one succeeded record for the upload, with its version id", recs)
 	}
 	// The version folder's pointer names the run; its files are complete.
@@ -75,7 +76,7 @@ func TestUploadToArtifacts(t *testing.T) {
 	if err != nil || ptr.RunID != r[0].RunID {
 		t.Fatalf("pointer %+v, %v: want it to name run %s", ptr, err, r[0].RunID)
 	}
-	for _, f := range []string{job.ModelFile, job.MetricsFile, job.RunFile} {
+	for _, f := range []string{runrecord.ModelFile, runrecord.MetricsFile, runrecord.RunFile} {
 		if _, ok := p.get(t, ptr.FileKey(folder, f)); !ok {
 			t.Errorf("artifact %s missing", f)
 		}
@@ -122,7 +123,7 @@ func TestBatchOf200(t *testing.T) {
 		t.Errorf("%d configs have records, want %d", len(recs), n)
 	}
 	for k, rs := range recs {
-		if len(rs) != 1 || rs[0].Status != job.StatusSucceeded {
+		if len(rs) != 1 || rs[0].Status != runrecord.StatusSucceeded {
 			t.Errorf("%s: records %+v, want exactly one succeeded", k, rs)
 		}
 	}
@@ -238,7 +239,7 @@ func TestPoisonAndBadConfigGoToDLQ(t *testing.T) {
 		t.Errorf("bad config DLQ reason %q: want the unknown model named (reasons: %v)", badReason, reasons)
 	}
 	recs := p.records(t)
-	if r := recs["configs/bad.yaml"]; len(r) != 1 || r[0].Status != job.StatusFailed || !strings.Contains(r[0].Error, "SupportVectorMachine") {
+	if r := recs["configs/bad.yaml"]; len(r) != 1 || r[0].Status != runrecord.StatusFailed || !strings.Contains(r[0].Error, "SupportVectorMachine") {
 		t.Errorf("bad config records %+v: want one failure record naming the model", r)
 	}
 	calls.Range(func(k, v any) bool {
@@ -295,7 +296,7 @@ func TestHeartbeatKeepsLongJobHidden(t *testing.T) {
 	if len(runs) != 1 {
 		t.Errorf("job started %d times (%v), want once", len(runs), runs)
 	}
-	if recs := p.records(t); len(recs["configs/long.yaml"]) != 1 || recs["configs/long.yaml"][0].Status != job.StatusSucceeded {
+	if recs := p.records(t); len(recs["configs/long.yaml"]) != 1 || recs["configs/long.yaml"][0].Status != runrecord.StatusSucceeded {
 		t.Errorf("records %+v, want one succeeded", recs)
 	}
 	p.assertDLQEmpty(t)
@@ -321,7 +322,7 @@ func TestSIGTERMFinishesInFlightJob(t *testing.T) {
 	if code := c.wait(t, 60*time.Second); code != 0 {
 		t.Fatalf("exit code %d after SIGTERM, want 0", code)
 	}
-	if recs := p.records(t); len(recs["configs/term.yaml"]) != 1 || recs["configs/term.yaml"][0].Status != job.StatusSucceeded {
+	if recs := p.records(t); len(recs["configs/term.yaml"]) != 1 || recs["configs/term.yaml"][0].Status != runrecord.StatusSucceeded {
 		t.Errorf("records %+v, want the in-flight job finished", recs)
 	}
 	p.assertQueueEmpty(t)
@@ -356,7 +357,7 @@ func TestSIGTERMReleasesUnfinishedJob(t *testing.T) {
 		t.Fatalf("second consumer exit code %d", code)
 	}
 	recs := p.records(t)["configs/release.yaml"]
-	if len(recs) == 0 || recs[len(recs)-1].Status != job.StatusSucceeded {
+	if len(recs) == 0 || recs[len(recs)-1].Status != runrecord.StatusSucceeded {
 		t.Errorf("records %+v, want the job completed by the second consumer", recs)
 	}
 	p.assertQueueEmpty(t)
@@ -384,7 +385,7 @@ func TestSIGKILLJobCompletedBySecondConsumer(t *testing.T) {
 		t.Fatalf("consumer was not killed: %v", c.cmd.ProcessState)
 	}
 	slow.release()
-	if recs := p.records(t); len(recs) != 0 && slices.ContainsFunc(recs["configs/kill.yaml"], func(r record) bool { return r.Status == job.StatusSucceeded }) {
+	if recs := p.records(t); len(recs) != 0 && slices.ContainsFunc(recs["configs/kill.yaml"], func(r record) bool { return r.Status == runrecord.StatusSucceeded }) {
 		t.Fatalf("job finished before the kill: %+v", recs)
 	}
 
@@ -399,7 +400,7 @@ func TestSIGKILLJobCompletedBySecondConsumer(t *testing.T) {
 		t.Fatalf("second consumer exit code %d", code)
 	}
 	recs := p.records(t)["configs/kill.yaml"]
-	if len(recs) != 1 || recs[0].Status != job.StatusSucceeded {
+	if len(recs) != 1 || recs[0].Status != runrecord.StatusSucceeded {
 		t.Errorf("records %+v, want one succeeded record from the second consumer", recs)
 	}
 	c2.waitLog(t, time.Second, `"msg":"job done"`, `"receive_count":2`)
@@ -443,7 +444,7 @@ func TestServeHoldsScaleInProtection(t *testing.T) {
 	if got := agent.states(); !slices.Equal(got, []string{"on 32", "off"}) {
 		t.Errorf("protection calls %v, want [on 32 off]", got)
 	}
-	if recs := p.records(t)["configs/protect.yaml"]; len(recs) != 1 || recs[0].Status != job.StatusSucceeded {
+	if recs := p.records(t)["configs/protect.yaml"]; len(recs) != 1 || recs[0].Status != runrecord.StatusSucceeded {
 		t.Errorf("records %+v, want one succeeded", recs)
 	}
 }
@@ -472,7 +473,7 @@ func TestServeReportsRefusedProtection(t *testing.T) {
 	if code := c.wait(t, 30*time.Second); code != 0 {
 		t.Fatalf("exit code %d", code)
 	}
-	if recs := p.records(t)["configs/denied.yaml"]; len(recs) != 1 || recs[0].Status != job.StatusSucceeded {
+	if recs := p.records(t)["configs/denied.yaml"]; len(recs) != 1 || recs[0].Status != runrecord.StatusSucceeded {
 		t.Errorf("records %+v, want one succeeded", recs)
 	}
 }

@@ -20,9 +20,9 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
-	"github.com/edp-pipelines/edp/consumer/job"
 	"github.com/edp-pipelines/edp/internal/faultproxy"
 	"github.com/edp-pipelines/edp/internal/names"
+	"github.com/edp-pipelines/edp/internal/runrecord"
 )
 
 // silentAgent is an ECS agent that accepts every task-protection request
@@ -57,7 +57,7 @@ func (p *pipeline) waitSucceeded(t testing.TB, n int, timeout time.Duration) {
 	for {
 		ok := 0
 		for _, rs := range p.records(t) {
-			if len(rs) > 0 && rs[0].Status == job.StatusSucceeded {
+			if len(rs) > 0 && rs[0].Status == runrecord.StatusSucceeded {
 				ok++
 			}
 		}
@@ -138,7 +138,7 @@ func TestDrainWaitsOutALostReceive(t *testing.T) {
 	v, f := p.queueDepth(t, p.queueURL)
 	ok := 0
 	for _, rs := range p.records(t) {
-		if len(rs) == 1 && rs[0].Status == job.StatusSucceeded {
+		if len(rs) == 1 && rs[0].Status == runrecord.StatusSucceeded {
 			ok++
 		}
 	}

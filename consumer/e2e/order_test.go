@@ -15,6 +15,7 @@ import (
 	"github.com/edp-pipelines/edp/consumer/job"
 	"github.com/edp-pipelines/edp/consumer/store"
 	"github.com/edp-pipelines/edp/internal/names"
+	"github.com/edp-pipelines/edp/internal/runrecord"
 )
 
 // Two configs of one version, uploaded a minute apart, whose events reach
@@ -44,7 +45,7 @@ func TestLaterUploadWinsWhateverTheOrderOfRuns(t *testing.T) {
 	runs := map[string]runRecord{}
 	for _, key := range []string{earlier.key, later.key} {
 		rs := p.runRecords(t, key)
-		if len(rs) != 1 || rs[0].Status != job.StatusSucceeded {
+		if len(rs) != 1 || rs[0].Status != runrecord.StatusSucceeded {
 			t.Fatalf("%s: records %+v, want one succeeded", key, rs)
 		}
 		runs[key] = rs[0]

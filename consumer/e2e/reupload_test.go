@@ -16,6 +16,7 @@ import (
 	"github.com/edp-pipelines/edp/consumer/job"
 	"github.com/edp-pipelines/edp/consumer/store"
 	"github.com/edp-pipelines/edp/internal/names"
+	"github.com/edp-pipelines/edp/internal/runrecord"
 )
 
 // Uploading a config, letting it run, then uploading new content to the
@@ -38,7 +39,7 @@ func TestReuploadRunsAgain(t *testing.T) {
 			p.put(t, key, first)
 			p.drainOnce(t)
 			runs := p.runRecords(t, key)
-			if len(runs) != 1 || runs[0].Status != job.StatusSucceeded || runs[0].ConfigSHA256 != sha256Of(first) {
+			if len(runs) != 1 || runs[0].Status != runrecord.StatusSucceeded || runs[0].ConfigSHA256 != sha256Of(first) {
 				t.Fatalf("after the first upload: records %+v, want one succeeded run of its content", runs)
 			}
 
@@ -54,7 +55,7 @@ func TestReuploadRunsAgain(t *testing.T) {
 					newer = &runs[i]
 				}
 			}
-			if newer == nil || newer.Status != job.StatusSucceeded || newer.Source.VersionID == "null" {
+			if newer == nil || newer.Status != runrecord.StatusSucceeded || newer.Source.VersionID == "null" {
 				t.Fatalf("records %+v: want a succeeded run of the new content, without the version id \"null\"", runs)
 			}
 			// Both uploads share a version: its folder now serves the

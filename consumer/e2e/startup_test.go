@@ -7,8 +7,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/edp-pipelines/edp/consumer/job"
 	"github.com/edp-pipelines/edp/internal/names"
+	"github.com/edp-pipelines/edp/internal/runrecord"
 )
 
 // silentEndpoint accepts TCP connections and never answers on them: a hung
@@ -143,7 +143,7 @@ func TestRightBucketStarts(t *testing.T) {
 		t.Fatalf("exit code %d, want 0", code)
 	}
 	c.waitLog(t, time.Second, `"msg":"start-up check passed"`, `"check":"bucket"`, `"bucket":"`+p.bucket+`"`)
-	if recs := p.records(t)["configs/right.yaml"]; len(recs) != 1 || recs[0].Status != job.StatusSucceeded {
+	if recs := p.records(t)["configs/right.yaml"]; len(recs) != 1 || recs[0].Status != runrecord.StatusSucceeded {
 		t.Errorf("records %+v, want one succeeded", recs)
 	}
 	p.assertQueueEmpty(t)

@@ -12,21 +12,20 @@
 // S3's test event (sent when a notification configuration is saved) parses
 // as KindTestEvent: the caller acknowledges and drops it. Anything else is
 // a poison message: Parse returns an error for which errors.Is(err,
-// ErrPoison) is true, so the caller moves it to the dead-letter queue.
+// failure.ErrPermanent) is true, so the caller moves it to the dead-letter
+// queue.
 package event
 
 import (
 	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net/url"
 	"strings"
 	"time"
-)
 
-// ErrPoison marks a message body that no retry can make processable.
-var ErrPoison = errors.New("poison message")
+	"github.com/edp-pipelines/edp/consumer/failure"
+)
 
 // Kind says what a parsed message asks for.
 type Kind int
@@ -72,11 +71,12 @@ type Message struct {
 	Time time.Time
 }
 
-// Parse decodes a message body. The only errors it returns wrap ErrPoison.
+// Parse decodes a message body. Every error it returns is a poison message:
+// it wraps failure.ErrPermanent, and its text starts "poison message: ".
 func Parse(body []byte) (Message, error) {
 	body = bytes.TrimSpace(body)
 	if len(body) == 0 || body[0] != '{' {
-		return Message{}, poison("body is not a JSON object")
+		return Message{}, Poison("body is not a JSON object")
 	}
 	// One pass over the union of the shapes' top-level fields is enough to
 	// tell them apart, and keeps an unknown field from failing the decode.
@@ -93,7 +93,7 @@ func Parse(body []byte) (Message, error) {
 		Config     *string         `json:"config"`
 	}
 	if err := json.Unmarshal(body, &probe); err != nil {
-		return Message{}, poison("body is not valid JSON: %v", err)
+		return Message{}, Poison("body is not valid JSON: %v", err)
 	}
 	switch {
 	case probe.DetailType != nil:
@@ -102,20 +102,20 @@ func Parse(body []byte) (Message, error) {
 		return parseS3(probe.Records)
 	case probe.Event != nil:
 		if *probe.Event != "s3:TestEvent" {
-			return Message{}, poison("unknown S3 event %q", *probe.Event)
+			return Message{}, Poison("unknown S3 event %q", *probe.Event)
 		}
 		t, _ := time.Parse(time.RFC3339Nano, probe.TestTime)
 		return Message{Kind: KindTestEvent, Format: FormatS3Test, Bucket: probe.Bucket, Time: t}, nil
 	case probe.Config != nil:
 		return parseManual(*probe.Config)
 	default:
-		return Message{}, poison("JSON object is neither an EventBridge event, an S3 notification nor a {\"config\": ...} submit")
+		return Message{}, Poison("JSON object is neither an EventBridge event, an S3 notification nor a {\"config\": ...} submit")
 	}
 }
 
 func parseEventBridge(detailType, source, ts string, raw json.RawMessage) (Message, error) {
 	if source != "aws.s3" || detailType != "Object Created" {
-		return Message{}, poison("EventBridge event %q from %q is not an S3 Object Created event", detailType, source)
+		return Message{}, Poison("EventBridge event %q from %q is not an S3 Object Created event", detailType, source)
 	}
 	var d struct {
 		Bucket struct {
@@ -129,7 +129,7 @@ func parseEventBridge(detailType, source, ts string, raw json.RawMessage) (Messa
 		} `json:"object"`
 	}
 	if err := json.Unmarshal(raw, &d); err != nil {
-		return Message{}, poison("EventBridge event detail: %v", err)
+		return Message{}, Poison("EventBridge event detail: %v", err)
 	}
 	t, _ := time.Parse(time.RFC3339Nano, ts)
 	m := Message{
@@ -158,21 +158,21 @@ func parseS3(raw json.RawMessage) (Message, error) {
 		} `json:"s3"`
 	}
 	if err := json.Unmarshal(raw, &recs); err != nil {
-		return Message{}, poison("S3 notification records: %v", err)
+		return Message{}, Poison("S3 notification records: %v", err)
 	}
 	// S3 sends one record per message; a message carrying several would
 	// need a partial-success protocol the queue does not have.
 	if len(recs) != 1 {
-		return Message{}, poison("S3 notification has %d records, want 1", len(recs))
+		return Message{}, Poison("S3 notification has %d records, want 1", len(recs))
 	}
 	r := recs[0]
 	if r.EventSource != "aws:s3" || !strings.HasPrefix(r.EventName, "ObjectCreated:") {
-		return Message{}, poison("S3 notification %q from %q is not an ObjectCreated event", r.EventName, r.EventSource)
+		return Message{}, Poison("S3 notification %q from %q is not an ObjectCreated event", r.EventName, r.EventSource)
 	}
 	// S3 notifications URL-encode keys the way HTML forms do ('+' is a space).
 	key, err := url.QueryUnescape(r.S3.Object.Key)
 	if err != nil {
-		return Message{}, poison("S3 notification key %q: %v", r.S3.Object.Key, err)
+		return Message{}, Poison("S3 notification key %q: %v", r.S3.Object.Key, err)
 	}
 	t, _ := time.Parse(time.RFC3339Nano, r.EventTime)
 	m := Message{
@@ -186,7 +186,7 @@ func parseS3(raw json.RawMessage) (Message, error) {
 func parseManual(u string) (Message, error) {
 	rest, ok := strings.CutPrefix(u, "s3://")
 	if !ok {
-		return Message{}, poison("config %q is not an s3://bucket/key URL", u)
+		return Message{}, Poison("config %q is not an s3://bucket/key URL", u)
 	}
 	bucket, key, _ := strings.Cut(rest, "/")
 	m := Message{Kind: KindConfig, Format: FormatManual, Bucket: bucket, Key: key}
@@ -208,11 +208,13 @@ func ownVersion(v string) string {
 
 func (m Message) check() error {
 	if m.Bucket == "" || m.Key == "" {
-		return poison("%s message names no object (bucket %q, key %q)", m.Format, m.Bucket, m.Key)
+		return Poison("%s message names no object (bucket %q, key %q)", m.Format, m.Bucket, m.Key)
 	}
 	return nil
 }
 
-func poison(format string, args ...any) error {
-	return fmt.Errorf("%w: %s", ErrPoison, fmt.Sprintf(format, args...))
+// Poison is a message no retry can make processable: a permanent failure
+// (failure.ErrPermanent) whose text starts "poison message: ".
+func Poison(format string, args ...any) error {
+	return failure.Permanent(fmt.Errorf("poison message: "+format, args...))
 }

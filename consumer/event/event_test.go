@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/edp-pipelines/edp/consumer/failure"
 )
 
 func TestParseFixtures(t *testing.T) {
@@ -68,8 +70,8 @@ func TestParseFixtures(t *testing.T) {
 			}
 			got, err := Parse(body)
 			if tt.wantErr {
-				if !errors.Is(err, ErrPoison) {
-					t.Fatalf("Parse() error = %v, want ErrPoison", err)
+				if !errors.Is(err, failure.ErrPermanent) {
+					t.Fatalf("Parse() error = %v, want failure.ErrPermanent", err)
 				}
 				return
 			}
@@ -103,8 +105,8 @@ func TestParseRejects(t *testing.T) {
 	for name, body := range tests {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
-			if m, err := Parse([]byte(body)); !errors.Is(err, ErrPoison) {
-				t.Fatalf("Parse(%q) = %+v, %v; want ErrPoison", body, m, err)
+			if m, err := Parse([]byte(body)); !errors.Is(err, failure.ErrPermanent) {
+				t.Fatalf("Parse(%q) = %+v, %v; want failure.ErrPermanent", body, m, err)
 			}
 		})
 	}
@@ -122,8 +124,8 @@ func FuzzParse(f *testing.F) {
 	f.Fuzz(func(t *testing.T, body []byte) {
 		m, err := Parse(body)
 		if err != nil {
-			if !errors.Is(err, ErrPoison) {
-				t.Fatalf("error %v does not wrap ErrPoison", err)
+			if !errors.Is(err, failure.ErrPermanent) {
+				t.Fatalf("error %v does not wrap failure.ErrPermanent", err)
 			}
 			return
 		}

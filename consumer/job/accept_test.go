@@ -10,9 +10,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/edp-pipelines/edp/consumer/event"
+	"github.com/edp-pipelines/edp/consumer/failure"
 	"github.com/edp-pipelines/edp/consumer/store"
 	"github.com/edp-pipelines/edp/consumer/worker"
+	"github.com/edp-pipelines/edp/internal/runrecord"
 )
 
 const acceptBucket = "edp-pipelines-123456789012"
@@ -55,7 +56,7 @@ func TestQueueProcessorRefuses(t *testing.T) {
 			t.Parallel()
 			q := &QueueProcessor{Bucket: acceptBucket, ConfigPrefix: tt.prefix}
 			_, err := q.Process(context.Background(), &worker.Message{ID: "m", Body: tt.body})
-			if !errors.Is(err, worker.ErrPermanent) || !errors.Is(err, event.ErrPoison) || !strings.Contains(err.Error(), tt.want) {
+			if !errors.Is(err, failure.ErrPermanent) || !strings.HasPrefix(err.Error(), "poison message: ") || !strings.Contains(err.Error(), tt.want) {
 				t.Errorf("Process() = %v, want a permanent poison error mentioning %q", err, tt.want)
 			}
 		})
@@ -99,16 +100,64 @@ func TestQueueProcessorRunsAcceptedConfigs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var rec Record
+	var rec runrecord.Record
 	if err := json.Unmarshal(obj.Body, &rec); err != nil {
 		t.Fatal(err)
 	}
-	if rec.Status != StatusSucceeded || rec.Source.Bucket != acceptBucket || rec.Source.Key != "configs/team-a/tree.yml" || !rec.Source.Time.Equal(sent) {
+	if rec.Status != runrecord.StatusSucceeded || rec.Source.Bucket != acceptBucket || rec.Source.Key != "configs/team-a/tree.yml" || !rec.Source.Time.Equal(sent) {
 		t.Errorf("record %+v: want a success for the submitted key, timed by the message's send time", rec)
 	}
 
 	_, err = q.Process(ctx, &worker.Message{ID: "m2", Body: submit(acceptBucket, "configs/bad.yaml"), SentAt: sent})
-	if !errors.Is(err, worker.ErrPermanent) || !errors.Is(err, ErrPermanent) || !strings.Contains(err.Error(), "SupportVectorMachine") {
+	if !errors.Is(err, failure.ErrPermanent) || !strings.Contains(err.Error(), "SupportVectorMachine") {
 		t.Errorf("Process() = %v, want a permanent failure naming the model", err)
 	}
 }
+
+// Every route that must not be retried reaches the worker as the one
+// sentinel it reads, failure.ErrPermanent, with nothing translated on the
+// way; transient failures do not.
+func TestEveryPermanentRouteIsTheOneSentinel(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	dir := store.NewDir(t.TempDir())
+	for key, body := range map[string]string{
+		"configs/bad.yaml": "model:\n  type: SupportVectorMachine\n",
+		"configs/big.yaml": "run_config:\n  version: big\n" + strings.Repeat("# padding\n", 1<<14),
+	} {
+		if err := dir.Put(ctx, key, []byte(body), ""); err != nil {
+			t.Fatal(err)
+		}
+	}
+	q := &QueueProcessor{Runner: &Runner{In: dir, Version: "test"}, Bucket: acceptBucket}
+	for name, body := range map[string]string{
+		"not JSON":           "hello, queue",
+		"unknown event":      eventFixture(t, "unknown_json.json"),
+		"wrong event kind":   eventFixture(t, "eventbridge_object_deleted.json"),
+		"wrong bucket":       submit("someone-else", "configs/ok.yaml"),
+		"key not a config":   submit(acceptBucket, "configs/notes.txt"),
+		"key outside prefix": submit(acceptBucket, "artifacts/v1/model.json"),
+		"bad config":         submit(acceptBucket, "configs/bad.yaml"),
+		"oversized config":   submit(acceptBucket, "configs/big.yaml"),
+		"missing config":     submit(acceptBucket, "configs/gone.yaml"),
+	} {
+		_, err := q.Process(ctx, &worker.Message{ID: "m", Body: body})
+		if !errors.Is(err, failure.ErrPermanent) {
+			t.Errorf("%s: Process() = %v, want an error matching failure.ErrPermanent", name, err)
+		}
+	}
+
+	// A store that fails for a moment is not permanent.
+	flaky := &QueueProcessor{Runner: &Runner{In: failingStore{errors.New("throttled")}, Version: "test"}, Bucket: acceptBucket}
+	if _, err := flaky.Process(ctx, &worker.Message{ID: "m", Body: submit(acceptBucket, "configs/ok.yaml")}); err == nil || errors.Is(err, failure.ErrPermanent) {
+		t.Errorf("Process() with a throttled store = %v, want a transient error", err)
+	}
+}
+
+// failingStore fails every call with err.
+type failingStore struct{ err error }
+
+func (f failingStore) Get(context.Context, string) (store.Object, error) {
+	return store.Object{}, f.err
+}
+func (f failingStore) Put(context.Context, string, []byte, string) error { return f.err }

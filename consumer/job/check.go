@@ -11,7 +11,7 @@ import (
 // the config (reading or writing the store, a timeout).
 //
 // The error is Parse's *config.Error, or the resolution error with the text
-// Run reports (and records) after its ErrPermanent prefix.
+// Run reports (and records) after its "permanent failure: " prefix.
 func Check(body []byte) (*config.Config, error) {
 	cfg, err := config.Parse(body)
 	if err != nil {

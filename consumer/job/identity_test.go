@@ -4,6 +4,8 @@ import (
 	"context"
 	"strings"
 	"testing"
+
+	"github.com/edp-pipelines/edp/internal/runrecord"
 )
 
 // A bucket without versions reports version id "null" for every upload of
@@ -42,14 +44,14 @@ func TestReuploadIsANewRun(t *testing.T) {
 			src1, src2 := tt.event1, tt.event2
 			src1.Bucket, src1.Key, src2.Bucket, src2.Key = "b", "configs/c.yaml", "b", "configs/c.yaml"
 			res1, err := r.Run(ctx, src1)
-			if err != nil || res1.Status != StatusSucceeded {
+			if err != nil || res1.Status != runrecord.StatusSucceeded {
 				t.Fatalf("first upload: %+v, %v", res1, err)
 			}
 			if err := r.In.Put(ctx, "configs/c.yaml", body2, ""); err != nil {
 				t.Fatal(err)
 			}
 			res2, err := r.Run(ctx, src2)
-			if err != nil || res2.Status != StatusSucceeded || res2.Duplicate || res2.RunID == res1.RunID {
+			if err != nil || res2.Status != runrecord.StatusSucceeded || res2.Duplicate || res2.RunID == res1.RunID {
 				t.Fatalf("re-upload: %+v, %v; want a new succeeded run (first run %s)", res2, err, res1.RunID)
 			}
 			rec := readRecord(t, r.Out, res2.RecordKey)
@@ -57,7 +59,7 @@ func TestReuploadIsANewRun(t *testing.T) {
 				t.Errorf("second record %+v: want the new content's hash, no \"null\" version, the event's sequencer", rec)
 			}
 			// The first upload's record still stands.
-			if got := readRecord(t, r.Out, res1.RecordKey); got.Status != StatusSucceeded || got.RunID != res1.RunID {
+			if got := readRecord(t, r.Out, res1.RecordKey); got.Status != runrecord.StatusSucceeded || got.RunID != res1.RunID {
 				t.Errorf("first record %+v", got)
 			}
 			// A redelivery of the second event is a duplicate.
@@ -65,28 +67,6 @@ func TestReuploadIsANewRun(t *testing.T) {
 				t.Errorf("redelivery of the re-upload's event: %+v, %v; want a duplicate", again, err)
 			}
 		})
-	}
-}
-
-// "null" is no version: the identity is the ETag with the sequencer, exactly
-// as for an event without a version id.
-func TestRunIDTreatsNullAsNoVersion(t *testing.T) {
-	t.Parallel()
-	base := Source{Bucket: "b", Key: "configs/c.yaml", ETag: "9b2cf535f27731c974343645a3985328", Sequencer: "0055AED6DCD90281E5"}
-	null := base
-	null.VersionID = "null"
-	if RunID(null, nil) != RunID(base, nil) {
-		t.Error(`version id "null" changed the run id`)
-	}
-	later := base
-	later.Sequencer = "0055AED6DCD90281E6"
-	if RunID(later, nil) == RunID(base, nil) {
-		t.Error("two uploads of the same content (different sequencers) share a run id")
-	}
-	versioned := base
-	versioned.VersionID = "3HL4kqtJlcpXroDTDmJ"
-	if RunID(versioned, nil) == RunID(base, nil) {
-		t.Error("a real version id is not the identity")
 	}
 }
 
@@ -100,11 +80,11 @@ func TestOverwrittenBeforeReadIsSkipped(t *testing.T) {
 	r, rec, _ := setup(t, map[string][]byte{"c.yaml": now})
 	src := Source{Bucket: "b", Key: "configs/c.yaml", VersionID: "null", ETag: strings.Trim(etagOf(announced), `"`), Sequencer: "0A"}
 	res, err := r.Run(context.Background(), src)
-	if err != nil || res.Status != StatusSkipped || res.RecordKey == "" {
+	if err != nil || res.Status != runrecord.StatusSkipped || res.RecordKey == "" {
 		t.Fatalf("Run = %+v, %v; want skipped with a record, no error", res, err)
 	}
 	got := readRecord(t, rec, res.RecordKey)
-	if got.Status != StatusSkipped || got.Error != "" || !strings.Contains(got.Reason, "overwritten") ||
+	if got.Status != runrecord.StatusSkipped || got.Error != "" || !strings.Contains(got.Reason, "overwritten") ||
 		!strings.Contains(got.Reason, strings.Trim(etagOf(now), `"`)) || got.Version != "" {
 		t.Errorf("record %+v: want skipped with the reason naming both ETags", got)
 	}
@@ -115,7 +95,7 @@ func TestOverwrittenBeforeReadIsSkipped(t *testing.T) {
 	}
 	// The newer upload's own event runs it.
 	newer := Source{Bucket: "b", Key: "configs/c.yaml", VersionID: "null", ETag: strings.Trim(etagOf(now), `"`), Sequencer: "0B"}
-	if res, err := r.Run(context.Background(), newer); err != nil || res.Status != StatusSucceeded || res.Version != "newer" {
+	if res, err := r.Run(context.Background(), newer); err != nil || res.Status != runrecord.StatusSucceeded || res.Version != "newer" {
 		t.Errorf("newer upload: %+v, %v", res, err)
 	}
 }

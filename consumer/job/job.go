@@ -8,9 +8,10 @@
 // then replaces the folder's pointer, latest.json, which names the run
 // readers use (ReadPointer). The pointer write is the run's commit point;
 // a run in progress, or one that failed half way, is invisible to readers.
-// Runs of the same version are ordered by their uploads (Upload.After), so
-// a run of an older upload that finishes last does not replace the pointer
-// to a newer one.
+// Runs of the same version are ordered by their uploads
+// (runrecord.Upload.After), so a run of an older upload that finishes last
+// does not replace the pointer to a newer one. The record and pointer
+// formats are internal/runrecord's, which their readers import too.
 //
 // Runs are idempotent. The run id is derived from the source object's
 // identity (bucket, key and version id, else ETag and sequencer, else
@@ -18,10 +19,12 @@
 // random choice not fixed by the config is seeded from the run id, and a run
 // whose succeeded record already exists is not repeated: re-delivering the
 // same message yields the same artifacts and one record. Failures are
-// recorded too (status "failed") and classified: errors.Is(err, ErrPermanent)
-// marks those that retrying cannot fix. A panic during a run, including one
-// on a goroutine the training started, is such a failure ("panic: ..."),
-// with the stack in the log.
+// recorded too (status "failed") and classified: errors.Is(err,
+// failure.ErrPermanent) marks those that retrying cannot fix: a bad or
+// oversized config, an unknown model, a missing object, an invalid
+// version, a panic. Every other error from Run is transient. A panic
+// during a run, including one on a goroutine the training started, is such
+// a failure ("panic: ..."), with the stack in the log.
 package job
 
 import (
@@ -31,35 +34,6 @@ import (
 
 	"github.com/edp-pipelines/edp/consumer/store"
 	"github.com/edp-pipelines/edp/internal/names"
-)
-
-// ErrPermanent is matched (errors.Is) by errors that retrying cannot fix: a
-// bad or oversized config, an unknown model, a missing object, an invalid
-// version, a panic. Every other error from Run is transient.
-var ErrPermanent = errors.New("permanent failure")
-
-// Run statuses.
-const (
-	StatusSucceeded = "succeeded"
-	StatusFailed    = "failed"
-	// StatusSkipped: the source object had been overwritten before the run
-	// could read the upload that its event announced (a bucket without
-	// versions keeps only the newest upload, which runs on its own event).
-	// Nothing was trained; the record's Reason says why.
-	StatusSkipped = "skipped"
-)
-
-// RecordFormat identifies the run record layout (docs/pipeline.md).
-const RecordFormat = "edp.run/v1"
-
-// Artifact file names inside a run's folder,
-// <ArtifactPrefix><version>/runs/<run-id>/.
-const (
-	ModelFile          = "model.json"
-	MetricsFile        = "metrics.json"
-	DatasetFile        = "dataset.csv"
-	ResolvedConfigFile = "config.resolved.json"
-	RunFile            = "run.json"
 )
 
 // Source identifies the config object that triggered a run.
@@ -78,16 +52,17 @@ type Source struct {
 	// ETag is optional, from the event. Without a version id, the ETag and
 	// the Sequencer are the object's identity, and the object read must
 	// still have this ETag: if the key was overwritten since the event, the
-	// run is skipped (StatusSkipped), as the newer upload has its own event.
+	// run is skipped (runrecord.StatusSkipped), as the newer upload has
+	// its own event.
 	ETag string
 	// Sequencer is optional, from the event (S3's detail.object.sequencer):
 	// with the ETag, it tells apart two uploads of the same content to a
 	// key without versions, so re-uploading a config runs it again. It also
-	// orders uploads of the same key (Upload.After).
+	// orders uploads of the same key (runrecord.Upload.After).
 	Sequencer string
 	// EventTime is optional: when the upload happened, from the event. It
-	// orders the runs of one version (Upload.After). Zero: the time the
-	// run started stands for it.
+	// orders the runs of one version (runrecord.Upload.After). Zero: the
+	// time the run started stands for it.
 	EventTime time.Time
 }
 
@@ -118,7 +93,7 @@ type Result struct {
 	RunID string
 	// Version is the config's run_config.version ("" if unknown).
 	Version string
-	// Status is StatusSucceeded or StatusFailed.
+	// Status is runrecord.StatusSucceeded, StatusFailed or StatusSkipped.
 	Status string
 	// ModelType is the config's model.type ("" if unknown).
 	ModelType string

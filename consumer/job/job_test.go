@@ -24,9 +24,11 @@ import (
 	"github.com/google/go-cmp/cmp/cmpopts"
 
 	"github.com/edp-pipelines/edp/consumer/config"
+	"github.com/edp-pipelines/edp/consumer/failure"
 	"github.com/edp-pipelines/edp/consumer/ml"
 	"github.com/edp-pipelines/edp/consumer/store"
 	"github.com/edp-pipelines/edp/internal/motoserver"
+	"github.com/edp-pipelines/edp/internal/runrecord"
 )
 
 func fixture(t *testing.T, name string) []byte {
@@ -125,13 +127,13 @@ func currentFile(t *testing.T, s store.Store, versionFolder, name string) []byte
 	return obj.Body
 }
 
-func readRecord(t *testing.T, s store.Store, key string) Record {
+func readRecord(t *testing.T, s store.Store, key string) runrecord.Record {
 	t.Helper()
 	obj, err := s.Get(context.Background(), key)
 	if err != nil {
 		t.Fatalf("read record: %v", err)
 	}
-	var r Record
+	var r runrecord.Record
 	if err := json.Unmarshal(obj.Body, &r); err != nil {
 		t.Fatalf("decode record: %v", err)
 	}
@@ -146,17 +148,17 @@ func TestRunWritesArtifactsAndRecords(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Run: %v", err)
 	}
-	runID := RunID(Source{Bucket: "b", Key: "configs/rf.yaml", ETag: tag}, nil) // derived from the ETag
+	runID := runrecord.RunID(runrecord.Source{Bucket: "b", Key: "configs/rf.yaml", ETag: tag}, nil) // derived from the ETag
 	runDir := "artifacts/rf-v2/runs/" + runID + "/"
 	// The run's files in its own folder, run.json last; then the pointer;
 	// the record last of all.
-	files := []string{ModelFile, MetricsFile, DatasetFile, "config.yaml", ResolvedConfigFile, RunFile}
+	files := []string{runrecord.ModelFile, runrecord.MetricsFile, runrecord.DatasetFile, "config.yaml", runrecord.ResolvedConfigFile, runrecord.RunFile}
 	var artifacts []string
 	for _, f := range files {
 		artifacts = append(artifacts, runDir+f)
 	}
 	wantRes := Result{
-		RunID: runID, Version: "rf-v2", Status: StatusSucceeded, ModelType: "RandomForestClassifier",
+		RunID: runID, Version: "rf-v2", Status: runrecord.StatusSucceeded, ModelType: "RandomForestClassifier",
 		ArtifactPrefix: runDir, PointerKey: "artifacts/rf-v2/latest.json", RecordKey: "runs/" + runID + ".json",
 		TrainSize: 105, TestSize: 45, Artifacts: artifacts,
 	}
@@ -174,8 +176,8 @@ func TestRunWritesArtifactsAndRecords(t *testing.T) {
 	if err != nil {
 		t.Fatalf("read pointer: %v", err)
 	}
-	wantPtr := Pointer{Format: PointerFormat, Version: "rf-v2", RunID: runID, Files: files, Upload: Upload{Key: "configs/rf.yaml"}}
-	if diff := cmp.Diff(wantPtr, ptr, cmpopts.IgnoreFields(Pointer{}, "Upload.Time", "PublishedAt")); diff != "" {
+	wantPtr := runrecord.Pointer{Format: runrecord.PointerFormat, Version: "rf-v2", RunID: runID, Files: files, Upload: runrecord.Upload{Key: "configs/rf.yaml"}}
+	if diff := cmp.Diff(wantPtr, ptr, cmpopts.IgnoreFields(runrecord.Pointer{}, "Upload.Time", "PublishedAt")); diff != "" {
 		t.Errorf("pointer (-want +got):\n%s", diff)
 	}
 	if ptr.Upload.Time.IsZero() || ptr.PublishedAt.IsZero() {
@@ -187,14 +189,14 @@ func TestRunWritesArtifactsAndRecords(t *testing.T) {
 	if diff := cmp.Diff(r1, r2); diff != "" {
 		t.Errorf("the two record copies differ:\n%s", diff)
 	}
-	wantRec := Record{
-		Format: RecordFormat, RunID: runID, Status: StatusSucceeded,
-		Source:  RecordSource{Bucket: "b", Key: "configs/rf.yaml", ETag: tag},
+	wantRec := runrecord.Record{
+		Format: runrecord.Format, RunID: runID, Status: runrecord.StatusSucceeded,
+		Source:  runrecord.Source{Bucket: "b", Key: "configs/rf.yaml", ETag: tag},
 		Version: "rf-v2", ModelType: "RandomForestClassifier", Accuracy: &res.Accuracy, TrainSize: 105, TestSize: 45,
-		Seeds: &Seeds{Split: 42, Model: 42}, ConfigSHA256: sha256Hex(fixture(t, "rf.yaml")),
+		Seeds: &runrecord.Seeds{Split: 42, Model: 42}, ConfigSHA256: sha256Hex(fixture(t, "rf.yaml")),
 		ToolVersion: "test", Artifacts: artifacts,
 	}
-	if diff := cmp.Diff(wantRec, r1, cmpopts.IgnoreFields(Record{}, "StartedAt", "FinishedAt", "DurationMS", "TimingsMS")); diff != "" {
+	if diff := cmp.Diff(wantRec, r1, cmpopts.IgnoreFields(runrecord.Record{}, "StartedAt", "FinishedAt", "DurationMS", "TimingsMS")); diff != "" {
 		t.Errorf("record (-want +got):\n%s", diff)
 	}
 	if r1.DurationMS <= 0 {
@@ -251,7 +253,7 @@ func TestRunIsIdempotent(t *testing.T) {
 			t.Fatal(err)
 		}
 		if !second.Duplicate || second.RunID != first.RunID || second.Accuracy != first.Accuracy ||
-			second.Status != StatusSucceeded || second.ArtifactPrefix != first.ArtifactPrefix {
+			second.Status != runrecord.StatusSucceeded || second.ArtifactPrefix != first.ArtifactPrefix {
 			t.Errorf("%+v: second run = %+v, want a duplicate of %+v", src, second, first)
 		}
 		if got := rec.putKeys()[nPuts:]; len(got) != 0 {
@@ -304,7 +306,7 @@ func TestDeterminism(t *testing.T) {
 	if resA.RunID == resB.RunID {
 		t.Fatal("different keys gave the same run id")
 	}
-	for _, f := range []string{ModelFile, MetricsFile, DatasetFile, "config.yaml", ResolvedConfigFile} {
+	for _, f := range []string{runrecord.ModelFile, runrecord.MetricsFile, runrecord.DatasetFile, "config.yaml", runrecord.ResolvedConfigFile} {
 		a, _ := os.ReadFile(filepath.Join(root, filepath.FromSlash(resA.ArtifactPrefix), f))
 		b, _ := os.ReadFile(filepath.Join(root, filepath.FromSlash(resB.ArtifactPrefix), f))
 		if len(a) == 0 || !bytes.Equal(a, b) {
@@ -332,7 +334,7 @@ func TestDerivedSeedsReproduce(t *testing.T) {
 		t.Helper()
 		return currentFile(t, r.In, "artifacts/dt-unseeded/", name)
 	}
-	model1, resolved := current(ModelFile), current(ResolvedConfigFile)
+	model1, resolved := current(runrecord.ModelFile), current(runrecord.ResolvedConfigFile)
 	if !bytes.Contains(resolved, []byte(`"random_state": `)) {
 		t.Fatalf("resolved config lacks random states:\n%s", resolved)
 	}
@@ -341,7 +343,7 @@ func TestDerivedSeedsReproduce(t *testing.T) {
 	if _, err := r.Run(context.Background(), Source{Key: "configs/u2.json"}); err != nil {
 		t.Fatal(err)
 	}
-	model2 := current(ModelFile)
+	model2 := current(runrecord.ModelFile)
 	if bytes.Equal(model1, model2) {
 		t.Error("two uploads without random_state trained identical models")
 	}
@@ -353,7 +355,7 @@ func TestDerivedSeedsReproduce(t *testing.T) {
 	if _, err := r.Run(context.Background(), Source{Key: "configs/replay.json"}); err != nil {
 		t.Fatal(err)
 	}
-	model3 := current(ModelFile)
+	model3 := current(runrecord.ModelFile)
 	if !bytes.Equal(model1, model3) {
 		t.Error("replaying the resolved config did not reproduce the model")
 	}
@@ -390,13 +392,13 @@ func TestRunFailures(t *testing.T) {
 			t.Errorf("%s: Run succeeded", tt.name)
 			continue
 		}
-		if !errors.Is(err, ErrPermanent) {
+		if !errors.Is(err, failure.ErrPermanent) {
 			t.Errorf("%s: error %v is not permanent", tt.name, err)
 		}
 		if !strings.Contains(err.Error(), tt.wantErr) {
 			t.Errorf("%s: error %q lacks %q", tt.name, err, tt.wantErr)
 		}
-		if res.Status != StatusFailed || res.Duplicate {
+		if res.Status != runrecord.StatusFailed || res.Duplicate {
 			t.Errorf("%s: result %+v", tt.name, res)
 		}
 		if !tt.wantRecord {
@@ -406,7 +408,7 @@ func TestRunFailures(t *testing.T) {
 			continue
 		}
 		got := readRecord(t, rec, res.RecordKey)
-		if got.Status != StatusFailed || !got.Permanent || !strings.Contains(got.Error, tt.wantErr) ||
+		if got.Status != runrecord.StatusFailed || !got.Permanent || !strings.Contains(got.Error, tt.wantErr) ||
 			got.RunID != res.RunID || got.Accuracy != nil || len(got.Artifacts) != 0 {
 			t.Errorf("%s: failure record %+v", tt.name, got)
 		}
@@ -448,7 +450,7 @@ func TestCheckAgreesWithRun(t *testing.T) {
 		case runErr == nil && checkErr == nil:
 		case runErr == nil || checkErr == nil:
 			t.Errorf("%s: Run error %v, Check error %v: want both or neither", name, runErr, checkErr)
-		case !errors.Is(runErr, ErrPermanent) || !strings.HasSuffix(runErr.Error(), checkErr.Error()):
+		case !errors.Is(runErr, failure.ErrPermanent) || !strings.HasSuffix(runErr.Error(), checkErr.Error()):
 			t.Errorf("%s: Run error %q does not end with Check's %q", name, runErr, checkErr)
 		}
 	}
@@ -463,21 +465,21 @@ func TestPanicIsAPermanentFailureWithARecord(t *testing.T) {
 	var logs bytes.Buffer
 	r.Logger = slog.New(slog.NewJSONHandler(&logs, nil))
 	rec.failPut = func(key string) error {
-		if strings.HasSuffix(key, "/"+ModelFile) {
+		if strings.HasSuffix(key, "/"+runrecord.ModelFile) {
 			panic("store: torn write of " + key)
 		}
 		return nil
 	}
 	res, err := r.Run(context.Background(), Source{Bucket: "b", Key: "configs/rf.yaml", ETag: etagOf(fixture(t, "rf.yaml"))})
 	torn := "store: torn write of artifacts/rf-v2/runs/" + res.RunID + "/model.json"
-	if err == nil || !errors.Is(err, ErrPermanent) || !strings.Contains(err.Error(), "panic: "+torn) {
+	if err == nil || !errors.Is(err, failure.ErrPermanent) || !strings.Contains(err.Error(), "panic: "+torn) {
 		t.Fatalf("Run error %v, want a permanent failure naming the panic", err)
 	}
-	if res.Status != StatusFailed || res.RecordKey == "" {
+	if res.Status != runrecord.StatusFailed || res.RecordKey == "" {
 		t.Fatalf("result %+v, want failed with a record", res)
 	}
 	got := readRecord(t, rec, res.RecordKey)
-	if got.Status != StatusFailed || !got.Permanent || !strings.Contains(got.Error, "panic: store: torn write") || got.Version != "rf-v2" {
+	if got.Status != runrecord.StatusFailed || !got.Permanent || !strings.Contains(got.Error, "panic: store: torn write") || got.Version != "rf-v2" {
 		t.Errorf("failure record %+v", got)
 	}
 	var found bool
@@ -510,11 +512,11 @@ func TestTransientFailureThenRetry(t *testing.T) {
 	}
 	src := Source{Bucket: "b", Key: "configs/rf.yaml", VersionID: "3"}
 	res, err := r.Run(context.Background(), src)
-	if err == nil || errors.Is(err, ErrPermanent) || !errors.Is(err, throttled) {
+	if err == nil || errors.Is(err, failure.ErrPermanent) || !errors.Is(err, throttled) {
 		t.Fatalf("Run error = %v, want the transient store error", err)
 	}
 	got := readRecord(t, rec, res.RecordKey)
-	if got.Status != StatusFailed || got.Permanent || !strings.Contains(got.Error, "SlowDown") || got.Version != "rf-v2" {
+	if got.Status != runrecord.StatusFailed || got.Permanent || !strings.Contains(got.Error, "SlowDown") || got.Version != "rf-v2" {
 		t.Errorf("failure record %+v", got)
 	}
 	if _, err := os.Stat(filepath.Join(root, "artifacts", "rf-v2", "latest.json")); !os.IsNotExist(err) {
@@ -529,7 +531,7 @@ func TestTransientFailureThenRetry(t *testing.T) {
 	if err != nil || res2.RunID != res.RunID || res2.Duplicate {
 		t.Fatalf("retry = %+v, %v", res2, err)
 	}
-	if got := readRecord(t, rec, res.RecordKey); got.Status != StatusSucceeded || got.Error != "" {
+	if got := readRecord(t, rec, res.RecordKey); got.Status != runrecord.StatusSucceeded || got.Error != "" {
 		t.Errorf("record after retry %+v", got)
 	}
 	if runs, _ := os.ReadDir(filepath.Join(root, "runs")); len(runs) != 1 {
@@ -556,13 +558,13 @@ func TestFailureNeverOverwritesSuccessWhenTheRecordIsUnreadable(t *testing.T) {
 		return nil
 	}
 	rec.mu.Unlock()
-	if _, err := r.Run(context.Background(), src); err == nil || errors.Is(err, ErrPermanent) || !errors.Is(err, throttled) {
+	if _, err := r.Run(context.Background(), src); err == nil || errors.Is(err, failure.ErrPermanent) || !errors.Is(err, throttled) {
 		t.Fatalf("redelivery error = %v, want the transient read error", err)
 	}
 	rec.mu.Lock()
 	rec.failGet = nil
 	rec.mu.Unlock()
-	if got := readRecord(t, rec, res.RecordKey); got.Status != StatusSucceeded {
+	if got := readRecord(t, rec, res.RecordKey); got.Status != runrecord.StatusSucceeded {
 		t.Errorf("record after a failed redelivery: status %q (%s), want succeeded", got.Status, got.Error)
 	}
 }
@@ -576,10 +578,10 @@ func TestCancelledRunIsTransientAndRecorded(t *testing.T) {
 		return nil
 	}
 	res, err := r.Run(ctx, Source{Key: "configs/rf.yaml", ETag: etagOf(fixture(t, "rf.yaml"))})
-	if err == nil || errors.Is(err, ErrPermanent) || !errors.Is(err, context.Canceled) {
+	if err == nil || errors.Is(err, failure.ErrPermanent) || !errors.Is(err, context.Canceled) {
 		t.Fatalf("Run error = %v, want a transient context.Canceled", err)
 	}
-	if got := readRecord(t, rec, res.RecordKey); got.Status != StatusFailed || got.Permanent {
+	if got := readRecord(t, rec, res.RecordKey); got.Status != runrecord.StatusFailed || got.Permanent {
 		t.Errorf("failure record %+v", got)
 	}
 }
@@ -600,7 +602,7 @@ func TestRecordLostAfterPublishing(t *testing.T) {
 		}
 		return nil
 	}
-	if _, err := r.Run(context.Background(), src); err == nil || errors.Is(err, ErrPermanent) {
+	if _, err := r.Run(context.Background(), src); err == nil || errors.Is(err, failure.ErrPermanent) {
 		t.Fatalf("first run: %v, want a transient failure", err)
 	}
 	pointer := filepath.Join(root, "artifacts", "rf-v2", "latest.json")
@@ -621,7 +623,7 @@ func TestRecordLostAfterPublishing(t *testing.T) {
 	if got, _ := os.ReadFile(pointer); !bytes.Equal(got, published) {
 		t.Error("the pointer changed")
 	}
-	if got := readRecord(t, rec, second.RecordKey); got.Status != StatusSucceeded {
+	if got := readRecord(t, rec, second.RecordKey); got.Status != runrecord.StatusSucceeded {
 		t.Errorf("record %+v", got)
 	}
 }
@@ -667,7 +669,7 @@ func TestRunAgainstMoto(t *testing.T) {
 		t.Errorf("second run = %+v, %v; want a duplicate", again, err)
 	}
 	_, err = r.Run(ctx, Source{Bucket: "pipe", Key: "configs/missing.yaml", ETag: `"x"`})
-	if !errors.Is(err, ErrPermanent) || !errors.Is(err, store.ErrNotFound) {
+	if !errors.Is(err, failure.ErrPermanent) || !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("missing object error = %v, want permanent not-found", err)
 	}
 }
@@ -698,7 +700,7 @@ func TestRunReadsTheAnnouncedVersion(t *testing.T) {
 		t.Errorf("Run(v1) = %+v, %v; want the decision tree of version v1", res, err)
 	}
 	_, err = r.Run(context.Background(), Source{Key: "configs/rf.yaml", VersionID: "v9"})
-	if !errors.Is(err, ErrPermanent) || !errors.Is(err, store.ErrNotFound) {
+	if !errors.Is(err, failure.ErrPermanent) || !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("Run(unknown version) error = %v, want permanent not-found", err)
 	}
 }

@@ -3,6 +3,8 @@ package job
 import (
 	"context"
 	"fmt"
+
+	"github.com/edp-pipelines/edp/internal/runrecord"
 )
 
 // skipOverwritten ends a run whose source, a key without versions, no longer
@@ -13,7 +15,7 @@ import (
 // run it twice. So nothing is trained: the run is recorded as skipped with
 // the reason, and the message is settled.
 func (j *run) skipOverwritten(ctx context.Context, objectETag string) (Result, error) {
-	j.rec.Status = StatusSkipped
+	j.rec.Status = runrecord.StatusSkipped
 	j.rec.Reason = fmt.Sprintf("config overwritten before it was read: the event announced ETag %s, the key now holds ETag %s; the newer upload runs on its own event",
 		j.src.ETag, objectETag)
 	j.log.InfoContext(ctx, "config overwritten since its event; run skipped",
@@ -21,5 +23,5 @@ func (j *run) skipOverwritten(ctx context.Context, objectETag string) (Result, e
 	if _, err := j.putRecordUnlessSucceeded(ctx); err != nil {
 		return Result{}, fmt.Errorf("record skipped run: %w", err)
 	}
-	return Result{RunID: j.rec.RunID, Status: StatusSkipped, RecordKey: j.recordKey()}, nil
+	return Result{RunID: j.rec.RunID, Status: runrecord.StatusSkipped, RecordKey: j.recordKey()}, nil
 }

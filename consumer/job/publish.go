@@ -5,16 +5,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strings"
-	"time"
 
 	"github.com/edp-pipelines/edp/consumer/config"
 	"github.com/edp-pipelines/edp/consumer/store"
 	"github.com/edp-pipelines/edp/internal/names"
+	"github.com/edp-pipelines/edp/internal/runrecord"
 )
-
-// PointerFormat identifies the pointer layout (docs/pipeline.md).
-const PointerFormat = "edp.pointer/v1"
 
 // maxPublishAttempts bounds how often a run re-reads the pointer after a
 // conditional write lost a race. Each loss means another run of the same
@@ -22,81 +18,14 @@ const PointerFormat = "edp.pointer/v1"
 // transient failure, and the redelivery publishes.
 const maxPublishAttempts = 5
 
-// Pointer is the content of a version folder's pointer,
-// <ArtifactPrefix><version>/latest.json: the run whose files readers of the
-// version use. A run's files are complete before any pointer names it, and
-// no other run writes into its folder, so reading the pointer once and then
-// the files it lists never mixes two runs.
-type Pointer struct {
-	// Format is PointerFormat.
-	Format string `json:"format"`
-	// Version is the run_config.version of the folder.
-	Version string `json:"version"`
-	// RunID is the run the folder currently serves; its files are in
-	// runs/<run-id>/ of the version folder (names.RunFolder).
-	RunID string `json:"run_id"`
-	// Files names every file of the run's folder, run.json last.
-	Files []string `json:"files"`
-	// Upload is the upload the run trained on; it orders runs of the
-	// version (Upload.After).
-	Upload Upload `json:"upload"`
-	// PublishedAt is when the run published the pointer (UTC).
-	PublishedAt time.Time `json:"published_at"`
-}
-
-// Upload says which config upload a run trained on, and when it happened:
-// what orders the runs of one version, so that the pointer names the run
-// of the latest upload whatever order the runs finish in.
-type Upload struct {
-	// Key is the config's key.
-	Key string `json:"key"`
-	// Time is the upload's time from its event, or, when unknown (manual
-	// submits, consumer run), the time the run started.
-	Time time.Time `json:"time"`
-	// Sequencer is S3's sequencer of the upload's event, if any.
-	Sequencer string `json:"sequencer,omitempty"`
-}
-
-// After reports whether upload u happened after v. Uploads of the same key
-// are ordered by their sequencers when both have one and they differ (S3
-// orders the events of a key this way, finer than their times); all others
-// by time. Neither is after the other when both are equal: then the later
-// publish wins.
-func (u Upload) After(v Upload) bool {
-	if u.Key == v.Key && u.Sequencer != "" && v.Sequencer != "" {
-		if c := compareSequencers(u.Sequencer, v.Sequencer); c != 0 {
-			return c > 0
-		}
-	}
-	return u.Time.After(v.Time)
-}
-
-// compareSequencers orders two S3 sequencers of the same key as S3
-// documents it: the shorter is right-padded with zeros, then the two hex
-// strings are compared (without regard to case).
-func compareSequencers(a, b string) int {
-	a, b = strings.ToUpper(a), strings.ToUpper(b)
-	if n := len(b) - len(a); n > 0 {
-		a += strings.Repeat("0", n)
-	} else if n < 0 {
-		b += strings.Repeat("0", -n)
-	}
-	return strings.Compare(a, b)
-}
-
 // ReadPointer returns the pointer of versionFolder (a key prefix ending in
 // "/", such as "artifacts/rf-v2/"; "" when st is rooted at the folder).
 // Before any run of the version has published, the error matches
 // store.ErrNotFound: the version has no artifacts yet, whatever files runs
 // in progress have written.
-func ReadPointer(ctx context.Context, st store.Store, versionFolder string) (Pointer, error) {
+func ReadPointer(ctx context.Context, st store.Store, versionFolder string) (runrecord.Pointer, error) {
 	p, _, err := readPointer(ctx, st, versionFolder)
 	return p, err
-}
-
-// FileKey is the key of the run's file name in versionFolder.
-func (p Pointer) FileKey(versionFolder, name string) string {
-	return names.RunFolder(versionFolder, p.RunID) + name
 }
 
 // errBadPointer marks a pointer that exists but cannot be used.
@@ -105,35 +34,21 @@ var errBadPointer = errors.New("invalid pointer")
 // readPointer is ReadPointer that also returns the pointer object's ETag,
 // which a conditional write replacing it needs. An unusable pointer is an
 // error matching errBadPointer, still with the ETag.
-func readPointer(ctx context.Context, st store.Store, versionFolder string) (Pointer, string, error) {
+func readPointer(ctx context.Context, st store.Store, versionFolder string) (runrecord.Pointer, string, error) {
 	key := names.PointerKey(versionFolder)
 	obj, err := st.Get(ctx, key)
 	if err != nil {
-		return Pointer{}, "", fmt.Errorf("read pointer %s: %w", key, err)
+		return runrecord.Pointer{}, "", fmt.Errorf("read pointer %s: %w", key, err)
 	}
-	var p Pointer
+	var p runrecord.Pointer
 	if err := json.Unmarshal(obj.Body, &p); err != nil {
-		return Pointer{}, obj.ETag, fmt.Errorf("read pointer %s: %w: %w", key, errBadPointer, err)
+		return runrecord.Pointer{}, obj.ETag, fmt.Errorf("read pointer %s: %w: %w", key, errBadPointer, err)
 	}
 	// The run id becomes part of keys: refuse anything but what RunID makes.
-	if p.Format != PointerFormat || !isRunID(p.RunID) {
-		return Pointer{}, obj.ETag, fmt.Errorf("read pointer %s: %w: format %q, run id %q", key, errBadPointer, p.Format, p.RunID)
+	if p.Format != runrecord.PointerFormat || !runrecord.IsRunID(p.RunID) {
+		return runrecord.Pointer{}, obj.ETag, fmt.Errorf("read pointer %s: %w: format %q, run id %q", key, errBadPointer, p.Format, p.RunID)
 	}
 	return p, obj.ETag, nil
-}
-
-// isRunID reports whether s has the form of a run id: 32 lowercase hex
-// digits.
-func isRunID(s string) bool {
-	if len(s) != 32 {
-		return false
-	}
-	for _, c := range s {
-		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
-			return false
-		}
-	}
-	return true
 }
 
 // publish is the publish step. It writes t's files into the run's own
@@ -143,16 +58,16 @@ func isRunID(s string) bool {
 func (j *run) publish(ctx context.Context, cfg *config.Config, t trained, sw *stopwatch) (Result, error) {
 	folder := names.VersionFolder(j.s.artifactPrefix, cfg.Run.Version)
 	prefix := names.RunFolder(folder, j.rec.RunID)
-	ptr := Pointer{Format: PointerFormat, Version: cfg.Run.Version, RunID: j.rec.RunID, Upload: j.upload()}
+	ptr := runrecord.Pointer{Format: runrecord.PointerFormat, Version: cfg.Run.Version, RunID: j.rec.RunID, Upload: j.upload()}
 	if err := j.writeFiles(ctx, prefix, t.files, &ptr); err != nil {
 		return Result{}, err
 	}
 	sw.lap("write")
-	j.rec.Status = StatusSucceeded
+	j.rec.Status = runrecord.StatusSucceeded
 	acc := t.metrics.Accuracy
 	j.rec.Accuracy = &acc
 	j.finish()
-	if err := j.s.out.Put(ctx, prefix+RunFile, j.recordJSON(), "application/json"); err != nil {
+	if err := j.s.out.Put(ctx, prefix+runrecord.RunFile, j.recordJSON(), "application/json"); err != nil {
 		return Result{}, fmt.Errorf("write run record: %w", err)
 	}
 	ptr.PublishedAt = j.s.now().UTC()
@@ -165,7 +80,7 @@ func (j *run) publish(ctx context.Context, cfg *config.Config, t trained, sw *st
 		return Result{}, fmt.Errorf("write run record: %w", err)
 	}
 	res := Result{
-		RunID: j.rec.RunID, Version: cfg.Run.Version, Status: StatusSucceeded, ModelType: cfg.Model.Type,
+		RunID: j.rec.RunID, Version: cfg.Run.Version, Status: runrecord.StatusSucceeded, ModelType: cfg.Model.Type,
 		Accuracy: acc, ArtifactPrefix: prefix, PointerKey: names.PointerKey(folder), SupersededBy: supersededBy,
 		RecordKey: j.recordKey(), TrainSize: t.metrics.TrainSize, TestSize: t.metrics.TestSize, Artifacts: j.rec.Artifacts,
 	}
@@ -176,7 +91,7 @@ func (j *run) publish(ctx context.Context, cfg *config.Config, t trained, sw *st
 // writeFiles writes files into the run's folder prefix, recording each key
 // and adding each name, and run.json's, to ptr.Files. run.json itself is
 // written after, when the record is complete.
-func (j *run) writeFiles(ctx context.Context, prefix string, files []file, ptr *Pointer) error {
+func (j *run) writeFiles(ctx context.Context, prefix string, files []file, ptr *runrecord.Pointer) error {
 	for _, f := range files {
 		key := prefix + f.name
 		if err := j.s.out.Put(ctx, key, f.body, f.contentType); err != nil {
@@ -185,8 +100,8 @@ func (j *run) writeFiles(ctx context.Context, prefix string, files []file, ptr *
 		j.rec.Artifacts = append(j.rec.Artifacts, key)
 		ptr.Files = append(ptr.Files, f.name)
 	}
-	j.rec.Artifacts = append(j.rec.Artifacts, prefix+RunFile)
-	ptr.Files = append(ptr.Files, RunFile)
+	j.rec.Artifacts = append(j.rec.Artifacts, prefix+runrecord.RunFile)
+	ptr.Files = append(ptr.Files, runrecord.RunFile)
 	return nil
 }
 
@@ -212,7 +127,7 @@ func (j *run) logSuccess(res Result) {
 // a lost race reads again and decides again. Other stores (a local
 // directory) check the order the same way, but a run publishing between the
 // read and the write is not detected.
-func (j *run) publishPointer(ctx context.Context, versionFolder string, p Pointer) (supersededBy string, err error) {
+func (j *run) publishPointer(ctx context.Context, versionFolder string, p runrecord.Pointer) (supersededBy string, err error) {
 	key := names.PointerKey(versionFolder)
 	body, err := json.MarshalIndent(p, "", "  ")
 	if err != nil {

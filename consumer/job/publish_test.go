@@ -13,7 +13,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/edp-pipelines/edp/consumer/failure"
 	"github.com/edp-pipelines/edp/consumer/store"
+	"github.com/edp-pipelines/edp/internal/runrecord"
 )
 
 // The tests in this file run two jobs of the same run_config.version at
@@ -193,7 +195,7 @@ func (r *testRun) job(clock func() time.Time, tries int) func(store.Store) {
 		for range tries {
 			r.calls++
 			r.res, r.err = runner.Run(context.Background(), r.src)
-			if r.err == nil || errors.Is(r.err, ErrPermanent) {
+			if r.err == nil || errors.Is(r.err, failure.ErrPermanent) {
 				return
 			}
 		}
@@ -266,8 +268,8 @@ func readVersion(t *testing.T, s store.Store, folder string) (runFiles, bool) {
 		}
 		got.files[name] = obj.Body
 	}
-	var rec Record
-	if err := json.Unmarshal(got.files[RunFile], &rec); err != nil {
+	var rec runrecord.Record
+	if err := json.Unmarshal(got.files[runrecord.RunFile], &rec); err != nil {
 		t.Fatalf("run.json of run %s: %v", p.RunID, err)
 	}
 	got.runID = rec.RunID
@@ -424,10 +426,10 @@ func TestOlderUploadFinishingLastIsNotPublished(t *testing.T) {
 	if seen["a"] != 0 {
 		t.Errorf("the reader saw run a %d times; it was never the latest upload's", seen["a"])
 	}
-	if a.res.Status != StatusSucceeded || a.res.SupersededBy != want["b"].runID {
+	if a.res.Status != runrecord.StatusSucceeded || a.res.SupersededBy != want["b"].runID {
 		t.Errorf("run a: %+v, want succeeded and superseded by b", a.res)
 	}
-	if rec := readRecord(t, o, a.res.RecordKey); rec.Status != StatusSucceeded || rec.SupersededBy != want["b"].runID {
+	if rec := readRecord(t, o, a.res.RecordKey); rec.Status != runrecord.StatusSucceeded || rec.SupersededBy != want["b"].runID {
 		t.Errorf("a's record: status %s, superseded_by %q; want succeeded, superseded by b", rec.Status, rec.SupersededBy)
 	}
 }

@@ -11,17 +11,21 @@ import (
 	"time"
 
 	"github.com/edp-pipelines/edp/consumer/config"
+	"github.com/edp-pipelines/edp/consumer/failure"
 	"github.com/edp-pipelines/edp/consumer/ml"
 	"github.com/edp-pipelines/edp/consumer/store"
 	"github.com/edp-pipelines/edp/internal/names"
+	"github.com/edp-pipelines/edp/internal/runrecord"
 )
 
 // failureRecordTimeout bounds writing a failure record after the run's own
 // context ended (cancellation must not stop us from recording why).
 const failureRecordTimeout = 30 * time.Second
 
-// permanent wraps err so that errors.Is(err, ErrPermanent) holds.
-func permanent(err error) error { return fmt.Errorf("%w: %w", ErrPermanent, err) }
+// permanent wraps err so that errors.Is(err, failure.ErrPermanent) holds;
+// its message starts with the sentinel's, "permanent failure: ", as the
+// record's Error says.
+func permanent(err error) error { return fmt.Errorf("%w: %w", failure.ErrPermanent, err) }
 
 // Run processes one config end to end: read -> parse/validate -> split ->
 // train -> evaluate -> write artifacts into the run's own folder,
@@ -33,27 +37,24 @@ func permanent(err error) error { return fmt.Errorf("%w: %w", ErrPermanent, err)
 // If a succeeded record for the run id already exists, Run returns it with
 // Result.Duplicate set and rewrites nothing. On failure it writes a failure
 // record when a run id can be derived and returns an error;
-// errors.Is(err, ErrPermanent) tells permanent failures from transient ones.
+// errors.Is(err, failure.ErrPermanent) tells permanent failures from transient ones.
 func (r *Runner) Run(ctx context.Context, src Source) (Result, error) {
 	s, err := r.settings()
 	if err != nil {
-		return Result{Status: StatusFailed}, err
+		return Result{Status: runrecord.StatusFailed}, err
 	}
-	src.VersionID = ownVersion(src.VersionID)
+	src.VersionID = runrecord.OwnVersion(src.VersionID)
 	j := &run{s: s, src: src, start: s.now()}
-	j.rec = Record{
-		Format: RecordFormat, Status: StatusFailed, ToolVersion: s.version,
-		Source: RecordSource{
-			Bucket: src.Bucket, Key: src.Key, VersionID: src.VersionID, ETag: src.ETag, Sequencer: src.Sequencer,
-			Time: src.EventTime.UTC(),
-		},
+	j.rec = runrecord.Record{
+		Format: runrecord.Format, Status: runrecord.StatusFailed, ToolVersion: s.version,
+		Source:    src.identity(),
 		TimingsMS: map[string]float64{},
 	}
 	j.log = s.log.With("s3_key", src.Key)
 	res, err := j.doRecovered(ctx)
 	res.Duration = s.now().Sub(j.start)
 	if err != nil {
-		res.Status = StatusFailed
+		res.Status = runrecord.StatusFailed
 		j.recordFailure(ctx, err)
 		res.RunID, res.RecordKey = j.rec.RunID, j.recordKey()
 		res.Version, res.ModelType = j.rec.Version, j.rec.ModelType
@@ -66,7 +67,7 @@ type run struct {
 	s     settings
 	src   Source
 	start time.Time
-	rec   Record
+	rec   runrecord.Record
 	log   *slog.Logger
 }
 
@@ -110,7 +111,7 @@ func (j *run) do(ctx context.Context) (Result, error) {
 		return Result{}, permanent(errors.New("run: source key is empty"))
 	}
 	if j.src.VersionID != "" || j.src.ETag != "" {
-		j.setRunID(RunID(j.src, nil))
+		j.setRunID(runrecord.RunID(j.src.identity(), nil))
 		if res, ok, err := j.duplicate(ctx); ok || err != nil {
 			return res, err
 		}
@@ -121,7 +122,7 @@ func (j *run) do(ctx context.Context) (Result, error) {
 	if big := (*store.ConfigTooLargeError)(nil); j.rec.RunID == "" && errors.As(err, &big) && big.VersionID+big.ETag != "" {
 		// Refused unread, so not hashed: name the run by the identity the
 		// store reported, so that its failure is still recorded.
-		j.setRunID(RunID(Source{Bucket: j.src.Bucket, Key: j.src.Key, VersionID: big.VersionID, ETag: big.ETag}, nil))
+		j.setRunID(runrecord.RunID(runrecord.Source{Bucket: j.src.Bucket, Key: j.src.Key, VersionID: big.VersionID, ETag: big.ETag}, nil))
 	}
 	if err != nil {
 		err = fmt.Errorf("read config %s: %w", j.src.Key, err)
@@ -132,7 +133,7 @@ func (j *run) do(ctx context.Context) (Result, error) {
 	}
 	j.rec.ConfigSHA256 = sha256Hex(obj.Body)
 	if j.rec.RunID == "" {
-		j.setRunID(RunID(j.src, obj.Body))
+		j.setRunID(runrecord.RunID(j.src.identity(), obj.Body))
 		if res, ok, err := j.duplicate(ctx); ok || err != nil {
 			return res, err
 		}
@@ -147,7 +148,7 @@ func (j *run) do(ctx context.Context) (Result, error) {
 // id, if there is one.
 func (j *run) duplicate(ctx context.Context) (Result, bool, error) {
 	prev, err := j.readRecord(ctx)
-	if err != nil || prev == nil || prev.Status != StatusSucceeded {
+	if err != nil || prev == nil || prev.Status != runrecord.StatusSucceeded {
 		return Result{}, false, err
 	}
 	// The record is written after the run published (or found a later
@@ -155,7 +156,7 @@ func (j *run) duplicate(ctx context.Context) (Result, bool, error) {
 	folder := names.VersionFolder(j.s.artifactPrefix, prev.Version)
 	j.log.Info("run already succeeded; nothing rewritten", "artifact_version", prev.Version)
 	res := Result{
-		RunID: prev.RunID, Version: prev.Version, Status: StatusSucceeded, ModelType: prev.ModelType,
+		RunID: prev.RunID, Version: prev.Version, Status: runrecord.StatusSucceeded, ModelType: prev.ModelType,
 		ArtifactPrefix: names.RunFolder(folder, prev.RunID), PointerKey: names.PointerKey(folder),
 		SupersededBy: prev.SupersededBy, RecordKey: j.recordKey(), Duplicate: true,
 		TrainSize: prev.TrainSize, TestSize: prev.TestSize, Artifacts: prev.Artifacts,
@@ -163,7 +164,7 @@ func (j *run) duplicate(ctx context.Context) (Result, bool, error) {
 	if n := len(prev.Artifacts); n > 0 {
 		// Where the files really are, also for a record of the layout
 		// before run folders (artifacts/<version>/run.json).
-		res.ArtifactPrefix = strings.TrimSuffix(prev.Artifacts[n-1], RunFile)
+		res.ArtifactPrefix = strings.TrimSuffix(prev.Artifacts[n-1], runrecord.RunFile)
 	}
 	if prev.Accuracy != nil {
 		res.Accuracy = *prev.Accuracy
@@ -173,7 +174,7 @@ func (j *run) duplicate(ctx context.Context) (Result, bool, error) {
 
 // readRecord returns the stored record for this run id, nil if there is
 // none or it is unreadable (a later write replaces it).
-func (j *run) readRecord(ctx context.Context) (*Record, error) {
+func (j *run) readRecord(ctx context.Context) (*runrecord.Record, error) {
 	obj, err := j.s.out.Get(ctx, j.recordKey())
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, nil
@@ -181,7 +182,7 @@ func (j *run) readRecord(ctx context.Context) (*Record, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read run record %s: %w", j.recordKey(), err)
 	}
-	var prev Record
+	var prev runrecord.Record
 	if json.Unmarshal(obj.Body, &prev) != nil {
 		return nil, nil
 	}
@@ -247,8 +248,8 @@ func (w *stopwatch) lap(step string) {
 
 // upload is the upload this run trains on, as it orders the runs of a
 // version.
-func (j *run) upload() Upload {
-	u := Upload{Key: j.src.Key, Time: j.src.EventTime, Sequencer: j.src.Sequencer}
+func (j *run) upload() runrecord.Upload {
+	u := runrecord.Upload{Key: j.src.Key, Time: j.src.EventTime, Sequencer: j.src.Sequencer}
 	if u.Time.IsZero() {
 		u.Time = j.start
 	}
@@ -280,9 +281,9 @@ func (j *run) recordFailure(ctx context.Context, runErr error) {
 	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), failureRecordTimeout)
 	defer cancel()
-	j.rec.Status = StatusFailed
+	j.rec.Status = runrecord.StatusFailed
 	j.rec.Error = runErr.Error()
-	j.rec.Permanent = errors.Is(runErr, ErrPermanent)
+	j.rec.Permanent = errors.Is(runErr, failure.ErrPermanent)
 	j.rec.Accuracy, j.rec.Artifacts, j.rec.Reason = nil, nil, ""
 	written, err := j.putRecordUnlessSucceeded(ctx)
 	switch {
@@ -312,7 +313,7 @@ func (j *run) putRecordUnlessSucceeded(ctx context.Context) (bool, error) {
 	if err != nil {
 		return false, fmt.Errorf("%w: %w", errRecordUnreadable, err)
 	}
-	if prev != nil && prev.Status == StatusSucceeded {
+	if prev != nil && prev.Status == runrecord.StatusSucceeded {
 		return false, nil
 	}
 	j.finish()

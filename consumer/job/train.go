@@ -9,6 +9,7 @@ import (
 
 	"github.com/edp-pipelines/edp/consumer/config"
 	"github.com/edp-pipelines/edp/consumer/ml"
+	"github.com/edp-pipelines/edp/internal/runrecord"
 )
 
 // The pure half of a run: from a parsed config to a model, its metrics and
@@ -34,8 +35,8 @@ type file struct {
 // seed fills in cfg's absent random states with ones derived from runID
 // (random across uploads, fixed across re-deliveries of the same one) and
 // returns the seeds cfg now holds.
-func seed(cfg *config.Config, runID string) *Seeds {
-	seeds := &Seeds{}
+func seed(cfg *config.Config, runID string) *runrecord.Seeds {
+	seeds := &runrecord.Seeds{}
 	if cfg.Split.RandomState == nil {
 		v := derivedSeed(runID, "split")
 		cfg.Split.RandomState = &v
@@ -128,11 +129,11 @@ func render(cfg *config.Config, s sample, model *ml.Model, metrics Metrics, uplo
 		return nil, err
 	}
 	return []file{
-		{ModelFile, "application/json", modelJSON},
-		{MetricsFile, "application/json", append(metricsJSON, '\n')},
-		{DatasetFile, "text/csv", csv},
+		{runrecord.ModelFile, "application/json", modelJSON},
+		{runrecord.MetricsFile, "application/json", append(metricsJSON, '\n')},
+		{runrecord.DatasetFile, "text/csv", csv},
 		uploaded,
-		{ResolvedConfigFile, "application/json", cfg.JSON()},
+		{runrecord.ResolvedConfigFile, "application/json", cfg.JSON()},
 	}, nil
 }
 

@@ -8,10 +8,11 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/edp-pipelines/edp/consumer/config"
+	"github.com/edp-pipelines/edp/internal/runrecord"
 )
 
 // parsed parses a fixture and seeds it as a run with runID would.
-func parsed(t *testing.T, name, runID string) (*config.Config, *Seeds) {
+func parsed(t *testing.T, name, runID string) (*config.Config, *runrecord.Seeds) {
 	t.Helper()
 	cfg, err := config.Parse(fixture(t, name))
 	if err != nil {
@@ -63,7 +64,7 @@ func TestTrainGivesModelMetricsAndFiles(t *testing.T) {
 	if m.Accuracy < 0.9 {
 		t.Errorf("accuracy %v, want >= 0.9", m.Accuracy)
 	}
-	want := []string{ModelFile, MetricsFile, DatasetFile, "config.yaml", ResolvedConfigFile}
+	want := []string{runrecord.ModelFile, runrecord.MetricsFile, runrecord.DatasetFile, "config.yaml", runrecord.ResolvedConfigFile}
 	if diff := cmp.Diff(want, fileNames(out.files)); diff != "" {
 		t.Errorf("files (-want +got):\n%s", diff)
 	}
@@ -95,11 +96,11 @@ func TestTrainIsDeterministic(t *testing.T) {
 func TestSeedFillsOnlyAbsentRandomStates(t *testing.T) {
 	t.Parallel()
 	_, fixed := parsed(t, "rf.yaml", "run-1")
-	if diff := cmp.Diff(&Seeds{Split: 42, Model: 42}, fixed); diff != "" {
+	if diff := cmp.Diff(&runrecord.Seeds{Split: 42, Model: 42}, fixed); diff != "" {
 		t.Errorf("seeds of a seeded config (-want +got):\n%s", diff)
 	}
 	cfg, derived := parsed(t, "unseeded.json", "run-1")
-	want := &Seeds{Split: derivedSeed("run-1", "split"), Model: derivedSeed("run-1", "model"), Derived: []string{"split", "model"}}
+	want := &runrecord.Seeds{Split: derivedSeed("run-1", "split"), Model: derivedSeed("run-1", "model"), Derived: []string{"split", "model"}}
 	if diff := cmp.Diff(want, derived); diff != "" {
 		t.Errorf("seeds of an unseeded config (-want +got):\n%s", diff)
 	}

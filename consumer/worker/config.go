@@ -5,12 +5,10 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime"
-	"strconv"
 	"time"
 
 	"github.com/edp-pipelines/edp/consumer/ecsprotect"
 	"github.com/edp-pipelines/edp/internal/emf"
-	"github.com/edp-pipelines/edp/internal/flagenv"
 	"github.com/edp-pipelines/edp/internal/names"
 )
 
@@ -39,49 +37,48 @@ const (
 // means its documented default (SetDefaults); New applies the defaults and
 // validates the whole once.
 //
-// Each field is a setting of the consumer's drain and serve commands: the
-// flag named below, or the environment variable derived from it (EDP_ + the
-// flag in upper case, "-" as "_"; see internal/flagenv). Validate's
-// messages name both.
+// Validate's errors name the fields; the consumer's drain and serve
+// commands, which set them from flags and environment variables, name
+// those in their own messages.
 type Config struct {
-	// QueueURL is the work queue (required; -queue-url).
+	// QueueURL is the work queue (required).
 	QueueURL string
 	// DLQURL is the dead-letter queue that permanent failures are moved to
-	// at once (required; -dlq-url).
+	// at once (required).
 	DLQURL string
 
 	// Concurrency is the number of jobs run at once, 1..1000, or 0 for
-	// runtime.NumCPU() (the default; -concurrency). The consumer never
-	// holds more messages than this.
+	// runtime.NumCPU() (the default). The consumer never holds more
+	// messages than this.
 	Concurrency int
 	// WaitTime is the long-poll wait of each receive, whole seconds in
-	// 1..20 s; default 20 s (-wait-seconds, in seconds).
+	// 1..20 s; default 20 s.
 	WaitTime time.Duration
 	// VisibilityTimeout must equal the queue's, whole seconds in 2 s..12 h;
-	// default 300 s (-visibility-timeout, in seconds). A running job's
-	// message is extended by this much every half of it.
+	// default 300 s. A running job's message is extended by this much
+	// every half of it.
 	VisibilityTimeout time.Duration
-	// JobTimeout bounds one job, (0, 12 h]; default 15 min (-job-timeout).
-	// A job that times out is a transient failure.
+	// JobTimeout bounds one job, (0, 12 h]; default 15 min. A job that
+	// times out is a transient failure.
 	JobTimeout time.Duration
 	// RetryDelay is how long a message that failed transiently stays
 	// hidden, doubled per earlier receive and capped at VisibilityTimeout;
-	// at least 1 s (SQS counts whole seconds; parts round up); default 10 s
-	// (-retry-delay).
+	// at least 1 s (SQS counts whole seconds; parts round up); default
+	// 10 s.
 	RetryDelay time.Duration
 	// Grace is how long in-flight jobs may still run after a stop signal
 	// (counted from the signal) before they are cancelled and their
 	// messages released; more than 0 and at most MaxGrace, which is also
-	// the default (-grace).
+	// the default.
 	Grace time.Duration
 
 	// EmptyReceives (drain mode) is how many empty receives in a row, with
 	// no job in flight, end the drain once the queue's counts also show
 	// nothing visible and nothing in flight (see Consumer.Drain); at least
-	// 1; default 3 (-empty-receives).
+	// 1; default 3.
 	EmptyReceives int
 	// MaxRunTime (drain mode) stops taking new messages after this long;
-	// zero means no limit (-max-run-time).
+	// zero means no limit.
 	MaxRunTime time.Duration
 
 	// Logger receives one line per message and lifecycle events; default:
@@ -123,44 +120,64 @@ func (c *Config) SetDefaults() {
 	}
 }
 
-// Validate reports every invalid setting at once, each naming its
-// environment variable and flag. It does not apply defaults: a zero that
-// SetDefaults would replace is reported, as a zero the user gave
-// explicitly must be.
+// A FieldError is one invalid Config field. Validate returns them joined
+// (errors.Join), each naming the field; a caller that took the settings
+// from elsewhere (the consumer's flags and environment variables) names
+// its own source for each Field.
+type FieldError struct {
+	// Field is the Config field, e.g. "WaitTime".
+	Field string
+	// Value is the field's value.
+	Value any
+	// Want says what a valid value is.
+	Want string
+}
+
+func (e *FieldError) Error() string {
+	if s, ok := e.Value.(string); ok {
+		return fmt.Sprintf("%s %q: want %s", e.Field, s, e.Want)
+	}
+	return fmt.Sprintf("%s %v: want %s", e.Field, e.Value, e.Want)
+}
+
+// Validate reports every invalid field at once, each a *FieldError. It
+// does not apply defaults: a zero that SetDefaults would replace is
+// reported, as a zero the user gave explicitly must be.
 func (c Config) Validate() error {
 	var errs []error
-	bad := func(flag string, value any, want string) {
-		errs = append(errs, fmt.Errorf("%s / -%s %v: want %s", flagenv.Name(flag), flag, value, want))
+	bad := func(field string, value any, want string) {
+		errs = append(errs, &FieldError{Field: field, Value: value, Want: want})
 	}
-	for _, r := range []struct{ value, flag string }{{c.QueueURL, "queue-url"}, {c.DLQURL, "dlq-url"}} {
-		if r.value == "" {
-			errs = append(errs, fmt.Errorf("%s (or -%s) is required", flagenv.Name(r.flag), r.flag))
-		}
+	if c.QueueURL == "" {
+		bad("QueueURL", c.QueueURL, "the work queue's URL (required)")
+	}
+	if c.DLQURL == "" {
+		bad("DLQURL", c.DLQURL, "the dead-letter queue's URL (required)")
 	}
 	if c.Concurrency < 0 || c.Concurrency > maxConcurrency {
-		bad("concurrency", c.Concurrency, fmt.Sprintf("0 (CPUs) to %d", maxConcurrency))
+		bad("Concurrency", c.Concurrency, fmt.Sprintf("0 (CPUs) to %d", maxConcurrency))
 	}
 	if !wholeSeconds(c.WaitTime, time.Second, maxWaitTime) {
-		bad("wait-seconds", seconds(c.WaitTime), "1 to 20")
+		bad("WaitTime", c.WaitTime, "1 to 20 whole seconds")
 	}
 	if !wholeSeconds(c.VisibilityTimeout, minVisibility, maxVisibility) {
-		bad("visibility-timeout", seconds(c.VisibilityTimeout), "2 to 43200 seconds")
+		bad("VisibilityTimeout", c.VisibilityTimeout, "2 to 43200 whole seconds")
 	}
 	if c.JobTimeout <= 0 || c.JobTimeout > maxVisibility {
-		bad("job-timeout", c.JobTimeout, "more than 0 and at most 12h")
+		bad("JobTimeout", c.JobTimeout, "more than 0 and at most 12h")
 	}
 	if c.RetryDelay < time.Second {
 		// SQS hides messages for whole seconds: less would retry at once.
-		bad("retry-delay", c.RetryDelay, "at least 1s")
+		bad("RetryDelay", c.RetryDelay, "at least 1s")
 	}
 	if c.Grace <= 0 || c.Grace > MaxGrace {
-		bad("grace", c.Grace, fmt.Sprintf("more than 0 and at most %v, so that a stop ends within the task's %v stop timeout", MaxGrace, names.StopTimeout))
+		bad("Grace", c.Grace, fmt.Sprintf("more than 0 and at most %v, so that a stop ends within the task's %v stop timeout", MaxGrace, names.StopTimeout))
 	}
 	if c.EmptyReceives < 1 {
-		bad("empty-receives", c.EmptyReceives, "at least 1")
+		bad("EmptyReceives", c.EmptyReceives, "at least 1")
 	}
 	if c.MaxRunTime < 0 {
-		bad("max-run-time", c.MaxRunTime, "0 (no limit) or more")
+		bad("MaxRunTime", c.MaxRunTime, "0 (no limit) or more")
 	}
 	return errors.Join(errs...)
 }
@@ -168,10 +185,4 @@ func (c Config) Validate() error {
 // wholeSeconds reports whether d is a whole number of seconds in [lo, hi].
 func wholeSeconds(d, lo, hi time.Duration) bool {
 	return d >= lo && d <= hi && d%time.Second == 0
-}
-
-// seconds formats d as the number of seconds a flag in seconds took: "30",
-// "1.5".
-func seconds(d time.Duration) string {
-	return strconv.FormatFloat(d.Seconds(), 'f', -1, 64)
 }

@@ -3,6 +3,7 @@ package worker
 import (
 	"context"
 	"log/slog"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -26,20 +27,21 @@ type Message struct {
 	lease *lease
 }
 
-// Begin tells the consumer which job the message asks for, once the
-// Processor has decided to run one: key names it (logged as s3_key on this
-// and every later line of the message, and put on its metrics line), and
-// eventTime is when the work was asked for (zero: the message's SentAt),
-// from which the job's QueueWait is measured. Begin logs "job started" with
-// attrs; the job's duration counts from here.
-func (m *Message) Begin(ctx context.Context, key string, eventTime time.Time, attrs ...any) {
+// Begin tells the consumer that the Processor has decided to run a job
+// for the message. fields describe the job in the Processor's own terms
+// (job.QueueProcessor: s3_key and format); the worker does not read them,
+// it puts them on the "job started" line, on every later line of the
+// message and on its metrics line. eventTime is when the work was asked
+// for (zero: the message's SentAt), from which the job's QueueWait is
+// measured; the job's duration counts from here.
+func (m *Message) Begin(ctx context.Context, eventTime time.Time, fields ...slog.Attr) {
 	if m.lease != nil {
-		m.lease.begin(ctx, key, eventTime, attrs...)
+		m.lease.begin(ctx, eventTime, fields)
 	}
 }
 
-// Logger returns the logger of the message's lines: message_id, and
-// s3_key once the job began.
+// Logger returns the logger of the message's lines: message_id, and the
+// Processor's fields once the job began.
 func (m *Message) Logger() *slog.Logger {
 	if m.lease == nil {
 		return slog.New(slog.DiscardHandler)
@@ -56,8 +58,8 @@ type lease struct {
 	msg types.Message
 
 	mu        sync.Mutex   // guards the fields below: the job sets them, the heartbeat and settles read them
-	log       *slog.Logger // message_id; s3_key after begin
-	key       string
+	log       *slog.Logger // message_id; the Processor's fields after begin
+	fields    []slog.Attr  // the Processor's, from begin
 	eventTime time.Time
 	start     time.Time // when the job began; zero if it never did
 	end       time.Time // when the Processor returned
@@ -90,16 +92,20 @@ func (l *lease) message() *Message {
 	return &Message{ID: l.id(), Body: aws.ToString(l.msg.Body), ReceiveCount: l.receiveCount(), SentAt: l.sentAt(), lease: l}
 }
 
-func (l *lease) begin(ctx context.Context, key string, eventTime time.Time, attrs ...any) {
+func (l *lease) begin(ctx context.Context, eventTime time.Time, fields []slog.Attr) {
 	if eventTime.IsZero() {
 		eventTime = l.sentAt()
 	}
+	with := make([]any, len(fields))
+	for i, f := range fields {
+		with[i] = f
+	}
 	l.mu.Lock()
-	l.key, l.eventTime, l.start = key, eventTime, time.Now()
-	l.log = l.log.With("s3_key", key)
+	l.fields, l.eventTime, l.start = slices.Clone(fields), eventTime, time.Now()
+	l.log = l.log.With(with...)
 	log, wait := l.log, since(l.start, eventTime)
 	l.mu.Unlock()
-	log.InfoContext(ctx, "job started", append([]any{"receive_count", l.receiveCount(), "queue_wait_ms", wait.Milliseconds()}, attrs...)...)
+	log.InfoContext(ctx, "job started", "receive_count", l.receiveCount(), "queue_wait_ms", wait.Milliseconds())
 }
 
 // finish records the end of the job and the run it made.
@@ -123,14 +129,15 @@ func (l *lease) logger() *slog.Logger {
 // how long it took and how long it waited in the queue (zero when no job
 // began).
 type job struct {
-	key, runID     string
+	fields         []slog.Attr
+	runID          string
 	duration, wait time.Duration
 }
 
 func (l *lease) job() job {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	j := job{key: l.key, runID: l.runID}
+	j := job{fields: l.fields, runID: l.runID}
 	if !l.start.IsZero() {
 		j.duration, j.wait = l.end.Sub(l.start), since(l.start, l.eventTime)
 	}

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"runtime/debug"
+
+	"github.com/edp-pipelines/edp/consumer/failure"
 )
 
 // work runs l's job and settles l by its answer. The job runs under jobs
@@ -27,7 +29,7 @@ func (c *Consumer) work(calls, jobs context.Context, l *lease) {
 		c.skip(calls, l, res.Skip)
 	case err == nil:
 		c.succeed(calls, l, res)
-	case errors.Is(err, ErrPermanent):
+	case errors.Is(err, failure.ErrPermanent):
 		c.deadLetter(calls, l, err)
 	case jobs.Err() != nil:
 		// The grace ran out: hand the message to another consumer now
@@ -46,7 +48,7 @@ func (c *Consumer) process(ctx context.Context, l *lease) (res Result, err error
 	defer func() {
 		if v := recover(); v != nil {
 			l.logger().ErrorContext(ctx, "job panicked", "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
-			res, err = Result{}, Permanent(fmt.Errorf("panic: %v", v))
+			res, err = Result{}, failure.Permanent(fmt.Errorf("panic: %v", v))
 		}
 	}()
 	return c.proc.Process(ctx, l.message())

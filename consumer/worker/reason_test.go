@@ -7,6 +7,8 @@ import (
 	"testing"
 	"testing/synctest"
 	"unicode/utf8"
+
+	"github.com/edp-pipelines/edp/consumer/failure"
 )
 
 // The DLQ reason is documented as at most MaxReasonBytes: it is cut at a
@@ -27,7 +29,7 @@ func TestDeadLetterReasonIsCutAtACharacter(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
 				f := newFakeSQS("configs/bad.yaml")
 				c := newTestConsumer(t, Config{}, f, keyJobs(func(context.Context, string) (Result, error) {
-					return Result{}, Permanent(errors.New(tc.reason))
+					return Result{}, failure.Permanent(errors.New(tc.reason))
 				}))
 				if _, err := c.Drain(context.Background()); err != nil {
 					t.Fatal(err)

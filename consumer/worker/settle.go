@@ -149,8 +149,8 @@ func (c *Consumer) metrics(outcome string, l *lease) {
 		ms = append(ms, emf.Metric{Name: "QueueWait", Unit: emf.Milliseconds, Value: float64(j.wait.Milliseconds())})
 	}
 	props := map[string]any{"outcome": outcome, "message_id": l.id()}
-	if j.key != "" {
-		props["s3_key"] = j.key
+	for _, f := range j.fields {
+		props[f.Key] = f.Value.Resolve().Any()
 	}
 	if j.runID != "" {
 		props["run_id"] = j.runID

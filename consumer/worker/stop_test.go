@@ -20,22 +20,89 @@ import (
 	"github.com/edp-pipelines/edp/internal/names"
 )
 
-// The budgets of a stop add up to less than the task's stop timeout, the
-// one the stacks set (names.StopTimeout): after the longest grace, the
-// cancelled jobs' wait, the releases and the flush, the process still has
-// exitMargin to log and exit. A long poll under way at the signal ends,
-// with the release of what it brings, before that too.
+// stopBudget is the stop protocol's arithmetic (stop.go) as values, so a
+// test can mutate one and see the check reject it.
+type stopBudget struct {
+	stopTimeout             time.Duration // names.StopTimeout
+	maxGrace, defaultGrace  time.Duration
+	cancelWait, release     time.Duration
+	flush, exitMargin       time.Duration
+	longestPoll, settleCall time.Duration // a receive's limit; one settle call's
+}
+
+// currentStopBudget is the budget the consumer runs with.
+func currentStopBudget() stopBudget {
+	return stopBudget{
+		stopTimeout: names.StopTimeout, maxGrace: MaxGrace, defaultGrace: DefaultGrace,
+		cancelWait: cancelWait, release: releaseBudget, flush: flushBudget, exitMargin: exitMargin,
+		longestPoll: maxWaitTime + receiveSlack, settleCall: callTimeout,
+	}
+}
+
+// problems lists what would let a stop overrun the stop timeout (ECS then
+// kills the process mid-settle) or leave a step no time at all.
+func (b stopBudget) problems() []string {
+	var out []string
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{
+		{"max grace", b.maxGrace}, {"cancel wait", b.cancelWait}, {"release budget", b.release},
+		{"flush budget", b.flush}, {"exit margin", b.exitMargin},
+	} {
+		if d.v <= 0 {
+			out = append(out, fmt.Sprintf("%s %v: want more than 0", d.name, d.v))
+		}
+	}
+	if b.defaultGrace <= 0 || b.defaultGrace > b.maxGrace {
+		out = append(out, fmt.Sprintf("default grace %v: want more than 0 and at most the max grace %v", b.defaultGrace, b.maxGrace))
+	}
+	if sum := b.maxGrace + b.cancelWait + b.release + b.flush + b.exitMargin; sum > b.stopTimeout {
+		out = append(out, fmt.Sprintf("max grace + cancel wait + release + flush + exit margin = %v: past the stop timeout %v", sum, b.stopTimeout))
+	}
+	// With the shortest grace, the stop waits for the long poll under way
+	// at the signal and the loop's release of what it brought; steps 4 and
+	// 5 and the exit must still have their whole budgets after that.
+	if late := b.longestPoll + b.settleCall + b.release + b.flush + b.exitMargin; late > b.stopTimeout {
+		out = append(out, fmt.Sprintf("longest poll %v + its release %v + release + flush + exit margin = %v: past the stop timeout %v",
+			b.longestPoll, b.settleCall, late, b.stopTimeout))
+	}
+	return out
+}
+
+// The budgets of a stop fit the task's stop timeout, the one the stacks
+// set (names.StopTimeout): after the longest grace, the cancelled jobs'
+// wait, the releases and the flush, the process still has exitMargin to log
+// and exit; a long poll under way at the signal, and the release of what it
+// brings, leave the later steps their budgets. Each mutation shows the
+// check rejects a budget that would not fit.
 func TestStopBudgetFitsTheStopTimeout(t *testing.T) {
 	t.Parallel()
-	if got := MaxGrace + cancelWait + releaseBudget + flushBudget + exitMargin; got != names.StopTimeout {
-		t.Errorf("grace %v + cancel wait %v + release %v + flush %v + exit margin %v = %v, want the stop timeout %v",
-			MaxGrace, cancelWait, releaseBudget, flushBudget, exitMargin, got, names.StopTimeout)
+	if p := currentStopBudget().problems(); len(p) > 0 {
+		t.Errorf("the consumer's stop budget: %s", strings.Join(p, "; "))
 	}
-	if DefaultGrace > MaxGrace || exitMargin <= 0 {
-		t.Errorf("default grace %v, exit margin %v: want the default within %v and a margin", DefaultGrace, exitMargin, MaxGrace)
-	}
-	if poll := maxWaitTime + receiveSlack + callTimeout; poll > MaxGrace+cancelWait {
-		t.Errorf("the last long poll and its release take up to %v, past the grace and cancel wait (%v)", poll, MaxGrace+cancelWait)
+	for _, tt := range []struct {
+		name   string
+		mutate func(*stopBudget)
+		want   string
+	}{
+		{"grace past the rest", func(b *stopBudget) { b.maxGrace += time.Second }, "past the stop timeout"},
+		{"larger flush, same grace", func(b *stopBudget) { b.flush += time.Second }, "past the stop timeout"},
+		{"shorter stop timeout", func(b *stopBudget) { b.stopTimeout -= time.Second }, "past the stop timeout"},
+		{"no exit margin", func(b *stopBudget) { b.exitMargin = 0 }, "exit margin 0s"},
+		{"no cancel wait", func(b *stopBudget) { b.cancelWait = 0 }, "cancel wait 0s"},
+		{"default past max", func(b *stopBudget) { b.defaultGrace = b.maxGrace + time.Second }, "default grace"},
+		{"budgets eat the grace", func(b *stopBudget) {
+			b.maxGrace = b.stopTimeout - b.cancelWait - b.release - b.flush - b.exitMargin - b.stopTimeout
+		}, "max grace"},
+		{"poll too long", func(b *stopBudget) { b.longestPoll = b.stopTimeout }, "longest poll"},
+		{"settle call too long", func(b *stopBudget) { b.settleCall = b.stopTimeout }, "longest poll"},
+	} {
+		b := currentStopBudget()
+		tt.mutate(&b)
+		if p := strings.Join(b.problems(), "; "); !strings.Contains(p, tt.want) {
+			t.Errorf("%s: problems %q, want one mentioning %q", tt.name, p, tt.want)
+		}
 	}
 }
 

@@ -8,7 +8,8 @@
 //
 // The package is a plain SQS consumer. It knows nothing of what a message
 // asks for: the Processor decodes the body, decides, and does the work;
-// it marks a message that no retry can make processable with Permanent.
+// it marks a message that no retry can make processable with
+// failure.Permanent (or an error wrapping failure.ErrPermanent).
 //
 // The parts, one file each:
 //   - loop.go: receive only as many messages as there are free workers
@@ -42,32 +43,13 @@ import (
 	"github.com/edp-pipelines/edp/internal/names"
 )
 
-// ErrPermanent marks a Processor error that retrying cannot fix: the
-// message goes to the dead-letter queue at once. Any other error is
-// transient and the message is retried after Config.RetryDelay (the queue's
-// redrive policy ends endless retries).
-var ErrPermanent = errors.New("permanent failure")
-
-// Permanent marks err as permanent (errors.Is(result, ErrPermanent))
-// without changing its message. It returns nil for nil.
-func Permanent(err error) error {
-	if err == nil {
-		return nil
-	}
-	return permanentError{err}
-}
-
-type permanentError struct{ err error }
-
-func (e permanentError) Error() string   { return e.err.Error() }
-func (e permanentError) Unwrap() []error { return []error{e.err, ErrPermanent} }
-
 // Processor does what one message asks for. It must be idempotent: SQS
 // delivers at least once, so the same message may arrive again after it
 // succeeded. Its answer settles the message: nil deletes it (Result.Skip
-// says it asked for no work), an error marked Permanent moves it to the
-// dead-letter queue, any other error makes it visible again after the
-// retry delay. A panic in Process is recovered and treated as a permanent
+// says it asked for no work), an error matching failure.ErrPermanent moves
+// it to the dead-letter queue at once, any other error is transient and
+// makes it visible again after Config.RetryDelay (the queue's redrive
+// policy ends endless retries). A panic in Process is recovered and treated as a permanent
 // failure (the stack goes to the log); the other jobs go on.
 type Processor interface {
 	Process(ctx context.Context, m *Message) (Result, error)

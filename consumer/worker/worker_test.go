@@ -20,6 +20,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/edp-pipelines/edp/consumer/ecsprotect"
+	"github.com/edp-pipelines/edp/consumer/failure"
 	"github.com/edp-pipelines/edp/internal/emf"
 )
 
@@ -52,7 +53,7 @@ func newTestConsumer(t *testing.T, cfg Config, f *fakeSQS, p Processor) *Consume
 // was sent) and runs do.
 func keyJobs(do func(ctx context.Context, key string) (Result, error)) Processor {
 	return ProcessorFunc(func(ctx context.Context, m *Message) (Result, error) {
-		m.Begin(ctx, m.Body, time.Time{})
+		m.Begin(ctx, time.Time{}, slog.String("job", m.Body))
 		return do(ctx, m.Body)
 	})
 }
@@ -98,19 +99,19 @@ func TestDrainSettlesEveryMessageOneWay(t *testing.T) {
 			got.Store(m.ID, *m)
 			switch m.Body {
 			case "hello, queue":
-				return Result{}, Permanent(errors.New("poison message: body is not a JSON object"))
+				return Result{}, failure.Permanent(errors.New("poison message: body is not a JSON object"))
 			case "s3://someone-else/configs/ok.yaml":
-				return Result{}, fmt.Errorf("poison message: bucket %q is not the pipeline bucket: %w", "someone-else", ErrPermanent)
+				return Result{}, fmt.Errorf("poison message: bucket %q is not the pipeline bucket: %w", "someone-else", failure.ErrPermanent)
 			case "s3:TestEvent":
 				return Result{Skip: "S3 test event"}, nil
 			}
-			m.Begin(ctx, m.Body, time.Time{})
+			m.Begin(ctx, time.Time{}, slog.String("job", m.Body))
 			seen.add(m.Body)
 			switch m.Body {
 			case "configs/ok.yaml":
 				return Result{RunID: "run-ok"}, nil
 			case "configs/bad.yaml":
-				return Result{RunID: "run-bad"}, fmt.Errorf("parse config: unknown model %q: %w", "svm", ErrPermanent)
+				return Result{RunID: "run-bad"}, fmt.Errorf("parse config: unknown model %q: %w", "svm", failure.ErrPermanent)
 			case "configs/slow.yml":
 				return Result{}, errors.New("get object: 503 SlowDown")
 			case "configs/done.json":
@@ -183,7 +184,7 @@ func TestDeadLetterFailureNeverDeletes(t *testing.T) {
 		f := newFakeSQS("not json")
 		f.sendErr = errors.New("AccessDenied")
 		c := newTestConsumer(t, Config{RetryDelay: 5 * time.Second}, f, ProcessorFunc(func(context.Context, *Message) (Result, error) {
-			return Result{}, Permanent(errors.New("poison message"))
+			return Result{}, failure.Permanent(errors.New("poison message"))
 		}))
 		st, err := c.Drain(context.Background())
 		if err != nil {
@@ -494,7 +495,7 @@ func TestMetricsLines(t *testing.T) {
 		proc := keyJobs(func(_ context.Context, key string) (Result, error) {
 			time.Sleep(250 * time.Millisecond)
 			if key == "configs/bad.yaml" {
-				return Result{RunID: "run-bad"}, fmt.Errorf("validate: %w", ErrPermanent)
+				return Result{RunID: "run-bad"}, fmt.Errorf("validate: %w", failure.ErrPermanent)
 			}
 			return Result{RunID: "run-ok"}, nil
 		})
@@ -512,7 +513,7 @@ func TestMetricsLines(t *testing.T) {
 			if err := json.Unmarshal([]byte(l), &m); err != nil {
 				t.Fatal(err)
 			}
-			byKey[m["s3_key"].(string)] = m
+			byKey[m["job"].(string)] = m
 		}
 		ok, bad := byKey["configs/ok.yaml"], byKey["configs/bad.yaml"]
 		if ok["JobsSucceeded"] != 1.0 || ok["JobsFailed"] != 0.0 || ok["outcome"] != OutcomeSucceeded || ok["run_id"] != "run-ok" {
@@ -535,11 +536,11 @@ func TestMetricsLines(t *testing.T) {
 func TestPermanent(t *testing.T) {
 	t.Parallel()
 	cause := errors.New("unknown model \"svm\"")
-	err := Permanent(cause)
-	if !errors.Is(err, ErrPermanent) || !errors.Is(err, cause) || err.Error() != cause.Error() {
+	err := failure.Permanent(cause)
+	if !errors.Is(err, failure.ErrPermanent) || !errors.Is(err, cause) || err.Error() != cause.Error() {
 		t.Errorf("Permanent(%v) = %v: want both sentinels and the same message", cause, err)
 	}
-	if Permanent(nil) != nil {
+	if failure.Permanent(nil) != nil {
 		t.Error("Permanent(nil) != nil")
 	}
 }
@@ -598,7 +599,8 @@ func TestConfigDefaults(t *testing.T) {
 	}
 }
 
-// Validate names every problem at once, by its variable and its flag.
+// Validate names every problem at once, each a *FieldError naming the
+// field (the consumer's commands restate them with their flags).
 func TestConfigValidation(t *testing.T) {
 	t.Parallel()
 	valid := Config{QueueURL: "q", DLQURL: "d"}
@@ -607,22 +609,22 @@ func TestConfigValidation(t *testing.T) {
 		mod  func(*Config)
 		want string
 	}{
-		"no queue":          {func(c *Config) { c.QueueURL = "" }, "EDP_QUEUE_URL (or -queue-url) is required"},
-		"no dlq":            {func(c *Config) { c.DLQURL = "" }, "EDP_DLQ_URL (or -dlq-url) is required"},
-		"wait too long":     {func(c *Config) { c.WaitTime = 21 * time.Second }, "EDP_WAIT_SECONDS / -wait-seconds 21: want 1 to 20"},
-		"wait fraction":     {func(c *Config) { c.WaitTime = 1500 * time.Millisecond }, "EDP_WAIT_SECONDS / -wait-seconds 1.5"},
-		"visibility short":  {func(c *Config) { c.VisibilityTimeout = time.Second }, "EDP_VISIBILITY_TIMEOUT / -visibility-timeout 1"},
-		"negative conc":     {func(c *Config) { c.Concurrency = -1 }, "EDP_CONCURRENCY / -concurrency -1"},
-		"too many workers":  {func(c *Config) { c.Concurrency = 1001 }, "EDP_CONCURRENCY / -concurrency 1001"},
-		"zero empties":      {func(c *Config) { c.EmptyReceives = 0 }, "EDP_EMPTY_RECEIVES / -empty-receives 0"},
-		"negative empties":  {func(c *Config) { c.EmptyReceives = -2 }, "EDP_EMPTY_RECEIVES / -empty-receives -2"},
-		"zero grace":        {func(c *Config) { c.Grace = 0 }, "EDP_GRACE / -grace 0s"},
-		"negative grace":    {func(c *Config) { c.Grace = -time.Second }, "EDP_GRACE / -grace -1s"},
-		"grace too long":    {func(c *Config) { c.Grace = 101 * time.Second }, "EDP_GRACE / -grace 1m41s: want more than 0 and at most 1m40s"},
-		"negative max run":  {func(c *Config) { c.MaxRunTime = -time.Second }, "EDP_MAX_RUN_TIME / -max-run-time -1s"},
-		"negative job time": {func(c *Config) { c.JobTimeout = -time.Second }, "EDP_JOB_TIMEOUT / -job-timeout -1s"},
-		"sub-second retry":  {func(c *Config) { c.RetryDelay = 500 * time.Millisecond }, "EDP_RETRY_DELAY / -retry-delay 500ms: want at least 1s"},
-		"negative retry":    {func(c *Config) { c.RetryDelay = -time.Second }, "EDP_RETRY_DELAY / -retry-delay -1s"},
+		"no queue":          {func(c *Config) { c.QueueURL = "" }, `QueueURL "": want the work queue's URL (required)`},
+		"no dlq":            {func(c *Config) { c.DLQURL = "" }, `DLQURL "": want the dead-letter queue's URL (required)`},
+		"wait too long":     {func(c *Config) { c.WaitTime = 21 * time.Second }, "WaitTime 21s: want 1 to 20 whole seconds"},
+		"wait fraction":     {func(c *Config) { c.WaitTime = 1500 * time.Millisecond }, "WaitTime 1.5s"},
+		"visibility short":  {func(c *Config) { c.VisibilityTimeout = time.Second }, "VisibilityTimeout 1s"},
+		"negative conc":     {func(c *Config) { c.Concurrency = -1 }, "Concurrency -1"},
+		"too many workers":  {func(c *Config) { c.Concurrency = 1001 }, "Concurrency 1001"},
+		"zero empties":      {func(c *Config) { c.EmptyReceives = 0 }, "EmptyReceives 0"},
+		"negative empties":  {func(c *Config) { c.EmptyReceives = -2 }, "EmptyReceives -2"},
+		"zero grace":        {func(c *Config) { c.Grace = 0 }, "Grace 0s"},
+		"negative grace":    {func(c *Config) { c.Grace = -time.Second }, "Grace -1s"},
+		"grace too long":    {func(c *Config) { c.Grace = 101 * time.Second }, "Grace 1m41s: want more than 0 and at most 1m40s"},
+		"negative max run":  {func(c *Config) { c.MaxRunTime = -time.Second }, "MaxRunTime -1s"},
+		"negative job time": {func(c *Config) { c.JobTimeout = -time.Second }, "JobTimeout -1s"},
+		"sub-second retry":  {func(c *Config) { c.RetryDelay = 500 * time.Millisecond }, "RetryDelay 500ms: want at least 1s"},
+		"negative retry":    {func(c *Config) { c.RetryDelay = -time.Second }, "RetryDelay -1s"},
 	}
 	for name, tt := range tests {
 		t.Run(name, func(t *testing.T) {
@@ -637,13 +639,13 @@ func TestConfigValidation(t *testing.T) {
 	// Every problem at once; New reports them, with the defaults applied
 	// first.
 	err := Config{WaitTime: time.Hour, RetryDelay: time.Millisecond}.Validate()
-	for _, want := range []string{"-queue-url", "-dlq-url", "-wait-seconds 3600", "-retry-delay 1ms", "-grace 0s"} {
+	for _, want := range []string{"QueueURL", "DLQURL", "WaitTime 1h0m0s", "RetryDelay 1ms", "Grace 0s"} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("Validate() = %v, want it to mention %q", err, want)
 		}
 	}
 	_, err = New(Config{WaitTime: time.Hour}, newFakeSQS(), keyJobs(succeed))
-	if err == nil || !strings.Contains(err.Error(), "-wait-seconds 3600") || !strings.Contains(err.Error(), "-queue-url") || strings.Contains(err.Error(), "-grace") {
+	if err == nil || !strings.Contains(err.Error(), "WaitTime 1h0m0s") || !strings.Contains(err.Error(), "QueueURL") || strings.Contains(err.Error(), "Grace") {
 		t.Errorf("New() = %v, want the wait and the queue named, and no default refused", err)
 	}
 }
@@ -698,7 +700,7 @@ func TestPanicInOneJobDeadLettersOnlyIt(t *testing.T) {
 			var line struct {
 				Level, Msg, Stack string
 				MessageID         string `json:"message_id"`
-				Key               string `json:"s3_key"`
+				Key               string `json:"job"`
 			}
 			if err := json.Unmarshal([]byte(l), &line); err != nil {
 				t.Fatalf("log line %q: %v", l, err)

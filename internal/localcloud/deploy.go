@@ -10,9 +10,10 @@
 // transforms (see PrepareTemplate and Deploy): the CDK bootstrap version
 // parameter is provided, file assets are published to the CDK assets
 // bucket, and Tags are dropped from AWS::KMS::Key (moto's KMS CloudFormation
-// handler fails on them). Two gaps of moto are closed after the deploy: the
-// bucket's EventBridge notifications are applied through the S3 API, and
-// queue URLs in outputs are rewritten to the emulator's endpoint.
+// handler fails on them). Three gaps of moto are closed after the deploy:
+// the bucket's EventBridge notifications and its versioning are applied
+// through the S3 API, and queue URLs in outputs are rewritten to the
+// emulator's endpoint.
 package localcloud
 
 import (

@@ -17,28 +17,12 @@ import (
 	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
 	"github.com/edp-pipelines/edp/internal/names"
+	"github.com/edp-pipelines/edp/internal/runrecord"
 )
 
-// RunRecord is the part of the consumer's run record (docs/pipeline.md)
-// that the local cloud reports.
-type RunRecord struct {
-	RunID  string `json:"run_id"`
-	Status string `json:"status"`
-	Source struct {
-		Key string `json:"key"`
-	} `json:"source"`
-	Version    string    `json:"version"`
-	ModelType  string    `json:"model_type"`
-	Accuracy   *float64  `json:"accuracy"`
-	StartedAt  time.Time `json:"started_at"`
-	FinishedAt time.Time `json:"finished_at"`
-	Error      string    `json:"error"`
-	Artifacts  []string  `json:"artifacts"`
-}
-
 // Records reads every run record of the bucket.
-func Records(ctx context.Context, c *Clients, bucket string) ([]RunRecord, error) {
-	var out []RunRecord
+func Records(ctx context.Context, c *Clients, bucket string) ([]runrecord.Record, error) {
+	var out []runrecord.Record
 	p := s3.NewListObjectsV2Paginator(c.S3, &s3.ListObjectsV2Input{Bucket: aws.String(bucket), Prefix: aws.String(names.RecordPrefix)})
 	for p.HasMorePages() {
 		page, err := p.NextPage(ctx)
@@ -59,7 +43,7 @@ func Records(ctx context.Context, c *Clients, bucket string) ([]RunRecord, error
 			if err != nil {
 				return nil, fmt.Errorf("read %s: %w", key, err)
 			}
-			var r RunRecord
+			var r runrecord.Record
 			if err := json.Unmarshal(raw, &r); err != nil {
 				return nil, fmt.Errorf("parse %s: %w", key, err)
 			}
@@ -151,7 +135,7 @@ func objectKeyOf(body string) string {
 
 // WriteTable prints one row per run: model, accuracy, artifacts, upload →
 // start and upload → done, then what is in the DLQ.
-func WriteTable(w io.Writer, runs []RunRecord, uploaded map[string]time.Time, dlq []DeadLetter) {
+func WriteTable(w io.Writer, runs []runrecord.Record, uploaded map[string]time.Time, dlq []DeadLetter) {
 	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "CONFIG\tSTATUS\tMODEL\tACCURACY\tUPLOAD→START\tUPLOAD→DONE\tARTIFACTS / ERROR")
 	for _, r := range runs {
@@ -220,7 +204,7 @@ type Status struct {
 	// Running is the number of RUNNING local tasks.
 	Running int
 	// Records are every run record so far; Succeeded and Failed count them.
-	Records           []RunRecord
+	Records           []runrecord.Record
 	Succeeded, Failed int
 }
 

@@ -26,9 +26,9 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
-	"github.com/edp-pipelines/edp/consumer/job"
 	"github.com/edp-pipelines/edp/internal/localcloud"
 	"github.com/edp-pipelines/edp/internal/names"
+	"github.com/edp-pipelines/edp/internal/runrecord"
 )
 
 // S3API is the part of S3 the smoke test uses.
@@ -128,7 +128,7 @@ type Result struct {
 	Uploaded time.Time
 	// RecordKey and Record are the run record found for Key (nil: none).
 	RecordKey string
-	Record    *job.Record
+	Record    *runrecord.Record
 	// Latency is the record's finished_at minus Uploaded.
 	Latency time.Duration
 	// DLQ is the dead-letter queue's depth at the end; DLQBefore before the
@@ -218,7 +218,7 @@ func Run(ctx context.Context, o Options) (Result, error) {
 	if v := aws.ToString(put.VersionId); v != "" && v != "null" {
 		// A versioned bucket: the event names this version, which makes the
 		// run id (docs/pipeline.md, Idempotency).
-		f.predicted = names.RecordPrefix + job.RunID(job.Source{Bucket: bucket, Key: res.Key, VersionID: v}, nil) + ".json"
+		f.predicted = names.RecordPrefix + runrecord.RunID(runrecord.Source{Bucket: bucket, Key: res.Key, VersionID: v}, nil) + ".json"
 	}
 	w := watch{o: &o, queue: queue, finder: f, start: res.Uploaded, deadline: res.Uploaded.Add(p.timeout)}
 	rec, last, err := w.untilRecord(ctx)
@@ -268,13 +268,13 @@ func uniqueKey(now time.Time, name string) string {
 }
 
 // recordProblems are the failed checks of a run record.
-func recordProblems(key string, r *job.Record) []string {
+func recordProblems(key string, r *runrecord.Record) []string {
 	switch {
-	case r.Status == job.StatusSucceeded && len(r.Artifacts) == 0:
+	case r.Status == runrecord.StatusSucceeded && len(r.Artifacts) == 0:
 		return []string{fmt.Sprintf("run record %s lists no artifacts", key)}
-	case r.Status == job.StatusSucceeded:
+	case r.Status == runrecord.StatusSucceeded:
 		return nil
-	case r.Status == job.StatusFailed:
+	case r.Status == runrecord.StatusFailed:
 		kind := "transient"
 		if r.Permanent {
 			kind = "permanent"
@@ -285,8 +285,8 @@ func recordProblems(key string, r *job.Record) []string {
 }
 
 // missingArtifacts checks each artifact of a succeeded run with HeadObject.
-func missingArtifacts(ctx context.Context, api S3API, bucket string, r *job.Record) ([]string, error) {
-	if r.Status != job.StatusSucceeded {
+func missingArtifacts(ctx context.Context, api S3API, bucket string, r *runrecord.Record) ([]string, error) {
+	if r.Status != runrecord.StatusSucceeded {
 		return nil, nil
 	}
 	var out []string

@@ -16,8 +16,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
 
-	"github.com/edp-pipelines/edp/consumer/job"
 	"github.com/edp-pipelines/edp/internal/localcloud"
+	"github.com/edp-pipelines/edp/internal/runrecord"
 )
 
 // alarmTemplates are synthesized templates shared with the alarm
@@ -187,7 +187,7 @@ func (f *fakeS3) ListObjectsV2(_ context.Context, in *s3.ListObjectsV2Input, _ .
 }
 
 func record(key, status string, artifacts ...string) string {
-	b, _ := json.Marshal(job.Record{Status: status, Source: job.RecordSource{Key: key}, Artifacts: artifacts})
+	b, _ := json.Marshal(runrecord.Record{Status: status, Source: runrecord.Source{Key: key}, Artifacts: artifacts})
 	return string(b)
 }
 
@@ -237,19 +237,19 @@ func TestFinder(t *testing.T) {
 func TestRecordChecks(t *testing.T) {
 	t.Parallel()
 	fs := &fakeS3{objects: map[string]fakeObject{"a/model.json": {"12345678", time.Now()}}}
-	rec := &job.Record{Status: "succeeded", Artifacts: []string{"a/model.json", "a/metrics.json"}}
+	rec := &runrecord.Record{Status: "succeeded", Artifacts: []string{"a/model.json", "a/metrics.json"}}
 	missing, err := missingArtifacts(t.Context(), fs, "b", rec)
 	if err != nil || len(missing) != 1 || !strings.Contains(missing[0], "a/metrics.json is missing") {
 		t.Errorf("missing %q, err %v: want a/metrics.json", missing, err)
 	}
 	for _, tc := range []struct {
-		rec  job.Record
+		rec  runrecord.Record
 		want string
 	}{
-		{job.Record{Status: "succeeded", Artifacts: []string{"x"}}, ""},
-		{job.Record{Status: "succeeded"}, "lists no artifacts"},
-		{job.Record{Status: "failed", Permanent: true, Error: "bad test_size"}, "runs/r.json has status failed (permanent): bad test_size"},
-		{job.Record{Status: "skipped", Reason: "overwritten"}, "status skipped, want succeeded: overwritten"},
+		{runrecord.Record{Status: "succeeded", Artifacts: []string{"x"}}, ""},
+		{runrecord.Record{Status: "succeeded"}, "lists no artifacts"},
+		{runrecord.Record{Status: "failed", Permanent: true, Error: "bad test_size"}, "runs/r.json has status failed (permanent): bad test_size"},
+		{runrecord.Record{Status: "skipped", Reason: "overwritten"}, "status skipped, want succeeded: overwritten"},
 	} {
 		got := strings.Join(recordProblems("runs/r.json", &tc.rec), "; ")
 		if tc.want == "" && got != "" || !strings.Contains(got, tc.want) {

@@ -16,9 +16,9 @@ import (
 	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
 	"github.com/aws/smithy-go"
 
-	"github.com/edp-pipelines/edp/consumer/job"
 	"github.com/edp-pipelines/edp/internal/localcloud"
 	"github.com/edp-pipelines/edp/internal/names"
+	"github.com/edp-pipelines/edp/internal/runrecord"
 )
 
 // recordClockSkew is how much older than the upload (by S3's clock) a
@@ -64,7 +64,7 @@ type finder struct {
 }
 
 // find returns the upload's record as it stands now, or nil.
-func (f *finder) find(ctx context.Context) (*job.Record, error) {
+func (f *finder) find(ctx context.Context) (*runrecord.Record, error) {
 	if f.found != "" {
 		return f.read(ctx, f.found) // read again: a retry may rewrite it
 	}
@@ -81,7 +81,7 @@ func (f *finder) find(ctx context.Context) (*job.Record, error) {
 }
 
 // scan reads the records written since the upload that it has not read yet.
-func (f *finder) scan(ctx context.Context) (*job.Record, error) {
+func (f *finder) scan(ctx context.Context) (*runrecord.Record, error) {
 	f.lastScan = time.Now()
 	p := s3.NewListObjectsV2Paginator(f.s3, &s3.ListObjectsV2Input{Bucket: aws.String(f.bucket), Prefix: aws.String(names.RecordPrefix)})
 	for p.HasMorePages() {
@@ -109,7 +109,7 @@ func (f *finder) scan(ctx context.Context) (*job.Record, error) {
 }
 
 // read reads one record; nil when it does not exist or is another upload's.
-func (f *finder) read(ctx context.Context, key string) (*job.Record, error) {
+func (f *finder) read(ctx context.Context, key string) (*runrecord.Record, error) {
 	out, err := f.s3.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(f.bucket), Key: aws.String(key)})
 	if isNotFound(err) {
 		return nil, nil
@@ -122,7 +122,7 @@ func (f *finder) read(ctx context.Context, key string) (*job.Record, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read run record %s: %w", key, err)
 	}
-	var r job.Record
+	var r runrecord.Record
 	if err := json.Unmarshal(raw, &r); err != nil {
 		return nil, fmt.Errorf("parse run record %s: %w", key, err)
 	}
@@ -154,9 +154,9 @@ type watch struct {
 // skipped, or failed for good (a transient failure is retried by the
 // queue and may still succeed) — or the deadline passes. It returns the
 // record (nil if none) and the queue's last depth.
-func (w *watch) untilRecord(ctx context.Context) (*job.Record, localcloud.QueueDepth, error) {
+func (w *watch) untilRecord(ctx context.Context) (*runrecord.Record, localcloud.QueueDepth, error) {
 	var (
-		rec  *job.Record
+		rec  *runrecord.Record
 		last localcloud.QueueDepth
 	)
 	for {
@@ -168,7 +168,7 @@ func (w *watch) untilRecord(ctx context.Context) (*job.Record, localcloud.QueueD
 		if rec, err = w.finder.find(ctx); err != nil {
 			return nil, last, err
 		}
-		final := rec != nil && (rec.Status != job.StatusFailed || rec.Permanent)
+		final := rec != nil && (rec.Status != runrecord.StatusFailed || rec.Permanent)
 		w.progress(d, rec, final)
 		if final {
 			return rec, last, nil
@@ -210,7 +210,7 @@ func (w *watch) untilQueueSettles(ctx context.Context) error {
 }
 
 // progress prints a line every few seconds, and when the record is final.
-func (w *watch) progress(d localcloud.QueueDepth, rec *job.Record, final bool) {
+func (w *watch) progress(d localcloud.QueueDepth, rec *runrecord.Record, final bool) {
 	if !final && time.Since(w.lastPrint) < progressEvery {
 		return
 	}
