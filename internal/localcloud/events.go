@@ -122,7 +122,12 @@ func (c *Cloud) runRuleTarget(ctx context.Context, t *ruleTarget, d *deliverer) 
 		for _, m := range out.Messages {
 			c.ruleInvocations.add(t.rule)
 			event := aws.ToString(m.Body)
-			c.goRun("rule target "+t.rule, func() error { return d.deliver(ctx, t, event) })
+			c.goRun("rule target "+t.rule, func() error {
+				if err := d.deliver(ctx, t, event); err != nil {
+					c.opts.Logger.Error("rule target failed", "rule", t.rule, "error", err)
+				}
+				return nil
+			})
 			_, _ = c.clients.SQS.DeleteMessage(ctx, &sqs.DeleteMessageInput{QueueUrl: aws.String(t.shadowURL), ReceiptHandle: m.ReceiptHandle})
 		}
 	}
@@ -212,7 +217,7 @@ func (d *deliverer) deliver(ctx context.Context, t *ruleTarget, event string) er
 		if attempt == retries {
 			return d.deadLetter(ctx, t, event, "ERROR_FROM_TARGET", err, attempt, "MaximumRetryAttempts")
 		}
-		wait := time.Duration(float64(rand.N(min(backoffCap, backoffBase<<attempt))) / d.speedup)
+		wait := time.Duration(float64(rand.N(min(backoffCap, backoffBase<<min(attempt, 20)))) / d.speedup)
 		if time.Since(start)+wait > maxAge {
 			return d.deadLetter(ctx, t, event, "ERROR_FROM_TARGET", err, attempt, "MaximumEventAgeInSeconds")
 		}

@@ -89,6 +89,12 @@ func TestDeliverRetriesThenDeadLetters(t *testing.T) {
 			wantAttrs:  map[string]string{"EXHAUSTED_RETRY_CONDITION": "MaximumEventAgeInSeconds"},
 			maxElapsed: 60 * time.Second,
 		},
+		{
+			// Past 2^34 s the doubling would overflow: the cap holds.
+			name: "retries past the cap", retries: 40, maxAge: 86400, speedup: 1, failures: 1 << 30, wantCalls: 41,
+			wantAttrs:  map[string]string{"RETRY_ATTEMPTS": "40", "EXHAUSTED_RETRY_CONDITION": "MaximumRetryAttempts"},
+			maxElapsed: 40 * backoffCap,
+		},
 		{name: "succeeds on the third try", retries: 10, maxAge: 7200, speedup: 30, failures: 2, wantCalls: 3, maxElapsed: 3 * time.Second / 30},
 		{name: "no retries", retries: 0, maxAge: 7200, speedup: 30, failures: 1, wantCalls: 1,
 			wantAttrs: map[string]string{"RETRY_ATTEMPTS": "0", "EXHAUSTED_RETRY_CONDITION": "MaximumRetryAttempts"}},
