@@ -175,9 +175,10 @@ type progressWriter struct{ w io.Writer }
 var milestones = map[string]bool{
 	"synthesizing the stacks (first build of the CDK app takes 1-2 minutes)": true,
 	"starting moto_server": true, "stack deployed": true, "local ECS started": true,
-	"emulating EventBridge ECS targets": true, "local ECS service created": true, "emulating Scheduler schedule": true,
+	"emulating a rule's ECS target": true, "local ECS service created": true, "emulating Scheduler schedule": true,
 	"evaluating the deployed alarms": true, "Lambda function running locally": true, "alarm state changed": true,
-	"schedule fired": true, "scaled": true, "rule target started tasks": true, "Lambda invocation succeeded": true,
+	"schedule fired": true, "scaled": true, "rule target started tasks": true, "rule target failed, event dead-lettered": true,
+	"Lambda invocation succeeded": true,
 }
 
 func (p progressWriter) Write(b []byte) (int, error) {

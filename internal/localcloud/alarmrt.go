@@ -319,44 +319,6 @@ func refersToLogical(v any, id string) bool {
 	return strings.Contains(s, `{"Ref":"`+id+`"}`) || strings.Contains(s, `{"Fn::GetAtt":["`+id+`",`)
 }
 
-// alarmStateChanged delivers an alarm's state change to the default event
-// bus as CloudWatch does: the event ("CloudWatch Alarm State Change") goes
-// to every ECS target of the stack's rules whose pattern matches it.
-func (c *Cloud) alarmStateChanged(ctx context.Context, change alarms.AlarmStateChange) {
-	if len(c.eventTargets) == 0 {
-		return
-	}
-	event, err := json.Marshal(map[string]any{
-		"version": "0", "id": fmt.Sprintf("%x", time.Now().UnixNano()),
-		"detail-type": "CloudWatch Alarm State Change", "source": "aws.cloudwatch",
-		"account": Account, "time": time.Now().UTC().Format(time.RFC3339), "region": Region,
-		"resources": []string{change.AlarmARN},
-		"detail": map[string]any{
-			"alarmName":     change.AlarmName,
-			"state":         map[string]any{"value": change.NewStateValue, "reason": change.NewStateReason, "timestamp": change.StateChangeTime},
-			"previousState": map[string]any{"value": change.OldStateValue},
-		},
-	})
-	if err != nil {
-		c.opts.Logger.Error("alarm event", "error", err)
-		return
-	}
-	run := ecsRunner{c.ecs}
-	for _, t := range c.eventTargets {
-		matched, err := MatchPattern(t.pattern, event)
-		if err != nil || !matched {
-			continue
-		}
-		c.ruleInvocations.add(t.rule)
-		c.goRun("alarm event "+t.rule, func() error {
-			if err := performTarget(ctx, c.clients, t, string(event), run, c.opts.Logger); err != nil {
-				c.opts.Logger.Error("rule target failed", "rule", t.rule, "alarm", change.AlarmName, "error", err)
-			}
-			return nil
-		})
-	}
-}
-
 // invocationLog counts invocations per name, for the metrics of the local
 // runtime's own invokers (a rule's AWS/Events Invocations).
 type invocationLog struct {

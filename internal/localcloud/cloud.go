@@ -88,8 +88,6 @@ type Cloud struct {
 	alarms *alarms.Loop
 	// functions are the stack's Lambda functions running locally, by name.
 	functions map[string]*deployedFunction
-	// eventTargets are the ECS targets of the stack's rules.
-	eventTargets []ecsTarget
 	// ruleInvocations are the target invocations of each rule.
 	ruleInvocations invocationLog
 	// alerts are the notifications of topics without a Lambda subscriber.
@@ -135,10 +133,6 @@ func Up(ctx context.Context, opts Options) (_ *Cloud, err error) {
 	if c.clients, err = NewClients(ctx, c.moto.Endpoint); err != nil {
 		return nil, err
 	}
-	tapURL, err := createTap(ctx, c.clients)
-	if err != nil {
-		return nil, err
-	}
 	log.Info("deploying through moto's CloudFormation", "stack", opts.Stack, "endpoint", c.moto.Endpoint)
 	if c.stack, err = Deploy(ctx, c.clients, asm, opts.Stack, DeployOptions{Endpoint: c.moto.Endpoint, Logger: log}); err != nil {
 		return nil, err
@@ -180,7 +174,7 @@ func Up(ctx context.Context, opts Options) (_ *Cloud, err error) {
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	c.cancel = cancel
 	c.Started = time.Now()
-	if err := c.startRuntime(runCtx, tapURL, bins, taskEndpoint); err != nil {
+	if err := c.startRuntime(runCtx, bins, taskEndpoint); err != nil {
 		return nil, err
 	}
 	return c, nil
@@ -352,21 +346,21 @@ func (r ecsRunner) RunTask(ctx context.Context, t TaskRequest) ([]string, error)
 }
 
 // startRuntime starts a runner for each kind of resource moto cannot run.
-func (c *Cloud) startRuntime(ctx context.Context, tapURL string, bins binaries, taskEndpoint string) error {
+func (c *Cloud) startRuntime(ctx context.Context, bins binaries, taskEndpoint string) error {
 	log := c.opts.Logger
 	run := ecsRunner{c.ecs}
 	var rules []string
 	for _, id := range c.stack.Resources("AWS::Events::Rule") {
 		rules = append(rules, ruleName(c.stack.Physical[id]))
 	}
-	targets, err := loadECSTargets(ctx, c.clients, rules)
+	targets, err := shadowECSTargets(ctx, c.clients, c.moto.Endpoint, rules)
 	if err != nil {
 		return err
 	}
-	c.eventTargets = targets
-	if len(targets) > 0 {
-		log.Info("emulating EventBridge ECS targets", "targets", len(targets))
-		c.goRun("event-targets", func() error { return runEventTargets(ctx, c.clients, tapURL, targets, run, log) })
+	d := &deliverer{run: run, dlq: c.clients.SQS, speedup: c.opts.Speedup, log: log}
+	for _, t := range targets {
+		log.Info("emulating a rule's ECS target", "rule", t.rule, "shadow_queue", t.shadowURL, "dead_letter_queue", t.dlqURL)
+		c.goRun("rule target "+t.rule, func() error { return c.runRuleTarget(ctx, t, d) })
 	}
 	for _, id := range c.stack.Resources("AWS::ECS::Service") {
 		name := serviceName(c.stack.Physical[id])

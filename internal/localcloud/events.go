@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
+	"strconv"
 	"strings"
 	"time"
 
@@ -13,35 +15,25 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/eventbridge"
 	ebtypes "github.com/aws/aws-sdk-go-v2/service/eventbridge/types"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
+	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
+
+	"github.com/edp-pipelines/edp/internal/localcloud/alarms"
 )
 
-// The event tap is the local cloud's own plumbing, not part of any stack: a
-// rule on the default bus that copies every S3 event to a queue the runtime
-// reads, so it can perform the rule targets moto stores but cannot execute
-// (ECS RunTask). It is created before the stack: moto stops delivering an
-// event to later rules once a rule with an ECS target has matched it.
-const (
-	tapName    = "edp-local-event-tap"
-	tapPattern = `{"source":["aws.s3"]}`
-)
-
-// createTap creates the tap queue and rule and returns the queue URL.
-func createTap(ctx context.Context, c *Clients) (string, error) {
-	q, err := c.SQS.CreateQueue(ctx, &sqs.CreateQueueInput{QueueName: aws.String(tapName)})
-	if err != nil {
-		return "", fmt.Errorf("create event tap queue: %w", err)
-	}
-	arn := "arn:aws:sqs:" + Region + ":" + Account + ":" + tapName
-	if _, err := c.Events.PutRule(ctx, &eventbridge.PutRuleInput{Name: aws.String(tapName), EventPattern: aws.String(tapPattern)}); err != nil {
-		return "", fmt.Errorf("create event tap rule: %w", err)
-	}
-	if _, err := c.Events.PutTargets(ctx, &eventbridge.PutTargetsInput{
-		Rule: aws.String(tapName), Targets: []ebtypes.Target{{Id: aws.String("tap"), Arn: aws.String(arn)}},
-	}); err != nil {
-		return "", fmt.Errorf("target the event tap: %w", err)
-	}
-	return aws.ToString(q.QueueUrl), nil
-}
+// Rule targets. moto stores a rule's ECS targets but cannot run them, and
+// it abandons an event for every later rule once a rule with an ECS target
+// has matched it. So the runtime swaps each ECS target, in moto, for a
+// shadow queue target: moto still matches the rule's own pattern
+// (wildcards, resources, nested detail) and delivers every matching event,
+// untransformed, to the shadow queue; the runtime reads it there and
+// performs the ECS target as EventBridge does — the input transformer
+// applied to the container overrides, a failed RunTask retried by the
+// target's RetryPolicy, then the event sent to its DeadLetterConfig.
+//
+// moto's input transformer does not serve (measured with moto 5.2.1): it is
+// skipped for S3 events, and for PutEvents it pastes a string value into the
+// template without quotes, so the stacks' templates ("value":<key>) become
+// invalid JSON and the call fails with 500. RenderInputTemplate stays.
 
 // TaskRequest is one RunTask that a rule target or a schedule asks for.
 type TaskRequest struct {
@@ -58,15 +50,20 @@ type TaskRunner interface {
 	RunTask(ctx context.Context, r TaskRequest) ([]string, error)
 }
 
-// ecsTarget is an ECS target of a deployed rule, as stored in EventBridge.
-type ecsTarget struct {
-	rule, pattern string
+// ruleTarget is an ECS target of a deployed rule, as stored in EventBridge.
+type ruleTarget struct {
+	rule, ruleArn string
 	target        ebtypes.Target
+	// shadowURL is the queue moto delivers the rule's matching events to.
+	shadowURL string
+	// dlqURL is the target's dead-letter queue ("": none).
+	dlqURL string
 }
 
-// loadECSTargets reads the ECS targets of the given rules from EventBridge.
-func loadECSTargets(ctx context.Context, c *Clients, rules []string) ([]ecsTarget, error) {
-	var out []ecsTarget
+// shadowECSTargets replaces, in moto, every ECS target of the given rules
+// by a shadow queue target and returns the ECS targets as deployed.
+func shadowECSTargets(ctx context.Context, c *Clients, endpoint string, rules []string) ([]*ruleTarget, error) {
+	var out []*ruleTarget
 	for _, name := range rules {
 		r, err := c.Events.DescribeRule(ctx, &eventbridge.DescribeRuleInput{Name: aws.String(name)})
 		if err != nil {
@@ -77,69 +74,202 @@ func loadECSTargets(ctx context.Context, c *Clients, rules []string) ([]ecsTarge
 			return nil, fmt.Errorf("list targets of rule %s: %w", name, err)
 		}
 		for _, t := range ts.Targets {
-			if t.EcsParameters != nil {
-				out = append(out, ecsTarget{rule: name, pattern: aws.ToString(r.EventPattern), target: t})
+			if t.EcsParameters == nil {
+				continue
 			}
+			queue := fmt.Sprintf("edp-local-rule-target-%d", len(out))
+			q, err := c.SQS.CreateQueue(ctx, &sqs.CreateQueueInput{QueueName: aws.String(queue)})
+			if err != nil {
+				return nil, fmt.Errorf("create shadow queue of rule %s: %w", name, err)
+			}
+			if _, err := c.Events.RemoveTargets(ctx, &eventbridge.RemoveTargetsInput{Rule: aws.String(name), Ids: []string{aws.ToString(t.Id)}}); err != nil {
+				return nil, fmt.Errorf("remove ECS target of rule %s: %w", name, err)
+			}
+			shadow := ebtypes.Target{Id: aws.String("edp-local-" + aws.ToString(t.Id)), Arn: aws.String(queueArn(queue))}
+			if _, err := c.Events.PutTargets(ctx, &eventbridge.PutTargetsInput{Rule: aws.String(name), Targets: []ebtypes.Target{shadow}}); err != nil {
+				return nil, fmt.Errorf("shadow ECS target of rule %s: %w", name, err)
+			}
+			rt := &ruleTarget{rule: name, ruleArn: aws.ToString(r.Arn), target: t, shadowURL: aws.ToString(q.QueueUrl)}
+			if t.DeadLetterConfig != nil && t.DeadLetterConfig.Arn != nil {
+				rt.dlqURL = queueURL(endpoint, aws.ToString(t.DeadLetterConfig.Arn))
+			}
+			out = append(out, rt)
 		}
 	}
 	return out, nil
 }
 
-// runEventTargets reads the tap until ctx ends and performs every ECS target
-// whose rule matches an event, with the target's input transformer applied
-// to the container overrides.
-func runEventTargets(ctx context.Context, c *Clients, tapURL string, targets []ecsTarget, run TaskRunner, log *slog.Logger) error {
+func queueArn(name string) string { return "arn:aws:sqs:" + Region + ":" + Account + ":" + name }
+
+// queueURL is the local URL of the queue an ARN names.
+func queueURL(endpoint, arn string) string {
+	return endpoint + "/" + Account + "/" + arn[strings.LastIndex(arn, ":")+1:]
+}
+
+// runRuleTarget reads the target's shadow queue until ctx ends and delivers
+// every event in it. Each event counts once for the rule's AWS/Events
+// Invocations metric, whatever its retries.
+func (c *Cloud) runRuleTarget(ctx context.Context, t *ruleTarget, d *deliverer) error {
 	for ctx.Err() == nil {
-		out, err := c.SQS.ReceiveMessage(ctx, &sqs.ReceiveMessageInput{QueueUrl: aws.String(tapURL), MaxNumberOfMessages: 10, WaitTimeSeconds: 1})
+		out, err := c.clients.SQS.ReceiveMessage(ctx, &sqs.ReceiveMessageInput{QueueUrl: aws.String(t.shadowURL), MaxNumberOfMessages: 10, WaitTimeSeconds: 1})
 		if err != nil {
-			if ctx.Err() != nil {
-				return nil
+			if ctx.Err() == nil {
+				c.opts.Logger.Warn("rule target receive failed", "rule", t.rule, "error", err)
+				time.Sleep(500 * time.Millisecond)
 			}
-			log.Warn("event tap receive failed", "error", err)
-			time.Sleep(500 * time.Millisecond)
 			continue
 		}
 		for _, m := range out.Messages {
-			body := aws.ToString(m.Body)
-			for _, t := range targets {
-				if err := performTarget(ctx, c, t, body, run, log); err != nil {
-					log.Error("rule target failed", "rule", t.rule, "error", err)
+			c.ruleInvocations.add(t.rule)
+			event := aws.ToString(m.Body)
+			c.goRun("rule target "+t.rule, func() error {
+				if err := d.deliver(ctx, t, event); err != nil {
+					c.opts.Logger.Error("rule target failed", "rule", t.rule, "error", err)
 				}
-			}
-			_, _ = c.SQS.DeleteMessage(ctx, &sqs.DeleteMessageInput{QueueUrl: aws.String(tapURL), ReceiptHandle: m.ReceiptHandle})
+				return nil
+			})
+			_, _ = c.clients.SQS.DeleteMessage(ctx, &sqs.DeleteMessageInput{QueueUrl: aws.String(t.shadowURL), ReceiptHandle: m.ReceiptHandle})
 		}
 	}
 	return nil
 }
 
-func performTarget(ctx context.Context, c *Clients, t ecsTarget, event string, run TaskRunner, log *slog.Logger) error {
-	matched, err := MatchPattern(t.pattern, []byte(event))
-	if err != nil {
-		return fmt.Errorf("rule %s: %w", t.rule, err)
+// alarmStateChanged sends an alarm's state change to the default event
+// bus as CloudWatch does ("CloudWatch Alarm State Change", the alarm's ARN
+// in resources); moto matches it against the rules like any other event.
+func (c *Cloud) alarmStateChanged(ctx context.Context, change alarms.AlarmStateChange) {
+	detail, err := json.Marshal(map[string]any{
+		"alarmName":     change.AlarmName,
+		"state":         map[string]any{"value": change.NewStateValue, "reason": change.NewStateReason, "timestamp": change.StateChangeTime},
+		"previousState": map[string]any{"value": change.OldStateValue},
+	})
+	if err == nil {
+		var out *eventbridge.PutEventsOutput
+		out, err = c.clients.Events.PutEvents(ctx, &eventbridge.PutEventsInput{Entries: []ebtypes.PutEventsRequestEntry{{
+			Source: aws.String("aws.cloudwatch"), DetailType: aws.String("CloudWatch Alarm State Change"),
+			Resources: []string{change.AlarmARN}, Detail: aws.String(string(detail)),
+		}}})
+		if err == nil && out.FailedEntryCount > 0 {
+			err = fmt.Errorf("%s: %s", aws.ToString(out.Entries[0].ErrorCode), aws.ToString(out.Entries[0].ErrorMessage))
+		}
 	}
-	if !matched {
-		return nil
+	if err != nil && ctx.Err() == nil {
+		c.opts.Logger.Error("send the alarm state change to the event bus", "alarm", change.AlarmName, "error", err)
+	}
+}
+
+// EventBridge's default retry policy, and the backoff of its retries. The
+// documentation says "exponential back off and jitter" and gives no
+// numbers: the first retry waits up to a second, each later one up to
+// twice as long (full jitter), capped at 15 minutes — with which the
+// default policy's 185 retries span about the documented day.
+const (
+	defaultRetries = 185
+	defaultMaxAge  = 24 * time.Hour
+	backoffBase    = time.Second
+	backoffCap     = 15 * time.Minute
+)
+
+// sqsSender sends a message (*sqs.Client has it).
+type sqsSender interface {
+	SendMessage(ctx context.Context, in *sqs.SendMessageInput, opts ...func(*sqs.Options)) (*sqs.SendMessageOutput, error)
+}
+
+// deliverer performs rule targets as EventBridge does.
+type deliverer struct {
+	run TaskRunner
+	dlq sqsSender
+	// speedup divides the backoff and the maximum event age.
+	speedup float64
+	log     *slog.Logger
+}
+
+// deliver performs t for one event: RunTask with the target's input,
+// retried with backoff until it succeeds or the target's RetryPolicy is
+// spent, then the event goes to the target's dead-letter queue. Input that
+// does not render is dead-lettered at once, as EventBridge does with
+// errors a retry cannot fix.
+func (d *deliverer) deliver(ctx context.Context, t *ruleTarget, event string) error {
+	start := time.Now()
+	req, err := t.request(event)
+	if err != nil {
+		return d.deadLetter(ctx, t, event, "INVALID_JSON", err, 0, "")
+	}
+	retries, maxAge := defaultRetries, defaultMaxAge
+	if p := t.target.RetryPolicy; p != nil {
+		if p.MaximumRetryAttempts != nil {
+			retries = int(*p.MaximumRetryAttempts)
+		}
+		if p.MaximumEventAgeInSeconds != nil {
+			maxAge = time.Duration(*p.MaximumEventAgeInSeconds) * time.Second
+		}
+	}
+	maxAge = time.Duration(float64(maxAge) / d.speedup)
+	for attempt := 0; ; attempt++ {
+		arns, err := d.run.RunTask(ctx, req)
+		if err == nil {
+			d.log.Info("rule target started tasks", "rule", t.rule, "tasks", arns, "overrides", req.Env, "retries", attempt)
+			return nil
+		}
+		if ctx.Err() != nil {
+			return nil
+		}
+		if attempt == retries {
+			return d.deadLetter(ctx, t, event, "ERROR_FROM_TARGET", err, attempt, "MaximumRetryAttempts")
+		}
+		wait := time.Duration(float64(rand.N(min(backoffCap, backoffBase<<min(attempt, 20)))) / d.speedup)
+		if time.Since(start)+wait > maxAge {
+			return d.deadLetter(ctx, t, event, "ERROR_FROM_TARGET", err, attempt, "MaximumEventAgeInSeconds")
+		}
+		d.log.Warn("rule target failed, retrying", "rule", t.rule, "retry", attempt+1, "in", wait.String(), "error", err)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(wait):
+		}
+	}
+}
+
+// request is the RunTask the target asks for with the event's input.
+func (t *ruleTarget) request(event string) (TaskRequest, error) {
+	input := aws.ToString(t.target.Input)
+	if tr := t.target.InputTransformer; tr != nil {
+		var err error
+		if input, err = RenderInputTemplate(aws.ToString(tr.InputTemplate), tr.InputPathsMap, []byte(event)); err != nil {
+			return TaskRequest{}, err
+		}
 	}
 	env := map[string]string{}
-	if tr := t.target.InputTransformer; tr != nil {
-		rendered, err := RenderInputTemplate(aws.ToString(tr.InputTemplate), tr.InputPathsMap, []byte(event))
-		if err != nil {
-			return err
-		}
-		if env, err = overrideEnv(rendered); err != nil {
-			return err
+	if input != "" {
+		var err error
+		if env, err = overrideEnv(input); err != nil {
+			return TaskRequest{}, err
 		}
 	}
 	p := t.target.EcsParameters
-	count := int(aws.ToInt32(p.TaskCount))
-	if count == 0 {
-		count = 1
+	return TaskRequest{TaskDefinition: aws.ToString(p.TaskDefinitionArn), Count: max(1, int(aws.ToInt32(p.TaskCount))),
+		Env: env, StartedBy: "events-rule/" + t.rule}, nil
+}
+
+// deadLetter sends an undelivered event to the target's dead-letter queue
+// with the attributes EventBridge adds (condition "": none was exhausted).
+func (d *deliverer) deadLetter(ctx context.Context, t *ruleTarget, event, code string, cause error, retries int, condition string) error {
+	if t.dlqURL == "" {
+		return fmt.Errorf("rule %s: event dropped after %d retries: %w", t.rule, retries, cause)
 	}
-	arns, err := run.RunTask(ctx, TaskRequest{TaskDefinition: aws.ToString(p.TaskDefinitionArn), Count: count, Env: env, StartedBy: "events-rule/" + t.rule})
-	if err != nil {
-		return fmt.Errorf("run task: %w", err)
+	attrs := map[string]sqstypes.MessageAttributeValue{}
+	for k, v := range map[string]string{
+		"RULE_ARN": t.ruleArn, "TARGET_ARN": aws.ToString(t.target.Arn), "ERROR_CODE": code,
+		"ERROR_MESSAGE": cause.Error(), "RETRY_ATTEMPTS": strconv.Itoa(retries), "EXHAUSTED_RETRY_CONDITION": condition,
+	} {
+		if v != "" {
+			attrs[k] = sqstypes.MessageAttributeValue{DataType: aws.String("String"), StringValue: aws.String(v)}
+		}
 	}
-	log.Info("rule target started tasks", "rule", t.rule, "tasks", arns, "overrides", env)
+	if _, err := d.dlq.SendMessage(ctx, &sqs.SendMessageInput{QueueUrl: aws.String(t.dlqURL), MessageBody: aws.String(event), MessageAttributes: attrs}); err != nil {
+		return fmt.Errorf("rule %s: dead-letter the event: %w", t.rule, err)
+	}
+	d.log.Warn("rule target failed, event dead-lettered", "rule", t.rule, "retries", retries, "condition", condition, "error", cause)
 	return nil
 }
 

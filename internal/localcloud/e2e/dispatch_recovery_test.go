@@ -1,10 +1,14 @@
 package e2e
 
 import (
+	"encoding/json"
 	"fmt"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
 	"github.com/edp-pipelines/edp/internal/localcloud"
 	"github.com/edp-pipelines/edp/internal/localcloud/ecsemu"
@@ -184,13 +188,15 @@ func (s *stack) queueURLOf(t *testing.T, id string) string {
 }
 
 // strandedRetry proves EdpOneOff's retry path for stranded messages: with
-// Fargate capacity gone, the upload rule's RunTask target starts nothing,
-// so the configs wait in the queue with no task for them; once capacity
-// is back — and with no new upload — the StrandedWork alarm (messages older
-// than the max wait, nothing in flight) sends its state change to the
-// default bus, the retry rule starts a drain task and every config runs.
-// (Before, the messages waited for the next upload, and without one until
-// retention deleted them.)
+// Fargate capacity gone, the upload rule's RunTask target starts nothing;
+// each upload's event is retried as the deployed target's RetryPolicy says
+// and then lands, with EventBridge's attributes, in the target's
+// dead-letter queue, so the configs wait in the queue with no task for
+// them. Once capacity is back — and with no new upload — the StrandedWork
+// alarm (messages older than the max wait, nothing in flight) sends its
+// state change to the default bus, the retry rule starts a drain task and
+// every config runs. (Before, the messages waited for the next upload, and
+// without one until retention deleted them.)
 func (s *stack) strandedRetry(t *testing.T) {
 	const prefix = "configs/stranded/"
 	s.waitNoTaskRunning(t)
@@ -202,8 +208,9 @@ func (s *stack) strandedRetry(t *testing.T) {
 		want = append(want, expect{u, "succeeded"})
 	}
 	uploaded := time.Now()
+	s.waitDeadLettered(t, prefix, len(want))
 	// Past the max wait without capacity: nothing ran.
-	time.Sleep(maxWaitMinutes*alarmPeriod + 2*alarmPeriod)
+	time.Sleep(time.Until(uploaded.Add(maxWaitMinutes*alarmPeriod + 2*alarmPeriod)))
 	if n := len(s.tasksSince(uploaded)); n > 0 {
 		t.Fatalf("%d tasks started without Fargate capacity", n)
 	}
@@ -217,4 +224,76 @@ func (s *stack) strandedRetry(t *testing.T) {
 	s.waitSettled(t, prefix, want, 2*time.Minute)
 	t.Logf("stranded for %s: capacity back → drain task %s later, no new upload",
 		restored.Sub(uploaded).Round(100*time.Millisecond), first.CreatedAt.Sub(restored).Round(100*time.Millisecond))
+}
+
+// waitDeadLettered waits until the upload rule's ECS target has given up
+// on n upload events under prefix, and checks that each reached the
+// delivery DLQ as EventBridge sends it: the event itself, RETRY_ATTEMPTS
+// the deployed MaximumRetryAttempts, and the rule, target and error named.
+// It removes them from the queue.
+func (s *stack) waitDeadLettered(t *testing.T, prefix string, n int) {
+	t.Helper()
+	dlq := s.queueURLOf(t, "PipelineDeliveryDLQ")
+	rule, retries := s.uploadRuleECSRetries(t)
+	began := time.Now()
+	got := map[string]bool{}
+	other := 0
+	waitFor(t, "the upload events retried, then dead-lettered", time.Minute, func() (bool, string, error) {
+		out, err := s.sqs.ReceiveMessage(t.Context(), &sqs.ReceiveMessageInput{QueueUrl: aws.String(dlq),
+			MaxNumberOfMessages: 10, MessageAttributeNames: []string{"All"}})
+		if err != nil {
+			return false, "", err
+		}
+		for _, m := range out.Messages {
+			attr := func(k string) string { return aws.ToString(m.MessageAttributes[k].StringValue) }
+			var ev struct {
+				Detail struct {
+					Object struct{ Key string } `json:"object"`
+				} `json:"detail"`
+			}
+			_ = json.Unmarshal([]byte(aws.ToString(m.Body)), &ev)
+			if !strings.HasSuffix(attr("RULE_ARN"), ":rule/"+rule) {
+				other++ // the stranded-work rule's own tries, which also find no capacity
+			} else if key := ev.Detail.Object.Key; strings.HasPrefix(key, prefix) {
+				got[key] = true
+				if attr("RETRY_ATTEMPTS") != retries || attr("EXHAUSTED_RETRY_CONDITION") != "MaximumRetryAttempts" ||
+					attr("ERROR_CODE") != "ERROR_FROM_TARGET" || !strings.Contains(attr("ERROR_MESSAGE"), ecsemu.CapacityReason) ||
+					!strings.Contains(attr("TARGET_ARN"), ":cluster/") {
+					t.Errorf("%s dead-lettered with %v, want %s retries of the cluster target exhausted by no capacity", key, m.MessageAttributes, retries)
+				}
+			}
+			if _, err := s.sqs.DeleteMessage(t.Context(), &sqs.DeleteMessageInput{QueueUrl: aws.String(dlq), ReceiptHandle: m.ReceiptHandle}); err != nil {
+				return false, "", err
+			}
+		}
+		if k := len(s.tasksSince(began)); k > 0 {
+			return false, "", fmt.Errorf("%d tasks started without Fargate capacity", k)
+		}
+		return len(got) == n, fmt.Sprintf("%d of %d upload events dead-lettered, %d other", len(got), n, other), nil
+	})
+	t.Logf("%d upload events dead-lettered after %s retries in %s (%d of the stranded-work rule's)",
+		n, retries, time.Since(began).Round(100*time.Millisecond), other)
+}
+
+// uploadRuleECSRetries returns the upload rule's name and its ECS target's
+// MaximumRetryAttempts, as deployed.
+func (s *stack) uploadRuleECSRetries(t *testing.T) (string, string) {
+	t.Helper()
+	st := s.cloud.Stack()
+	for lid, typ := range st.Types {
+		if typ != "AWS::Events::Rule" || !strings.HasPrefix(lid, "PipelineConfigUploaded") {
+			continue
+		}
+		targets, _ := st.Properties(lid)["Targets"].([]any)
+		for _, x := range targets {
+			tg, _ := x.(map[string]any)
+			rp, _ := tg["RetryPolicy"].(map[string]any)
+			if n, ok := rp["MaximumRetryAttempts"].(float64); ok && tg["EcsParameters"] != nil {
+				name := st.Physical[lid]
+				return name[strings.LastIndexAny(name, "/|")+1:], fmt.Sprint(n)
+			}
+		}
+	}
+	t.Fatalf("no upload rule with an ECS target and a retry policy in %s", st.Name)
+	return "", ""
 }
