@@ -23,8 +23,12 @@ func commands() map[string]subcmd.Command {
 	}
 }
 
+// stopSignals end a command gracefully: Ctrl-C, `kill`, and SIGHUP (the
+// terminal closed), so a local cloud stops everything it started.
+var stopSignals = []os.Signal{os.Interrupt, syscall.SIGTERM, syscall.SIGHUP}
+
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	ctx, stop := signal.NotifyContext(context.Background(), stopSignals...)
 	code := subcmd.Dispatch(ctx, "edp", commands(), os.Args[1:], os.Stdout, os.Stderr)
 	stop()
 	os.Exit(code)
