@@ -262,6 +262,7 @@ func stopGroups(ctx context.Context, groups []Group, grace time.Duration) error 
 // waitGone polls until no group of gs is live or d has passed, and
 // returns the live ones.
 func waitGone(ctx context.Context, gs []Group, d time.Duration) []Group {
+	gs = slices.Clone(gs) // the caller's slice is its report
 	deadline := time.Now().Add(d)
 	for {
 		gs = slices.DeleteFunc(gs, func(g Group) bool { return !g.live() })
