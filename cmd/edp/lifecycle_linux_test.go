@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"os"
 	"path/filepath"
@@ -91,6 +92,14 @@ func descendants(t *testing.T, pid int) []proc {
 // once moto_server, the task and the bootstrap all run.
 func upDetached(t *testing.T, workDir string) (state, []proc) {
 	t.Helper()
+	t.Cleanup(func() {
+		// Whatever the test did, nothing may outlive it (t.Context is
+		// canceled by now).
+		var out bytes.Buffer
+		if code := cmdLocal(context.Background(), []string{"down", "-work-dir", workDir}, &out, &out); code != 0 {
+			t.Errorf("cleanup: edp local down: exit %d\n%s", code, out.String())
+		}
+	})
 	var out, errb bytes.Buffer
 	if code := cmdLocal(t.Context(), []string{"up", "-detach", "-arch", "alarm-dispatch", "-work-dir", workDir}, &out, &errb); code != 0 {
 		t.Fatalf("edp local up -detach: exit %d\n%s%s", code, out.String(), errb.String())
@@ -99,11 +108,6 @@ func upDetached(t *testing.T, workDir string) (state, []proc) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		// Whatever the test did: nothing may outlive it.
-		_ = syscall.Kill(st.PID, syscall.SIGKILL)
-		_, _ = procgroup.Sweep(t.Context(), procsPath(workDir), time.Second)
-	})
 	runServingTask(t, st)
 
 	want := []string{"moto_server", "consumer", "bootstrap"}
