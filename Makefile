@@ -66,7 +66,7 @@ local-up: tools edp ## keep a local cloud of ARCH running in the background and 
 	bin/edp local up -detach -arch $(ARCH)
 
 .PHONY: local-down
-local-down: edp ## stop the local cloud started by local-up (tasks, Lambda, moto_server)
+local-down: edp ## stop the local cloud (tasks, Lambda, moto_server), even one that was killed
 	bin/edp local down
 
 # An empty STACK would pass the next word (-local) as the stack's name:

@@ -21,6 +21,7 @@ import (
 
 	"github.com/edp-pipelines/edp/internal/localcloud"
 	"github.com/edp-pipelines/edp/internal/names"
+	"github.com/edp-pipelines/edp/internal/procgroup"
 	"github.com/edp-pipelines/edp/internal/runrecord"
 )
 
@@ -144,13 +145,39 @@ func cmdLocal(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	return 0
 }
 
-// startCloud brings the local cloud up with the flags' settings.
+// Bounds of `local down`.
+const (
+	// runtimeGrace is how long the runtime has to stop what it started
+	// (each task gets its task definition's stop timeout) before it is
+	// killed.
+	runtimeGrace = 3 * time.Minute
+	// orphanGrace is how long a process left behind by a runtime that
+	// died has between SIGTERM and SIGKILL: with the runtime gone (and
+	// moto_server going) a task has nothing left to finish.
+	orphanGrace = 5 * time.Second
+)
+
+// assemblyDir, when set (by tests), is a synthesized cloud assembly that
+// startCloud deploys as is.
+var assemblyDir string
+
+// startCloud brings the local cloud up with the flags' settings. Processes
+// left behind by an earlier runtime in the same work dir are stopped
+// first.
 func startCloud(ctx context.Context, f *localFlags, stdout io.Writer) (*localcloud.Cloud, error) {
 	stack, err := stackFor(f.arch)
 	if err != nil {
 		return nil, err
 	}
 	if err := os.MkdirAll(f.workDir, 0o755); err != nil {
+		return nil, err
+	}
+	left, err := procgroup.Sweep(ctx, procsPath(f.workDir), orphanGrace)
+	reportOrphans(stdout, left)
+	if errors.Is(err, procgroup.ErrOwnerRunning) {
+		return nil, fmt.Errorf("a local cloud already runs in %s (%w): make local-down first", f.workDir, err)
+	}
+	if err != nil {
 		return nil, err
 	}
 	logPath := f.logFile
@@ -164,8 +191,16 @@ func startCloud(ctx context.Context, f *localFlags, stdout io.Writer) (*localclo
 	log := slog.New(slog.NewJSONHandler(io.MultiWriter(lf, progressWriter{stdout}), nil))
 	fmt.Fprintf(stdout, "edp local: %s — synth, deploy through moto's CloudFormation, start the local runtime (log: %s)\n", stack, logPath)
 	return localcloud.Up(ctx, localcloud.Options{
-		Stack: stack, Context: f.context, Speedup: f.speedup, WorkDir: f.workDir, Logger: log,
+		Stack: stack, Context: f.context, AssemblyDir: assemblyDir, Speedup: f.speedup, WorkDir: f.workDir,
+		ProcessFile: procsPath(f.workDir), Logger: log,
 	})
+}
+
+// reportOrphans names the processes a sweep stopped.
+func reportOrphans(w io.Writer, groups []procgroup.Group) {
+	for _, g := range groups {
+		fmt.Fprintf(w, "edp local: stopped %s (pid %d), left behind by a runtime that did not stop it\n", g.Name, g.PID)
+	}
 }
 
 // progressWriter shows the cloud's milestones (a few log messages) as
@@ -284,9 +319,13 @@ func configFiles(dir string) ([]string, error) {
 }
 
 // state is what `local up` leaves for `local down`, `smoke -local` and
-// users: where the local cloud is.
+// users: where the local cloud is. What the runtime started is recorded
+// apart, as it starts, in procsPath.
 type state struct {
-	PID         int               `json:"pid"`
+	PID int `json:"pid"`
+	// Start is the runtime's start time (procgroup.Process), so `down`
+	// never signals a reused PID.
+	Start       string            `json:"start,omitempty"`
 	Stack       string            `json:"stack"`
 	Endpoint    string            `json:"endpoint"`
 	ECSEndpoint string            `json:"ecs_endpoint"`
@@ -296,14 +335,22 @@ type state struct {
 
 func statePath(workDir string) string { return filepath.Join(workDir, "state.json") }
 
-// localUp runs the local cloud in the foreground until SIGINT/SIGTERM.
+// procsPath is the procgroup registry of the runtime in workDir: every
+// process it has running, so `down` can stop them whatever happened to it.
+func procsPath(workDir string) string { return filepath.Join(workDir, "procs.json") }
+
+func (s state) runtime() procgroup.Process { return procgroup.Process{PID: s.PID, Start: s.Start} }
+
+// localUp runs the local cloud in the foreground until SIGINT, SIGTERM or
+// SIGHUP.
 func localUp(ctx context.Context, f *localFlags, stdout io.Writer) (err error) {
 	cloud, err := startCloud(ctx, f, stdout)
 	if err != nil {
 		return err
 	}
 	defer func() { err = errors.Join(err, cloud.Close(context.Background()), os.Remove(statePath(f.workDir))) }()
-	st := state{PID: os.Getpid(), Stack: cloud.Stack().Name, Endpoint: cloud.Endpoint(), ECSEndpoint: cloud.ECSEndpoint(), Speedup: cloud.Speedup(), Outputs: cloud.Stack().Outputs}
+	self := procgroup.Self()
+	st := state{PID: self.PID, Start: self.Start, Stack: cloud.Stack().Name, Endpoint: cloud.Endpoint(), ECSEndpoint: cloud.ECSEndpoint(), Speedup: cloud.Speedup(), Outputs: cloud.Stack().Outputs}
 	raw, _ := json.MarshalIndent(st, "", "  ")
 	if err := os.WriteFile(statePath(f.workDir), raw, 0o644); err != nil {
 		return err
@@ -331,7 +378,7 @@ Task and Lambda logs: .edp-local/logs/. Stop it with: make local-down
 // localUpDetached starts `edp local up` in the background (its own
 // session), waits until it has written its state and returns.
 func localUpDetached(ctx context.Context, f *localFlags, args []string, stdout io.Writer) error {
-	if st, err := readState(f.workDir); err == nil && syscall.Kill(st.PID, 0) == nil {
+	if st, err := readState(f.workDir); err == nil && st.runtime().Running() {
 		return fmt.Errorf("a local cloud is already up (pid %d, %s): make local-down first", st.PID, st.Stack)
 	}
 	_ = os.Remove(statePath(f.workDir))
@@ -389,33 +436,54 @@ func readState(workDir string) (state, error) {
 	return st, json.Unmarshal(raw, &st)
 }
 
-// localDown stops a local cloud started by `local up` (by PID) and waits
-// until it has stopped everything it started.
+// localDown stops a local cloud in the work dir, whatever happened to it.
+// The runtime (named by the state of `local up` and by the process file,
+// which `local run` writes too) gets SIGTERM and runtimeGrace to stop what
+// it started, as Ctrl-C would; then every process the file still records —
+// all of them when the runtime was killed — gets SIGTERM, and SIGKILL after
+// orphanGrace. Each stopped process is reported.
 func localDown(ctx context.Context, f *localFlags, stdout io.Writer) error {
-	st, err := readState(f.workDir)
-	if errors.Is(err, os.ErrNotExist) {
+	st, stErr := readState(f.workDir)
+	if stErr != nil && !errors.Is(stErr, os.ErrNotExist) {
+		return stErr
+	}
+	reg, regErr := procgroup.Read(procsPath(f.workDir))
+	if regErr != nil && !errors.Is(regErr, os.ErrNotExist) {
+		return regErr
+	}
+	var runtimes []procgroup.Process
+	if stErr == nil {
+		runtimes = append(runtimes, st.runtime())
+	}
+	if regErr == nil && (stErr != nil || reg.Owner.PID != st.PID) {
+		runtimes = append(runtimes, reg.Owner)
+	}
+	if len(runtimes) == 0 {
 		fmt.Fprintln(stdout, "edp local: no local cloud is up")
 		return nil
 	}
+	name := "the local cloud"
+	if stErr == nil {
+		name = st.Stack
+	}
+	for _, rt := range runtimes {
+		stopped, err := procgroup.Stop(ctx, rt, runtimeGrace)
+		switch {
+		case err != nil:
+			return fmt.Errorf("stop %s (pid %d): %w", name, rt.PID, err)
+		case stopped:
+			fmt.Fprintf(stdout, "edp local: stopped %s (pid %d)\n", name, rt.PID)
+		default:
+			fmt.Fprintf(stdout, "edp local: the runtime of %s (pid %d) is gone\n", name, rt.PID)
+		}
+	}
+	left, err := procgroup.Sweep(ctx, procsPath(f.workDir), orphanGrace)
+	reportOrphans(stdout, left)
 	if err != nil {
 		return err
 	}
-	if err := syscall.Kill(st.PID, syscall.SIGTERM); err != nil {
-		_ = os.Remove(statePath(f.workDir))
-		fmt.Fprintf(stdout, "edp local: pid %d is gone (%v); state removed\n", st.PID, err)
-		return nil
+	if err := os.Remove(statePath(f.workDir)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
 	}
-	deadline := time.Now().Add(3 * time.Minute)
-	for syscall.Kill(st.PID, 0) == nil {
-		if time.Now().After(deadline) {
-			return fmt.Errorf("pid %d still running after 3m", st.PID)
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(200 * time.Millisecond):
-		}
-	}
-	fmt.Fprintf(stdout, "edp local: stopped %s (pid %d)\n", st.Stack, st.PID)
 	return nil
 }

@@ -23,9 +23,15 @@ func commands() map[string]subcmd.Command {
 	}
 }
 
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
-	code := subcmd.Dispatch(ctx, "edp", commands(), os.Args[1:], os.Stdout, os.Stderr)
-	stop()
-	os.Exit(code)
+// stopSignals end a command gracefully: Ctrl-C, `kill`, and SIGHUP (the
+// terminal closed), so a local cloud stops everything it started.
+var stopSignals = []os.Signal{os.Interrupt, syscall.SIGTERM, syscall.SIGHUP}
+
+func main() { os.Exit(run(os.Args[1:])) }
+
+// run is the whole command; tests run it as edp in a child process.
+func run(args []string) int {
+	ctx, stop := signal.NotifyContext(context.Background(), stopSignals...)
+	defer stop()
+	return subcmd.Dispatch(ctx, "edp", commands(), args, os.Stdout, os.Stderr)
 }

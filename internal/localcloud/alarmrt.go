@@ -215,6 +215,7 @@ func (c *Cloud) startFunction(ctx context.Context, id string, bins binaries, tas
 	rt, err := lambdaemu.Start(ctx, lambdaemu.Function{
 		Name: name, Arn: aws.ToString(cfg.FunctionArn), Bootstrap: bins.dispatch, Env: env,
 		Timeout: time.Duration(aws.ToInt32(cfg.Timeout)) * time.Second, MemoryMB: int(aws.ToInt32(cfg.MemorySize)), Output: logFile,
+		Track: c.tracker("lambda " + name),
 	}, c.opts.Logger)
 	if err != nil {
 		return nil, fmt.Errorf("start function %s: %w", name, err)

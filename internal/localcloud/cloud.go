@@ -22,6 +22,7 @@ import (
 	"github.com/edp-pipelines/edp/internal/localcloud/ecsemu"
 	"github.com/edp-pipelines/edp/internal/motoserver"
 	"github.com/edp-pipelines/edp/internal/names"
+	"github.com/edp-pipelines/edp/internal/procgroup"
 )
 
 // Options configure Up. Every field works at its zero value.
@@ -47,6 +48,13 @@ type Options struct {
 	// Moto, when set, is a running emulator to use (it is reset first);
 	// default: start one, stopped by Close.
 	Moto *motoserver.Server
+	// ProcessFile, when set, is a procgroup registry file: every process
+	// the cloud starts (moto_server, each task, each Lambda environment)
+	// is recorded there as it starts and removed once it has ended, so
+	// that procgroup.Sweep can stop them whatever happened to this
+	// process. Up refuses a file whose owner still runs or that names live
+	// processes (sweep it first). Default: nothing is recorded.
+	ProcessFile string
 	// Logger receives progress; default discard.
 	Logger *slog.Logger
 }
@@ -79,6 +87,7 @@ type Cloud struct {
 	stack   *Stack
 	ecs     *ecsemu.Emulator
 	ecsURL  string
+	procs   *procgroup.Registry // nil unless Options.ProcessFile
 	cancel  context.CancelFunc
 	wg      sync.WaitGroup
 	closers []func() error
@@ -111,6 +120,11 @@ func Up(ctx context.Context, opts Options) (_ *Cloud, err error) {
 	if err := os.MkdirAll(filepath.Join(opts.WorkDir, "logs"), 0o755); err != nil {
 		return nil, err
 	}
+	if opts.ProcessFile != "" {
+		if c.procs, err = procgroup.New(opts.ProcessFile); err != nil {
+			return nil, err
+		}
+	}
 	asm := opts.AssemblyDir
 	if asm == "" {
 		if asm, err = Synthesize(ctx, SynthOptions{RepoRoot: opts.RepoRoot, Context: opts.Context, Logger: log}); err != nil {
@@ -123,7 +137,7 @@ func Up(ctx context.Context, opts Options) (_ *Cloud, err error) {
 	}
 	if c.moto == nil {
 		log.Info("starting moto_server")
-		if c.moto, err = motoserver.Start(ctx); err != nil {
+		if c.moto, err = motoserver.StartWith(ctx, motoserver.Options{Track: c.tracker("moto_server")}); err != nil {
 			return nil, err
 		}
 		c.ownMoto = true
@@ -156,6 +170,7 @@ func Up(ctx context.Context, opts Options) (_ *Cloud, err error) {
 			Entrypoint: []string{bins.consumer},
 			BaseEnv:    []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME")},
 			Output:     c.taskOutput,
+			Track:      c.trackTask,
 		},
 		ExtraEnv: awsEnv(taskEndpoint),
 		// A capped drain task lists its family's tasks (consumer/taskcap):
@@ -197,7 +212,34 @@ func (c *Cloud) Close(ctx context.Context) error {
 	if c.ownMoto && c.moto != nil {
 		c.moto.Stop()
 	}
+	if c.procs != nil {
+		// Keeps the file when something is still tracked, for a sweep.
+		errs = append(errs, c.procs.Close())
+	}
 	return errors.Join(errs...)
+}
+
+// tracker returns the Track hook of a starter: it records each process
+// group under name in the process file (a no-op without one).
+func (c *Cloud) tracker(name string) func(pid int) func() {
+	if c.procs == nil {
+		return nil
+	}
+	return func(pid int) func() {
+		untrack, err := c.procs.Track(name, pid)
+		if err != nil {
+			c.opts.Logger.Error("record process", "name", name, "pid", pid, "error", err)
+		}
+		return untrack
+	}
+}
+
+// trackTask is the local ECS's Track hook.
+func (c *Cloud) trackTask(spec ecsemu.ProcessSpec, pid int) func() {
+	if c.procs == nil {
+		return func() {}
+	}
+	return c.tracker("task " + spec.TaskArn[strings.LastIndex(spec.TaskArn, "/")+1:])(pid)
 }
 
 // Endpoint is the AWS endpoint of the local cloud (moto).

@@ -38,9 +38,21 @@ type Server struct {
 	done     chan struct{}
 }
 
+// Options configure StartWith. Every field works at its zero value.
+type Options struct {
+	// Track, when set, is called with the PID of the process group leader
+	// as soon as moto_server has started (before it answers), so a
+	// record of it exists even if the caller dies during the start; the
+	// func it returns is called once the process has exited. Default: none.
+	Track func(pid int) (untrack func())
+}
+
 // Start launches moto_server on a free loopback port and waits (up to 30 s)
 // until it answers HTTP.
-func Start(ctx context.Context) (*Server, error) {
+func Start(ctx context.Context) (*Server, error) { return StartWith(ctx, Options{}) }
+
+// StartWith is Start with options.
+func StartWith(ctx context.Context, opts Options) (*Server, error) {
 	bin, err := exec.LookPath("moto_server")
 	if err != nil {
 		return nil, errors.New(InstallHint)
@@ -56,8 +68,12 @@ func Start(ctx context.Context) (*Server, error) {
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start moto_server: %w", err)
 	}
+	untrack := func() {}
+	if opts.Track != nil {
+		untrack = opts.Track(cmd.Process.Pid)
+	}
 	s := &Server{Endpoint: fmt.Sprintf("http://127.0.0.1:%d", port), cmd: cmd, done: make(chan struct{})}
-	go func() { _ = cmd.Wait(); close(s.done) }()
+	go func() { _ = cmd.Wait(); untrack(); close(s.done) }()
 
 	deadline := time.Now().Add(30 * time.Second)
 	for {

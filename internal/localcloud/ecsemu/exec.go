@@ -34,6 +34,11 @@ type ExecLauncher struct {
 	// Output returns where a task's stdout and stderr go. Default, and for
 	// nil writers: discarded.
 	Output func(spec ProcessSpec) (stdout, stderr io.Writer)
+	// Track, when set, is called with the PID of each task's process group
+	// leader as soon as it has started; the func it returns is called once
+	// the group has been ended. A caller records them so that the tasks
+	// can be stopped even if this process dies. Default: none.
+	Track func(spec ProcessSpec, pid int) (untrack func())
 }
 
 // Launch starts the task's process; it does not wait for it.
@@ -60,7 +65,10 @@ func (l *ExecLauncher) Launch(ctx context.Context, spec ProcessSpec) (Process, e
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("launch task %s: %w", spec.TaskArn, err)
 	}
-	p := &execProcess{cmd: cmd, pid: cmd.Process.Pid, done: make(chan struct{})}
+	p := &execProcess{cmd: cmd, pid: cmd.Process.Pid, done: make(chan struct{}), untrack: func() {}}
+	if l.Track != nil {
+		p.untrack = l.Track(spec, p.pid)
+	}
 	go p.wait()
 	return p, nil
 }
@@ -72,6 +80,8 @@ type execProcess struct {
 	pid  int
 	done chan struct{}
 	code int // set before done is closed
+	// untrack forgets the group once it has been ended.
+	untrack func()
 }
 
 func (p *execProcess) wait() {
@@ -79,6 +89,7 @@ func (p *execProcess) wait() {
 	p.code = exitCode(p.cmd.ProcessState, err)
 	// What the main process started goes with it, as in a container.
 	_ = syscall.Kill(-p.pid, syscall.SIGKILL)
+	p.untrack()
 	close(p.done)
 }
 

@@ -28,6 +28,7 @@ type environment struct {
 	cmd     *exec.Cmd
 	pid     int
 	started time.Time
+	untrack func() // forgets the process group once stop has ended it
 
 	next       chan *invocation // taken by GET /next
 	exited     chan struct{}    // closed once the process has been reaped
@@ -98,6 +99,10 @@ func startEnvironment(fn Function, log *slog.Logger) (*environment, error) {
 	}
 	e.cmd = cmd
 	e.pid = cmd.Process.Pid
+	e.untrack = func() {}
+	if fn.Track != nil {
+		e.untrack = fn.Track(e.pid)
+	}
 	e.log = log.With("pid", e.pid)
 	e.log.Info("lambda environment started", "runtime_api", ln.Addr().String())
 	// Serve only now that every field is set; until then the runtime's
@@ -145,6 +150,7 @@ func (e *environment) stop() error {
 		}
 		select {
 		case <-e.exited:
+			e.untrack()
 		case <-time.After(stopWait):
 			e.stopErr = errors.Join(e.stopErr, fmt.Errorf("process %d not reaped within %v", e.pid, stopWait))
 		}

@@ -116,6 +116,12 @@ type Function struct {
 	// Output receives the process's stdout and stderr (one goroutine
 	// writes at a time). Default: discarded.
 	Output io.Writer
+	// Track, when set, is called with the PID of each bootstrap process
+	// (the leader of its own process group) as soon as it has started; the
+	// func it returns is called once the group has been killed and the
+	// process reaped. A caller records them so that they can be stopped
+	// even if this process dies. Default: none.
+	Track func(pid int) (untrack func())
 }
 
 // withDefaults fills unset fields and checks the required ones.
