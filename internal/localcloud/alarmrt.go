@@ -154,13 +154,11 @@ func (s *cloudSource) Value(ctx context.Context, q alarms.MetricQuery) (float64,
 	return 0, false, fmt.Errorf("metric %s is not emulated", q)
 }
 
-// deployedFunction is a Lambda function of the stack running locally
-// behind the Lambda Runtime API, with its async-invocation settings.
+// deployedFunction is a Lambda function of the stack running locally under
+// the Lambda Runtime Interface Emulator, with its async-invocation settings.
 type deployedFunction struct {
-	logicalID, name, arn string
-	rt                   *lambdaemu.Runtime
-	retries              int
-	onFailure            string // queue URL of the on-failure destination, if any
+	logicalID, name string
+	async           lambdaemu.Async
 
 	mu      sync.Mutex
 	invoked []time.Time // start of every invocation attempt, oldest first
@@ -168,11 +166,13 @@ type deployedFunction struct {
 
 // invoke runs one invocation attempt and records it for the function's
 // AWS/Lambda Invocations metric.
-func (f *deployedFunction) invoke(ctx context.Context, event []byte) ([]byte, error) {
-	f.mu.Lock()
-	f.invoked = append(f.invoked, time.Now())
-	f.mu.Unlock()
-	return f.rt.Invoke(ctx, event)
+func (f *deployedFunction) invoke(rt *lambdaemu.Runtime) func(context.Context, []byte) ([]byte, error) {
+	return func(ctx context.Context, event []byte) ([]byte, error) {
+		f.mu.Lock()
+		f.invoked = append(f.invoked, time.Now())
+		f.mu.Unlock()
+		return rt.Invoke(ctx, event)
+	}
 }
 
 // invocationsSince counts the attempts that started at or after t.
@@ -213,15 +213,16 @@ func (c *Cloud) startFunction(ctx context.Context, id string, bins binaries, tas
 	}
 	c.closers = append(c.closers, logFile.Close)
 	rt, err := lambdaemu.Start(ctx, lambdaemu.Function{
-		Name: name, Arn: aws.ToString(cfg.FunctionArn), Bootstrap: bins.dispatch, Env: env,
-		Timeout: time.Duration(aws.ToInt32(cfg.Timeout)) * time.Second, MemoryMB: int(aws.ToInt32(cfg.MemorySize)), Output: logFile,
+		Name: name, Bootstrap: bins.dispatch, RIE: bins.rie, Env: env, Output: logFile,
+		Timeout: time.Duration(aws.ToInt32(cfg.Timeout)) * time.Second, MemoryMB: int(aws.ToInt32(cfg.MemorySize)),
 		Track: c.tracker("lambda " + name),
 	}, c.opts.Logger)
 	if err != nil {
 		return nil, fmt.Errorf("start function %s: %w", name, err)
 	}
 	c.closers = append(c.closers, rt.Close)
-	f := &deployedFunction{logicalID: id, name: name, arn: aws.ToString(cfg.FunctionArn), rt: rt}
+	f := &deployedFunction{logicalID: id, name: name}
+	f.async = lambdaemu.Async{Attempt: f.invoke(rt), FunctionArn: aws.ToString(cfg.FunctionArn), Logger: c.opts.Logger}
 	// Async invocation settings (retries, on-failure destination), as deployed.
 	for _, eic := range c.stack.Resources("AWS::Lambda::EventInvokeConfig") {
 		p := c.stack.Properties(eic)
@@ -229,16 +230,16 @@ func (c *Cloud) startFunction(ctx context.Context, id string, bins binaries, tas
 			continue
 		}
 		if r, ok := p["MaximumRetryAttempts"].(float64); ok {
-			f.retries = int(r)
+			f.async.Retries = int(r)
 		}
 		if dc, ok := p["DestinationConfig"].(map[string]any); ok {
 			of, _ := dc["OnFailure"].(map[string]any)
 			if arn, err := c.resolve(of["Destination"]); err == nil && strings.HasPrefix(arn, "arn:aws:sqs:") {
-				f.onFailure = c.moto.Endpoint + "/" + Account + "/" + arn[strings.LastIndex(arn, ":")+1:]
+				f.async.OnFailure = c.sendTo(c.moto.Endpoint + "/" + Account + "/" + arn[strings.LastIndex(arn, ":")+1:])
 			}
 		}
 	}
-	c.opts.Logger.Info("Lambda function running locally", "function", name, "retries", f.retries, "on_failure", f.onFailure)
+	c.opts.Logger.Info("Lambda function running locally", "function", name, "retries", f.async.Retries, "on_failure", f.async.OnFailure != nil)
 	return f, nil
 }
 
@@ -267,7 +268,7 @@ func (n *snsNotifier) Notify(ctx context.Context, topicArn string, change alarms
 			}
 			delivered++
 			event := lambdaemu.SNSEvent(topicArn, "ALARM: \""+change.AlarmName+"\"", string(msg))
-			n.c.goRun("invoke "+f.name, func() error { return n.invokeAsync(ctx, f, event) })
+			n.c.goRun("invoke "+f.name, func() error { return f.async.Invoke(ctx, event) })
 		}
 	}
 	if delivered == 0 {
@@ -290,27 +291,12 @@ func (c *Cloud) Alerts() []alarms.AlarmStateChange {
 	return append([]alarms.AlarmStateChange(nil), c.alerts...)
 }
 
-func (n *snsNotifier) invokeAsync(ctx context.Context, f *deployedFunction, event []byte) error {
-	var err error
-	for attempt := 0; attempt <= f.retries; attempt++ {
-		var out []byte
-		if out, err = f.invoke(ctx, event); err == nil {
-			n.c.opts.Logger.Info("Lambda invocation succeeded", "function", f.name, "attempt", attempt+1, "result", string(out))
-			return nil
-		}
-		n.c.opts.Logger.Warn("Lambda invocation failed", "function", f.name, "attempt", attempt+1, "error", err)
-	}
-	if f.onFailure == "" {
+// sendTo is an on-failure destination: the queue at url.
+func (c *Cloud) sendTo(url string) func(context.Context, []byte) error {
+	return func(ctx context.Context, record []byte) error {
+		_, err := c.clients.SQS.SendMessage(ctx, &sqs.SendMessageInput{QueueUrl: aws.String(url), MessageBody: aws.String(string(record))})
 		return err
 	}
-	record, _ := json.Marshal(map[string]any{
-		"version": "1.0", "timestamp": time.Now().UTC().Format(time.RFC3339Nano),
-		"requestContext":  map[string]any{"functionArn": f.arn + ":$LATEST", "condition": "RetriesExhausted", "approximateInvokeCount": f.retries + 1},
-		"requestPayload":  json.RawMessage(event),
-		"responsePayload": map[string]any{"errorMessage": err.Error()},
-	})
-	_, serr := n.c.clients.SQS.SendMessage(ctx, &sqs.SendMessageInput{QueueUrl: aws.String(f.onFailure), MessageBody: aws.String(string(record))})
-	return serr
 }
 
 // refersToLogical reports whether a template value names a logical id.

@@ -349,22 +349,25 @@ func (c *Cloud) taskDefinitions(ctx context.Context, endpoint string) ([]ecsemu.
 	return out, nil
 }
 
-// binaries are the host builds of the consumer and the Lambda.
-type binaries struct{ consumer, dispatch string }
+// binaries are the host builds of the consumer, the Lambda and AWS's
+// Lambda Runtime Interface Emulator that runs it.
+type binaries struct{ consumer, dispatch, rie string }
 
-// buildBinaries builds the consumer and the alarm-dispatch bootstrap for
-// this machine (the assets in the assembly are for the task's and the
-// function's architecture).
+// buildBinaries builds the consumer, the alarm-dispatch bootstrap and
+// aws-lambda-rie (a tool of go.mod) for this machine (the assets in the
+// assembly are for the task's and the function's architecture).
 func buildBinaries(ctx context.Context, root, dir string, log *slog.Logger) (binaries, error) {
 	// Absolute, since the builds run in root.
 	dir, err := filepath.Abs(dir)
 	if err != nil {
 		return binaries{}, err
 	}
-	b := binaries{consumer: filepath.Join(dir, "consumer"), dispatch: filepath.Join(dir, "alarm-dispatch", "bootstrap")}
+	b := binaries{consumer: filepath.Join(dir, "consumer"), dispatch: filepath.Join(dir, "alarm-dispatch", "bootstrap"),
+		rie: filepath.Join(dir, "aws-lambda-rie")}
 	for _, x := range []struct{ out, pkg, tags string }{
 		{b.consumer, "./consumer", ""},
 		{b.dispatch, "./lambdas/alarm-dispatch", "lambda.norpc"},
+		{b.rie, "github.com/aws/aws-lambda-runtime-interface-emulator/cmd/aws-lambda-rie", ""},
 	} {
 		args := []string{"build", "-o", x.out}
 		if x.tags != "" {
@@ -376,7 +379,7 @@ func buildBinaries(ctx context.Context, root, dir string, log *slog.Logger) (bin
 			return b, fmt.Errorf("build %s: %w\n%s", x.pkg, err, out)
 		}
 	}
-	log.Info("built local binaries", "consumer", b.consumer, "alarm_dispatch", b.dispatch)
+	log.Info("built local binaries", "consumer", b.consumer, "alarm_dispatch", b.dispatch, "rie", b.rie)
 	return b, nil
 }
 

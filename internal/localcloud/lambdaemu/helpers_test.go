@@ -48,6 +48,30 @@ var builds sync.Map // package path → func() (string, error)
 // Lambda (tag lambda.norpc, no cgo), and returns the executable's path.
 // Each binary is alone in its directory, like /var/task.
 func buildBootstrap(t *testing.T, pkg string) string {
+	return build(t, "./"+pkg, "bootstrap", "-tags", "lambda.norpc")
+}
+
+// buildRIE builds aws-lambda-rie, the tool go.mod pins.
+func buildRIE(t *testing.T) string {
+	return build(t, rieTool, "aws-lambda-rie")
+}
+
+const rieTool = "github.com/aws/aws-lambda-runtime-interface-emulator/cmd/aws-lambda-rie"
+
+// start starts fn with the RIE and stops it at the end of the test.
+func start(t *testing.T, fn Function) *Runtime {
+	t.Helper()
+	fn.RIE = buildRIE(t)
+	r, err := Start(t.Context(), fn, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Close() })
+	return r
+}
+
+// build builds pkg into a directory of its own as name, once per test run.
+func build(t *testing.T, pkg, name string, flags ...string) string {
 	t.Helper()
 	f, _ := builds.LoadOrStore(pkg, sync.OnceValues(func() (string, error) {
 		root, err := repoRoot()
@@ -58,8 +82,8 @@ func buildBootstrap(t *testing.T, pkg string) string {
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			return "", err
 		}
-		out := filepath.Join(dir, "bootstrap")
-		cmd := exec.Command("go", "build", "-tags", "lambda.norpc", "-o", out, "./"+pkg)
+		out := filepath.Join(dir, name)
+		cmd := exec.Command("go", append(append([]string{"build", "-o", out}, flags...), pkg)...)
 		cmd.Dir = root
 		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 		if msg, err := cmd.CombinedOutput(); err != nil {

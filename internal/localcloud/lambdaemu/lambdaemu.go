@@ -1,43 +1,23 @@
 // Package lambdaemu runs a Lambda function's bootstrap (the executable of a
-// provided.al2023 function, such as the alarm-dispatch Lambda) as a local
-// process behind a local implementation of the Lambda Runtime API, the HTTP
-// API that AWS_LAMBDA_RUNTIME_API points the runtime at. moto cannot invoke
-// Lambdas without Docker; with this package the local cloud runs the real
-// binary, unmodified, with the deployed function's environment.
+// provided.al2023 function, such as the alarm-dispatch Lambda) under AWS's
+// own Runtime Interface Emulator, aws-lambda-rie
+// (github.com/aws/aws-lambda-runtime-interface-emulator, a tool dependency in
+// go.mod), as a local process with the deployed function's environment.
+// moto cannot invoke Lambdas without Docker; with this package the local
+// cloud runs the real binary, unmodified.
 //
-// What is emulated, as the Lambda developer guide describes it ("Using the
-// Lambda runtime API for custom runtimes", "Lambda execution environment
-// lifecycle", "Defined runtime environment variables"):
-//
-//   - the four Runtime API calls of version 2018-06-01: GET
-//     /runtime/invocation/next with the Lambda-Runtime-Aws-Request-Id,
-//     -Deadline-Ms, -Invoked-Function-Arn and -Trace-Id headers; POST
-//     /runtime/invocation/{id}/response (with the error trailers of a failed
-//     streamed response); POST /runtime/invocation/{id}/error; POST
-//     /runtime/init/error;
-//   - one execution environment at a time, reused between invocations
-//     (warm starts), invocations queued in arrival order;
-//   - the reserved environment variables (AWS_LAMBDA_FUNCTION_NAME, _VERSION,
-//     _MEMORY_SIZE, AWS_REGION, _HANDLER, LAMBDA_TASK_ROOT, TZ, …) on top of
-//     the function's own;
-//   - the function timeout (Sandbox.Timedout), a runtime that exits
-//     (Runtime.ExitError) or reports an init error: each resets the
-//     environment, and the next invocation starts a new process (a cold
-//     start), as Lambda does;
-//   - the 6 MB limits of a synchronous request and response.
-//
-// Each execution environment gets its own Runtime API on a new 127.0.0.1
-// port (AWS_LAMBDA_RUNTIME_API), so a replaced process can never take an
-// invocation meant for its successor. A runtime that has not asked for an
-// invocation within Lambda's 10 s init limit plus the function timeout is
-// reset as timed out.
-//
-// Not emulated: memory limits and CPU scaling by MemoryMB (the value is only
-// passed on), concurrency beyond one environment, freezing the process
-// between invocations, the Extensions and Telemetry APIs, X-Ray, the Invoke
-// API's asynchronous retries and destinations (the caller decides), and
-// credentials of an execution role (the function's Env supplies them, or
-// placeholders are set).
+// The emulator is AWS's: the Runtime API, the function timeout, warm reuse
+// of one execution environment, a cold start after a crash or a timeout,
+// the init phase and the 6 MB response limit (docs/local.md has what was
+// measured). This package adds only what the emulator leaves out:
+//   - the 6 MB request limit and the JSON check of Lambda's Invoke API
+//     (the emulator truncates a larger request and passes anything on);
+//   - the error of an invocation, which the emulator answers without
+//     Lambda's X-Amz-Function-Error header: a function error is recognized
+//     by its error document, a timeout by the emulator's message;
+//   - one invocation at a time (the emulator crashes on a second
+//     concurrent one);
+//   - asynchronous invocation around a function (see Async).
 package lambdaemu
 
 import (
@@ -48,10 +28,13 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
+	"net/http"
+	"os/exec"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -61,20 +44,14 @@ const (
 	DefaultTimeout = 3 * time.Second
 	// DefaultMemoryMB is Lambda's default memory size.
 	DefaultMemoryMB = 128
-	// DefaultHandler is the handler name of a provided.al2023 function
-	// built as a single bootstrap executable.
-	DefaultHandler = "bootstrap"
-	// MaxPayloadBytes limits a synchronous invocation's request and
-	// response payloads.
+	// MaxPayloadBytes limits a synchronous invocation's request payload
+	// (the emulator enforces the response's).
 	MaxPayloadBytes = 6 << 20
-	// initLimit bounds the init phase: the runtime must ask for its first
-	// invocation within it.
+	// initLimit is Lambda's limit on the init phase: an invocation's answer
+	// can take that long on top of the timeout.
 	initLimit = 10 * time.Second
-	// defaultRegion is used when neither the ARN nor Env names one.
-	defaultRegion = "us-east-1"
-	// defaultAccount fills the ARN of a function given by name only; it is
-	// the account id moto_server uses by default.
-	defaultAccount = "123456789012"
+	// invokePath is the emulator's Invoke API.
+	invokePath = "/2015-03-31/functions/function/invocations"
 )
 
 var (
@@ -88,141 +65,47 @@ var (
 	ErrInvalidPayload = errors.New("request payload is not JSON")
 )
 
-// Function describes the function to run. Bootstrap is required; every other
-// field works at its zero value.
+// Function describes the function to run. Name, Bootstrap and RIE are
+// required; every other field works at its zero value.
 type Function struct {
-	// Name is AWS_LAMBDA_FUNCTION_NAME. Default: the function name in Arn.
+	// Name is AWS_LAMBDA_FUNCTION_NAME.
 	Name string
-	// Arn is the Lambda-Runtime-Invoked-Function-Arn of every invocation,
-	// and its region becomes AWS_REGION. Default:
-	// arn:aws:lambda:<region>:123456789012:function:<Name>.
-	Arn string
 	// Bootstrap is the path of the executable; its directory is the
-	// working directory and LAMBDA_TASK_ROOT. Required.
+	// working directory.
 	Bootstrap string
-	// Handler is _HANDLER. Default: DefaultHandler.
-	Handler string
+	// RIE is the path of the aws-lambda-rie executable.
+	RIE string
 	// Env is the function's environment (its Environment.Variables), plus
-	// whatever the emulator should pass, such as AWS_ENDPOINT_URL and the
-	// credentials the execution role would supply. Lambda's reserved
-	// variables set by the emulator take precedence over Env, except the
-	// credentials. The process inherits nothing else from the caller.
+	// whatever it should see locally, such as AWS_ENDPOINT_URL, AWS_REGION
+	// and the credentials the execution role would supply. The process
+	// inherits only PATH from the caller.
 	Env map[string]string
-	// Timeout is the function timeout. Default: DefaultTimeout.
+	// Timeout is the function timeout, in whole seconds as Lambda has it
+	// (rounded up). Default: DefaultTimeout.
 	Timeout time.Duration
 	// MemoryMB is AWS_LAMBDA_FUNCTION_MEMORY_SIZE (not enforced). Default:
 	// DefaultMemoryMB.
 	MemoryMB int
-	// Output receives the process's stdout and stderr (one goroutine
-	// writes at a time). Default: discarded.
+	// Output receives the emulator's and the function's output. Default:
+	// discarded.
 	Output io.Writer
-	// Track, when set, is called with the PID of each bootstrap process
-	// (the leader of its own process group) as soon as it has started; the
-	// func it returns is called once the group has been killed and the
-	// process reaped. A caller records them so that they can be stopped
-	// even if this process dies. Default: none.
+	// Track, when set, is called with the PID of the emulator (the leader
+	// of its own process group) as soon as it has started; the func it
+	// returns is called once the emulator has been stopped and reaped. (The
+	// emulator starts the function's process in a group of its own; that
+	// process exits when the emulator's Runtime API goes away: at once when
+	// idle, when its handler returns when busy.) A caller records them so that
+	// they can be stopped even if this process dies. Default: none.
 	Track func(pid int) (untrack func())
-}
-
-// withDefaults fills unset fields and checks the required ones.
-func (f Function) withDefaults() (Function, error) {
-	if f.Bootstrap == "" {
-		return f, errors.New("function: Bootstrap is required")
-	}
-	abs, err := filepath.Abs(f.Bootstrap)
-	if err != nil {
-		return f, fmt.Errorf("function: bootstrap path %s: %w", f.Bootstrap, err)
-	}
-	f.Bootstrap = abs
-	if f.Name == "" {
-		if i := strings.LastIndex(f.Arn, ":function:"); i >= 0 {
-			f.Name, _, _ = strings.Cut(f.Arn[i+len(":function:"):], ":")
-		}
-	}
-	if f.Name == "" {
-		return f, errors.New("function: Name or Arn is required")
-	}
-	if f.Arn == "" {
-		f.Arn = fmt.Sprintf("arn:aws:lambda:%s:%s:function:%s", f.region(), defaultAccount, f.Name)
-	}
-	if f.Handler == "" {
-		f.Handler = DefaultHandler
-	}
-	if f.Timeout <= 0 {
-		f.Timeout = DefaultTimeout
-	}
-	if f.MemoryMB <= 0 {
-		f.MemoryMB = DefaultMemoryMB
-	}
-	if f.Output == nil {
-		f.Output = io.Discard
-	}
-	return f, nil
-}
-
-// region is the ARN's region, else Env's AWS_REGION, else defaultRegion.
-func (f Function) region() string {
-	if parts := strings.Split(f.Arn, ":"); len(parts) > 3 && parts[3] != "" {
-		return parts[3]
-	}
-	if r := f.Env["AWS_REGION"]; r != "" {
-		return r
-	}
-	return defaultRegion
-}
-
-// environ builds the process environment for a Runtime API at addr.
-func (f Function) environ(addr, logStream string) []string {
-	vars := map[string]string{
-		// Unreserved: Lambda sets them, the function may override them.
-		"PATH": "/usr/local/bin:/usr/bin/:/bin:/opt/bin",
-		"LANG": "en_US.UTF-8",
-		// Credentials are reserved in Lambda, where the execution role
-		// supplies them; here Env does, or placeholders keep the SDK from
-		// probing instance metadata.
-		"AWS_ACCESS_KEY_ID":     "test",
-		"AWS_SECRET_ACCESS_KEY": "test",
-	}
-	for k, v := range f.Env {
-		vars[k] = v
-	}
-	region := f.region()
-	dir := filepath.Dir(f.Bootstrap)
-	for k, v := range map[string]string{
-		"_HANDLER":                        f.Handler,
-		"AWS_REGION":                      region,
-		"AWS_DEFAULT_REGION":              region,
-		"AWS_LAMBDA_FUNCTION_NAME":        f.Name,
-		"AWS_LAMBDA_FUNCTION_VERSION":     "$LATEST",
-		"AWS_LAMBDA_FUNCTION_MEMORY_SIZE": strconv.Itoa(f.MemoryMB),
-		"AWS_LAMBDA_INITIALIZATION_TYPE":  "on-demand",
-		"AWS_LAMBDA_LOG_GROUP_NAME":       "/aws/lambda/" + f.Name,
-		"AWS_LAMBDA_LOG_STREAM_NAME":      logStream,
-		"AWS_LAMBDA_RUNTIME_API":          addr,
-		"LAMBDA_TASK_ROOT":                dir,
-		"LAMBDA_RUNTIME_DIR":              dir,
-		"TZ":                              ":UTC",
-	} {
-		vars[k] = v
-	}
-	out := make([]string, 0, len(vars))
-	for k, v := range vars {
-		out = append(out, k+"="+v)
-	}
-	return out
 }
 
 // FunctionError is an invocation that ran and failed: the handler returned
 // an error or panicked, the runtime exited, the function timed out, or init
-// failed. Lambda's Invoke API reports these with status 200 and an
-// X-Amz-Function-Error header; Payload is the error document it returns.
+// failed. Payload is the error document Lambda's Invoke API returns.
 type FunctionError struct {
-	// RequestID is the invocation's request id.
-	RequestID string
 	// Type is errorType: the handler's error type name as the runtime
 	// reports it, or Sandbox.Timedout, Runtime.ExitError,
-	// Runtime.ResponseError or Function.ResponseSizeTooLarge from the
-	// emulator.
+	// Function.ResponseSizeTooLarge.
 	Type string
 	// Message is errorMessage.
 	Message string
@@ -235,72 +118,136 @@ func (e *FunctionError) Error() string {
 	return fmt.Sprintf("lambda function error %s: %s", e.Type, e.Message)
 }
 
-// errorDoc is the error document of the Runtime API and the Invoke API.
-type errorDoc struct {
-	Message    string          `json:"errorMessage"`
-	Type       string          `json:"errorType"`
-	StackTrace json.RawMessage `json:"stackTrace,omitempty"`
-}
-
-// newFunctionError builds a FunctionError the emulator itself reports.
-func newFunctionError(requestID, typ, message string) *FunctionError {
-	payload, _ := json.Marshal(errorDoc{Message: message, Type: typ}) // strings only: cannot fail
-	return &FunctionError{RequestID: requestID, Type: typ, Message: message, Payload: payload}
-}
-
-// Runtime is a running function: a local Runtime API and the bootstrap
-// process of its current execution environment. Its methods are safe for
-// concurrent use.
+// Runtime is a function running under the emulator. Its methods are safe
+// for concurrent use.
 type Runtime struct {
-	fn  Function
-	log *slog.Logger
-
-	turn      chan struct{} // holds one token while an invocation runs
-	closed    chan struct{}
-	closeOnce sync.Once
-
-	mu  sync.Mutex
-	env *environment // nil until started or after a reset
+	fn      Function
+	log     *slog.Logger
+	url     string
+	client  *http.Client
+	cmd     *exec.Cmd
+	exited  chan struct{} // closed once the emulator has been reaped
+	turn    chan struct{} // holds one token while an invocation runs
+	closed  chan struct{} // closed by Close
+	stop    sync.Once
+	stopErr error
+	untrack func() // forgets the process group once Close has ended it
 }
 
-// Start serves a Runtime API on a loopback port and starts fn's bootstrap
-// in its own process group with the function's environment (see Function).
-// ctx bounds only the start; the process runs until Close or until an
-// invocation resets it. Start fails if the bootstrap cannot be started; a
-// function whose init fails starts fine and reports the failure on its
-// first invocation, as Lambda does. logger receives the emulator's own
-// logs (nil: none).
+// Start runs the emulator for fn on two free loopback ports (its Invoke
+// API and the function's Runtime API) and waits until it answers. The
+// bootstrap itself starts on the first invocation, as a cold start does.
+// ctx bounds only the start. logger receives the package's own logs (nil:
+// none).
 func Start(ctx context.Context, fn Function, logger *slog.Logger) (*Runtime, error) {
-	if err := ctx.Err(); err != nil {
-		return nil, fmt.Errorf("start lambda %s: %w", fn.Name, err)
+	if fn.Name == "" || fn.Bootstrap == "" || fn.RIE == "" {
+		return nil, errors.New("start lambda: Name, Bootstrap and RIE are required")
 	}
-	fn, err := fn.withDefaults()
-	if err != nil {
-		return nil, fmt.Errorf("start lambda: %w", err)
+	if fn.Timeout <= 0 {
+		fn.Timeout = DefaultTimeout
+	}
+	fn.Timeout = time.Duration(int64((fn.Timeout+time.Second-1)/time.Second)) * time.Second
+	if fn.MemoryMB <= 0 {
+		fn.MemoryMB = DefaultMemoryMB
+	}
+	if fn.Output == nil {
+		fn.Output = io.Discard
 	}
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	r := &Runtime{
-		fn:     fn,
-		log:    logger.With("function_name", fn.Name),
-		turn:   make(chan struct{}, 1),
-		closed: make(chan struct{}),
-	}
-	env, err := startEnvironment(fn, r.log)
+	bootstrap, err := filepath.Abs(fn.Bootstrap)
 	if err != nil {
 		return nil, fmt.Errorf("start lambda %s: %w", fn.Name, err)
 	}
-	r.env = env
+	invokeAddr, err1 := freeAddr()
+	runtimeAddr, err2 := freeAddr()
+	if err := errors.Join(err1, err2); err != nil {
+		return nil, fmt.Errorf("start lambda %s: %w", fn.Name, err)
+	}
+	cmd := exec.Command(fn.RIE, "--runtime-interface-emulator-address", invokeAddr,
+		"--runtime-api-address", runtimeAddr, bootstrap)
+	cmd.Dir = filepath.Dir(bootstrap)
+	cmd.Env = fn.environ()
+	cmd.Stdout, cmd.Stderr = fn.Output, fn.Output
+	cmd.WaitDelay = time.Second // a runtime holding the output pipe cannot block Wait
+	ownGroup(cmd)               // a sweep of the recorded group stops the emulator, not its caller
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start lambda %s: %w", fn.Name, err)
+	}
+	untrack := func() {}
+	if fn.Track != nil {
+		untrack = fn.Track(cmd.Process.Pid)
+	}
+	r := &Runtime{
+		fn: fn, log: logger.With("function_name", fn.Name), url: "http://" + invokeAddr + invokePath, cmd: cmd,
+		// The emulator answers every invocation within the timeout
+		// (and an init); this bounds only an emulator that hangs.
+		client: &http.Client{Timeout: initLimit + 2*fn.Timeout},
+		exited: make(chan struct{}), turn: make(chan struct{}, 1), closed: make(chan struct{}), untrack: untrack,
+	}
+	go func() { _ = cmd.Wait(); close(r.exited) }()
+	if err := r.waitReady(ctx, invokeAddr); err != nil {
+		_ = r.Close()
+		return nil, fmt.Errorf("start lambda %s: %w", fn.Name, err)
+	}
+	r.log.Info("lambda emulator started", "pid", cmd.Process.Pid, "invoke_api", invokeAddr, "runtime_api", runtimeAddr)
 	return r, nil
+}
+
+// environ is the emulator's environment, which it passes on to the
+// function, with the variables it reads itself.
+func (f Function) environ() []string {
+	vars := map[string]string{
+		"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test", // keep the SDK off instance metadata
+	}
+	for k, v := range f.Env {
+		vars[k] = v
+	}
+	vars["AWS_LAMBDA_FUNCTION_NAME"] = f.Name
+	vars["AWS_LAMBDA_FUNCTION_TIMEOUT"] = strconv.Itoa(int(f.Timeout / time.Second))
+	vars["AWS_LAMBDA_FUNCTION_MEMORY_SIZE"] = strconv.Itoa(f.MemoryMB)
+	vars["PATH"] = "/usr/local/bin:/usr/bin:/bin"
+	out := make([]string, 0, len(vars))
+	for k, v := range vars {
+		out = append(out, k+"="+v)
+	}
+	return out
+}
+
+// freeAddr returns a loopback address nothing listens on at the moment.
+func freeAddr() (string, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer ln.Close()
+	return ln.Addr().String(), nil
+}
+
+// waitReady waits until the emulator accepts connections on addr.
+func (r *Runtime) waitReady(ctx context.Context, addr string) error {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	for {
+		if c, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
+			return c.Close()
+		}
+		select {
+		case <-r.exited:
+			return errors.New("aws-lambda-rie exited at start (see the function's log)")
+		case <-ctx.Done():
+			return fmt.Errorf("aws-lambda-rie not answering on %s: %w", addr, ctx.Err())
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
 }
 
 // Invoke runs one synchronous invocation with payload (a JSON document) and
 // returns the function's response. Invocations run one at a time, in the
-// order they arrive; each has the function's timeout from the moment the
-// runtime receives it. A failed invocation returns a *FunctionError.
-// Canceling ctx while the function runs abandons the invocation and resets
-// the environment (the process is killed).
+// order they arrive. A failed invocation returns a *FunctionError.
+// Canceling ctx returns at once; the invocation still runs to its end in
+// the emulator before the next one starts.
 func (r *Runtime) Invoke(ctx context.Context, payload []byte) ([]byte, error) {
 	if len(payload) > MaxPayloadBytes {
 		return nil, fmt.Errorf("invoke %s: %d bytes: %w", r.fn.Name, len(payload), ErrPayloadTooLarge)
@@ -310,171 +257,97 @@ func (r *Runtime) Invoke(ctx context.Context, payload []byte) ([]byte, error) {
 	}
 	select {
 	case r.turn <- struct{}{}:
-		defer func() { <-r.turn }()
 	case <-ctx.Done():
 		return nil, fmt.Errorf("invoke %s: waiting for the function: %w", r.fn.Name, ctx.Err())
 	case <-r.closed:
 		return nil, fmt.Errorf("invoke %s: %w", r.fn.Name, ErrClosed)
 	}
-	requestID := newUUID()
+	type answer struct {
+		result []byte
+		err    error
+	}
+	done := make(chan answer, 1)
 	began := time.Now()
-	result, err := r.invoke(ctx, requestID, bytes.Clone(payload))
-	attrs := []any{"request_id", requestID, "duration_ms", time.Since(began).Milliseconds()}
-	var fe *FunctionError
-	switch {
-	case errors.As(err, &fe):
-		r.log.Info("lambda invocation failed", append(attrs, "error_type", fe.Type, "error", fe.Message)...)
-	case err != nil:
-		r.log.Info("lambda invocation abandoned", append(attrs, "error", err.Error())...)
-	default:
-		r.log.Info("lambda invocation done", append(attrs, "response_bytes", len(result))...)
-	}
-	return result, err
-}
-
-// invoke hands inv to an execution environment and waits for its outcome.
-// An environment that finished its init and has since exited (after a
-// panic, say) is replaced once, silently, as Lambda would; one that exits
-// during init reports its init failure.
-func (r *Runtime) invoke(ctx context.Context, requestID string, payload []byte) ([]byte, error) {
-	for attempt := 0; ; attempt++ {
-		env, err := r.environment()
-		if err != nil {
-			return nil, err
-		}
-		// A fresh invocation per attempt: a handler of a replaced
-		// environment may still hold the previous one.
-		result, retry, err := r.invokeIn(ctx, env, newInvocation(requestID, payload))
-		if retry && attempt == 0 {
-			continue
-		}
-		return result, err
-	}
-}
-
-// environment returns the current execution environment, starting a new
-// one (a cold start) if there is none.
-func (r *Runtime) environment() (*environment, error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.isClosed() {
-		return nil, fmt.Errorf("invoke %s: %w", r.fn.Name, ErrClosed)
-	}
-	if r.env == nil {
-		env, err := startEnvironment(r.fn, r.log)
-		if err != nil {
-			return nil, fmt.Errorf("invoke %s: %w", r.fn.Name, err)
-		}
-		r.env = env
-	}
-	return r.env, nil
-}
-
-// reset discards env (if it is still the current one) and stops it.
-func (r *Runtime) reset(env *environment, reason string) {
-	r.mu.Lock()
-	if r.env == env {
-		r.env = nil
-	}
-	r.mu.Unlock()
-	r.log.Info("lambda environment reset", "pid", env.pid, "reason", reason)
-	if err := env.stop(); err != nil {
-		r.log.Warn("lambda environment did not stop", "pid", env.pid, "error", err.Error())
-	}
-}
-
-// invokeIn runs inv in env. retry reports that env had finished its init
-// and then exited without taking inv, so a fresh environment should take it
-// (err is then the exit, for when there is no second chance).
-func (r *Runtime) invokeIn(ctx context.Context, env *environment, inv *invocation) (result []byte, retry bool, err error) {
-	// Hand the invocation to the runtime's GET /next.
-	pickup := time.NewTimer(initLimit + r.fn.Timeout)
-	defer pickup.Stop()
+	go func() {
+		defer func() { <-r.turn }()
+		result, err := r.post(bytes.Clone(payload))
+		done <- answer{result, err}
+	}()
 	select {
-	case env.next <- inv:
-	case <-env.exited:
-		return r.lost(env, inv)
-	case <-env.initFailed:
-		r.reset(env, "init error")
-		return nil, false, env.initError(inv.id)
-	case <-pickup.C:
-		r.reset(env, "init timed out")
-		return nil, false, timeoutError(inv.id, initLimit+r.fn.Timeout)
+	case a := <-done:
+		attrs := []any{"duration_ms", time.Since(began).Milliseconds()}
+		if a.err != nil {
+			r.log.Info("lambda invocation failed", append(attrs, "error", a.err.Error())...)
+		} else {
+			r.log.Info("lambda invocation done", append(attrs, "response_bytes", len(a.result))...)
+		}
+		return a.result, a.err
 	case <-ctx.Done():
-		return nil, false, fmt.Errorf("invoke %s: waiting for the runtime: %w", r.fn.Name, ctx.Err())
-	case <-r.closed:
-		return nil, false, fmt.Errorf("invoke %s: %w", r.fn.Name, ErrClosed)
+		return nil, fmt.Errorf("invoke %s: %w", r.fn.Name, ctx.Err())
 	}
-	<-inv.accepted // closed by the GET /next handler right after receiving inv
-	if inv.undelivered {
-		// The request that took it came from a process already gone.
-		return r.lost(env, inv)
-	}
-	timer := time.NewTimer(time.Until(inv.deadline))
-	defer timer.Stop()
-	select {
-	case out := <-inv.done:
-		return out.result, false, out.err
-	case <-env.exited:
-		// A runtime may answer and then exit (aws-lambda-go does after a
-		// panic): the answer counts.
-		select {
-		case out := <-inv.done:
-			return out.result, false, out.err
-		default:
-		}
+}
+
+// post sends one invocation to the emulator and reads its answer as
+// Lambda's Invoke API would report it.
+func (r *Runtime) post(payload []byte) ([]byte, error) {
+	resp, err := r.client.Post(r.url, "application/json", bytes.NewReader(payload))
+	if err != nil {
 		if r.isClosed() {
-			return nil, false, fmt.Errorf("invoke %s: %w", r.fn.Name, ErrClosed)
+			err = ErrClosed
 		}
-		r.reset(env, "runtime exited during the invocation")
-		return nil, false, exitError(inv.id, env.exitErr)
-	case <-timer.C:
-		r.reset(env, "function timed out")
-		return nil, false, timeoutError(inv.id, r.fn.Timeout)
-	case <-ctx.Done():
-		r.reset(env, "invocation abandoned by the caller")
-		return nil, false, fmt.Errorf("invoke %s: %w", r.fn.Name, ctx.Err())
-	case <-r.closed:
-		return nil, false, fmt.Errorf("invoke %s: %w", r.fn.Name, ErrClosed)
+		return nil, fmt.Errorf("invoke %s: %w", r.fn.Name, err)
 	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, MaxPayloadBytes+1))
+	if err != nil {
+		return nil, fmt.Errorf("invoke %s: read the answer: %w", r.fn.Name, err)
+	}
+	switch {
+	case resp.StatusCode == http.StatusOK && bytes.HasPrefix(body, []byte("Task timed out after ")):
+		// The emulator's timeout (status 200, plain text); it has reset
+		// the environment.
+		return nil, newFunctionError("Sandbox.Timedout", string(body))
+	case resp.StatusCode == http.StatusOK:
+		if fe := asErrorDoc(body); fe != nil {
+			return nil, fe
+		}
+		return body, nil
+	case resp.StatusCode == http.StatusBadGateway:
+		// A crash, a panic or a failed init; the environment is reset.
+		if fe := asErrorDoc(body); fe != nil {
+			return nil, fe
+		}
+		return nil, newFunctionError("Runtime.ExitError", "Runtime exited without providing a reason (see the function's log)")
+	}
+	return nil, fmt.Errorf("invoke %s: aws-lambda-rie answered %s: %s", r.fn.Name, resp.Status, body)
 }
 
-// lost handles an environment whose process exited before inv reached it:
-// after a finished init the environment is replaced and inv retried;
-// during init, inv fails with the init error or the exit status.
-func (r *Runtime) lost(env *environment, inv *invocation) (result []byte, retry bool, err error) {
-	if r.isClosed() {
-		return nil, false, fmt.Errorf("invoke %s: %w", r.fn.Name, ErrClosed)
+// asErrorDoc returns the function error whose document body is, or nil:
+// an object with errorType and errorMessage and nothing but a stack trace
+// besides, which is what a runtime posts to /invocation/{id}/error.
+func asErrorDoc(body []byte) *FunctionError {
+	var doc map[string]json.RawMessage
+	if json.Unmarshal(body, &doc) != nil {
+		return nil
 	}
-	polled := env.hasPolled()
-	r.reset(env, "runtime exited")
-	if polled {
-		return nil, true, exitError(inv.id, env.exitErr)
+	var typ, msg string
+	if json.Unmarshal(doc["errorType"], &typ) != nil || typ == "" || json.Unmarshal(doc["errorMessage"], &msg) != nil {
+		return nil
 	}
-	if fe := env.initError(inv.id); fe != nil {
-		return nil, false, fe
+	for k := range doc {
+		if k != "errorType" && k != "errorMessage" && k != "stackTrace" {
+			return nil
+		}
 	}
-	return nil, false, exitError(inv.id, env.exitErr)
+	return &FunctionError{Type: typ, Message: msg, Payload: body}
 }
 
-// timeoutError is what Lambda reports when the function runs past its
-// timeout.
-func timeoutError(requestID string, timeout time.Duration) *FunctionError {
-	return newFunctionError(requestID, "Sandbox.Timedout",
-		fmt.Sprintf("RequestId: %s Error: Task timed out after %.2f seconds", requestID, timeout.Seconds()))
+// newFunctionError builds a FunctionError with its document.
+func newFunctionError(typ, message string) *FunctionError {
+	payload, _ := json.Marshal(map[string]string{"errorMessage": message, "errorType": typ}) // strings: cannot fail
+	return &FunctionError{Type: typ, Message: message, Payload: payload}
 }
 
-// exitError is what Lambda reports when the runtime process exits during
-// init or an invocation.
-func exitError(requestID string, waitErr error) *FunctionError {
-	msg := "Runtime exited without providing a reason"
-	if waitErr != nil {
-		msg = "Runtime exited with error: " + waitErr.Error()
-	}
-	return newFunctionError(requestID, "Runtime.ExitError", fmt.Sprintf("RequestId: %s Error: %s", requestID, msg))
-}
-
-// isClosed reports whether Close has been called.
 func (r *Runtime) isClosed() bool {
 	select {
 	case <-r.closed:
@@ -484,34 +357,24 @@ func (r *Runtime) isClosed() bool {
 	}
 }
 
-// Close kills the process group of the current execution environment by
-// its PID, stops the Runtime API, and makes later Invoke calls fail with
+// Close stops the emulator, which stops the function's process (SIGTERM,
+// then SIGKILL after 5 s), and makes later Invoke calls fail with
 // ErrClosed. It is safe to call more than once.
 func (r *Runtime) Close() error {
-	var err error
-	r.closeOnce.Do(func() {
+	r.stop.Do(func() {
 		close(r.closed)
-		r.mu.Lock()
-		env := r.env
-		r.env = nil
-		r.mu.Unlock()
-		if env != nil {
-			if err = env.stop(); err != nil {
-				err = fmt.Errorf("close lambda %s: %w", r.fn.Name, err)
-			}
+		_ = r.cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-r.exited:
+		case <-time.After(5 * time.Second):
+			_ = r.cmd.Process.Kill()
+			<-r.exited
+			r.stopErr = fmt.Errorf("close lambda %s: aws-lambda-rie killed after 5s", r.fn.Name)
 		}
+		r.untrack()
 	})
-	return err
+	return r.stopErr
 }
 
-// PID returns the process id of the current execution environment's
-// bootstrap, or 0 if there is none (between a reset and the next
-// invocation).
-func (r *Runtime) PID() int {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.env == nil {
-		return 0
-	}
-	return r.env.pid
-}
+// PID returns the emulator's process id.
+func (r *Runtime) PID() int { return r.cmd.Process.Pid }

@@ -3,18 +3,10 @@
 package lambdaemu
 
 import (
-	"os"
 	"os/exec"
 	"syscall"
 )
 
-// setProcessGroup starts the bootstrap as the leader of a new process
-// group, so the group can be killed as a whole.
-func setProcessGroup(cmd *exec.Cmd) {
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-}
-
-// killProcessGroup sends SIGKILL to the process group led by p.
-func killProcessGroup(p *os.Process) error {
-	return syscall.Kill(-p.Pid, syscall.SIGKILL)
-}
+// ownGroup starts cmd as the leader of a new process group, so stopping
+// the recorded group never signals the local cloud itself.
+func ownGroup(cmd *exec.Cmd) { cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} }

@@ -79,3 +79,13 @@ func SNSEvent(topicArn, subject, message string) []byte {
 	b, _ := json.Marshal(ev) // strings and an empty map only: cannot fail
 	return b
 }
+
+// newUUID returns a random (version 4) UUID, the shape of SNS message ids.
+func newUUID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	h := hex.EncodeToString(b[:])
+	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:32]
+}
