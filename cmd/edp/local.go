@@ -23,6 +23,7 @@ import (
 	"github.com/edp-pipelines/edp/internal/names"
 	"github.com/edp-pipelines/edp/internal/procgroup"
 	"github.com/edp-pipelines/edp/internal/runrecord"
+	"github.com/edp-pipelines/edp/internal/stackview"
 )
 
 // architectures maps the ARCH names of `make local` to stacks.
@@ -285,12 +286,12 @@ func localRun(ctx context.Context, f *localFlags, stdout io.Writer) (err error) 
 			return fmt.Errorf("not every upload has a run record after %s", f.timeout)
 		}
 	}
-	dlq, err := localcloud.PeekDLQ(ctx, c, st.Outputs[names.OutputDLQURL])
+	dlq, err := stackview.PeekDLQ(ctx, c.SQS, st.Outputs[names.OutputDLQURL])
 	if err != nil {
 		return err
 	}
 	fmt.Fprintln(stdout)
-	localcloud.WriteTable(stdout, recs, uploaded, dlq)
+	stackview.WriteTable(stdout, recs, uploaded, dlq)
 	// What the stack's alert topic would have sent (e-mail stays outside
 	// the local cloud).
 	for _, a := range cloud.Alerts() {

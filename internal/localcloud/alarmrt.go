@@ -17,6 +17,7 @@ import (
 	"github.com/edp-pipelines/edp/internal/localcloud/alarms"
 	"github.com/edp-pipelines/edp/internal/localcloud/lambdaemu"
 	"github.com/edp-pipelines/edp/internal/names"
+	"github.com/edp-pipelines/edp/internal/stackview"
 )
 
 // startAlarms evaluates the stack's alarms on the sped-up period and
@@ -95,7 +96,7 @@ func (s *cloudSource) Value(ctx context.Context, q alarms.MetricQuery) (float64,
 	switch q.Namespace {
 	case "AWS/SQS":
 		name := q.Dims["QueueName"]
-		d, err := Depth(ctx, s.c.clients, s.c.moto.Endpoint+"/"+Account+"/"+name)
+		d, err := stackview.Depth(ctx, s.c.clients.SQS, s.c.moto.Endpoint+"/"+Account+"/"+name)
 		if err != nil {
 			return 0, false, err
 		}
@@ -118,22 +119,18 @@ func (s *cloudSource) Value(ctx context.Context, q alarms.MetricQuery) (float64,
 			}
 			return time.Since(since).Seconds() * s.c.opts.Speedup, true, nil
 		}
-	case "AWS/Lambda":
-		// Lambda publishes Invocations (every attempt, retries included)
-		// only for periods in which the function ran.
-		f, ok := s.c.functions[q.Dims["FunctionName"]]
-		if q.Name != "Invocations" || !ok {
+	case "AWS/Lambda", "AWS/Events":
+		// Lambda publishes a function's Invocations (every attempt, retries
+		// included) and EventBridge a rule's (target invocations) only for
+		// periods in which there were some.
+		name := q.Dims["FunctionName"]
+		if q.Namespace == "AWS/Events" {
+			name = ruleName(q.Dims["RuleName"])
+		}
+		if q.Name != "Invocations" || name == "" {
 			return 0, false, fmt.Errorf("metric %s is not emulated", q)
 		}
-		n := f.invocationsSince(time.Now().Add(-time.Duration(float64(q.Period) / s.c.opts.Speedup)))
-		return float64(n), n > 0, nil
-	case "AWS/Events":
-		// EventBridge publishes a rule's Invocations (target invocations)
-		// only for periods in which the rule invoked a target.
-		if q.Name != "Invocations" {
-			return 0, false, fmt.Errorf("metric %s is not emulated", q)
-		}
-		n := s.c.ruleInvocations.since(ruleName(q.Dims["RuleName"]), time.Now().Add(-time.Duration(float64(q.Period)/s.c.opts.Speedup)))
+		n := s.c.invocations.since(q.Namespace+"/"+name, time.Now().Add(-time.Duration(float64(q.Period)/s.c.opts.Speedup)))
 		return float64(n), n > 0, nil
 	case "ECS/ContainerInsights":
 		svc := q.Dims["ServiceName"]
@@ -159,31 +156,15 @@ func (s *cloudSource) Value(ctx context.Context, q alarms.MetricQuery) (float64,
 type deployedFunction struct {
 	logicalID, name string
 	async           lambdaemu.Async
-
-	mu      sync.Mutex
-	invoked []time.Time // start of every invocation attempt, oldest first
 }
 
-// invoke runs one invocation attempt and records it for the function's
-// AWS/Lambda Invocations metric.
-func (f *deployedFunction) invoke(rt *lambdaemu.Runtime) func(context.Context, []byte) ([]byte, error) {
+// invoke runs one invocation attempt of f on rt and counts it for the
+// function's AWS/Lambda Invocations metric.
+func (c *Cloud) invoke(f *deployedFunction, rt *lambdaemu.Runtime) func(context.Context, []byte) ([]byte, error) {
 	return func(ctx context.Context, event []byte) ([]byte, error) {
-		f.mu.Lock()
-		f.invoked = append(f.invoked, time.Now())
-		f.mu.Unlock()
+		c.invocations.add("AWS/Lambda/" + f.name)
 		return rt.Invoke(ctx, event)
 	}
-}
-
-// invocationsSince counts the attempts that started at or after t.
-func (f *deployedFunction) invocationsSince(t time.Time) int {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	n := 0
-	for i := len(f.invoked) - 1; i >= 0 && !f.invoked[i].Before(t); i-- {
-		n++
-	}
-	return n
 }
 
 // startFunction starts the host build of the function's code with the
@@ -222,7 +203,7 @@ func (c *Cloud) startFunction(ctx context.Context, id string, bins binaries, tas
 	}
 	c.closers = append(c.closers, rt.Close)
 	f := &deployedFunction{logicalID: id, name: name}
-	f.async = lambdaemu.Async{Attempt: f.invoke(rt), FunctionArn: aws.ToString(cfg.FunctionArn), Logger: c.opts.Logger}
+	f.async = lambdaemu.Async{Attempt: c.invoke(f, rt), FunctionArn: aws.ToString(cfg.FunctionArn), Logger: c.opts.Logger}
 	// Async invocation settings (retries, on-failure destination), as deployed.
 	for _, eic := range c.stack.Resources("AWS::Lambda::EventInvokeConfig") {
 		p := c.stack.Properties(eic)
@@ -306,8 +287,9 @@ func refersToLogical(v any, id string) bool {
 	return strings.Contains(s, `{"Ref":"`+id+`"}`) || strings.Contains(s, `{"Fn::GetAtt":["`+id+`",`)
 }
 
-// invocationLog counts invocations per name, for the metrics of the local
-// runtime's own invokers (a rule's AWS/Events Invocations).
+// invocationLog counts invocations per "<namespace>/<name>", for the
+// Invocations metrics of what the local runtime invokes: a function's
+// (AWS/Lambda) and a rule's targets (AWS/Events).
 type invocationLog struct {
 	mu sync.Mutex
 	at map[string][]time.Time

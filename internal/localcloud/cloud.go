@@ -97,8 +97,8 @@ type Cloud struct {
 	alarms *alarms.Loop
 	// functions are the stack's Lambda functions running locally, by name.
 	functions map[string]*deployedFunction
-	// ruleInvocations are the target invocations of each rule.
-	ruleInvocations invocationLog
+	// invocations are the functions' and the rules' invocations.
+	invocations invocationLog
 	// alerts are the notifications of topics without a Lambda subscriber.
 	alertsMu sync.Mutex
 	alerts   []alarms.AlarmStateChange

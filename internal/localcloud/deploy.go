@@ -26,7 +26,6 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
-	"net/url"
 	"os"
 	"path/filepath"
 	"sort"
@@ -39,7 +38,9 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
+
 	ssmtypes "github.com/aws/aws-sdk-go-v2/service/ssm/types"
+	"github.com/edp-pipelines/edp/internal/stackview"
 )
 
 // Account and Region are moto's defaults; the local cloud uses them.
@@ -60,38 +61,9 @@ func AssetsBucket() string {
 	return "cdk-" + bootstrapQualifier + "-assets-" + Account + "-" + Region
 }
 
-// Stack is a deployed stack as the local runtime needs it.
-type Stack struct {
-	Name string
-	// Outputs by key, queue URLs rewritten to the local endpoint.
-	Outputs map[string]string
-	// Physical ids by logical id.
-	Physical map[string]string
-	// Types of the resources by logical id.
-	Types map[string]string
-	// Template is the template as deployed (after PrepareTemplate).
-	Template map[string]any
-}
-
-// Resources returns the logical ids of the resources of one type, sorted.
-func (s *Stack) Resources(typ string) []string {
-	var ids []string
-	for id, t := range s.Types {
-		if t == typ {
-			ids = append(ids, id)
-		}
-	}
-	sort.Strings(ids)
-	return ids
-}
-
-// Properties returns a resource's properties as deployed.
-func (s *Stack) Properties(logicalID string) map[string]any {
-	res, _ := s.Template["Resources"].(map[string]any)
-	r, _ := res[logicalID].(map[string]any)
-	p, _ := r["Properties"].(map[string]any)
-	return p
-}
+// Stack is a deployed stack as the local runtime needs it: the read model
+// of internal/stackview, which also reads stacks deployed on AWS.
+type Stack = stackview.Stack
 
 // PrepareTemplate applies the one change moto needs to a synthesized
 // template: no Tags on AWS::KMS::Key. It returns the template and what it
@@ -299,34 +271,16 @@ func Deploy(ctx context.Context, c *Clients, assemblyDir, stack string, o Deploy
 	}); err != nil {
 		return nil, fmt.Errorf("create stack %s: %w", stack, err)
 	}
-	st, err := waitCreated(ctx, c, stack, o.Timeout)
-	if err != nil {
+	if _, err := waitCreated(ctx, c, stack, o.Timeout); err != nil {
 		return nil, err
 	}
-	out := &Stack{Name: stack, Outputs: map[string]string{}, Physical: map[string]string{}, Types: map[string]string{}, Template: tpl}
-	for _, o2 := range st.Outputs {
-		out.Outputs[aws.ToString(o2.OutputKey)] = aws.ToString(o2.OutputValue)
-	}
-	res, err := c.CFN.DescribeStackResources(ctx, &cloudformation.DescribeStackResourcesInput{StackName: aws.String(stack)})
+	// Read back as deployed, as `edp smoke -local` reads it later: outputs
+	// (URLs on the local endpoint), physical ids, and the resource types
+	// from the template (moto leaves some resources it stores elsewhere,
+	// metric-math alarms, out of its resource list).
+	out, err := stackview.DescribeStack(ctx, c.CFN, stack, o.Endpoint)
 	if err != nil {
-		return nil, fmt.Errorf("describe resources of %s: %w", stack, err)
-	}
-	for _, r := range res.StackResources {
-		out.Physical[aws.ToString(r.LogicalResourceId)] = aws.ToString(r.PhysicalResourceId)
-	}
-	// Types come from the template: moto leaves some resources it stores
-	// elsewhere (metric-math alarms) out of DescribeStackResources.
-	tres, _ := tpl["Resources"].(map[string]any)
-	for id, r := range tres {
-		m, _ := r.(map[string]any)
-		if t, ok := m["Type"].(string); ok {
-			out.Types[id] = t
-		}
-	}
-	for k, v := range out.Outputs {
-		if strings.HasSuffix(k, "QueueUrl") || strings.HasSuffix(k, "Url") {
-			out.Outputs[k] = RewriteURL(v, o.Endpoint)
-		}
+		return nil, err
 	}
 	if err := applyBucketNotifications(ctx, c, out); err != nil {
 		return nil, err
@@ -400,18 +354,7 @@ func applyBucketNotifications(ctx context.Context, c *Clients, st *Stack) error 
 
 // RewriteURL points an AWS URL (a queue URL with an AWS host name) at the
 // emulator's endpoint, keeping its path.
-func RewriteURL(raw, endpoint string) string {
-	u, err := url.Parse(raw)
-	if err != nil || u.Host == "" || endpoint == "" {
-		return raw
-	}
-	e, err := url.Parse(endpoint)
-	if err != nil {
-		return raw
-	}
-	u.Scheme, u.Host = e.Scheme, e.Host
-	return u.String()
-}
+func RewriteURL(raw, endpoint string) string { return stackview.RewriteURL(raw, endpoint) }
 
 // applyBucketVersioning applies what moto's CloudFormation stores but does
 // not apply: each bucket's VersioningConfiguration (moto's bucket handler

@@ -120,7 +120,7 @@ func (c *Cloud) runRuleTarget(ctx context.Context, t *ruleTarget, d *deliverer) 
 			continue
 		}
 		for _, m := range out.Messages {
-			c.ruleInvocations.add(t.rule)
+			c.invocations.add("AWS/Events/" + t.rule)
 			event := aws.ToString(m.Body)
 			c.goRun("rule target "+t.rule, func() error {
 				if err := d.deliver(ctx, t, event); err != nil {

@@ -2,205 +2,16 @@ package localcloud
 
 import (
 	"context"
-	"encoding/json"
-	"fmt"
-	"io"
-	"sort"
-	"strconv"
-	"strings"
-	"text/tabwriter"
 	"time"
-
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/s3"
-	"github.com/aws/aws-sdk-go-v2/service/sqs"
-	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
 	"github.com/edp-pipelines/edp/internal/names"
 	"github.com/edp-pipelines/edp/internal/runrecord"
+	"github.com/edp-pipelines/edp/internal/stackview"
 )
-
-// Records reads every run record of the bucket.
-func Records(ctx context.Context, c *Clients, bucket string) ([]runrecord.Record, error) {
-	var out []runrecord.Record
-	p := s3.NewListObjectsV2Paginator(c.S3, &s3.ListObjectsV2Input{Bucket: aws.String(bucket), Prefix: aws.String(names.RecordPrefix)})
-	for p.HasMorePages() {
-		page, err := p.NextPage(ctx)
-		if err != nil {
-			return nil, fmt.Errorf("list run records: %w", err)
-		}
-		for _, o := range page.Contents {
-			key := aws.ToString(o.Key)
-			if !strings.HasSuffix(key, ".json") {
-				continue
-			}
-			obj, err := c.S3.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(bucket), Key: o.Key})
-			if err != nil {
-				return nil, fmt.Errorf("read %s: %w", key, err)
-			}
-			raw, err := io.ReadAll(io.LimitReader(obj.Body, 1<<20))
-			obj.Body.Close()
-			if err != nil {
-				return nil, fmt.Errorf("read %s: %w", key, err)
-			}
-			var r runrecord.Record
-			if err := json.Unmarshal(raw, &r); err != nil {
-				return nil, fmt.Errorf("parse %s: %w", key, err)
-			}
-			out = append(out, r)
-		}
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Source.Key < out[j].Source.Key })
-	return out, nil
-}
-
-// QueueDepth is a queue's visible and in-flight message counts.
-type QueueDepth struct{ Visible, InFlight int }
-
-// Depth reads a queue's approximate counts.
-func Depth(ctx context.Context, c *Clients, queueURL string) (QueueDepth, error) {
-	out, err := c.SQS.GetQueueAttributes(ctx, &sqs.GetQueueAttributesInput{
-		QueueUrl: aws.String(queueURL),
-		AttributeNames: []sqstypes.QueueAttributeName{
-			sqstypes.QueueAttributeNameApproximateNumberOfMessages, sqstypes.QueueAttributeNameApproximateNumberOfMessagesNotVisible,
-		},
-	})
-	if err != nil {
-		return QueueDepth{}, fmt.Errorf("queue attributes: %w", err)
-	}
-	n := func(k sqstypes.QueueAttributeName) int { v, _ := strconv.Atoi(out.Attributes[string(k)]); return v }
-	return QueueDepth{
-		Visible:  n(sqstypes.QueueAttributeNameApproximateNumberOfMessages),
-		InFlight: n(sqstypes.QueueAttributeNameApproximateNumberOfMessagesNotVisible),
-	}, nil
-}
-
-// DeadLetter is one message in a dead-letter queue.
-type DeadLetter struct {
-	Key, Reason string
-}
-
-// PeekDLQ lists the DLQ's messages without consuming them for long: each is
-// received with a 1 s visibility timeout, so it reappears at once.
-func PeekDLQ(ctx context.Context, c *Clients, queueURL string) ([]DeadLetter, error) {
-	seen := map[string]bool{}
-	var out []DeadLetter
-	for range 5 {
-		r, err := c.SQS.ReceiveMessage(ctx, &sqs.ReceiveMessageInput{
-			QueueUrl: aws.String(queueURL), MaxNumberOfMessages: 10, VisibilityTimeout: 1,
-			MessageAttributeNames: []string{"All"},
-		})
-		if err != nil {
-			return nil, fmt.Errorf("peek DLQ: %w", err)
-		}
-		if len(r.Messages) == 0 {
-			break
-		}
-		for _, m := range r.Messages {
-			id := aws.ToString(m.MessageId)
-			if seen[id] {
-				continue
-			}
-			seen[id] = true
-			d := DeadLetter{Key: objectKeyOf(aws.ToString(m.Body))}
-			for k, v := range m.MessageAttributes {
-				if strings.Contains(strings.ToLower(k), "reason") {
-					d.Reason = aws.ToString(v.StringValue)
-				}
-			}
-			out = append(out, d)
-		}
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Key < out[j].Key })
-	return out, nil
-}
-
-// objectKeyOf finds detail.object.key in an EventBridge S3 event body.
-func objectKeyOf(body string) string {
-	var e struct {
-		Detail struct {
-			Object struct {
-				Key string `json:"key"`
-			} `json:"object"`
-		} `json:"detail"`
-	}
-	if json.Unmarshal([]byte(body), &e) == nil && e.Detail.Object.Key != "" {
-		return e.Detail.Object.Key
-	}
-	if len(body) > 60 {
-		body = body[:60] + "…"
-	}
-	return body
-}
-
-// WriteTable prints one row per run: model, accuracy, artifacts, upload →
-// start and upload → done, then what is in the DLQ.
-func WriteTable(w io.Writer, runs []runrecord.Record, uploaded map[string]time.Time, dlq []DeadLetter) {
-	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "CONFIG\tSTATUS\tMODEL\tACCURACY\tUPLOAD→START\tUPLOAD→DONE\tARTIFACTS / ERROR")
-	for _, r := range runs {
-		acc := "-"
-		if r.Accuracy != nil {
-			acc = strconv.FormatFloat(*r.Accuracy, 'f', 3, 64)
-		}
-		toStart, toDone := "-", "-"
-		if up, ok := uploaded[r.Source.Key]; ok {
-			toStart, toDone = since(up, r.StartedAt), since(up, r.FinishedAt)
-		}
-		detail := r.Error
-		if r.Status == "succeeded" {
-			detail = artifactSummary(r.Artifacts)
-		}
-		if len(detail) > 140 {
-			detail = detail[:140] + "…"
-		}
-		model := r.ModelType
-		if model == "" {
-			model = "-"
-		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Source.Key, r.Status, model, acc, toStart, toDone, detail)
-	}
-	tw.Flush()
-	if len(dlq) == 0 {
-		fmt.Fprintln(w, "dead-letter queue: empty")
-		return
-	}
-	fmt.Fprintf(w, "dead-letter queue: %d message(s)\n", len(dlq))
-	for _, d := range dlq {
-		fmt.Fprintf(w, "  %s: %s\n", d.Key, d.Reason)
-	}
-}
-
-// artifactSummary shows a run's artifacts as their folder and file names.
-func artifactSummary(keys []string) string {
-	if len(keys) == 0 {
-		return "-"
-	}
-	dir := keys[0][:strings.LastIndex(keys[0], "/")+1]
-	var files []string
-	for _, k := range keys {
-		if !strings.HasPrefix(k, dir) {
-			return strings.Join(keys, " ")
-		}
-		files = append(files, k[len(dir):])
-	}
-	return dir + "{" + strings.Join(files, ",") + "}"
-}
-
-func since(from, to time.Time) string {
-	if to.IsZero() {
-		return "-"
-	}
-	d := to.Sub(from)
-	if d < 0 {
-		d = 0
-	}
-	return d.Round(10 * time.Millisecond).String()
-}
 
 // Status is one progress reading of a running local cloud.
 type Status struct {
-	Queue, DLQ QueueDepth
+	Queue, DLQ stackview.QueueDepth
 	// Running is the number of RUNNING local tasks.
 	Running int
 	// Records are every run record so far; Succeeded and Failed count them.
@@ -213,10 +24,10 @@ func Snapshot(ctx context.Context, c *Cloud) (Status, error) {
 	var s Status
 	var err error
 	out := c.Stack().Outputs
-	if s.Queue, err = Depth(ctx, c.Clients(), out[names.OutputQueueURL]); err != nil {
+	if s.Queue, err = stackview.Depth(ctx, c.Clients().SQS, out[names.OutputQueueURL]); err != nil {
 		return s, err
 	}
-	if s.DLQ, err = Depth(ctx, c.Clients(), out[names.OutputDLQURL]); err != nil {
+	if s.DLQ, err = stackview.Depth(ctx, c.Clients().SQS, out[names.OutputDLQURL]); err != nil {
 		return s, err
 	}
 	for _, t := range c.Tasks() {
@@ -224,7 +35,7 @@ func Snapshot(ctx context.Context, c *Cloud) (Status, error) {
 			s.Running++
 		}
 	}
-	if s.Records, err = Records(ctx, c.Clients(), out[names.OutputBucket]); err != nil {
+	if s.Records, err = stackview.Records(ctx, c.Clients().S3, out[names.OutputBucket]); err != nil {
 		return s, err
 	}
 	for _, r := range s.Records {

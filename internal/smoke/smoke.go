@@ -18,7 +18,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"path"
 	"strings"
 	"time"
 
@@ -29,6 +28,7 @@ import (
 	"github.com/edp-pipelines/edp/internal/localcloud"
 	"github.com/edp-pipelines/edp/internal/names"
 	"github.com/edp-pipelines/edp/internal/runrecord"
+	"github.com/edp-pipelines/edp/internal/stackview"
 )
 
 // S3API is the part of S3 the smoke test uses.
@@ -77,7 +77,7 @@ type Options struct {
 	// 1 s locally.
 	Poll time.Duration
 	// CFN, S3 and SQS reach the deployment. Required.
-	CFN localcloud.StackReader
+	CFN stackview.StackReader
 	S3  S3API
 	SQS SQSAPI
 	// Out receives the progress and the verdict. Default discard.
@@ -133,7 +133,7 @@ type Result struct {
 	Latency time.Duration
 	// DLQ is the dead-letter queue's depth at the end; DLQBefore before the
 	// upload.
-	DLQ, DLQBefore localcloud.QueueDepth
+	DLQ, DLQBefore stackview.QueueDepth
 	// Problems are the failed checks; none means PASS.
 	Problems []string
 }
@@ -174,7 +174,7 @@ func Run(ctx context.Context, o Options) (Result, error) {
 	if o.Local != nil {
 		endpoint = o.Local.Endpoint
 	}
-	st, err := localcloud.DescribeStack(ctx, o.CFN, o.Stack, endpoint)
+	st, err := stackview.DescribeStack(ctx, o.CFN, o.Stack, endpoint)
 	if err != nil {
 		return res, fmt.Errorf("find stack %s in %s: %w", o.Stack, o.Where, err)
 	}
@@ -196,7 +196,7 @@ func Run(ctx context.Context, o Options) (Result, error) {
 	}
 	fmt.Fprintf(o.Out, "edp smoke: %s (%s) in %s: %s; timeout %s\n", o.Stack, res.Arch, o.Where, p.explain, p.timeout.Round(time.Second))
 
-	if res.DLQBefore, err = depth(ctx, o.SQS, dlq); err != nil {
+	if res.DLQBefore, err = stackview.Depth(ctx, o.SQS, dlq); err != nil {
 		return res, fmt.Errorf("dead-letter queue: %w", err)
 	}
 	res.Key = uniqueKey(time.Now(), o.ConfigName)
@@ -243,7 +243,7 @@ func Run(ctx context.Context, o Options) (Result, error) {
 		}
 		res.Problems = append(res.Problems, missing...)
 	}
-	if res.DLQ, err = depth(ctx, o.SQS, dlq); err != nil {
+	if res.DLQ, err = stackview.Depth(ctx, o.SQS, dlq); err != nil {
 		return res, fmt.Errorf("dead-letter queue: %w", err)
 	}
 	if n := res.DLQ.Visible + res.DLQ.InFlight; n > 0 {
@@ -300,16 +300,4 @@ func missingArtifacts(ctx context.Context, api S3API, bucket string, r *runrecor
 		}
 	}
 	return out, nil
-}
-
-// depth reads a queue's visible and in-flight counts, without receiving.
-func depth(ctx context.Context, api SQSAPI, url string) (localcloud.QueueDepth, error) {
-	out, err := api.GetQueueAttributes(ctx, &sqs.GetQueueAttributesInput{
-		QueueUrl:       aws.String(url),
-		AttributeNames: depthAttributes,
-	})
-	if err != nil {
-		return localcloud.QueueDepth{}, fmt.Errorf("attributes of %s: %w", path.Base(url), err)
-	}
-	return queueDepth(out.Attributes), nil
 }

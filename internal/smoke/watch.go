@@ -6,19 +6,17 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"strconv"
 	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
-	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
 	"github.com/aws/smithy-go"
 
-	"github.com/edp-pipelines/edp/internal/localcloud"
 	"github.com/edp-pipelines/edp/internal/names"
 	"github.com/edp-pipelines/edp/internal/runrecord"
+	"github.com/edp-pipelines/edp/internal/stackview"
 )
 
 // recordClockSkew is how much older than the upload (by S3's clock) a
@@ -32,19 +30,6 @@ const scanEvery = 30 * time.Second
 // settleWait bounds the wait for the work queue to empty after the record
 // (a failed run's message reaches the DLQ after its record).
 const settleWait = time.Minute
-
-var depthAttributes = []sqstypes.QueueAttributeName{
-	sqstypes.QueueAttributeNameApproximateNumberOfMessages,
-	sqstypes.QueueAttributeNameApproximateNumberOfMessagesNotVisible,
-}
-
-func queueDepth(attrs map[string]string) localcloud.QueueDepth {
-	n := func(k sqstypes.QueueAttributeName) int { v, _ := strconv.Atoi(attrs[string(k)]); return v }
-	return localcloud.QueueDepth{
-		Visible:  n(sqstypes.QueueAttributeNameApproximateNumberOfMessages),
-		InFlight: n(sqstypes.QueueAttributeNameApproximateNumberOfMessagesNotVisible),
-	}
-}
 
 // finder looks for the run record of one uploaded key: by its predicted
 // run id when the bucket is versioned, else (and every scanEvery) by
@@ -154,13 +139,13 @@ type watch struct {
 // skipped, or failed for good (a transient failure is retried by the
 // queue and may still succeed) — or the deadline passes. It returns the
 // record (nil if none) and the queue's last depth.
-func (w *watch) untilRecord(ctx context.Context) (*runrecord.Record, localcloud.QueueDepth, error) {
+func (w *watch) untilRecord(ctx context.Context) (*runrecord.Record, stackview.QueueDepth, error) {
 	var (
 		rec  *runrecord.Record
-		last localcloud.QueueDepth
+		last stackview.QueueDepth
 	)
 	for {
-		d, err := depth(ctx, w.o.SQS, w.queue)
+		d, err := stackview.Depth(ctx, w.o.SQS, w.queue)
 		if err != nil {
 			return nil, last, err
 		}
@@ -195,7 +180,7 @@ func (w *watch) untilRecord(ctx context.Context) (*runrecord.Record, localcloud.
 func (w *watch) untilQueueSettles(ctx context.Context) error {
 	end := time.Now().Add(settleWait)
 	for {
-		d, err := depth(ctx, w.o.SQS, w.queue)
+		d, err := stackview.Depth(ctx, w.o.SQS, w.queue)
 		if err != nil {
 			return err
 		}
@@ -210,7 +195,7 @@ func (w *watch) untilQueueSettles(ctx context.Context) error {
 }
 
 // progress prints a line every few seconds, and when the record is final.
-func (w *watch) progress(d localcloud.QueueDepth, rec *runrecord.Record, final bool) {
+func (w *watch) progress(d stackview.QueueDepth, rec *runrecord.Record, final bool) {
 	if !final && time.Since(w.lastPrint) < progressEvery {
 		return
 	}

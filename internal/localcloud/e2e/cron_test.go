@@ -12,6 +12,7 @@ import (
 	"github.com/edp-pipelines/edp/internal/faultproxy"
 	"github.com/edp-pipelines/edp/internal/localcloud"
 	"github.com/edp-pipelines/edp/internal/names"
+	"github.com/edp-pipelines/edp/internal/stackview"
 )
 
 // fireSlack is how far a task's creation may lag its schedule fire.
@@ -47,7 +48,7 @@ func TestCron(t *testing.T) {
 				if err != nil {
 					return false, "", err
 				}
-				d, err := localcloud.Depth(t.Context(), s.cloud.Clients(), s.queueURL)
+				d, err := stackview.Depth(t.Context(), s.cloud.Clients().SQS, s.queueURL)
 				if err != nil {
 					return false, "", err
 				}

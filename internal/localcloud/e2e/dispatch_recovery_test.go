@@ -13,6 +13,7 @@ import (
 	"github.com/edp-pipelines/edp/internal/localcloud"
 	"github.com/edp-pipelines/edp/internal/localcloud/ecsemu"
 	"github.com/edp-pipelines/edp/internal/names"
+	"github.com/edp-pipelines/edp/internal/stackview"
 )
 
 // alarmPeriod is one CloudWatch minute of the local cloud, in real time.
@@ -52,7 +53,7 @@ func (s *stack) dispatchStartsNothing(t *testing.T) {
 		want = append(want, expect{u, "succeeded"})
 	}
 	waitFor(t, "a dispatch that started nothing, given up into the on-failure queue", 2*time.Minute, func() (bool, string, error) {
-		d, err := localcloud.Depth(t.Context(), s.cloud.Clients(), failures)
+		d, err := stackview.Depth(t.Context(), s.cloud.Clients().SQS, failures)
 		if err != nil {
 			return false, "", err
 		}

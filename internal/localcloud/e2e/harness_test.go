@@ -29,6 +29,7 @@ import (
 	"github.com/edp-pipelines/edp/internal/localcloud/ecsemu"
 	"github.com/edp-pipelines/edp/internal/motoserver"
 	"github.com/edp-pipelines/edp/internal/names"
+	"github.com/edp-pipelines/edp/internal/stackview"
 )
 
 // stack is one deployed stack in a local cloud of its own. Its tasks and
@@ -365,7 +366,7 @@ func (s *stack) waitSettled(t *testing.T, prefix string, want []expect, timeout 
 				odd = append(odd, fmt.Sprintf("%s is %s (%.120s)", w.key, r.Status, r.Error))
 			}
 		}
-		d, err := localcloud.Depth(ctx, s.cloud.Clients(), s.queueURL)
+		d, err := stackview.Depth(ctx, s.cloud.Clients().SQS, s.queueURL)
 		if err != nil {
 			return false, "", err
 		}

@@ -51,13 +51,10 @@ func invalidParameter(format string, args ...any) *apiError {
 
 // operations maps an X-Amz-Target operation to its handler.
 var operations = map[string]func(e *Emulator, ctx context.Context, body []byte) (any, error){
-	"RunTask":          (*Emulator).apiRunTask,
-	"ListTasks":        (*Emulator).apiListTasks,
-	"DescribeTasks":    (*Emulator).apiDescribeTasks,
-	"StopTask":         (*Emulator).apiStopTask,
-	"UpdateService":    (*Emulator).apiUpdateService,
-	"DescribeServices": (*Emulator).apiDescribeServices,
-	"TagResource":      (*Emulator).apiTagResource,
+	"RunTask":       (*Emulator).apiRunTask,
+	"ListTasks":     (*Emulator).apiListTasks,
+	"DescribeTasks": (*Emulator).apiDescribeTasks,
+	"StopTask":      (*Emulator).apiStopTask,
 }
 
 // serveAPI answers one ECS API call (AWS JSON 1.1).
@@ -232,19 +229,6 @@ type containerView struct {
 	Reason       string `json:"reason,omitempty"`
 }
 
-type serviceView struct {
-	ServiceArn     string `json:"serviceArn"`
-	ServiceName    string `json:"serviceName"`
-	ClusterArn     string `json:"clusterArn"`
-	Status         string `json:"status"`
-	TaskDefinition string `json:"taskDefinition"`
-	LaunchType     string `json:"launchType"`
-	DesiredCount   int    `json:"desiredCount"`
-	RunningCount   int    `json:"runningCount"`
-	PendingCount   int    `json:"pendingCount"`
-	CreatedAt      *epoch `json:"createdAt,omitempty"`
-}
-
 type failureView struct {
 	Arn    string `json:"arn"`
 	Reason string `json:"reason"`
@@ -282,22 +266,6 @@ func (e *Emulator) viewLocked(t *task) taskView {
 		v.Containers[0].Reason = t.stoppedReason
 	}
 	return v
-}
-
-func (e *Emulator) serviceViewLocked(s *service) serviceView {
-	running, pending := e.countLocked(s.name)
-	return serviceView{
-		ServiceArn:     s.arn,
-		ServiceName:    s.name,
-		ClusterArn:     e.clusterArn,
-		Status:         "ACTIVE",
-		TaskDefinition: s.def.Arn,
-		LaunchType:     "FARGATE",
-		DesiredCount:   s.desired,
-		RunningCount:   running,
-		PendingCount:   pending,
-		CreatedAt:      epochOf(s.createdAt),
-	}
 }
 
 // Operations.
@@ -553,100 +521,6 @@ func (e *Emulator) apiStopTask(ctx context.Context, body []byte) (any, error) {
 	return struct {
 		Task taskView `json:"task"`
 	}{v}, nil
-}
-
-func (e *Emulator) apiUpdateService(ctx context.Context, body []byte) (any, error) {
-	req, err := decode[struct {
-		Cluster        string `json:"cluster"`
-		Service        string `json:"service"`
-		DesiredCount   *int   `json:"desiredCount"`
-		TaskDefinition string `json:"taskDefinition"`
-	}](body)
-	if err != nil {
-		return nil, err
-	}
-	if err := e.checkCluster(req.Cluster); err != nil {
-		return nil, err
-	}
-	if req.DesiredCount != nil && *req.DesiredCount < 0 {
-		return nil, invalidParameter("desiredCount must be at least 0, got %d.", *req.DesiredCount)
-	}
-	var def TaskDefinition
-	if req.TaskDefinition != "" {
-		d, ok := e.cfg.TaskDefinitions(req.TaskDefinition)
-		if !ok {
-			return nil, &apiError{Type: "ClientException", Message: fmt.Sprintf("Unable to describe task definition %s.", req.TaskDefinition)}
-		}
-		def = e.normalize(d)
-	}
-	e.mu.Lock()
-	s := e.serviceLocked(req.Service)
-	if s == nil {
-		e.mu.Unlock()
-		return nil, &apiError{Type: "ServiceNotFoundException", Message: "Service not found."}
-	}
-	if req.DesiredCount != nil && *req.DesiredCount != s.desired {
-		e.log.InfoContext(ctx, "desired count set", "service", s.name, "from", s.desired, "to", *req.DesiredCount)
-		s.desired = *req.DesiredCount
-	}
-	if def.Arn != "" {
-		s.def = def // tasks started from now on; no deployment replaces running ones
-	}
-	v := e.serviceViewLocked(s)
-	e.mu.Unlock()
-	e.poke()
-	return struct {
-		Service serviceView `json:"service"`
-	}{v}, nil
-}
-
-func (e *Emulator) apiDescribeServices(_ context.Context, body []byte) (any, error) {
-	req, err := decode[struct {
-		Cluster  string   `json:"cluster"`
-		Services []string `json:"services"`
-	}](body)
-	if err != nil {
-		return nil, err
-	}
-	if err := e.checkCluster(req.Cluster); err != nil {
-		return nil, err
-	}
-	if len(req.Services) == 0 || len(req.Services) > 10 {
-		return nil, invalidParameter("services must name 1 to 10 services, got %d.", len(req.Services))
-	}
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	out := struct {
-		Services []serviceView `json:"services"`
-		Failures []failureView `json:"failures"`
-	}{Services: []serviceView{}, Failures: []failureView{}}
-	for _, ref := range req.Services {
-		if s := e.serviceLocked(ref); s != nil {
-			out.Services = append(out.Services, e.serviceViewLocked(s))
-			continue
-		}
-		arn := ref
-		if !strings.HasPrefix(arn, "arn:") {
-			arn = fmt.Sprintf("arn:aws:ecs:%s:%s:service/%s/%s", e.cfg.Region, e.cfg.AccountID, e.cfg.Cluster, ref)
-		}
-		out.Failures = append(out.Failures, failureView{Arn: arn, Reason: "MISSING"})
-	}
-	return out, nil
-}
-
-// apiTagResource accepts tags and keeps none: nothing in edp reads them
-// back.
-func (e *Emulator) apiTagResource(_ context.Context, body []byte) (any, error) {
-	req, err := decode[struct {
-		ResourceArn string `json:"resourceArn"`
-	}](body)
-	if err != nil {
-		return nil, err
-	}
-	if req.ResourceArn == "" {
-		return nil, invalidParameter("resourceArn can not be blank.")
-	}
-	return struct{}{}, nil
 }
 
 // newRequestID returns a random ID in the UUID layout AWS uses.

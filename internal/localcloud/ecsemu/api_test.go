@@ -421,11 +421,8 @@ func TestUnknownOperation(t *testing.T) {
 	if apiCode(err) != "UnknownOperationException" {
 		t.Errorf("CreateCluster: got %v, want UnknownOperationException", err)
 	}
-	if _, err := client.TagResource(context.Background(), &ecs.TagResourceInput{
-		ResourceArn: aws.String("arn:aws:ecs:us-east-1:123456789012:task/edp/x"),
-		Tags:        []ecstypes.Tag{{Key: aws.String("k"), Value: aws.String("v")}},
-	}); err != nil {
-		t.Errorf("TagResource: %v", err)
+	if _, err := client.UpdateService(context.Background(), &ecs.UpdateServiceInput{Service: aws.String("svc")}); apiCode(err) != "UnknownOperationException" {
+		t.Errorf("UpdateService: got %v, want UnknownOperationException (the local Application Auto Scaling sets desired counts in process)", err)
 	}
 }
 

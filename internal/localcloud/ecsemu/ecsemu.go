@@ -12,9 +12,9 @@
 // What is emulated, for one cluster:
 //
 //   - The ECS JSON API (AWS JSON 1.1, X-Amz-Target
-//     AmazonEC2ContainerServiceV20141113.<Op>) at "/": RunTask, ListTasks,
-//     DescribeTasks, StopTask, UpdateService, DescribeServices and
-//     TagResource (accepted, not stored). RunTask validates what ECS
+//     AmazonEC2ContainerServiceV20141113.<Op>) at "/": RunTask, ListTasks
+//     (what edp's dispatcher and capped drains call), DescribeTasks and
+//     StopTask (for operators of a running local cloud). RunTask validates what ECS
 //     validates for a Fargate task (count 1..10, launch type or capacity
 //     provider strategy but not both, an awsvpc network configuration,
 //     container override names, startedBy) and honours clientToken: a repeat
@@ -25,8 +25,8 @@
 //     and Close stop a task the way ECS does: SIGTERM, then SIGKILL once the
 //     task definition's stop timeout has passed.
 //   - Services (created with CreateService): a reconcile loop keeps the
-//     tasks of each service at its desired count (SetDesiredCount or
-//     UpdateService), replaces tasks that exit on their own (with a growing
+//     tasks of each service at its desired count (SetDesiredCount, which
+//     the local Application Auto Scaling calls in process), replaces tasks that exit on their own (with a growing
 //     delay when they keep exiting), and on scale-in stops only tasks
 //     without scale-in protection, waiting for protection to be dropped or
 //     to expire before it stops the rest.
@@ -42,10 +42,10 @@
 //
 // Not emulated: other clusters, task definition registration (Config
 // resolves the deployed ones), placement, capacity shortfalls other than
-// the whole cluster's (SetCapacity), deployments (UpdateService changes the
-// desired count and the task definition of new tasks only), IAM, the
-// container metadata and stats endpoints (only /task is served), and every
-// other API call (answered UnknownOperationException).
+// the whole cluster's (SetCapacity), deployments, IAM, the container
+// metadata and stats endpoints (only /task is served), and every other API
+// call — UpdateService, DescribeServices and TagResource among them, which
+// nothing of edp calls — answered UnknownOperationException.
 // State lives in memory; stopped tasks stay listed until Close.
 package ecsemu
 
