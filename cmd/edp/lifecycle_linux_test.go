@@ -87,9 +87,10 @@ func descendants(t *testing.T, pid int) []proc {
 }
 
 // upDetached runs `edp local up -detach` (alarm-dispatch: moto_server and
-// the Lambda's bootstrap start with it), starts a serving task through the
-// local ECS API, and returns the state and every process below the runtime
-// once moto_server, the task and the bootstrap all run.
+// the Lambda's Runtime Interface Emulator start with it; the function's
+// bootstrap only at its first invocation), starts a serving task through
+// the local ECS API, and returns the state and every process below the
+// runtime once moto_server, the task and the emulator all run.
 func upDetached(t *testing.T, workDir string) (state, []proc) {
 	t.Helper()
 	t.Cleanup(func() {
@@ -110,7 +111,7 @@ func upDetached(t *testing.T, workDir string) (state, []proc) {
 	}
 	runServingTask(t, st)
 
-	want := []string{"moto_server", "consumer", "bootstrap"}
+	want := []string{"moto_server", "consumer", "aws-lambda-rie"}
 	deadline := time.Now().Add(time.Minute)
 	for {
 		procs := descendants(t, st.PID)
@@ -237,9 +238,8 @@ func TestLocalUpLeavesNoProcess(t *testing.T) {
 			t.Fatal(err)
 		}
 		waitGone(t, []proc{{st.runtime(), "edp"}}, 10*time.Second)
-		// What outlived the runtime (the bootstrap may exit by itself once
-		// its Runtime API is gone) is what down must name.
-		names := map[string]string{"moto_server": "stopped moto_server (pid ", "consumer": "stopped task ", "bootstrap": "stopped lambda "}
+		// What outlived the runtime is what down must name.
+		names := map[string]string{"moto_server": "stopped moto_server (pid ", "consumer": "stopped task ", "aws-lambda-rie": "stopped lambda "}
 		var wants []string
 		for _, p := range procs {
 			if p.Running() {
