@@ -135,15 +135,8 @@ func (c *Cloud) NextScheduledRun() map[string]time.Time {
 }
 
 // FireSchedules runs every schedule's target now (what `edp smoke` does
-// locally instead of waiting for the next fire).
+// locally instead of waiting for the next fire), through the local ECS API
+// as FireSchedulesAt does for a cloud in another process.
 func (c *Cloud) FireSchedules(ctx context.Context) ([]string, error) {
-	var arns []string
-	for _, s := range c.schedules {
-		a, err := ecsRunner{c.ecs}.RunTask(ctx, s.run)
-		if err != nil {
-			return arns, err
-		}
-		arns = append(arns, a...)
-	}
-	return arns, nil
+	return FireSchedulesAt(ctx, c.ecsURL, c.stack)
 }

@@ -208,3 +208,30 @@ func walkExpressions(v any, f func(string)) {
 		}
 	}
 }
+
+// Template scalars: CloudFormation takes a number or a boolean as the JSON
+// value or as a string of it; anything else is an error; null is "left out".
+func TestTemplateScalars(t *testing.T) {
+	t.Parallel()
+	var p struct {
+		A, B, C number
+		D, E    boolean
+	}
+	if err := json.Unmarshal([]byte(`{"A":60,"B":"60","C":null,"D":true,"E":"false"}`), &p); err != nil {
+		t.Fatal(err)
+	}
+	if p.A.or(0) != 60 || p.B.or(0) != 60 || p.C.or(7) != 7 || !p.D.or(false) || p.E.or(true) {
+		t.Errorf("scalars = %+v", p)
+	}
+	if n, err := p.B.integer("B", 0); err != nil || n != 60 {
+		t.Errorf("integer(B) = %d, %v", n, err)
+	}
+	for _, bad := range []string{`{"A":"sixty"}`, `{"D":"yes"}`, `{"A":[1]}`} {
+		if err := json.Unmarshal([]byte(bad), &p); err == nil {
+			t.Errorf("%s: no error", bad)
+		}
+	}
+	if _, err := (number{set: true, v: 1.5}).integer("X", 0); err == nil {
+		t.Error("1.5 read as an integer")
+	}
+}

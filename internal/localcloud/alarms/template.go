@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
-	"strconv"
 )
 
 // Resolver turns a CloudFormation value of the template — an intrinsic such
@@ -45,86 +44,55 @@ func decodeTemplate(t map[string]any) (*template, error) {
 	return &tpl, nil
 }
 
-// number is a template number: CloudFormation accepts 60 and "60".
-type number struct {
+// scalar is a template number or boolean, which CloudFormation accepts as
+// the JSON value or as a string of it: 60 and "60", true and "true".
+type scalar[T float64 | bool] struct {
 	set bool
-	v   float64
+	v   T
 }
 
-func (n *number) UnmarshalJSON(b []byte) error {
+// number and boolean are the two scalars templates use.
+type (
+	number  = scalar[float64]
+	boolean = scalar[bool]
+)
+
+func (n *scalar[T]) UnmarshalJSON(b []byte) error {
 	var v any
 	if err := json.Unmarshal(b, &v); err != nil {
 		return err
 	}
-	switch v := v.(type) {
-	case nil:
+	if v == nil {
 		return nil
-	case float64:
-		n.v, n.set = v, true
-	case string:
-		f, err := strconv.ParseFloat(v, 64)
-		if err != nil {
-			return fmt.Errorf("not a number: %q", v)
-		}
-		n.v, n.set = f, true
-	default:
-		return fmt.Errorf("not a number: %s", b)
 	}
+	if text, ok := v.(string); ok {
+		b = []byte(text)
+	}
+	if err := json.Unmarshal(b, &n.v); err != nil {
+		return fmt.Errorf("not a %T: %s", n.v, b)
+	}
+	n.set = true
 	return nil
 }
 
-// or returns the number, or def when the template leaves it out.
-func (n number) or(def float64) float64 {
+// or returns the value, or def when the template leaves it out.
+func (n scalar[T]) or(def T) T {
 	if !n.set {
 		return def
 	}
 	return n.v
 }
 
-// integer returns the number as an int, or def when left out.
-func (n number) integer(what string, def int) (int, error) {
+// integer returns a number as an int, or def when left out.
+func (n scalar[T]) integer(what string, def int) (int, error) {
 	if !n.set {
 		return def, nil
 	}
-	if n.v != math.Trunc(n.v) || math.Abs(n.v) > 1e9 {
+	v, ok := any(n.v).(float64)
+	if !ok || v != math.Trunc(v) || math.Abs(v) > 1e9 {
 		return 0, fmt.Errorf("%s: %v is not an integer", what, n.v)
 	}
-	return int(n.v), nil
-}
-
-// boolean is a template boolean: true and "true".
-type boolean struct {
-	set bool
-	v   bool
-}
-
-func (b *boolean) UnmarshalJSON(data []byte) error {
-	var v any
-	if err := json.Unmarshal(data, &v); err != nil {
-		return err
-	}
-	switch v := v.(type) {
-	case nil:
-		return nil
-	case bool:
-		b.v, b.set = v, true
-	case string:
-		p, err := strconv.ParseBool(v)
-		if err != nil {
-			return fmt.Errorf("not a boolean: %q", v)
-		}
-		b.v, b.set = p, true
-	default:
-		return fmt.Errorf("not a boolean: %s", data)
-	}
-	return nil
-}
-
-func (b boolean) or(def bool) bool {
-	if !b.set {
-		return def
-	}
-	return b.v
+	return int(v), nil
 }
 
 // resolveString returns a plain string as is and asks resolve for anything

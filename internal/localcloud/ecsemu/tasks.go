@@ -551,19 +551,6 @@ func (e *Emulator) taskLocked(ref string) *task {
 	return nil
 }
 
-// serviceLocked finds a service by name or ARN.
-func (e *Emulator) serviceLocked(ref string) *service {
-	if s, ok := e.services[ref]; ok {
-		return s
-	}
-	for _, s := range e.services {
-		if s.arn == ref {
-			return s
-		}
-	}
-	return nil
-}
-
 func randomHex(n int) string {
 	b := make([]byte, n)
 	_, _ = rand.Read(b) // never fails
