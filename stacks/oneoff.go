@@ -37,10 +37,6 @@ func NewOneOffStack(scope constructs.Construct, id string, props *Props) awscdk.
 	return stack
 }
 
-// StrandedExpression is true (1) when messages have waited the max wait
-// with nothing in flight — no task is working on the queue, e.g. because
-// every RunTask try of their uploads failed — gated like DispatchExpression
-// on the retry rule's own invocations, so the alarm re-arms after each try.
 // drainTaskTarget is a rule target that starts one drain-mode consumer task
 // with the given container overrides (none: nil). A task that could not
 // start is retried; what still fails lands in the delivery DLQ. The
@@ -64,6 +60,12 @@ func (p *Pipeline) drainTaskTarget(role awsiam.Role, overrides *[]*awseventstarg
 	})
 }
 
+// StrandedExpression is true (1) when messages have waited the max wait
+// with nothing in flight — no task is working on the queue, e.g. because
+// every RunTask try of their uploads failed — gated like DispatchExpression
+// on the retry rule's own invocations, which EventBridge counts once an
+// event's delivery has ended (the task started, or the event dead-lettered
+// after its retries): the alarm re-arms after each delivery.
 func StrandedExpression(s settings.Settings) string {
 	return fmt.Sprintf("IF(FILL(invocations, 0) > 0, 0, IF(FILL(age, 0) >= %d AND FILL(visible, 0) > 0 AND FILL(inflight, 0) == 0, 1, 0))",
 		s.MaxWaitMinutes*60)

@@ -367,7 +367,7 @@ func (p *Pipeline) grantCountTasks(role awsiam.IRole) {
 		Sid:        jsii.String("CountOwnFamilyTasks"),
 		Actions:    jsii.Strings("ecs:ListTasks"),
 		Resources:  jsii.Strings("*"),
-		Conditions: &map[string]interface{}{"ArnEquals": map[string]interface{}{"ecs:cluster": p.Cluster.ClusterArn()}},
+		Conditions: p.inCluster(),
 	}))
 }
 

@@ -40,7 +40,7 @@ func (c *Cloud) startAlarms(ctx context.Context, bins binaries, taskEndpoint str
 	cfg := alarms.Config{
 		Template:     c.stack.Template,
 		Resolve:      c.resolve,
-		Source:       &cloudSource{c: c, backlogSince: map[string]time.Time{}},
+		Source:       &cloudSource{c: c, backlogSince: map[string]time.Time{}, lastRead: map[string]time.Time{}},
 		Notifier:     n,
 		StateChanged: c.alarmStateChanged,
 		Tick:         time.Duration(float64(time.Minute) / c.opts.Speedup),
@@ -90,6 +90,10 @@ type cloudSource struct {
 	c            *Cloud
 	mu           sync.Mutex
 	backlogSince map[string]time.Time
+	// lastRead is when each Invocations metric was last read: the loop
+	// reads each metric once per (sped-up) minute, so the invocations since
+	// then are that minute's data point, whatever the timing within it.
+	lastRead map[string]time.Time
 }
 
 func (s *cloudSource) Value(ctx context.Context, q alarms.MetricQuery) (float64, bool, error) {
@@ -130,7 +134,15 @@ func (s *cloudSource) Value(ctx context.Context, q alarms.MetricQuery) (float64,
 		if q.Name != "Invocations" || name == "" {
 			return 0, false, fmt.Errorf("metric %s is not emulated", q)
 		}
-		n := s.c.invocations.since(q.Namespace+"/"+name, time.Now().Add(-time.Duration(float64(q.Period)/s.c.opts.Speedup)))
+		key, now := q.Namespace+"/"+name, time.Now()
+		s.mu.Lock()
+		from, ok := s.lastRead[key]
+		if !ok {
+			from = now.Add(-time.Duration(float64(q.Period) / s.c.opts.Speedup))
+		}
+		s.lastRead[key] = now
+		s.mu.Unlock()
+		n := s.c.invocations.between(key, from, now)
 		return float64(n), n > 0, nil
 	case "ECS/ContainerInsights":
 		svc := q.Dims["ServiceName"]
@@ -216,7 +228,7 @@ func (c *Cloud) startFunction(ctx context.Context, id string, bins binaries, tas
 		if dc, ok := p["DestinationConfig"].(map[string]any); ok {
 			of, _ := dc["OnFailure"].(map[string]any)
 			if arn, err := c.resolve(of["Destination"]); err == nil && strings.HasPrefix(arn, "arn:aws:sqs:") {
-				f.async.OnFailure = c.sendTo(c.moto.Endpoint + "/" + Account + "/" + arn[strings.LastIndex(arn, ":")+1:])
+				f.async.OnFailure = c.sendTo(queueURL(c.moto.Endpoint, arn))
 			}
 		}
 	}
@@ -295,21 +307,30 @@ type invocationLog struct {
 	at map[string][]time.Time
 }
 
+// invocationKeep bounds the log: alarms read at most a few periods back.
+const invocationKeep = 10 * time.Minute
+
 func (l *invocationLog) add(name string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.at == nil {
 		l.at = map[string][]time.Time{}
 	}
-	l.at[name] = append(l.at[name], time.Now())
+	now := time.Now()
+	kept := l.at[name]
+	for len(kept) > 0 && now.Sub(kept[0]) > invocationKeep {
+		kept = kept[1:]
+	}
+	l.at[name] = append(kept, now)
 }
 
-func (l *invocationLog) since(name string, t time.Time) int {
+// between counts the invocations after from, up to and including to.
+func (l *invocationLog) between(name string, from, to time.Time) int {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	n := 0
 	for _, at := range l.at[name] {
-		if !at.Before(t) {
+		if at.After(from) && !at.After(to) {
 			n++
 		}
 	}

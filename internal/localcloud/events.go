@@ -108,7 +108,8 @@ func queueURL(endpoint, arn string) string {
 
 // runRuleTarget reads the target's shadow queue until ctx ends and delivers
 // every event in it. Each event counts once for the rule's AWS/Events
-// Invocations metric, whatever its retries.
+// Invocations metric, when its delivery has ended (started the task, or
+// dead-lettered after its retries), as EventBridge counts it.
 func (c *Cloud) runRuleTarget(ctx context.Context, t *ruleTarget, d *deliverer) error {
 	for ctx.Err() == nil {
 		out, err := c.clients.SQS.ReceiveMessage(ctx, &sqs.ReceiveMessageInput{QueueUrl: aws.String(t.shadowURL), MaxNumberOfMessages: 10, WaitTimeSeconds: 1})
@@ -120,11 +121,15 @@ func (c *Cloud) runRuleTarget(ctx context.Context, t *ruleTarget, d *deliverer) 
 			continue
 		}
 		for _, m := range out.Messages {
-			c.invocations.add("AWS/Events/" + t.rule)
 			event := aws.ToString(m.Body)
 			c.goRun("rule target "+t.rule, func() error {
 				if err := d.deliver(ctx, t, event); err != nil {
 					c.opts.Logger.Error("rule target failed", "rule", t.rule, "error", err)
+				}
+				// EventBridge counts an invocation once the target took
+				// the event or failed for good, not its retries on the way.
+				if ctx.Err() == nil {
+					c.invocations.add("AWS/Events/" + t.rule)
 				}
 				return nil
 			})

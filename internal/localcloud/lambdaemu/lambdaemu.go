@@ -160,11 +160,11 @@ func Start(ctx context.Context, fn Function, logger *slog.Logger) (*Runtime, err
 	if err != nil {
 		return nil, fmt.Errorf("start lambda %s: %w", fn.Name, err)
 	}
-	invokeAddr, err1 := freeAddr()
-	runtimeAddr, err2 := freeAddr()
-	if err := errors.Join(err1, err2); err != nil {
+	addrs, err := freeAddrs(2)
+	if err != nil {
 		return nil, fmt.Errorf("start lambda %s: %w", fn.Name, err)
 	}
+	invokeAddr, runtimeAddr := addrs[0], addrs[1]
 	cmd := exec.Command(fn.RIE, "--runtime-interface-emulator-address", invokeAddr,
 		"--runtime-api-address", runtimeAddr, bootstrap)
 	cmd.Dir = filepath.Dir(bootstrap)
@@ -215,14 +215,22 @@ func (f Function) environ() []string {
 	return out
 }
 
-// freeAddr returns a loopback address nothing listens on at the moment.
-func freeAddr() (string, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
+// freeAddrs returns n distinct loopback addresses nothing listens on at
+// the moment.
+func freeAddrs(n int) ([]string, error) {
+	// Every listener stays open until all are chosen, so the ports differ;
+	// another process may still take one before the emulator binds it
+	// (start then fails, or the readiness check below finds no emulator).
+	var addrs []string
+	for range n {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, err
+		}
+		defer ln.Close()
+		addrs = append(addrs, ln.Addr().String())
 	}
-	defer ln.Close()
-	return ln.Addr().String(), nil
+	return addrs, nil
 }
 
 // waitReady waits until the emulator accepts connections on addr.
