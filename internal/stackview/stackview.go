@@ -24,6 +24,7 @@ import (
 
 	"github.com/edp-pipelines/edp/internal/names"
 	"github.com/edp-pipelines/edp/internal/runrecord"
+	"github.com/edp-pipelines/edp/internal/textlimit"
 )
 
 // Objects is the part of the S3 API Records reads with (*s3.Client has it).
@@ -155,10 +156,7 @@ func objectKeyOf(body string) string {
 	if json.Unmarshal([]byte(body), &e) == nil && e.Detail.Object.Key != "" {
 		return e.Detail.Object.Key
 	}
-	if len(body) > 60 {
-		body = body[:60] + "…"
-	}
-	return body
+	return textlimit.Clip(body, 60+len(textlimit.Ellipsis))
 }
 
 // WriteTable prints one row per run: model, accuracy, artifacts, upload →
@@ -179,9 +177,7 @@ func WriteTable(w io.Writer, runs []runrecord.Record, uploaded map[string]time.T
 		if r.Status == "succeeded" {
 			detail = artifactSummary(r.Artifacts)
 		}
-		if len(detail) > 140 {
-			detail = detail[:140] + "…"
-		}
+		detail = textlimit.Clip(detail, 140+len(textlimit.Ellipsis))
 		model := r.ModelType
 		if model == "" {
 			model = "-"

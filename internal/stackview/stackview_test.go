@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/edp-pipelines/edp/internal/runrecord"
 )
@@ -47,5 +48,10 @@ func TestObjectKeyOf(t *testing.T) {
 	}
 	if got := objectKeyOf(strings.Repeat("x", 100)); len([]rune(got)) != 61 || !strings.HasSuffix(got, "…") {
 		t.Errorf("objectKeyOf(long body) = %q, want 60 characters and an ellipsis", got)
+	}
+	// A cut never splits a character (a byte cut at 60 turned "ü" into an
+	// invalid half).
+	if got := objectKeyOf("x" + strings.Repeat("ü", 50)); !utf8.ValidString(got) || !strings.HasSuffix(got, "…") {
+		t.Errorf("objectKeyOf(multibyte body) = %q, want valid UTF-8 ending in an ellipsis", got)
 	}
 }
