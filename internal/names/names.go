@@ -159,6 +159,38 @@ const (
 	EnvTriggerKey        = "EDP_TRIGGER_KEY"        // set by EventBridge container overrides (one-off)
 )
 
+// Environment variables of a command job (docs/jobs.md), read by the
+// consumer; the task definition sets them when edp:job is "command".
+const (
+	EnvJob                = "EDP_JOB"                  // JobIris (default) or JobCommand
+	EnvJobCommand         = "EDP_JOB_COMMAND"          // the job's argv as a JSON array of strings
+	EnvJobValidateCommand = "EDP_JOB_VALIDATE_COMMAND" // optional: argv (JSON) that checks a config without running it
+	EnvJobMaxConfigBytes  = "EDP_JOB_MAX_CONFIG_BYTES" // largest config a command job is given
+	EnvJobMaxOutputFiles  = "EDP_JOB_MAX_OUTPUT_FILES" // most files a run may publish
+	EnvJobMaxOutputBytes  = "EDP_JOB_MAX_OUTPUT_BYTES" // most bytes a run may publish
+	EnvJobKillGrace       = "EDP_JOB_KILL_GRACE"       // Go duration from SIGTERM to SIGKILL at the job timeout
+	EnvWorkDir            = "EDP_WORK_DIR"             // where each run gets a fresh work directory
+	EnvJobDir             = "EDP_JOB_DIR"              // the job's own files (default: the consumer's working directory)
+)
+
+// Job kinds (EnvJob, the record's "job", context edp:job).
+const (
+	JobIris    = "iris"
+	JobCommand = "command"
+)
+
+// WorkDirInImage is where the task definition mounts the task's scratch
+// volume in a command job's container: the runs' work directories.
+const WorkDirInImage = "/edp/work"
+
+// JobContextFile, in a job directory, holds the job's CDK context keys
+// (edp:jobCommand, limits, ...): `cdk deploy -c edp:jobDir=DIR` and
+// `make local JOB=DIR` read it; context given explicitly wins.
+const JobContextFile = "job.json"
+
+// JobConfigDir, in a job directory, holds example configs of the job.
+const JobConfigDir = "configs"
+
 // Environment variables read by the alarm-dispatch Lambda. EnvMaxTasks is
 // also the consumer's -max-tasks in drain mode (the cron stack sets it).
 const (
