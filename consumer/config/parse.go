@@ -52,6 +52,11 @@ func (e *Error) Error() string {
 // no separators, no leading dot and nothing a shell or URL would mangle.
 var versionRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$`)
 
+// IsVersion reports whether s may name a version folder: 1 to 100 of
+// letters, digits, '.', '_' and '-', starting with a letter or digit, and
+// no "..".
+func IsVersion(s string) bool { return versionRE.MatchString(s) && !strings.Contains(s, "..") }
+
 // Parse decodes and validates a YAML or JSON config, returning it with all
 // defaults filled in. Any problem yields an *Error.
 func Parse(data []byte) (*Config, error) {

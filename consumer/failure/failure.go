@@ -29,3 +29,9 @@ type permanentError struct{ err error }
 
 func (e permanentError) Error() string   { return e.err.Error() }
 func (e permanentError) Unwrap() []error { return []error{e.err, ErrPermanent} }
+
+// ErrStopped is matched by the error of a job that ended because its
+// consumer is stopping (the job was asked to stop and did): retrying it
+// later is right, and sooner is better, so the worker makes the message
+// visible again at once instead of after the retry delay.
+var ErrStopped = errors.New("stopped: the consumer is stopping")

@@ -50,7 +50,7 @@ func (q *QueueProcessor) Process(ctx context.Context, m *worker.Message) (worker
 	m.Begin(ctx, eventTime, slog.String("s3_key", ev.Key), slog.String("format", string(ev.Format)))
 	res, err := q.Runner.Run(ctx, Source{
 		Bucket: ev.Bucket, Key: ev.Key, VersionID: ev.VersionID, ETag: ev.ETag, Sequencer: ev.Sequencer,
-		EventTime: eventTime,
+		EventTime: eventTime, Attempt: m.ReceiveCount,
 	})
 	return worker.Result{RunID: res.RunID, Duplicate: res.Duplicate}, err
 }

@@ -64,6 +64,10 @@ type Source struct {
 	// orders the runs of one version (runrecord.Upload.After). Zero: the
 	// time the run started stands for it.
 	EventTime time.Time
+	// Attempt is optional: which delivery of the work this run is (the
+	// message's receive count, from 1). A command job gets it as
+	// EDP_ATTEMPT; it plays no part in the run id.
+	Attempt int
 }
 
 // Runner runs jobs. The zero value is not usable: In must be set. It is safe
@@ -85,6 +89,10 @@ type Runner struct {
 	Version string
 	// Now is the clock for records' timings. Default time.Now.
 	Now func() time.Time
+	// Command, when set, makes every run a command job (docs/jobs.md):
+	// the config is handed to the stack's command instead of the built-in
+	// Iris trainer. Default nil: the built-in job.
+	Command *CommandJob
 }
 
 // Result describes a finished run.
@@ -129,6 +137,7 @@ type settings struct {
 	log                          *slog.Logger
 	version                      string
 	now                          func() time.Time
+	command                      *CommandJob
 }
 
 func (r *Runner) settings() (settings, error) {
@@ -139,7 +148,7 @@ func (r *Runner) settings() (settings, error) {
 		in: r.In, out: r.Out,
 		artifactPrefix: withSlash(r.ArtifactPrefix, names.ArtifactPrefix),
 		recordPrefix:   withSlash(r.RecordPrefix, names.RecordPrefix),
-		log:            r.Logger, version: r.Version, now: r.Now,
+		log:            r.Logger, version: r.Version, now: r.Now, command: r.Command,
 	}
 	if s.out == nil {
 		s.out = s.in

@@ -28,6 +28,7 @@ import (
 	"github.com/edp-pipelines/edp/consumer/ml"
 	"github.com/edp-pipelines/edp/consumer/store"
 	"github.com/edp-pipelines/edp/internal/motoserver"
+	"github.com/edp-pipelines/edp/internal/names"
 	"github.com/edp-pipelines/edp/internal/runrecord"
 )
 
@@ -194,7 +195,7 @@ func TestRunWritesArtifactsAndRecords(t *testing.T) {
 		Source:  runrecord.Source{Bucket: "b", Key: "configs/rf.yaml", ETag: tag},
 		Version: "rf-v2", ModelType: "RandomForestClassifier", Accuracy: &res.Accuracy, TrainSize: 105, TestSize: 45,
 		Seeds: &runrecord.Seeds{Split: 42, Model: 42}, ConfigSHA256: sha256Hex(fixture(t, "rf.yaml")),
-		ToolVersion: "test", Artifacts: artifacts,
+		ToolVersion: "test", Artifacts: artifacts, Job: names.JobIris,
 	}
 	if diff := cmp.Diff(wantRec, r1, cmpopts.IgnoreFields(runrecord.Record{}, "StartedAt", "FinishedAt", "DurationMS", "TimingsMS")); diff != "" {
 		t.Errorf("record (-want +got):\n%s", diff)

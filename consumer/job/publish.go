@@ -51,41 +51,56 @@ func readPointer(ctx context.Context, st store.Store, versionFolder string) (run
 	return p, obj.ETag, nil
 }
 
-// publish is the publish step. It writes t's files into the run's own
-// folder, run.json last; only then may the pointer name the run, and only
-// once the pointer is decided does the record say the run succeeded, so
-// that a redelivery finding that record has nothing left to do.
+// publish is the built-in job's publish step: publishFiles with the
+// model's accuracy in the record.
 func (j *run) publish(ctx context.Context, cfg *config.Config, t trained, sw *stopwatch) (Result, error) {
-	folder := names.VersionFolder(j.s.artifactPrefix, cfg.Run.Version)
-	prefix := names.RunFolder(folder, j.rec.RunID)
-	ptr := runrecord.Pointer{Format: runrecord.PointerFormat, Version: cfg.Run.Version, RunID: j.rec.RunID, Upload: j.upload()}
-	if err := j.writeFiles(ctx, prefix, t.files, &ptr); err != nil {
-		return Result{}, err
-	}
-	sw.lap("write")
-	j.rec.Status = runrecord.StatusSucceeded
 	acc := t.metrics.Accuracy
 	j.rec.Accuracy = &acc
-	j.finish()
-	if err := j.s.out.Put(ctx, prefix+runrecord.RunFile, j.recordJSON(), "application/json"); err != nil {
-		return Result{}, fmt.Errorf("write run record: %w", err)
-	}
-	ptr.PublishedAt = j.s.now().UTC()
-	supersededBy, err := j.publishPointer(ctx, folder, ptr)
+	pub, err := j.publishFiles(ctx, cfg.Run.Version, t.files, sw)
 	if err != nil {
 		return Result{}, err
 	}
-	j.rec.SupersededBy = supersededBy
-	if err := j.s.out.Put(ctx, j.recordKey(), j.recordJSON(), "application/json"); err != nil {
-		return Result{}, fmt.Errorf("write run record: %w", err)
-	}
 	res := Result{
 		RunID: j.rec.RunID, Version: cfg.Run.Version, Status: runrecord.StatusSucceeded, ModelType: cfg.Model.Type,
-		Accuracy: acc, ArtifactPrefix: prefix, PointerKey: names.PointerKey(folder), SupersededBy: supersededBy,
+		Accuracy: acc, ArtifactPrefix: pub.prefix, PointerKey: pub.pointerKey, SupersededBy: pub.supersededBy,
 		RecordKey: j.recordKey(), TrainSize: t.metrics.TrainSize, TestSize: t.metrics.TestSize, Artifacts: j.rec.Artifacts,
 	}
 	j.logSuccess(res)
 	return res, nil
+}
+
+// published is where publishFiles put a run.
+type published struct {
+	prefix, pointerKey, supersededBy string
+}
+
+// publishFiles writes files into the run's own folder of version, run.json
+// last; only then may the pointer name the run, and only once the pointer
+// is decided does the record say the run succeeded, so that a redelivery
+// finding that record has nothing left to do.
+func (j *run) publishFiles(ctx context.Context, version string, files []file, sw *stopwatch) (published, error) {
+	folder := names.VersionFolder(j.s.artifactPrefix, version)
+	prefix := names.RunFolder(folder, j.rec.RunID)
+	ptr := runrecord.Pointer{Format: runrecord.PointerFormat, Version: version, RunID: j.rec.RunID, Upload: j.upload()}
+	if err := j.writeFiles(ctx, prefix, files, &ptr); err != nil {
+		return published{}, err
+	}
+	sw.lap("write")
+	j.rec.Status = runrecord.StatusSucceeded
+	j.finish()
+	if err := j.s.out.Put(ctx, prefix+runrecord.RunFile, j.recordJSON(), "application/json"); err != nil {
+		return published{}, fmt.Errorf("write run record: %w", err)
+	}
+	ptr.PublishedAt = j.s.now().UTC()
+	supersededBy, err := j.publishPointer(ctx, folder, ptr)
+	if err != nil {
+		return published{}, err
+	}
+	j.rec.SupersededBy = supersededBy
+	if err := j.s.out.Put(ctx, j.recordKey(), j.recordJSON(), "application/json"); err != nil {
+		return published{}, fmt.Errorf("write run record: %w", err)
+	}
+	return published{prefix: prefix, pointerKey: names.PointerKey(folder), supersededBy: supersededBy}, nil
 }
 
 // writeFiles writes files into the run's folder prefix, recording each key
@@ -94,7 +109,7 @@ func (j *run) publish(ctx context.Context, cfg *config.Config, t trained, sw *st
 func (j *run) writeFiles(ctx context.Context, prefix string, files []file, ptr *runrecord.Pointer) error {
 	for _, f := range files {
 		key := prefix + f.name
-		if err := j.s.out.Put(ctx, key, f.body, f.contentType); err != nil {
+		if err := j.put(ctx, key, f); err != nil {
 			return fmt.Errorf("write artifact: %w", err)
 		}
 		j.rec.Artifacts = append(j.rec.Artifacts, key)
@@ -103,6 +118,19 @@ func (j *run) writeFiles(ctx context.Context, prefix string, files []file, ptr *
 	j.rec.Artifacts = append(j.rec.Artifacts, prefix+runrecord.RunFile)
 	ptr.Files = append(ptr.Files, runrecord.RunFile)
 	return nil
+}
+
+// put writes one file: its body, or the output file it names, streamed.
+func (j *run) put(ctx context.Context, key string, f file) error {
+	if f.disk == nil {
+		return j.s.out.Put(ctx, key, f.body, f.contentType)
+	}
+	h, err := f.disk.Open()
+	if err != nil {
+		return err
+	}
+	defer h.Close()
+	return store.PutFileOf(ctx, j.s.out, key, h, f.disk.Size, f.contentType)
 }
 
 // logSuccess logs a succeeded run, published or superseded.

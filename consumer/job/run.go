@@ -49,6 +49,10 @@ func (r *Runner) Run(ctx context.Context, src Source) (Result, error) {
 		Format: runrecord.Format, Status: runrecord.StatusFailed, ToolVersion: s.version,
 		Source:    src.identity(),
 		TimingsMS: map[string]float64{},
+		Job:       names.JobIris, Attempt: src.Attempt,
+	}
+	if s.command != nil {
+		j.rec.Job, j.rec.Command = names.JobCommand, s.command.Spec.Argv
 	}
 	j.log = s.log.With("s3_key", src.Key)
 	res, err := j.doRecovered(ctx)
@@ -118,7 +122,7 @@ func (j *run) do(ctx context.Context) (Result, error) {
 	}
 	// Train on exactly the version the event announced, even if the key was
 	// overwritten since, and read no more of it than a config may be.
-	obj, err := store.GetConfig(ctx, j.s.in, j.src.Key, j.src.VersionID, config.MaxBytes)
+	obj, err := store.GetConfig(ctx, j.s.in, j.src.Key, j.src.VersionID, j.maxConfigBytes())
 	if big := (*store.ConfigTooLargeError)(nil); j.rec.RunID == "" && errors.As(err, &big) && big.VersionID+big.ETag != "" {
 		// Refused unread, so not hashed: name the run by the identity the
 		// store reported, so that its failure is still recorded.
@@ -141,7 +145,19 @@ func (j *run) do(ctx context.Context) (Result, error) {
 	if j.src.VersionID == "" && j.src.ETag != "" && obj.ETag != "" && !sameETag(obj.ETag, j.src.ETag) {
 		return j.skipOverwritten(ctx, obj.ETag)
 	}
+	if j.s.command != nil {
+		return j.executeCommand(ctx, obj.Body)
+	}
 	return j.execute(ctx, obj.Body)
+}
+
+// maxConfigBytes is the largest config the run reads: the command job's
+// limit, or the built-in parser's own.
+func (j *run) maxConfigBytes() int64 {
+	if j.s.command != nil {
+		return j.s.command.maxConfigBytes()
+	}
+	return config.MaxBytes
 }
 
 // duplicate returns the result of an earlier succeeded run with this run

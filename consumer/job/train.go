@@ -7,6 +7,7 @@ import (
 	"path"
 	"strings"
 
+	"github.com/edp-pipelines/edp/consumer/command"
 	"github.com/edp-pipelines/edp/consumer/config"
 	"github.com/edp-pipelines/edp/consumer/ml"
 	"github.com/edp-pipelines/edp/internal/runrecord"
@@ -26,10 +27,12 @@ type Metrics struct {
 	ml.Metrics
 }
 
-// file is one artifact of a run's folder.
+// file is one artifact of a run's folder: body, or the output file disk
+// of a command job.
 type file struct {
 	name, contentType string
 	body              []byte
+	disk              *command.File
 }
 
 // seed fills in cfg's absent random states with ones derived from runID
@@ -129,11 +132,11 @@ func render(cfg *config.Config, s sample, model *ml.Model, metrics Metrics, uplo
 		return nil, err
 	}
 	return []file{
-		{runrecord.ModelFile, "application/json", modelJSON},
-		{runrecord.MetricsFile, "application/json", append(metricsJSON, '\n')},
-		{runrecord.DatasetFile, "text/csv", csv},
+		{name: runrecord.ModelFile, contentType: "application/json", body: modelJSON},
+		{name: runrecord.MetricsFile, contentType: "application/json", body: append(metricsJSON, '\n')},
+		{name: runrecord.DatasetFile, contentType: "text/csv", body: csv},
 		uploaded,
-		{runrecord.ResolvedConfigFile, "application/json", cfg.JSON()},
+		{name: runrecord.ResolvedConfigFile, contentType: "application/json", body: cfg.JSON()},
 	}, nil
 }
 
@@ -167,5 +170,5 @@ func configFile(key string, raw []byte) file {
 	default:
 		ext = ".yaml"
 	}
-	return file{"config" + ext, ctype, raw}
+	return file{name: "config" + ext, contentType: ctype, body: raw}
 }

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"crypto/md5"
 	"encoding/hex"
@@ -130,6 +131,17 @@ func etag(body []byte) string {
 
 // Put implements Store. contentType is not recorded on a filesystem.
 func (d *Dir) Put(ctx context.Context, key string, body []byte, _ string) error {
+	return d.put(ctx, key, bytes.NewReader(body))
+}
+
+// PutFile implements FilePutter: the file's first size bytes, copied.
+func (d *Dir) PutFile(ctx context.Context, key string, f *os.File, size int64, _ string) error {
+	return d.put(ctx, key, io.NewSectionReader(f, 0, size))
+}
+
+// put writes r to key through a temporary file renamed into place, so a
+// reader never sees a partial object.
+func (d *Dir) put(ctx context.Context, key string, r io.Reader) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -144,7 +156,7 @@ func (d *Dir) Put(ctx context.Context, key string, body []byte, _ string) error 
 	if err != nil {
 		return fmt.Errorf("put %s: %w", key, err)
 	}
-	_, werr := tmp.Write(body)
+	_, werr := io.Copy(tmp, r)
 	cerr := tmp.Close()
 	if err := errors.Join(werr, cerr); err != nil {
 		os.Remove(tmp.Name())

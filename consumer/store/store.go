@@ -14,6 +14,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"strings"
 )
 
@@ -36,6 +37,27 @@ type Store interface {
 	Get(ctx context.Context, key string) (Object, error)
 	// Put writes (overwrites) an object.
 	Put(ctx context.Context, key string, body []byte, contentType string) error
+}
+
+// FilePutter is implemented by stores that upload a file without reading
+// it into memory (S3, Dir): a command job's outputs can be far larger than
+// anything else the consumer writes. PutFileOf uses it when it can.
+type FilePutter interface {
+	// PutFile writes (overwrites) key with the first size bytes of f.
+	PutFile(ctx context.Context, key string, f *os.File, size int64, contentType string) error
+}
+
+// PutFileOf writes the first size bytes of f to key: streamed when s is a
+// FilePutter, else read into memory and Put (test fakes).
+func PutFileOf(ctx context.Context, s Store, key string, f *os.File, size int64, contentType string) error {
+	if fp, ok := s.(FilePutter); ok {
+		return fp.PutFile(ctx, key, f, size, contentType)
+	}
+	body := make([]byte, size)
+	if _, err := f.ReadAt(body, 0); err != nil {
+		return fmt.Errorf("put %s: read %s: %w", key, f.Name(), err)
+	}
+	return s.Put(ctx, key, body, contentType)
 }
 
 // VersionGetter is implemented by stores that keep object versions (S3).

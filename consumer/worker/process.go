@@ -13,7 +13,7 @@ import (
 // (cancelled when the grace ends) and Config.JobTimeout; the settle calls
 // run under calls, which outlives jobs.
 func (c *Consumer) work(calls, jobs context.Context, l *lease) {
-	run, cancel := context.WithTimeout(jobs, c.cfg.JobTimeout)
+	run, cancel := context.WithTimeout(withStopSignal(jobs, c.stopping), c.cfg.JobTimeout)
 	stopHeartbeat := c.heartbeat(calls, run, l)
 	res, err := c.process(run, l)
 	cancel()
@@ -31,9 +31,10 @@ func (c *Consumer) work(calls, jobs context.Context, l *lease) {
 		c.succeed(calls, l, res)
 	case errors.Is(err, failure.ErrPermanent):
 		c.deadLetter(calls, l, err)
-	case jobs.Err() != nil:
-		// The grace ran out: hand the message to another consumer now
-		// rather than after its visibility timeout.
+	case jobs.Err() != nil, errors.Is(err, failure.ErrStopped):
+		// The grace ran out, or the job stopped when asked to (StopSignal):
+		// hand the message to another consumer now rather than after its
+		// visibility timeout or the retry delay.
 		c.release(calls, l, err.Error())
 	default:
 		c.retry(calls, l, err)
@@ -52,4 +53,23 @@ func (c *Consumer) process(ctx context.Context, l *lease) (res Result, err error
 		}
 	}()
 	return c.proc.Process(ctx, l.message())
+}
+
+// stopSignalKey is the context key of StopSignal's channel.
+type stopSignalKey struct{}
+
+func withStopSignal(ctx context.Context, stopping <-chan struct{}) context.Context {
+	return context.WithValue(ctx, stopSignalKey{}, stopping)
+}
+
+// StopSignal returns a channel that is closed when the consumer running
+// the job in ctx starts to stop (SIGTERM: scale-in, Spot interruption, a
+// deploy), nil outside a job. A job that can stop early — a child process
+// that should get the SIGTERM too — watches it; one that then ends returns
+// an error matching failure.ErrStopped, and its message is released at
+// once for another consumer. A job that ignores it keeps running until
+// Config.Grace after the signal, when its context is cancelled.
+func StopSignal(ctx context.Context) <-chan struct{} {
+	ch, _ := ctx.Value(stopSignalKey{}).(<-chan struct{})
+	return ch
 }

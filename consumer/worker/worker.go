@@ -129,6 +129,9 @@ type Consumer struct {
 	log     *slog.Logger
 	open    *openLeases
 	deleter *deleter
+	// stopping is closed when the run's stop signal comes (StopSignal); set
+	// by run before its loop starts.
+	stopping <-chan struct{}
 
 	mu    sync.Mutex
 	stats Stats
@@ -202,6 +205,7 @@ func (c *Consumer) run(ctx context.Context, drain bool) (Stats, error) {
 	if drain {
 		protect = nil // one-off tasks are not in a service: nothing scales them in
 	}
+	c.stopping = ctx.Done()
 	looped := make(chan error, 1)
 	go func() { looped <- c.loop(receive, calls, jobs, drain, protect) }()
 

@@ -53,7 +53,9 @@ type Record struct {
 	Status string `json:"status"`
 	// Source is the config object that triggered the run.
 	Source Source `json:"source"`
-	// Version is run_config.version, once the config parsed.
+	// Version is the version folder the run publishes to: run_config.version
+	// of an iris config once it parsed; for a command job, the config's
+	// file name without its extension.
 	Version string `json:"version,omitempty"`
 	// ModelType is model.type, once the config parsed.
 	ModelType string `json:"model_type,omitempty"`
@@ -89,6 +91,23 @@ type Record struct {
 	// SupersededBy is set when a succeeded run was not published because
 	// the version's pointer already named that run, of a later upload.
 	SupersededBy string `json:"superseded_by,omitempty"`
+
+	// Job is the kind of job that ran: "iris" (the built-in trainer) or
+	// "command" (the stack's command; docs/jobs.md).
+	Job string `json:"job,omitempty"`
+	// Command is the argv a command job ran.
+	Command []string `json:"command,omitempty"`
+	// ExitCode is a command job's exit status, absent when it did not
+	// exit by itself (a signal ended it) or never started.
+	ExitCode *int `json:"exit_code,omitempty"`
+	// Signal names the signal that ended a command job ("killed").
+	Signal string `json:"signal,omitempty"`
+	// OutputTail is the end of a command job's stdout and stderr, at most
+	// 4 KiB of UTF-8, cut at a character.
+	OutputTail string `json:"output_tail,omitempty"`
+	// Attempt is the delivery the run was (the message's receive count),
+	// when known.
+	Attempt int `json:"attempt,omitempty"`
 }
 
 // Source is Record.Source: the config object a run was asked to run.

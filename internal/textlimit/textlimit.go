@@ -38,3 +38,27 @@ func cutAt(s string, n int) string {
 	}
 	return s[:n]
 }
+
+// Tail returns the end of s as valid UTF-8 of at most limit bytes: s
+// itself when it fits, else Ellipsis followed by the longest suffix that
+// fits, starting at a character boundary. It is Clip for text whose end
+// matters most (the last lines a job printed).
+func Tail(s string, limit int) string {
+	s = strings.ToValidUTF8(s, "\uFFFD")
+	if len(s) <= limit {
+		return s
+	}
+	if limit < len(Ellipsis) {
+		return tailFrom(s, len(s)-max(limit, 0))
+	}
+	return Ellipsis + tailFrom(s, len(s)-(limit-len(Ellipsis)))
+}
+
+// tailFrom is the suffix of the valid UTF-8 s that starts at the first
+// character boundary at or after byte i.
+func tailFrom(s string, i int) string {
+	for i < len(s) && !utf8.RuneStart(s[i]) {
+		i++
+	}
+	return s[i:]
+}

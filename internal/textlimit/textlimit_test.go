@@ -53,3 +53,31 @@ func FuzzClip(f *testing.F) {
 		}
 	})
 }
+
+func TestTail(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		s     string
+		limit int
+		want  string
+	}{
+		{"short", 10, "short"},
+		{"0123456789", 10, "0123456789"},
+		{"0123456789abc", 10, "…6789abc"},
+		// "é" is two bytes: the cut may not start inside it.
+		{"aaaaéxyz", 7, "…xyz"},
+		{"aaaaéxyz", 8, "…éxyz"},
+		{"abc\xffdef", 20, "abc\uFFFDdef"},
+		{"abcdef", 2, "ef"},
+		{"abcdef", 0, ""},
+	}
+	for _, tt := range tests {
+		got := Tail(tt.s, tt.limit)
+		if got != tt.want {
+			t.Errorf("Tail(%q, %d) = %q, want %q", tt.s, tt.limit, got, tt.want)
+		}
+		if len(got) > max(tt.limit, 0) || !utf8.ValidString(got) {
+			t.Errorf("Tail(%q, %d) = %q: over the limit or invalid UTF-8", tt.s, tt.limit, got)
+		}
+	}
+}
