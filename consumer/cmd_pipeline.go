@@ -29,8 +29,10 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	cfgURL := fs.String("config", "", "pipeline config: a local file or s3://bucket/key (required)")
 	outURL := fs.String("out", "out", "where artifacts and run records go: a local directory or s3://bucket/prefix")
+	js := defaultJobSettings()
+	js.bind(fs, func(_, text string) string { return text })
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: consumer run --config FILE|s3://bucket/key [--out DIR|s3://bucket/prefix]")
+		fmt.Fprintln(stderr, "usage: consumer run --config FILE|s3://bucket/key [--out DIR|s3://bucket/prefix] [--job command --job-command JSON ...]")
 		fmt.Fprintln(stderr, "\nRuns one training job and writes artifacts/<version>/runs/<run-id>/, the version's pointer")
 		fmt.Fprintln(stderr, "artifacts/<version>/latest.json and the record runs/<run-id>.json under --out.")
 		fs.PrintDefaults()
@@ -43,6 +45,13 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	if *cfgURL == "" {
 		return pipelineUsage(fs, stderr, "run: --config is required")
+	}
+	if errs := js.validate(flagOnly); len(errs) > 0 {
+		return pipelineUsage(fs, stderr, "run: %v", errors.Join(errs...))
+	}
+	cj, err := js.commandJob("")
+	if err != nil {
+		return pipelineUsage(fs, stderr, "run: %v", err)
 	}
 	in, err := store.ParseURL(*cfgURL)
 	if err == nil && in.IsS3() && (in.Key == "" || strings.HasSuffix(in.Key, "/")) {
@@ -58,7 +67,7 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 
 	log := slog.New(slog.NewJSONHandler(stderr, nil)).With("command", "run", "version", version)
 	stores := &pipelineStores{}
-	runner := &job.Runner{Logger: log, Version: version}
+	runner := &job.Runner{Logger: log, Version: version, Command: cj}
 	cfgStore, key, err := stores.object(ctx, in)
 	if err != nil {
 		fmt.Fprintf(stderr, "run: %v\n", err)
@@ -107,8 +116,12 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	for _, k := range res.Artifacts {
 		files = append(files, path.Base(k))
 	}
-	fmt.Fprintf(stdout, "model      %s (version %s)\n", res.ModelType, res.Version)
-	fmt.Fprintf(stdout, "accuracy   %.4f on %d test rows (%d train)\n", res.Accuracy, res.TestSize, res.TrainSize)
+	if cj != nil {
+		fmt.Fprintf(stdout, "job        %s (version %s)\n", strings.Join(cj.Spec.Argv, " "), res.Version)
+	} else {
+		fmt.Fprintf(stdout, "model      %s (version %s)\n", res.ModelType, res.Version)
+		fmt.Fprintf(stdout, "accuracy   %.4f on %d test rows (%d train)\n", res.Accuracy, res.TestSize, res.TrainSize)
+	}
 	fmt.Fprintf(stdout, "artifacts  %s (%s)\n", where(res.ArtifactPrefix), strings.Join(files, ", "))
 	if res.SupersededBy != "" {
 		fmt.Fprintf(stdout, "pointer    %s names run %s, of a later upload; this run is not published\n", where(res.PointerKey), res.SupersededBy)
@@ -124,9 +137,13 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 func cmdValidate(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("validate", flag.ContinueOnError)
 	fs.SetOutput(stderr)
+	js := defaultJobSettings()
+	js.bind(fs, func(_, text string) string { return text })
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: consumer validate FILE|s3://bucket/key|- ...")
+		fmt.Fprintln(stderr, "usage: consumer validate [--job command --job-command JSON [--job-validate-command JSON]] FILE|s3://bucket/key|- ...")
 		fmt.Fprintln(stderr, "\nChecks pipeline configs (YAML or JSON; - reads stdin). Exit 0 if all are valid, 1 if not.")
+		fmt.Fprintln(stderr, "For a command job: the size limit, the name, YAML/JSON syntax and the job's own validate command.")
+		fs.PrintDefaults()
 	}
 	if code, ok := parsePipelineFlags(fs, args); !ok {
 		return code
@@ -134,10 +151,20 @@ func cmdValidate(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	if fs.NArg() == 0 {
 		return pipelineUsage(fs, stderr, "validate: name at least one config file")
 	}
+	if errs := js.validate(flagOnly); len(errs) > 0 {
+		return pipelineUsage(fs, stderr, "validate: %v", errors.Join(errs...))
+	}
+	cj, err := js.commandJob("")
+	if err != nil {
+		return pipelineUsage(fs, stderr, "validate: %v", err)
+	}
 	stores := &pipelineStores{}
+	if cj != nil {
+		return validateCommandConfigs(ctx, cj, stores, fs.Args(), stdout, stderr)
+	}
 	code := 0
 	for _, name := range fs.Args() {
-		body, err := stores.readConfig(ctx, name)
+		body, err := stores.readConfig(ctx, name, config.MaxBytes)
 		if err != nil {
 			fmt.Fprintf(stderr, "%s: %v\n", name, err)
 			code = 1
@@ -160,6 +187,29 @@ func cmdValidate(ctx context.Context, args []string, stdout, stderr io.Writer) i
 			continue
 		}
 		fmt.Fprintf(stdout, "%s: ok (%s, version %s)\n", name, cfg.Model.Type, cfg.Run.Version)
+	}
+	return code
+}
+
+// validateCommandConfigs is validate for a command job (CommandJob.Check).
+func validateCommandConfigs(ctx context.Context, cj *job.CommandJob, stores *pipelineStores, args []string, stdout, stderr io.Writer) int {
+	code := 0
+	for _, name := range args {
+		key := name
+		if name == "-" {
+			key = "stdin.yaml"
+		}
+		body, err := stores.readConfig(ctx, name, cj.MaxConfigBytes)
+		if err == nil {
+			err = cj.Check(ctx, key, body)
+		}
+		if err != nil {
+			fmt.Fprintf(stderr, "%s: invalid config: %v\n", name, err)
+			code = 1
+			continue
+		}
+		version, _ := job.CommandVersion(key)
+		fmt.Fprintf(stdout, "%s: ok (command job, version %s)\n", name, version)
 	}
 	return code
 }
@@ -363,18 +413,18 @@ func (p *pipelineStores) read(ctx context.Context, url string) ([]byte, error) {
 
 // readConfig returns the config a local path, s3:// URL or "-" (stdin)
 // names, reading it as a run does (store.GetConfig): a config larger than
-// config.MaxBytes is refused from its size, or after MaxBytes+1 bytes,
-// never read whole.
-func (p *pipelineStores) readConfig(ctx context.Context, url string) ([]byte, error) {
+// limit is refused from its size, or after limit+1 bytes, never read
+// whole.
+func (p *pipelineStores) readConfig(ctx context.Context, url string, limit int64) ([]byte, error) {
 	if url == "-" {
-		// Parse refuses more than MaxBytes; one byte more tells it so.
-		return io.ReadAll(io.LimitReader(os.Stdin, config.MaxBytes+1))
+		// One byte more than the limit tells the checks it is over.
+		return io.ReadAll(io.LimitReader(os.Stdin, limit+1))
 	}
 	st, key, err := p.locate(ctx, url)
 	if err != nil {
 		return nil, err
 	}
-	obj, err := store.GetConfig(ctx, st, key, "", config.MaxBytes)
+	obj, err := store.GetConfig(ctx, st, key, "", limit)
 	if err != nil {
 		return nil, fmt.Errorf("read config: %w", err)
 	}

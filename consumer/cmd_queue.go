@@ -58,12 +58,17 @@ type queueSettings struct {
 	maxTasks int
 	// metadataURI is ECS's task metadata endpoint v4, empty off ECS.
 	metadataURI string
+	// job is the job every config runs (cmd_job.go).
+	job jobSettings
 }
 
 // SetDefaults sets every setting left at its zero value to its default;
 // the worker's are worker.Config's.
 func (s *queueSettings) SetDefaults() {
 	s.worker.SetDefaults()
+	if s.job.kind == "" {
+		s.job = defaultJobSettings()
+	}
 	for _, p := range []struct {
 		val *string
 		def string
@@ -132,6 +137,7 @@ func (s queueSettings) Validate() error {
 	if s.bucket == "" {
 		errs = append(errs, fmt.Errorf("%s (or -bucket) is required", flagenv.Name("bucket")))
 	}
+	errs = append(errs, s.job.validate(envAndFlag)...)
 	for _, p := range []struct{ val, flag string }{
 		{s.configPrefix, "config-prefix"}, {s.artifactPrefix, "artifact-prefix"}, {s.recordPrefix, "record-prefix"},
 	} {
@@ -188,6 +194,7 @@ func (s *queueSettings) flags(mode string, stderr io.Writer) *flag.FlagSet {
 	dur(&w.JobTimeout, "job-timeout", "time limit of one job")
 	dur(&w.Grace, "grace", fmt.Sprintf("after SIGTERM, how long in-flight jobs may finish; at most %v, so that the stop ends within ECS's %v stopTimeout", worker.MaxGrace, names.StopTimeout))
 	dur(&w.RetryDelay, "retry-delay", "hide a transiently failed message this long (at least 1s), doubled per receive")
+	s.job.bind(fs, usage)
 	if mode == names.ModeDrain {
 		num(&w.EmptyReceives, "empty-receives", "exit after this many empty receives in a row")
 		dur(&w.MaxRunTime, "max-run-time", "stop taking messages after this long; 0 = no limit")
@@ -227,6 +234,15 @@ func runQueue(ctx context.Context, mode string, args []string, getenv func(strin
 		// still comes from the queue, which holds the same event.
 		log.InfoContext(ctx, "started by upload", "bucket", s.triggerBucket, "s3_key", s.triggerKey)
 	}
+	// Before any AWS call: a task that cannot run its job takes no work.
+	cj, err := s.job.commandJob(s.bucket)
+	if err == nil && cj != nil {
+		err = checkCommandJob(cj)
+	}
+	if err != nil {
+		log.ErrorContext(ctx, "start-up check failed: the job cannot run", "error", err.Error())
+		return 1
+	}
 
 	cfg, err := loadAWS(ctx)
 	if err != nil {
@@ -263,7 +279,7 @@ func runQueue(ctx context.Context, mode string, args []string, getenv func(strin
 		Runner: &job.Runner{
 			In: objects, Out: objects,
 			ArtifactPrefix: s.artifactPrefix, RecordPrefix: s.recordPrefix,
-			Logger: log, Version: version,
+			Logger: log, Version: version, Command: cj,
 		},
 		Bucket: s.bucket, ConfigPrefix: s.configPrefix,
 	}
@@ -286,7 +302,7 @@ func runQueue(ctx context.Context, mode string, args []string, getenv func(strin
 		log.ErrorContext(ctx, "start", "error", err.Error())
 		return 2
 	}
-	log.InfoContext(ctx, "consuming", "queue_url", w.QueueURL, "concurrency", c.Concurrency(),
+	log.InfoContext(ctx, "consuming", "queue_url", w.QueueURL, "job", s.job.kind, "concurrency", c.Concurrency(),
 		"visibility_timeout_s", int(w.VisibilityTimeout/time.Second), "ecs_protection", s.agentURI != "" && mode == names.ModeServe)
 	start := time.Now()
 	var st worker.Stats

@@ -1,9 +1,12 @@
 package job
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"mime"
 	"os"
 	"path"
@@ -19,6 +22,8 @@ import (
 	"github.com/edp-pipelines/edp/consumer/worker"
 	"github.com/edp-pipelines/edp/internal/names"
 	"github.com/edp-pipelines/edp/internal/textlimit"
+
+	"gopkg.in/yaml.v3"
 )
 
 // DefaultMaxConfigBytes is the largest config a command job is given,
@@ -49,6 +54,8 @@ type CommandJob struct {
 	Env []string
 	// Bucket is the stack's bucket, the job's EDP_BUCKET ("" locally).
 	Bucket string
+	// Validate, when set, is the job's own check of a config (Check).
+	Validate *command.Spec
 }
 
 func (c *CommandJob) maxConfigBytes() int64 {
@@ -250,4 +257,80 @@ func contentType(name string) string {
 		return t
 	}
 	return "application/octet-stream"
+}
+
+// validateTimeout bounds the job's validate command.
+const validateTimeout = 2 * time.Minute
+
+// EnvValidate is set to "1" for the validate command.
+const EnvValidate = "EDP_VALIDATE"
+
+// Check checks a config named name (its key or file name) as the stack
+// would take it, without running the job: the size limit, a config
+// suffix, a name that can be a version folder, well-formed YAML or JSON
+// by the suffix, and, when the job has one, its validate command (exit 0:
+// valid), which gets the config as EDP_CONFIG in a scratch directory and
+// EDP_VALIDATE=1. The error says what is wrong; output of a refusing
+// validate command is in it.
+func (c *CommandJob) Check(ctx context.Context, name string, body []byte) error {
+	if n := int64(len(body)); n > c.maxConfigBytes() {
+		return fmt.Errorf("config is %d bytes, limit is %d", n, c.maxConfigBytes())
+	}
+	ext := strings.ToLower(path.Ext(name))
+	if !slices.Contains(names.ConfigSuffixes, ext) {
+		return fmt.Errorf("%q does not end in %s: an upload of it would not run", path.Base(name), strings.Join(names.ConfigSuffixes, ", "))
+	}
+	if _, err := CommandVersion(name); err != nil {
+		return err
+	}
+	if err := wellFormed(ext, body); err != nil {
+		return err
+	}
+	if c.Validate == nil {
+		return nil
+	}
+	wd, err := os.MkdirTemp(c.WorkRoot, "validate-")
+	if err != nil {
+		return fmt.Errorf("make work directory: %w", err)
+	}
+	defer os.RemoveAll(wd)
+	cfgPath := filepath.Join(wd, configFile(name, nil).name)
+	if err := os.WriteFile(cfgPath, body, 0o644); err != nil {
+		return fmt.Errorf("write config file: %w", err)
+	}
+	ctx, cancel := context.WithTimeout(ctx, validateTimeout)
+	defer cancel()
+	o, err := c.Validate.Run(ctx, command.Invocation{Dir: wd, Env: c.environment(map[string]string{
+		EnvConfig: cfgPath, EnvConfigKey: name, EnvValidate: "1", "TMPDIR": wd, names.EnvJobDir: c.jobDir(),
+	})})
+	if err != nil {
+		return fmt.Errorf("validate command did not start: %w", err)
+	}
+	if command.Classify(o) != command.Succeeded {
+		return fmt.Errorf("refused by the job's validate command (%s): %s", command.Describe(o, validateTimeout.String()), reasonTail(o.Tail))
+	}
+	return nil
+}
+
+// wellFormed checks body's syntax by its suffix: JSON for .json, YAML for
+// the others.
+func wellFormed(ext string, body []byte) error {
+	if ext == ".json" {
+		if !json.Valid(body) {
+			var v any
+			return fmt.Errorf("not valid JSON: %v", json.Unmarshal(body, &v))
+		}
+		return nil
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(body))
+	for {
+		var n yaml.Node
+		err := dec.Decode(&n)
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("not valid YAML: %v", err)
+		}
+	}
 }
