@@ -16,6 +16,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/edp-pipelines/edp/consumer/ecsprotect"
+	"github.com/edp-pipelines/edp/consumer/failure"
 	"github.com/edp-pipelines/edp/internal/emf"
 	"github.com/edp-pipelines/edp/internal/names"
 )
@@ -438,4 +439,48 @@ type blockingWriter struct {
 func (b *blockingWriter) Write(p []byte) (int, error) {
 	b.once.Do(func() { close(b.entered); <-b.release })
 	return len(p), nil
+}
+
+// A job sees the stop signal at once (StopSignal), long before the grace
+// ends; one that ends then with failure.ErrStopped has its message
+// released at once, not retried after the retry delay.
+func TestStopSignalReachesJobsAndStoppedJobsAreReleased(t *testing.T) {
+	t.Parallel()
+	synctest.Test(t, func(t *testing.T) {
+		f := newFakeSQS("configs/a.yaml")
+		started := make(chan struct{})
+		var sawStop time.Duration
+		var stopAt time.Time
+		proc := keyJobs(func(ctx context.Context, _ string) (Result, error) {
+			stop := StopSignal(ctx)
+			if stop == nil {
+				return Result{}, errors.New("no stop signal in the job's context")
+			}
+			close(started)
+			<-stop
+			sawStop = time.Since(stopAt)
+			return Result{}, fmt.Errorf("job exit status 143: %w", failure.ErrStopped)
+		})
+		c := newTestConsumer(t, Config{Grace: time.Minute, RetryDelay: 30 * time.Second}, f, proc)
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan Stats, 1)
+		go func() { st, _ := c.Serve(ctx); done <- st }()
+		<-started
+		stopAt = time.Now()
+		cancel()
+		st := <-done
+		if sawStop != 0 {
+			t.Errorf("the job saw the stop %v after the signal, want at once", sawStop)
+		}
+		_, vis, dlq, _ := f.snapshot()
+		if diff := cmp.Diff([]visCall{{"m0", 0}}, vis); diff != "" {
+			t.Errorf("visibility changes (-want +got), want m0 released at once:\n%s", diff)
+		}
+		if st.Released != 1 || st.Retried != 0 || len(dlq) != 0 {
+			t.Errorf("stats %+v, dlq %v: want one release", st, dlq)
+		}
+	})
+	if StopSignal(context.Background()) != nil {
+		t.Error("StopSignal outside a job is not nil")
+	}
 }
