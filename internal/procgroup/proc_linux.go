@@ -11,6 +11,7 @@ import (
 type stat struct {
 	state byte   // R, S, D, Z (zombie), X (dead), …
 	pgrp  int    // process group ID
+	sid   int    // session ID
 	start string // start time in clock ticks since boot
 }
 
@@ -27,7 +28,8 @@ func readStat(pid int) (stat, error) {
 		return stat{}, errors.New("malformed /proc stat")
 	}
 	f := strings.Fields(s[i+1:])
-	// f[0] is field 3 (state), f[2] field 5 (pgrp), f[19] field 22 (starttime).
+	// f[0] is field 3 (state), f[2] field 5 (pgrp), f[3] field 6
+	// (session), f[19] field 22 (starttime).
 	if len(f) < 20 || len(f[0]) != 1 {
 		return stat{}, errors.New("malformed /proc stat")
 	}
@@ -35,7 +37,11 @@ func readStat(pid int) (stat, error) {
 	if err != nil {
 		return stat{}, err
 	}
-	return stat{state: f[0][0], pgrp: pgrp, start: f[19]}, nil
+	sid, err := strconv.Atoi(f[3])
+	if err != nil {
+		return stat{}, err
+	}
+	return stat{state: f[0][0], pgrp: pgrp, sid: sid, start: f[19]}, nil
 }
 
 func alive(st stat) bool { return st.state != 'Z' && st.state != 'X' }
@@ -55,6 +61,16 @@ func running(pid int) bool {
 
 // members are the running processes of process group pgid.
 func members(pgid int) []int {
+	return matching(func(st stat) bool { return st.pgrp == pgid })
+}
+
+// sessionMembers are the running processes of session sid.
+func sessionMembers(sid int) []int {
+	return matching(func(st stat) bool { return st.sid == sid })
+}
+
+// matching are the running processes whose stat matches.
+func matching(match func(stat) bool) []int {
 	entries, err := os.ReadDir("/proc")
 	if err != nil {
 		return nil
@@ -65,7 +81,7 @@ func members(pgid int) []int {
 		if err != nil {
 			continue
 		}
-		if st, err := readStat(pid); err == nil && st.pgrp == pgid && alive(st) {
+		if st, err := readStat(pid); err == nil && match(st) && alive(st) {
 			out = append(out, pid)
 		}
 	}

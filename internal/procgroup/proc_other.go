@@ -44,3 +44,22 @@ func members(pgid int) []int {
 	}
 	return pids
 }
+
+// sessionMembers are the running processes of session sid.
+func sessionMembers(sid int) []int {
+	out, err := ps("-A", "-o", "pid=,sess=,stat=")
+	if err != nil {
+		return nil
+	}
+	var pids []int
+	for _, line := range strings.Split(out, "\n") {
+		f := strings.Fields(line)
+		if len(f) < 3 || f[1] != strconv.Itoa(sid) || strings.HasPrefix(f[2], "Z") {
+			continue
+		}
+		if pid, err := strconv.Atoi(f[0]); err == nil {
+			pids = append(pids, pid)
+		}
+	}
+	return pids
+}

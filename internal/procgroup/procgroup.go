@@ -79,7 +79,7 @@ func (g Group) live() bool {
 	if running(g.PID) {
 		return g.Process.Running()
 	}
-	return len(members(g.PID)) > 0
+	return len(members(g.PID)) > 0 || len(sessionMembers(g.PID)) > 0
 }
 
 // File is the content of a registry file.
@@ -238,6 +238,21 @@ func Sweep(ctx context.Context, path string, grace time.Duration) ([]Group, erro
 	return live, nil
 }
 
+// KillSession sends SIGKILL to every process of session sid: a task
+// started in a session of its own (setsid) and every process group it made
+// (a command job runs in a group of its own) end together, as the
+// processes of a container do. A process that started a session of its
+// own escapes it.
+func KillSession(sid int) {
+	if sid <= 1 {
+		return
+	}
+	_ = syscall.Kill(-sid, syscall.SIGKILL)
+	for _, pid := range sessionMembers(sid) {
+		_ = syscall.Kill(pid, syscall.SIGKILL)
+	}
+}
+
 // stopGroups sends SIGTERM to each group, SIGKILL to the ones still live
 // after grace, and waits for them to go.
 func stopGroups(ctx context.Context, groups []Group, grace time.Duration) error {
@@ -247,6 +262,12 @@ func stopGroups(ctx context.Context, groups []Group, grace time.Duration) error 
 	left := waitGone(ctx, groups, grace)
 	for _, g := range left {
 		_ = syscall.Kill(-g.PID, syscall.SIGKILL)
+	}
+	for _, g := range groups {
+		// What a group's leader started in groups of their own, in its
+		// session (a task's command job). A pid stays reserved while it
+		// names a live session, so no other session has this id.
+		KillSession(g.PID)
 	}
 	left = waitGone(ctx, left, killWait)
 	if len(left) > 0 {

@@ -9,6 +9,8 @@ import (
 	"os/exec"
 	"syscall"
 	"time"
+
+	"github.com/edp-pipelines/edp/internal/procgroup"
 )
 
 // pipeGrace bounds how long a process's exit waits for its output to be
@@ -17,10 +19,12 @@ const pipeGrace = 2 * time.Second
 
 // ExecLauncher is a Launcher that runs each task as a child process, the
 // way a container runs its entrypoint: Entrypoint followed by the task's
-// command, with the task's environment, in a process group of its own.
-// SIGTERM goes to the main process only (as `docker stop` sends it to PID
-// 1); Kill, and the main process's exit, end the whole group, as the end of
-// a container does. Processes are addressed by PID, never by name.
+// command, with the task's environment, in a session and process group of
+// its own. SIGTERM goes to the main process only (as `docker stop` sends
+// it to PID 1); Kill, and the main process's exit, end the whole session —
+// the task's group and the groups it made, such as a command job's — as
+// the end of a container does. Processes are addressed by PID, never by
+// name.
 type ExecLauncher struct {
 	// Entrypoint is the program and its leading arguments, e.g. the path
 	// of the consumer binary. Required.
@@ -60,7 +64,7 @@ func (l *ExecLauncher) Launch(ctx context.Context, spec ProcessSpec) (Process, e
 	if l.Output != nil {
 		cmd.Stdout, cmd.Stderr = l.Output(spec)
 	}
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	cmd.WaitDelay = pipeGrace
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("launch task %s: %w", spec.TaskArn, err)
@@ -88,7 +92,7 @@ func (p *execProcess) wait() {
 	err := p.cmd.Wait()
 	p.code = exitCode(p.cmd.ProcessState, err)
 	// What the main process started goes with it, as in a container.
-	_ = syscall.Kill(-p.pid, syscall.SIGKILL)
+	procgroup.KillSession(p.pid)
 	p.untrack()
 	close(p.done)
 }
@@ -122,7 +126,7 @@ func (p *execProcess) Signal(sig os.Signal) error {
 	return nil
 }
 
-// Kill sends SIGKILL to the process group.
+// Kill sends SIGKILL to the process group and every process of its session.
 func (p *execProcess) Kill() error {
 	select {
 	case <-p.done:
@@ -132,6 +136,7 @@ func (p *execProcess) Kill() error {
 	if err := syscall.Kill(-p.pid, syscall.SIGKILL); err != nil && !errors.Is(err, syscall.ESRCH) {
 		return fmt.Errorf("kill process group %d: %w", p.pid, err)
 	}
+	procgroup.KillSession(p.pid)
 	return nil
 }
 

@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -196,4 +198,86 @@ func TestEmulatorStopsRealProcesses(t *testing.T) {
 			t.Errorf("%s task: exit code %d, want %d", tt.family, exit, tt.exit)
 		}
 	}
+}
+
+// TestHelperTask is not a test: run by the tests below as a task's
+// process (EXEC_HELPER set), it starts `sleep 300` in a process group of
+// its own, as the consumer starts a command job, prints its pid, then
+// waits ("wait") or exits after a moment ("exit").
+func TestHelperTask(t *testing.T) {
+	mode := os.Getenv("EXEC_HELPER")
+	if mode == "" {
+		return
+	}
+	cmd := exec.Command("sleep", "300")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		fmt.Println("start:", err)
+		os.Exit(1)
+	}
+	fmt.Printf("child %d\nready\n", cmd.Process.Pid)
+	if mode == "exit" {
+		time.Sleep(300 * time.Millisecond)
+		os.Exit(0)
+	}
+	select {}
+}
+
+// A task's processes in process groups of their own (a command job) end
+// with the task, as a container's processes do: when the task is killed
+// and when its main process exits.
+func TestExecLauncherEndsTheTasksOtherGroups(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		mode string
+		end  func(p Process) error
+	}{
+		{"wait", func(p Process) error { return p.Kill() }},
+		{"exit", func(Process) error { return nil }},
+	} {
+		t.Run(tc.mode, func(t *testing.T) {
+			t.Parallel()
+			var out syncBuffer
+			l := &ExecLauncher{
+				Entrypoint: []string{os.Args[0], "-test.run=^TestHelperTask$"},
+				BaseEnv:    []string{"PATH=" + os.Getenv("PATH"), "EXEC_HELPER=" + tc.mode},
+				Output:     func(ProcessSpec) (io.Writer, io.Writer) { return &out, &out },
+			}
+			p, err := l.Launch(context.Background(), ProcessSpec{TaskArn: "task/" + tc.mode})
+			if err != nil {
+				t.Fatal(err)
+			}
+			eventually(t, "the child to start", func() bool { return strings.Contains(out.String(), "ready") })
+			var child int
+			for _, line := range strings.Split(out.String(), "\n") {
+				if v, ok := strings.CutPrefix(line, "child "); ok {
+					child, _ = strconv.Atoi(v)
+				}
+			}
+			if child == 0 {
+				t.Fatalf("no child pid in %q", out.String())
+			}
+			defer syscall.Kill(child, syscall.SIGKILL)
+			if pgid, _ := syscall.Getpgid(child); pgid == p.(*execProcess).pid {
+				t.Fatalf("the child is in the task's group %d: the test needs it in a group of its own", pgid)
+			}
+			if err := tc.end(p); err != nil {
+				t.Fatal(err)
+			}
+			waitDone(t, p)
+			eventually(t, "the child in its own group to be gone", func() bool {
+				return errors.Is(syscall.Kill(child, 0), syscall.ESRCH) || zombie(child)
+			})
+		})
+	}
+}
+
+// zombie reports whether pid has exited and waits to be reaped.
+func zombie(pid int) bool {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return false
+	}
+	i := bytes.LastIndexByte(b, ')')
+	return i > 0 && i+2 < len(b) && b[i+2] == 'Z'
 }
