@@ -16,7 +16,10 @@ APP        := bin/cdk-app
 CONFIG     ?= examples/random-forest.yaml
 OUT        ?= out
 ARCH       ?= oneoff
-CONFIGS    ?= examples
+# Empty CONFIGS: examples/, or the job's configs/ with JOB.
+CONFIGS    ?=
+# JOB: a command job's directory (docs/jobs.md), e.g. examples/jobs/shell-report.
+JOB        ?=
 STACK      ?= EdpOneOff
 FUZZTIME   ?= 60s
 # Packages whose code is concurrent and not jsii-bound: tested under -race.
@@ -58,12 +61,12 @@ image: ## build the consumer image for linux/arm64 and linux/amd64 (needs Docker
 # --- run -------------------------------------------------------------------
 
 .PHONY: local
-local: tools edp ## deploy a stack into a local cloud (moto + local ECS), upload CONFIGS, show the runs (ARCH=oneoff|alarm-service|alarm-dispatch|cron)
-	bin/edp local -arch $(ARCH) -configs $(CONFIGS)
+local: tools edp ## deploy a stack into a local cloud (moto + local ECS), upload configs, show the runs (ARCH=oneoff|alarm-service|alarm-dispatch|cron, JOB=examples/jobs/<name>, CONFIGS=dir)
+	bin/edp local -arch $(ARCH) $(if $(JOB),-job $(JOB)) $(if $(CONFIGS),-configs $(CONFIGS))
 
 .PHONY: local-up
 local-up: tools edp ## keep a local cloud of ARCH running in the background and print how to use it
-	bin/edp local up -detach -arch $(ARCH)
+	bin/edp local up -detach -arch $(ARCH) $(if $(JOB),-job $(JOB))
 
 .PHONY: local-down
 local-down: edp ## stop the local cloud (tasks, Lambda, moto_server), even one that was killed

@@ -55,6 +55,9 @@ func stackFor(arch string) (string, error) {
 // only the flags it reads (localVerbs).
 type localFlags struct {
 	arch, configs, workDir, logFile string
+	// job is a command job's directory (docs/jobs.md); "" runs the
+	// built-in job.
+	job string
 	speedup                         float64
 	timeout                         time.Duration
 	context                         contextFlags
@@ -64,8 +67,8 @@ type localFlags struct {
 // localVerbs lists the flags each verb of `edp local` takes, so that its -h
 // lists no flag it would ignore.
 var localVerbs = map[string][]string{
-	"run":  {"arch", "configs", "work-dir", "log", "speedup", "timeout", "c"},
-	"up":   {"arch", "work-dir", "log", "speedup", "c", "detach"},
+	"run":  {"arch", "job", "configs", "work-dir", "log", "speedup", "timeout", "c"},
+	"up":   {"arch", "job", "work-dir", "log", "speedup", "c", "detach"},
 	"down": {"work-dir"},
 }
 
@@ -73,7 +76,7 @@ var localVerbs = map[string][]string{
 // A back-quoted word in a usage text names the flag's argument in -h
 // (flag.UnquoteUsage), so only argument names are back-quoted.
 func newLocalFlagSet(verb string, stderr io.Writer) (*flag.FlagSet, *localFlags) {
-	f := &localFlags{arch: "oneoff", configs: "examples", workDir: ".edp-local", speedup: 30, timeout: 5 * time.Minute, context: contextFlags{}}
+	f := &localFlags{arch: "oneoff", workDir: ".edp-local", speedup: 30, timeout: 5 * time.Minute, context: contextFlags{}}
 	fs := flag.NewFlagSet("local "+verb, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	bind := map[string]func(){
@@ -81,7 +84,10 @@ func newLocalFlagSet(verb string, stderr io.Writer) (*flag.FlagSet, *localFlags)
 			fs.StringVar(&f.arch, "arch", f.arch, "architecture `name`: oneoff, alarm-service, alarm-dispatch or cron (or a stack name)")
 		},
 		"configs": func() {
-			fs.StringVar(&f.configs, "configs", f.configs, "`directory` whose *.yaml, *.yml and *.json files are uploaded under configs/")
+			fs.StringVar(&f.configs, "configs", f.configs, "`directory` whose *.yaml, *.yml and *.json files are uploaded under configs/ (default examples, or the job's configs/)")
+		},
+		"job": func() {
+			fs.StringVar(&f.job, "job", f.job, "run a command job: its `directory` (Dockerfile, job.json, configs/); the command runs on this machine, no image is built")
 		},
 		"work-dir": func() {
 			fs.StringVar(&f.workDir, "work-dir", f.workDir, "`directory` of local binaries, task and Lambda logs, and the state that up leaves for down")
@@ -191,9 +197,12 @@ func startCloud(ctx context.Context, f *localFlags, stdout io.Writer) (*localclo
 	}
 	log := slog.New(slog.NewJSONHandler(io.MultiWriter(lf, progressWriter{stdout}), nil))
 	fmt.Fprintf(stdout, "edp local: %s — synth, deploy through moto's CloudFormation, start the local runtime (log: %s)\n", stack, logPath)
+	if f.job != "" {
+		fmt.Fprintf(stdout, "edp local: job %s — its command runs on this machine as the task's process (no image is built)\n", f.job)
+	}
 	return localcloud.Up(ctx, localcloud.Options{
 		Stack: stack, Context: f.context, AssemblyDir: assemblyDir, Speedup: f.speedup, WorkDir: f.workDir,
-		ProcessFile: procsPath(f.workDir), Logger: log,
+		ProcessFile: procsPath(f.workDir), Logger: log, JobDir: f.job,
 	})
 }
 
@@ -231,7 +240,15 @@ func (p progressWriter) Write(b []byte) (int, error) {
 // localRun deploys, uploads the configs, shows progress until every upload
 // has a run record and nothing runs, prints the table and stops it all.
 func localRun(ctx context.Context, f *localFlags, stdout io.Writer) (err error) {
-	files, err := configFiles(f.configs)
+	dir := f.configs
+	switch {
+	case dir != "":
+	case f.job != "":
+		dir = filepath.Join(f.job, names.JobConfigDir)
+	default:
+		dir = "examples"
+	}
+	files, err := configFiles(dir)
 	if err != nil {
 		return err
 	}

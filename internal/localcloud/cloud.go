@@ -55,6 +55,11 @@ type Options struct {
 	// process. Up refuses a file whose owner still runs or that names live
 	// processes (sweep it first). Default: nothing is recorded.
 	ProcessFile string
+	// JobDir, when set, is a command job's directory (docs/jobs.md): the
+	// synth gets it as edp:jobDir, and every task runs the job's command
+	// on this machine, from this directory, with its work directories
+	// under WorkDir/work.
+	JobDir string
 	// Logger receives progress; default discard.
 	Logger *slog.Logger
 }
@@ -125,6 +130,10 @@ func Up(ctx context.Context, opts Options) (_ *Cloud, err error) {
 			return nil, err
 		}
 	}
+	jobEnv, err := opts.jobEnv()
+	if err != nil {
+		return nil, err
+	}
 	asm := opts.AssemblyDir
 	if asm == "" {
 		if asm, err = Synthesize(ctx, SynthOptions{RepoRoot: opts.RepoRoot, Context: opts.Context, Logger: log}); err != nil {
@@ -172,7 +181,7 @@ func Up(ctx context.Context, opts Options) (_ *Cloud, err error) {
 			Output:     c.taskOutput,
 			Track:      c.trackTask,
 		},
-		ExtraEnv: awsEnv(taskEndpoint),
+		ExtraEnv: merge(awsEnv(taskEndpoint), jobEnv),
 		// A capped drain task lists its family's tasks (consumer/taskcap):
 		// its ECS calls go to the local ECS, the rest through taskEndpoint.
 		APIEndpointEnv: []string{"AWS_ENDPOINT_URL_ECS"},
@@ -193,6 +202,45 @@ func Up(ctx context.Context, opts Options) (_ *Cloud, err error) {
 		return nil, err
 	}
 	return c, nil
+}
+
+// jobEnv is what every task needs to run a command job here: the job's
+// directory and a work root on this machine instead of the image's. It
+// also passes the job directory to the synth (edp:jobDir), unless -c did.
+func (o *Options) jobEnv() (map[string]string, error) {
+	if o.JobDir == "" {
+		return nil, nil
+	}
+	dir, err := filepath.Abs(o.JobDir)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := os.Stat(filepath.Join(dir, names.JobContextFile)); err != nil {
+		return nil, fmt.Errorf("job directory %s: %w (a job directory holds %s with its edp:job* keys)", o.JobDir, err, names.JobContextFile)
+	}
+	work := filepath.Join(o.WorkDir, "work")
+	if err := os.MkdirAll(work, 0o755); err != nil {
+		return nil, err
+	}
+	if work, err = filepath.Abs(work); err != nil {
+		return nil, err
+	}
+	if _, set := o.Context["edp:jobDir"]; !set {
+		o.Context = merge(o.Context, map[string]string{"edp:jobDir": dir})
+	}
+	return map[string]string{names.EnvJobDir: dir, names.EnvWorkDir: work}, nil
+}
+
+// merge returns a new map of a's entries and b's, b's winning.
+func merge(a, b map[string]string) map[string]string {
+	out := make(map[string]string, len(a)+len(b))
+	for k, v := range a {
+		out[k] = v
+	}
+	for k, v := range b {
+		out[k] = v
+	}
+	return out
 }
 
 // Close stops every task (SIGTERM, then SIGKILL after the task

@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 )
@@ -130,9 +131,21 @@ func appContext(root string, overrides map[string]string) (map[string]any, error
 // sourceStamp hashes the synth inputs and the context.
 func sourceStamp(root string, appCtx map[string]any) (string, error) {
 	h := sha256.New()
-	for _, in := range synthInputs {
+	inputs := slices.Clone(synthInputs)
+	if dir, ok := appCtx["edp:jobDir"].(string); ok && dir != "" {
+		// A command job's directory is an input too (job.json, the
+		// image's files).
+		if !filepath.IsAbs(dir) {
+			dir = filepath.Join(root, dir)
+		}
+		inputs = append(inputs, dir)
+	}
+	for _, in := range inputs {
+		if !filepath.IsAbs(in) {
+			in = filepath.Join(root, in)
+		}
 		var files []string
-		err := filepath.WalkDir(filepath.Join(root, in), func(p string, d fs.DirEntry, err error) error {
+		err := filepath.WalkDir(in, func(p string, d fs.DirEntry, err error) error {
 			if err != nil {
 				return err
 			}
