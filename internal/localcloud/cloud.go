@@ -60,6 +60,9 @@ type Options struct {
 	// on this machine, from this directory, with its work directories
 	// under WorkDir/work.
 	JobDir string
+	// TaskEnv is added to every task's environment, over the template's
+	// (tests: a PATH with the interpreter a job needs). Default none.
+	TaskEnv map[string]string
 	// Logger receives progress; default discard.
 	Logger *slog.Logger
 }
@@ -181,7 +184,7 @@ func Up(ctx context.Context, opts Options) (_ *Cloud, err error) {
 			Output:     c.taskOutput,
 			Track:      c.trackTask,
 		},
-		ExtraEnv: merge(awsEnv(taskEndpoint), jobEnv),
+		ExtraEnv: merge(merge(awsEnv(taskEndpoint), jobEnv), opts.TaskEnv),
 		// A capped drain task lists its family's tasks (consumer/taskcap):
 		// its ECS calls go to the local ECS, the rest through taskEndpoint.
 		APIEndpointEnv: []string{"AWS_ENDPOINT_URL_ECS"},

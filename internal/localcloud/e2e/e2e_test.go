@@ -68,8 +68,12 @@ var testContext = map[string]string{
 	"edp:scaleInIdleMinutes":       fmt.Sprint(scaleInIdleMinutes),
 }
 
-// assemblyDir is the one synthesis of the stacks the tests deploy.
+// assemblyDir is the synthesis of the stacks most tests deploy (the
+// built-in job); jobAssembly makes those of command jobs.
 var assemblyDir string
+
+// synthRoot holds the syntheses; removed when the tests end.
+var synthRoot string
 
 func TestMain(m *testing.M) {
 	os.Exit(runMain(m))
@@ -82,6 +86,7 @@ func runMain(m *testing.M) int {
 		return 1
 	}
 	defer os.RemoveAll(dir)
+	synthRoot = dir
 	assemblyDir, err = localcloud.Synthesize(context.Background(), localcloud.SynthOptions{
 		RepoRoot: repoRoot, OutDir: filepath.Join(dir, "cdk.out"), Context: testContext,
 	})
@@ -89,15 +94,15 @@ func runMain(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, "e2e: synthesize:", err)
 		return 1
 	}
-	// The four architectures spend most of their time waiting (alarm
-	// periods, the visibility timeout, schedule fires), not computing: run
-	// all of them at once even on a 2-core machine, unless -parallel says
-	// otherwise.
+	// The four architectures and the command jobs' stacks spend most of
+	// their time waiting (alarm periods, the visibility timeout, schedule
+	// fires, job timeouts), not computing: run all of them at once even on
+	// a 2-core machine, unless -parallel says otherwise.
 	flag.Parse()
 	explicit := false
 	flag.Visit(func(f *flag.Flag) { explicit = explicit || f.Name == "test.parallel" })
 	if !explicit {
-		if err := flag.Set("test.parallel", "4"); err != nil {
+		if err := flag.Set("test.parallel", "7"); err != nil {
 			fmt.Fprintln(os.Stderr, "e2e:", err)
 			return 1
 		}

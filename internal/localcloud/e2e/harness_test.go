@@ -57,7 +57,7 @@ type cachedRecord struct {
 // deploy starts moto_server, the fault proxy and the local cloud with the
 // stack (whose bucket is versioned, as its template says). Everything stops when t ends; if t
 // failed, the tails of the cloud's and the tasks' logs are logged first.
-func deploy(t *testing.T, stackName string) *stack {
+func deploy(t *testing.T, stackName string, opts ...func(*localcloud.Options)) *stack {
 	t.Helper()
 	ctx := t.Context()
 	workDir := t.TempDir()
@@ -79,11 +79,15 @@ func deploy(t *testing.T, stackName string) *stack {
 		}
 	})
 	start := time.Now()
-	c, err := localcloud.Up(ctx, localcloud.Options{
+	o := localcloud.Options{
 		RepoRoot: repoRoot, Stack: stackName, AssemblyDir: assemblyDir, WorkDir: workDir,
 		TaskEndpoint: proxy.URL, Moto: moto, Speedup: speedup,
 		Logger: slog.New(slog.NewJSONHandler(logFile, nil)),
-	})
+	}
+	for _, f := range opts {
+		f(&o)
+	}
+	c, err := localcloud.Up(ctx, o)
 	if err != nil {
 		t.Fatalf("deploy %s into the local cloud: %v", stackName, err)
 	}
@@ -296,6 +300,12 @@ type runRecord struct {
 	Artifacts    []string  `json:"artifacts"`
 	StartedAt    time.Time `json:"started_at"`
 	FinishedAt   time.Time `json:"finished_at"`
+	// A command job's (docs/jobs.md).
+	Job        string `json:"job"`
+	ExitCode   *int   `json:"exit_code"`
+	Signal     string `json:"signal"`
+	OutputTail string `json:"output_tail"`
+	Attempt    int    `json:"attempt"`
 }
 
 // recordsUnder returns the run records of configs under prefix. Records are
