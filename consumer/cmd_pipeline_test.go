@@ -374,3 +374,44 @@ func TestPredictFromFolderWithoutPointer(t *testing.T) {
 		t.Errorf("predict from an empty folder: exit %d, stderr %s", code, stderr)
 	}
 }
+
+// run and validate take a command job with the same flags as drain: run
+// publishes the job's outputs under --out, validate applies the envelope
+// checks and the job's validate command.
+func TestRunAndValidateACommandJob(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	jobDir := filepath.Join(dir, "job")
+	if err := os.MkdirAll(jobDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	script := `if [ "$EDP_VALIDATE" = 1 ]; then grep -q '^title:' "$EDP_CONFIG" || { echo "title is required" >&2; exit 65; }; exit 0; fi
+cp "$EDP_CONFIG" "$EDP_OUTPUT_DIR/copy.yaml"; echo "done $EDP_RUN_ID"`
+	if err := os.WriteFile(filepath.Join(jobDir, "job.sh"), []byte(script), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	good, bad := filepath.Join(dir, "report.yaml"), filepath.Join(dir, "untitled.yaml")
+	os.WriteFile(good, []byte("title: weekly\n"), 0o644)
+	os.WriteFile(bad, []byte("name: weekly\n"), 0o644)
+	jobFlags := []string{"--job", "command", "--job-command", `["sh", "./job.sh"]`, "--job-dir", jobDir, "--job-validate-command", `["sh", "./job.sh"]`, "--work-dir", dir}
+	out := filepath.Join(dir, "out")
+
+	code, stdout, stderr := runCLI(t, append(append([]string{"run"}, jobFlags...), "--config", good, "--out", out)...)
+	if code != 0 || !strings.Contains(stdout, "job        sh ./job.sh (version report)") {
+		t.Fatalf("run: exit %d\nstdout %s\nstderr %s", code, stdout, stderr)
+	}
+	copies, _ := filepath.Glob(filepath.Join(out, "artifacts", "report", "runs", "*", "copy.yaml"))
+	if len(copies) != 1 {
+		t.Errorf("published copies %v, want one copy.yaml in the run's folder", copies)
+	}
+
+	code, stdout, stderr = runCLI(t, append(append([]string{"validate"}, jobFlags...), good, bad)...)
+	if code != 1 || !strings.Contains(stdout, good+": ok (command job, version report)") ||
+		!strings.Contains(stderr, bad+": invalid config: refused by the job's validate command") || !strings.Contains(stderr, "title is required") {
+		t.Errorf("validate: exit %d\nstdout %s\nstderr %s", code, stdout, stderr)
+	}
+	code, _, stderr = runCLI(t, "validate", "--job", "command", good)
+	if code != 2 || !strings.Contains(stderr, "-job-command: required for a command job") {
+		t.Errorf("validate without a command: exit %d, stderr %s", code, stderr)
+	}
+}

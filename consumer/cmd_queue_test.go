@@ -142,6 +142,14 @@ func TestQueueSettingsErrorsNameTheSetting(t *testing.T) {
 		"serve has no max": {mode: names.ModeServe, args: []string{"-max-run-time", "1h"}, want: []string{"flag provided but not defined: -max-run-time"}},
 		"negative cap":     {mode: names.ModeDrain, env: map[string]string{names.EnvMaxTasks: "-1"}, want: []string{"EDP_MAX_TASKS / -max-tasks -1: want 0 (no cap) or more"}},
 		"serve has no cap": {mode: names.ModeServe, args: []string{"-max-tasks", "3"}, want: []string{"flag provided but not defined: -max-tasks"}},
+		"unknown job":      {mode: names.ModeDrain, env: map[string]string{names.EnvJob: "python"}, want: []string{`EDP_JOB / -job: "python": want "iris" or "command"`}},
+		"command missing":  {mode: names.ModeDrain, env: map[string]string{names.EnvJob: "command"}, want: []string{"EDP_JOB_COMMAND / -job-command: required for a command job"}},
+		"command not JSON": {mode: names.ModeServe, env: map[string]string{names.EnvJob: "command", names.EnvJobCommand: "python3 train.py"}, want: []string{"EDP_JOB_COMMAND / -job-command", "want a JSON array of strings"}},
+		"command empty":    {mode: names.ModeServe, env: map[string]string{names.EnvJob: "command", names.EnvJobCommand: `[""]`}, want: []string{"the program (first element) is empty"}},
+		"command for iris": {mode: names.ModeServe, env: map[string]string{names.EnvJobCommand: `["x"]`}, want: []string{`EDP_JOB_COMMAND / -job-command: set, but the job is "iris"`}},
+		"job limits": {mode: names.ModeDrain, env: map[string]string{names.EnvJob: "command", names.EnvJobCommand: `["x"]`,
+			names.EnvJobMaxOutputFiles: "0", names.EnvJobMaxConfigBytes: "-1", names.EnvJobKillGrace: "0s", names.EnvJobValidateCommand: "{}"},
+			want: []string{"EDP_JOB_MAX_OUTPUT_FILES / -job-max-output-files: 0", "EDP_JOB_MAX_CONFIG_BYTES / -job-max-config-bytes: -1", "EDP_JOB_KILL_GRACE / -job-kill-grace: 0s", "EDP_JOB_VALIDATE_COMMAND / -job-validate-command"}},
 	}
 	for name, tt := range tests {
 		t.Run(name, func(t *testing.T) {
@@ -187,6 +195,35 @@ func TestRunQueueFailsFast(t *testing.T) {
 	}
 	if !strings.Contains(stderr.String(), "-visibility-timeout") || !strings.Contains(stderr.String(), names.EnvVisibilityTimeout) {
 		t.Errorf("-h output lacks the settings: %q", stderr.String())
+	}
+}
+
+// A task whose command job cannot run exits 1 before taking any work (and
+// before any AWS call: no endpoint is reachable here), naming why.
+func TestRunQueueRefusesAJobThatCannotRun(t *testing.T) {
+	t.Parallel()
+	for name, tt := range map[string]struct {
+		env  map[string]string
+		want string
+	}{
+		"missing program": {map[string]string{names.EnvJobCommand: `["edp-no-such-program", "x"]`}, "job command edp-no-such-program"},
+		"missing ./ file": {map[string]string{names.EnvJobCommand: `["./train.py"]`, names.EnvJobDir: t.TempDir()}, "train.py"},
+		"unwritable work": {map[string]string{names.EnvJobCommand: `["sh"]`, names.EnvWorkDir: "/proc/edp-work"}, "work directory"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			env := taskEnv()
+			env[names.EnvJob] = names.JobCommand
+			env["AWS_ENDPOINT_URL"] = "http://127.0.0.1:1" // nothing listens: a call would fail differently
+			for k, v := range tt.env {
+				env[k] = v
+			}
+			var stderr bytes.Buffer
+			code := runQueue(context.Background(), names.ModeDrain, nil, envMap(env), io.Discard, &stderr)
+			if code != 1 || !strings.Contains(stderr.String(), "the job cannot run") || !strings.Contains(stderr.String(), tt.want) {
+				t.Errorf("exit %d, stderr %q: want 1 and a start-up failure naming %q", code, stderr.String(), tt.want)
+			}
+		})
 	}
 }
 
@@ -266,6 +303,10 @@ func TestEveryQueueFlagHasItsVariable(t *testing.T) {
 		"concurrency": names.EnvConcurrency, "wait-seconds": names.EnvWaitSeconds, "visibility-timeout": names.EnvVisibilityTimeout,
 		"job-timeout": names.EnvJobTimeout, "empty-receives": names.EnvEmptyReceives, "max-run-time": names.EnvMaxRunTime,
 		"max-tasks": names.EnvMaxTasks,
+		"job":       names.EnvJob, "job-command": names.EnvJobCommand, "job-validate-command": names.EnvJobValidateCommand,
+		"job-max-config-bytes": names.EnvJobMaxConfigBytes, "job-max-output-files": names.EnvJobMaxOutputFiles,
+		"job-max-output-bytes": names.EnvJobMaxOutputBytes, "job-kill-grace": names.EnvJobKillGrace,
+		"work-dir": names.EnvWorkDir, "job-dir": names.EnvJobDir,
 	}
 	fs.VisitAll(func(f *flag.Flag) {
 		if env, ok := taskDefinition[f.Name]; ok && flagenv.Name(f.Name) != env {
