@@ -15,6 +15,11 @@ import (
 	"syscall"
 
 	"github.com/edp-pipelines/edp/internal/subcmd"
+
+	// Root certificates used only when the system has none: a command
+	// job's image (docs/jobs.md) is the user's, and a slim base without CA
+	// certificates must not keep the consumer from reaching AWS over TLS.
+	_ "golang.org/x/crypto/x509roots/fallback"
 )
 
 // version is stamped at build time with -ldflags "-X main.version=...".
