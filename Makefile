@@ -38,6 +38,22 @@ tools: $(TOOLS)/node_modules/.installed ## install the pinned CDK CLI and Node 2
 	@command -v moto_server >/dev/null || pip install 'moto[server]' || { echo "moto_server is needed by the tests: pip install 'moto[server]'"; exit 1; }
 	@command -v cfn-lint >/dev/null || pip install cfn-lint || { echo "cfn-lint is needed by 'make lint': pip install cfn-lint"; exit 1; }
 
+# The example job examples/jobs/sklearn-iris is tested with Debian's Python
+# (its e2e test and examples/jobs): install scikit-learn and PyYAML for it
+# from Debian's packages unless they are there already.
+.PHONY: python-deps
+python-deps: ## install Debian's python3-sklearn and python3-yaml for the Python example job's tests (idempotent)
+	@if /usr/bin/python3 -c 'import sklearn, yaml' >/dev/null 2>&1; then \
+	  echo "python-deps: /usr/bin/python3 has scikit-learn and PyYAML"; \
+	else \
+	  echo "python-deps: /usr/bin/python3 lacks scikit-learn or PyYAML: apt-get install python3-sklearn python3-yaml"; \
+	  command -v apt-get >/dev/null || { echo "python-deps: no apt-get: install scikit-learn and PyYAML for /usr/bin/python3 (pip install -r examples/jobs/sklearn-iris/requirements.txt)"; exit 1; }; \
+	  as_root=""; if [ "$$(id -u)" -ne 0 ] && command -v sudo >/dev/null; then as_root=sudo; fi; \
+	  $$as_root apt-get update -qq && \
+	  $$as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends python3-sklearn python3-yaml && \
+	  /usr/bin/python3 -c 'import sklearn, yaml; print("python-deps: installed scikit-learn", sklearn.__version__, "and PyYAML", yaml.__version__)'; \
+	fi
+
 $(TOOLS)/node_modules/.installed: $(TOOLS)/package.json $(TOOLS)/package-lock.json
 	@command -v npm >/dev/null || { echo "npm is needed to install the CDK CLI (Debian: apt-get install npm)"; exit 1; }
 	npm ci --prefix $(TOOLS) --no-audit --no-fund --loglevel=error
@@ -95,7 +111,7 @@ edp: ## build the operator command bin/edp
 # --- test ------------------------------------------------------------------
 
 .PHONY: test
-test: tools ## everything CI runs: vet, all Go tests, synth of every stack, template lint
+test: tools python-deps ## everything CI runs: vet, all Go tests, synth of every stack, template lint
 	$(MAKE) --no-print-directory vet
 	go test -race -count=1 $(RACE_PKGS)
 	go test -count=1 $(CDK_PKGS)
