@@ -16,8 +16,8 @@ import (
 func TestLocalHelp(t *testing.T) {
 	flagLine := regexp.MustCompile(`(?m)^  -(\S+)(?: (.*))?$`)
 	for verb, want := range map[string][]string{
-		"run":  {"arch", "c", "configs", "log", "speedup", "timeout", "work-dir"},
-		"up":   {"arch", "c", "detach", "log", "speedup", "work-dir"},
+		"run":  {"arch", "c", "configs", "job", "log", "speedup", "timeout", "work-dir"},
+		"up":   {"arch", "c", "detach", "job", "log", "speedup", "work-dir"},
 		"down": {"work-dir"},
 	} {
 		var stderr bytes.Buffer
