@@ -179,7 +179,10 @@ func WriteTable(w io.Writer, runs []runrecord.Record, uploaded map[string]time.T
 		}
 		detail = textlimit.Clip(detail, 140+len(textlimit.Ellipsis))
 		model := r.ModelType
-		if model == "" {
+		switch {
+		case model == "" && r.Job == "command":
+			model = "command" // a command job has no model of edp's
+		case model == "":
 			model = "-"
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Source.Key, r.Status, model, acc, toStart, toDone, detail)
