@@ -31,10 +31,19 @@ func main() {
 }
 
 // build reads and validates the app's context and adds the four stacks,
-// each built from the sources under repoRoot.
+// each built from the sources under repoRoot. The job directory's job file
+// (edp:jobDir/job.json), if any, is a layer below the context: context
+// given explicitly wins.
 func build(app awscdk.App, repoRoot string) error {
-	s, err := settings.FromContext(func(key string) any { return app.Node().TryGetContext(jsii.String(key)) })
+	get, err := settings.WithJobFile(func(key string) any { return app.Node().TryGetContext(jsii.String(key)) })
 	if err != nil {
+		return err
+	}
+	s, err := settings.FromContext(get)
+	if err != nil {
+		return err
+	}
+	if err := stacks.ValidateJob(s); err != nil {
 		return err
 	}
 	// Stacks are environment-agnostic unless edp:account/edp:region pin

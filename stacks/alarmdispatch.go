@@ -124,7 +124,7 @@ func NewAlarmDispatchStack(scope constructs.Construct, id string, props *Props) 
 			ArnFormat: awscdk.ArnFormat_COLON_RESOURCE_NAME,
 		})),
 	}), nil)
-	applyNagSuppressions(stack)
+	applyNagSuppressions(stack, props.Settings)
 	return stack
 }
 

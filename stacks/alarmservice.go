@@ -89,7 +89,7 @@ func NewAlarmServiceStack(scope constructs.Construct, id string, props *Props) a
 		newBacklogTracking(stack, target, p, svc, s)
 	}
 	newScaleOutAlarm(stack, p.Queue, s, g, desired).AddAlarmAction(awscloudwatchactions.NewApplicationScalingAction(scaleOut))
-	applyNagSuppressions(stack)
+	applyNagSuppressions(stack, props.Settings)
 	return stack
 }
 

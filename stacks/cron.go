@@ -58,6 +58,6 @@ func NewCronStack(scope constructs.Construct, id string, props *Props) awscdk.St
 			Role:            frozen(role),
 		}),
 	})
-	applyNagSuppressions(stack)
+	applyNagSuppressions(stack, props.Settings)
 	return stack
 }

@@ -806,8 +806,12 @@ func notDenied(statements []map[string]any, req request, resourcePolicy bool, wh
 	return nil
 }
 
-// check returns why the template does not allow (or wire) e, or nil.
+// check returns why the template does not allow (or wire) e, or nil; for a
+// forbidden edge, why it allows it.
 func (c *checker) check(e stacks.Edge) error {
+	if e.Forbidden {
+		return c.forbids(e)
+	}
 	switch e.Allow {
 	case stacks.BySetting, stacks.ByServiceLinkedRole:
 		if len(e.Wires) == 0 {
@@ -896,6 +900,44 @@ func (c *checker) allows(e stacks.Edge) error {
 		}
 		if err := notDenied(policy, req, true, "the resource policy of "+targetLid); err != nil {
 			return err
+		}
+	}
+	return nil
+}
+
+// forbids checks that no statement of the edge's role may allow any of its
+// actions on its target: an Allow whose conditions are not known to fail
+// counts, unless a Deny applies.
+func (c *checker) forbids(e stacks.Edge) error {
+	if e.Allow != stacks.ByRole || e.Role == nil || len(e.Actions) == 0 {
+		return fmt.Errorf("a forbidden edge names a role and actions")
+	}
+	role, err := c.roleOf(*e.Role)
+	if err != nil {
+		return err
+	}
+	if arns := strs(c.res[role].Properties["ManagedPolicyArns"]); len(arns) > 0 {
+		return fmt.Errorf("role %s has managed policies %v, which the check cannot read", role, arns)
+	}
+	target, err := c.arn(e.Target)
+	if err != nil {
+		return err
+	}
+	statements := c.identityStatements(role)
+	for _, action := range e.Actions {
+		ctx, err := c.context(action, "", false)
+		if err != nil {
+			return err
+		}
+		req := request{principal: c.ref(role, "Arn"), action: action, resource: target, context: ctx}
+		if evaluate(statements, req, false).deny != nil {
+			continue
+		}
+		for _, st := range statements {
+			if st["Effect"] == "Allow" && listMatches(st, "Action", action, true) && listMatches(st, "Resource", target, false) &&
+				conditionsHold(st["Condition"], ctx) != no {
+				return fmt.Errorf("role %s may %s on %s, which must not be allowed: %s", role, action, target, asJSON(st))
+			}
 		}
 	}
 	return nil

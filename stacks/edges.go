@@ -47,6 +47,10 @@ type Edge struct {
 	Wires []Wire
 	// When limits the edge to stacks built with some settings.
 	When When
+	// Forbidden turns the edge around: the template must NOT allow the
+	// call (no statement of the caller's role allows any of the actions on
+	// the target). It marks what a grant must not widen to.
+	Forbidden bool
 }
 
 // Allow is the kind of template element that allows an Edge.
@@ -142,6 +146,7 @@ type When struct {
 	Networks []string // settings.Network values; empty: any
 	Scaling  string   // settings.ScalingMode; empty: any
 	Removal  string   // settings.RemovalPolicy; empty: any
+	Job      string   // settings.Job; empty: any
 }
 
 // Holds reports whether a stack built with s has the edge.
@@ -149,7 +154,8 @@ func (w When) Holds(s settings.Settings) bool {
 	if len(w.Networks) > 0 && !contains(w.Networks, s.Network) {
 		return false
 	}
-	return (w.Scaling == "" || w.Scaling == s.ScalingMode) && (w.Removal == "" || w.Removal == s.RemovalPolicy)
+	return (w.Scaling == "" || w.Scaling == s.ScalingMode) && (w.Removal == "" || w.Removal == s.RemovalPolicy) &&
+		(w.Job == "" || w.Job == s.Job)
 }
 
 func (w When) String() string {
@@ -162,6 +168,9 @@ func (w When) String() string {
 	}
 	if w.Removal != "" {
 		parts = append(parts, "removal "+w.Removal)
+	}
+	if w.Job != "" {
+		parts = append(parts, "job "+w.Job)
 	}
 	if len(parts) == 0 {
 		return "always"
@@ -211,8 +220,9 @@ func deadLettersTo(typ, path string) Wire {
 	return Wire{In: Ref{Type: typ}, Path: path, Value: "${PipelineDeliveryDLQ.Arn}", Every: true}
 }
 
-// pipelineEdges are the arrows every architecture shares.
-func pipelineEdges(mode string) []Edge {
+// pipelineEdges are the arrows every architecture shares; reads are a
+// command job's read grants.
+func pipelineEdges(mode string, reads jobReads) []Edge {
 	taskRole := &Ref{Type: "AWS::ECS::TaskDefinition", ID: "PipelineTask", Property: "TaskRoleArn"}
 	execRole := &Ref{Type: "AWS::ECS::TaskDefinition", ID: "PipelineTask", Property: "ExecutionRoleArn"}
 	const tasks = "ecs-tasks.amazonaws.com"
@@ -269,6 +279,7 @@ func pipelineEdges(mode string) []Edge {
 				{In: Ref{Type: "AWS::EC2::FlowLog", ID: "PipelineVpcRejectedFlowLog"}, Path: "LogGroupName", Value: "${PipelineFlowLogs}"},
 			}},
 	}
+	edges = append(edges, jobEdges(taskRole, reads)...)
 	edges = append(edges, autoDeleteEdges()...)
 	edges = append(edges, alertEdges("dead-letter alarm", "PipelineDeadLetterQueueNotEmptyAlarm")...)
 	edges = append(edges, alertEdges("undelivered-events alarm", "PipelineDeliveryDLQNotEmptyAlarm")...)
@@ -278,6 +289,51 @@ func pipelineEdges(mode string) []Edge {
 			Actions: []string{"ecs:UpdateTaskProtection", "ecs:GetTaskProtection"}, Target: refTask})
 	}
 	return edges
+}
+
+// jobReads are what a command job may read besides what the consumer does:
+// key prefixes of the stack's bucket and other buckets (settings
+// JobReadPrefixes and JobReadBuckets).
+type jobReads struct{ prefixes, buckets []string }
+
+// docReads are the read grants the doc tables show: the default prefix and
+// one bucket of edp:jobReadBuckets.
+var docReads = jobReads{prefixes: settings.Defaults().JobReadPrefixes, buckets: []string{"{" + settings.KeyJobReadBuckets + "}"}}
+
+// unlisted is a prefix no command job may read (tests keep it out of
+// edp:jobReadPrefixes).
+const unlisted = "unlisted/"
+
+// jobEdges are the arrows of the job's reads (the job runs with the task
+// role) and those the read grants must not widen to: another prefix of the
+// bucket, writing where it reads, and, for the Iris job, reading at all.
+func jobEdges(taskRole *Ref, reads jobReads) []Edge {
+	const tasks = "ecs-tasks.amazonaws.com"
+	command, iris := When{Job: names.JobCommand}, When{Job: names.JobIris}
+	var edges []Edge
+	for _, p := range reads.prefixes {
+		edges = append(edges,
+			Edge{From: "command job", To: p + " (read)", Caller: tasks, Allow: ByRole, Role: taskRole, When: command,
+				Actions: []string{"s3:GetObject"}, Target: object(p)},
+			Edge{From: "command job", To: p + " (write)", Caller: tasks, Allow: ByRole, Role: taskRole, When: command, Forbidden: true,
+				Actions: []string{"s3:PutObject", "s3:DeleteObject"}, Target: object(p)})
+	}
+	for _, b := range reads.buckets {
+		bucket := Ref{ARN: "arn:${AWS::Partition}:s3:::" + b}
+		objects := Ref{ARN: bucket.ARN + "/x.yaml"}
+		edges = append(edges,
+			Edge{From: "command job", To: "bucket " + b + " (read)", Caller: tasks, Allow: ByRole, Role: taskRole, When: command,
+				Actions: []string{"s3:GetObject"}, Target: objects},
+			Edge{From: "command job", To: "bucket " + b + " (list)", Caller: tasks, Allow: ByRole, Role: taskRole, When: command,
+				Actions: []string{"s3:ListBucket"}, Target: bucket},
+			Edge{From: "command job", To: "bucket " + b + " (write)", Caller: tasks, Allow: ByRole, Role: taskRole, When: command, Forbidden: true,
+				Actions: []string{"s3:PutObject", "s3:DeleteObject"}, Target: objects})
+	}
+	return append(edges,
+		Edge{From: "command job", To: unlisted + " (read)", Caller: tasks, Allow: ByRole, Role: taskRole, When: command, Forbidden: true,
+			Actions: []string{"s3:GetObject"}, Target: object(unlisted)},
+		Edge{From: "consumer task (Iris)", To: "data/ (read)", Caller: tasks, Allow: ByRole, Role: taskRole, When: iris, Forbidden: true,
+			Actions: []string{"s3:GetObject"}, Target: object("data/")})
 }
 
 // alertEdges are the arrows from one alert alarm (construct id alarm) to
@@ -351,14 +407,17 @@ func alarmActs(from, to, id, target string, targetRef Ref) Edge {
 }
 
 // Edges returns every arrow of the named stack (names.Stack*), whatever
-// its settings; EdgesFor keeps those of one build.
-func Edges(stack string) []Edge {
+// its settings (a command job's read grants as docReads); EdgesFor keeps
+// those of one build.
+func Edges(stack string) []Edge { return edgesOf(stack, docReads) }
+
+func edgesOf(stack string, reads jobReads) []Edge {
 	switch stack {
 	case names.StackOneOff:
 		rule := &Ref{Type: "AWS::Events::Rule", ID: "PipelineConfigUploaded", Property: "Targets[].RoleArn"}
 		stranded := Ref{Type: "AWS::Events::Rule", ID: "StrandedWorkRule"}
 		strandedRole := &Ref{Type: "AWS::Events::Rule", ID: "StrandedWorkRule", Property: "Targets[].RoleArn"}
-		edges := append(pipelineEdges(names.ModeDrain), runTaskEdges("EventBridge rule", "events.amazonaws.com", rule, &refRule)...)
+		edges := append(pipelineEdges(names.ModeDrain, reads), runTaskEdges("EventBridge rule", "events.amazonaws.com", rule, &refRule)...)
 		edges = append(edges, ecsTargetEdge("EventBridge rule", refRule))
 		// The retry path for stranded messages: the StrandedWork alarm's
 		// state change reaches the default bus (CloudWatch sends it; no
@@ -382,7 +441,7 @@ func Edges(stack string) []Edge {
 			return Wire{In: Ref{Type: "AWS::ApplicationAutoScaling::ScalingPolicy", ID: id}, Path: "ScalingTargetId", Value: "${ScalableTarget}"}
 		}
 		scaling := Ref{Type: "AWS::ApplicationAutoScaling::ScalingPolicy", ID: "ScaleOutOnBacklog"}
-		return append(pipelineEdges(names.ModeServe),
+		return append(pipelineEdges(names.ModeServe, reads),
 			alarmActs("backlog alarm", "scale-out policy", "BacklogAlarm", "${ScaleOutOnBacklog}", scaling),
 			alarmActs("idle alarm", "scale-in policy", "IdleAlarm", "${ScaleInWhenIdle}",
 				Ref{Type: "AWS::ApplicationAutoScaling::ScalingPolicy", ID: "ScaleInWhenIdle"}),
@@ -414,7 +473,7 @@ func Edges(stack string) []Edge {
 		topic := Ref{Type: "AWS::SNS::Topic", ID: "AlarmTopic"}
 		subscription := Ref{Type: "AWS::SNS::Subscription", ID: "DispatchAlarmTopic"}
 		const lambda = "lambda.amazonaws.com"
-		edges := append(pipelineEdges(names.ModeDrain),
+		edges := append(pipelineEdges(names.ModeDrain, reads),
 			alarmActs("backlog alarm", "alarm topic (action)", "BacklogAlarm", "${AlarmTopic}", topic),
 			Edge{From: "backlog alarm", To: "alarm topic", Caller: "cloudwatch.amazonaws.com", Allow: ByResourcePolicy, Source: alarm,
 				Actions: []string{"sns:Publish"}, Target: topic, Conditions: []string{"aws:SourceArn", "aws:SourceAccount"}},
@@ -449,7 +508,7 @@ func Edges(stack string) []Edge {
 	case names.StackCron:
 		schedule := Ref{Type: "AWS::Scheduler::Schedule", ID: "Schedule"}
 		role := &Ref{Type: "AWS::Scheduler::Schedule", ID: "Schedule", Property: "Target.RoleArn"}
-		return append(append(pipelineEdges(names.ModeDrain), runTaskEdges("Scheduler", "scheduler.amazonaws.com", role, &schedule)...),
+		return append(append(pipelineEdges(names.ModeDrain, reads), runTaskEdges("Scheduler", "scheduler.amazonaws.com", role, &schedule)...),
 			Edge{From: "Scheduler", To: "delivery DLQ", Caller: "scheduler.amazonaws.com", Allow: ByRole, Role: role, Source: &schedule,
 				Actions: []string{"sqs:SendMessage"}, Target: refDelivery},
 			Edge{From: "Scheduler", To: "ECS cluster (target)", Caller: "scheduler.amazonaws.com", Allow: BySetting, Target: refCluster,
@@ -471,7 +530,7 @@ func Edges(stack string) []Edge {
 // EdgesFor returns the arrows of the named stack built with s.
 func EdgesFor(stack string, s settings.Settings) []Edge {
 	var out []Edge
-	for _, e := range Edges(stack) {
+	for _, e := range edgesOf(stack, jobReads{s.JobReadPrefixes, s.JobReadBuckets}) {
 		if e.When.Holds(s) {
 			out = append(out, e)
 		}
@@ -487,6 +546,9 @@ func EdgeTable(stack string) string {
 		by := e.Allow.String()
 		if e.Role != nil {
 			by += " of " + e.Role.ID + "." + e.Role.Property
+		}
+		if e.Forbidden {
+			by = "**must not be allowed** (" + by + ")"
 		}
 		what := "`" + strings.Join(e.Actions, "`, `") + "`"
 		if len(e.Wires) > 0 {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"sort"
 	"strings"
@@ -95,7 +96,7 @@ func contextBuilds() []build {
 						if network == settings.NetworkImport {
 							s.VpcID = "vpc-0123456789abcdef0"
 						}
-						if s == defaults {
+						if reflect.DeepEqual(s, defaults) {
 							continue // the shared templates
 						}
 						name := fmt.Sprintf("%s-%s-%s-%s", kind, network, removal, scaling)
@@ -440,6 +441,28 @@ var mutations = []mutation{
 		}
 		return n
 	}, "stranded-work alarm → retry rule (pattern)"},
+	{"JobReadGrantWidenedToTheBucket", editStatement("JobReadsOwnBucketPrefixes", func(st map[string]any) {
+		st["Resource"] = map[string]any{"Fn::Join": []any{"", []any{map[string]any{"Fn::GetAtt": []any{bucketOf(st), "Arn"}}, "/*"}}}
+	}), "command job → unlisted/ (read)"},
+	{"JobReadGrantLost", editStatement("JobReadsOwnBucketPrefixes", func(st map[string]any) { st["Action"] = "s3:GetObjectTagging" }),
+		"command job → data/ (read)"},
+	{"JobWritesTheBucketsItReads", editStatement("JobReadsOtherBuckets", func(st map[string]any) {
+		st["Action"] = []any{"s3:GetObject", "s3:PutObject"}
+	}), "command job → bucket ref-data (write)"},
+	{"IrisTaskReadsData", func(doc map[string]any) int {
+		if strings.Contains(asJSON(resourcesOf(doc, "AWS::ECS::TaskDefinition")), names.EnvJob) {
+			return 0 // a command job's task may read data/
+		}
+		n := 0
+		for _, st := range policyStatements(doc, "AWS::IAM::Policy") {
+			if st["Sid"] == "ReadConfigs" {
+				st["Resource"] = []any{st["Resource"], map[string]any{"Fn::Join": []any{"", []any{
+					map[string]any{"Fn::GetAtt": []any{bucketOf(st), "Arn"}}, "/data/*"}}}}
+				n++
+			}
+		}
+		return n
+	}, "consumer task (Iris) → data/ (read)"},
 	{"TaskRoleLosesQueueAccess", func(doc map[string]any) int {
 		n := 0
 		for _, st := range policyStatements(doc, "AWS::IAM::Policy") {
@@ -450,6 +473,47 @@ var mutations = []mutation{
 		}
 		return n
 	}, "consumer task → work queue"},
+}
+
+// editStatement edits every identity-policy statement with sid.
+func editStatement(sid string, edit func(st map[string]any)) func(map[string]any) int {
+	return func(doc map[string]any) int {
+		n := 0
+		for _, st := range policyStatements(doc, "AWS::IAM::Policy") {
+			if st["Sid"] == sid {
+				edit(st)
+				n++
+			}
+		}
+		return n
+	}
+}
+
+// bucketOf is the logical id of the bucket a statement's resources name
+// (Fn::GetAtt [bucket, "Arn"] inside them).
+func bucketOf(st map[string]any) string {
+	var find func(v any) string
+	find = func(v any) string {
+		switch x := v.(type) {
+		case map[string]any:
+			if att, ok := x["Fn::GetAtt"].([]any); ok && len(att) == 2 && strings.HasPrefix(fmt.Sprint(att[0]), "PipelineBucket") {
+				return fmt.Sprint(att[0])
+			}
+			for _, e := range x {
+				if b := find(e); b != "" {
+					return b
+				}
+			}
+		case []any:
+			for _, e := range x {
+				if b := find(e); b != "" {
+					return b
+				}
+			}
+		}
+		return ""
+	}
+	return find(st["Resource"])
 }
 
 func copyDoc(doc map[string]any) map[string]any {
@@ -463,7 +527,7 @@ func copyDoc(doc map[string]any) map[string]any {
 // cuts a wire or loosens a condition is rejected — by the edge it breaks —
 // where the unmutated template passes. `go test ./stacks -run Mutation`.
 func TestEdgeCheckRejectsMutations(t *testing.T) {
-	builds := defaultBuilds()
+	builds := append(defaultBuilds(), commandBuilds()...)
 	for _, m := range mutations {
 		t.Run(m.name, func(t *testing.T) {
 			applied := 0

@@ -1,22 +1,26 @@
 package stacks
 
 import (
+	"regexp"
+
 	"github.com/aws/aws-cdk-go/awscdk/v2"
 	"github.com/aws/jsii-runtime-go"
 	"github.com/cdklabs/cdk-nag-go/cdknag/v2"
 
 	"github.com/edp-pipelines/edp/internal/names"
+	"github.com/edp-pipelines/edp/internal/settings"
 )
 
 // NagSuppressions are the cdk-nag AwsSolutions findings edp accepts, each
 // with the reason and, for wildcard findings, exactly the resources it
 // covers. This is the only place findings are suppressed; tests assert that
-// every stack has no other error.
-func NagSuppressions() []*cdknag.NagPackSuppression {
+// every stack has no other error. A command job's read grants (settings s)
+// add their own, for exactly the prefixes and buckets s names.
+func NagSuppressions(s settings.Settings) []*cdknag.NagPackSuppression {
 	resource := func(pattern string) interface{} {
 		return &cdknag.RegexAppliesTo{Regex: jsii.String("/^Resource::" + pattern + "$/")}
 	}
-	return []*cdknag.NagPackSuppression{
+	out := []*cdknag.NagPackSuppression{
 		{
 			Id: jsii.String("AwsSolutions-S1"),
 			Reason: jsii.String("Server access logs would need a second bucket per stack (itself unlogged); object uploads " +
@@ -55,10 +59,26 @@ func NagSuppressions() []*cdknag.NagPackSuppression {
 			AppliesTo: &[]interface{}{jsii.String("Resource::*")},
 		},
 	}
+	if s.Job != names.JobCommand || len(s.JobReadPrefixes)+len(s.JobReadBuckets) == 0 {
+		return out
+	}
+	var reads []interface{}
+	for _, p := range s.JobReadPrefixes {
+		reads = append(reads, resource(`<PipelineBucket[0-9A-F]+\.Arn>/`+regexp.QuoteMeta(p)+`\*`))
+	}
+	for _, b := range s.JobReadBuckets {
+		reads = append(reads, resource(`arn:<AWS::Partition>:s3:::`+regexp.QuoteMeta(b)+`/\*`))
+	}
+	return append(out, &cdknag.NagPackSuppression{
+		Id: jsii.String("AwsSolutions-IAM5"),
+		Reason: jsii.String("Command job: read-only access (s3:GetObject) to the objects under the key prefixes of " +
+			settings.KeyJobReadPrefixes + " and to the buckets of " + settings.KeyJobReadBuckets + "; the job's inputs are user-chosen keys."),
+		AppliesTo: &reads,
+	})
 }
 
-// applyNagSuppressions attaches NagSuppressions to every resource of stack.
-func applyNagSuppressions(stack awscdk.Stack) {
-	s := NagSuppressions()
-	cdknag.NagSuppressions_AddStackSuppressions(stack, &s, jsii.Bool(false))
+// applyNagSuppressions attaches NagSuppressions(s) to every resource of stack.
+func applyNagSuppressions(stack awscdk.Stack, s settings.Settings) {
+	list := NagSuppressions(s)
+	cdknag.NagSuppressions_AddStackSuppressions(stack, &list, jsii.Bool(false))
 }

@@ -33,7 +33,7 @@ func NewOneOffStack(scope constructs.Construct, id string, props *Props) awscdk.
 		},
 	}}))
 	newStrandedWorkRetry(stack, p, props.Settings, role)
-	applyNagSuppressions(stack)
+	applyNagSuppressions(stack, props.Settings)
 	return stack
 }
 

@@ -192,7 +192,13 @@ func (p *Pipeline) addCompute(cfg PipelineProps) {
 		Retention:     retentionDays(s.LogRetentionDays),
 		RemovalPolicy: p.Removal,
 	})
-	p.Container = p.addConsumerContainer(cfg, consumerImage(cfg.RepoRoot, platform))
+	if s.Job == names.JobCommand {
+		p.Container = p.addConsumerContainer(cfg, jobImage(p.Node, s, cfg.RepoRoot, platform))
+		p.addWorkVolume()
+		p.grantJobReads(p.TaskDefinition.TaskRole(), s)
+	} else {
+		p.Container = p.addConsumerContainer(cfg, consumerImage(cfg.RepoRoot, platform))
+	}
 	p.grantConsumer(p.TaskDefinition.TaskRole())
 	if cfg.MaxTasks > 0 {
 		p.grantCountTasks(p.TaskDefinition.TaskRole())
@@ -285,6 +291,11 @@ func (p *Pipeline) consumerEnvironment(cfg PipelineProps) *map[string]*string {
 	}
 	if cfg.MaxTasks > 0 {
 		env[names.EnvMaxTasks] = jsii.String(strconv.Itoa(cfg.MaxTasks))
+	}
+	if s.Job == names.JobCommand {
+		for k, v := range JobEnvironment(s) {
+			env[k] = jsii.String(v)
+		}
 	}
 	return &env
 }

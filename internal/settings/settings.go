@@ -19,6 +19,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/edp-pipelines/edp/internal/names"
 	// The IANA database inside the binary: edp:scheduleTimeZone is checked
 	// the same on machines without a system zoneinfo database (slim CI
 	// images, Windows).
@@ -55,6 +57,21 @@ const (
 	KeyScheduleTimeZone   = "edp:scheduleTimeZone"
 
 	KeyDispatchReservedConcurrency = "edp:dispatchReservedConcurrency"
+
+	// The job the consumer runs (docs/jobs.md); every key but KeyJob is
+	// only used with edp:job=command.
+	KeyJob                 = "edp:job"
+	KeyJobDir              = "edp:jobDir"
+	KeyJobCommand          = "edp:jobCommand"
+	KeyJobValidateCommand  = "edp:jobValidateCommand"
+	KeyJobMaxConfigBytes   = "edp:jobMaxConfigBytes"
+	KeyJobMaxOutputFiles   = "edp:jobMaxOutputFiles"
+	KeyJobMaxOutputBytes   = "edp:jobMaxOutputBytes"
+	KeyJobTimeoutMinutes   = "edp:jobTimeoutMinutes"
+	KeyJobKillGraceSeconds = "edp:jobKillGraceSeconds"
+	KeyJobConcurrency      = "edp:jobConcurrency"
+	KeyJobReadPrefixes     = "edp:jobReadPrefixes"
+	KeyJobReadBuckets      = "edp:jobReadBuckets"
 )
 
 // DeadLetterRetentionDays is how long every dead-letter queue keeps a
@@ -128,6 +145,32 @@ type Settings struct {
 
 	Schedule         string // EventBridge Scheduler expression; default "cron(0 2 * * ? *)"
 	ScheduleTimeZone string // IANA time zone name of the schedule, case as in the database; default "UTC"
+
+	// Job is what the consumer runs per message: names.JobIris (default),
+	// the built-in trainer, or names.JobCommand, a command of the user's
+	// own image (docs/jobs.md). Every Job* field below is only used with
+	// names.JobCommand; with names.JobIris each must keep its default.
+	Job string
+	// JobDir is the job directory: the user's Dockerfile and files, and
+	// optionally names.JobContextFile. Relative to the app's working
+	// directory or absolute. Required with names.JobCommand.
+	JobDir string
+	// JobCommand is the argv run per message (never through a shell);
+	// required with names.JobCommand. JobValidateCommand, optional, checks
+	// a config without running it. Nil: unset.
+	JobCommand, JobValidateCommand []string
+	JobMaxConfigBytes              int // largest config given to the job; default 1 MiB
+	JobMaxOutputFiles              int // most files one run publishes; default 1000
+	JobMaxOutputBytes              int // most bytes one run publishes; default 1 GiB (at most the task's 20 GiB ephemeral storage)
+	JobTimeoutMinutes              int // a run longer than this is stopped; default 15
+	JobKillGraceSeconds            int // from SIGTERM to SIGKILL when a run is stopped; default 10
+	JobConcurrency                 int // runs at once per task; default 1
+	// JobReadPrefixes are key prefixes of the stack's bucket the job may
+	// read; nil means the default ["data/"], an empty list none.
+	JobReadPrefixes []string
+	// JobReadBuckets are other buckets the job may read (get and list);
+	// default none.
+	JobReadBuckets []string
 }
 
 // Defaults returns the settings used when no context overrides them: the
@@ -255,6 +298,22 @@ var rules = []rule{
 		`an EventBridge Scheduler expression: "cron(min hour day-of-month month day-of-week year)", "rate(N minutes|hours|days)" or "at(yyyy-mm-ddThh:mm:ss)"`,
 		ValidateSchedule},
 	strRule{KeyScheduleTimeZone, func(s *Settings) *string { return &s.ScheduleTimeZone }, "UTC", `an IANA time zone name, exactly as the database spells it, such as "UTC" or "Europe/Berlin"`, ianaZone},
+
+	oneOf(KeyJob, func(s *Settings) *string { return &s.Job }, names.JobIris, names.JobIris, names.JobCommand),
+	strRule{KeyJobDir, func(s *Settings) *string { return &s.JobDir }, "", "a directory holding a Dockerfile (relative to the app's working directory, or absolute)", jobDir},
+	listRule{KeyJobCommand, func(s *Settings) *[]string { return &s.JobCommand }, nil, commandWant, false, command},
+	listRule{KeyJobValidateCommand, func(s *Settings) *[]string { return &s.JobValidateCommand }, nil, commandWant, false, command},
+	intRule{key: KeyJobMaxConfigBytes, field: func(s *Settings) *int { return &s.JobMaxConfigBytes }, def: 1 << 20, lo: 1, hi: 16 << 20},
+	intRule{key: KeyJobMaxOutputFiles, field: func(s *Settings) *int { return &s.JobMaxOutputFiles }, def: 1000, lo: 1, hi: 100000},
+	intRule{key: KeyJobMaxOutputBytes, field: func(s *Settings) *int { return &s.JobMaxOutputBytes }, def: 1 << 30, lo: 1, hi: MaxJobOutputBytes,
+		why: "a run's outputs must fit the task's ephemeral storage (20 GiB on Fargate)"},
+	intRule{key: KeyJobTimeoutMinutes, field: func(s *Settings) *int { return &s.JobTimeoutMinutes }, def: 15, lo: 1, hi: 720},
+	intRule{key: KeyJobKillGraceSeconds, field: func(s *Settings) *int { return &s.JobKillGraceSeconds }, def: 10, lo: 1, hi: 60},
+	intRule{key: KeyJobConcurrency, field: func(s *Settings) *int { return &s.JobConcurrency }, def: 1, lo: 1, hi: 64},
+	listRule{KeyJobReadPrefixes, func(s *Settings) *[]string { return &s.JobReadPrefixes }, []string{"data/"},
+		`a list of key prefixes such as ["data/"] (JSON array or comma-separated), each ending in "/"`, true, readPrefixes},
+	listRule{KeyJobReadBuckets, func(s *Settings) *[]string { return &s.JobReadBuckets }, nil,
+		`a list of S3 bucket names (JSON array or comma-separated)`, true, readBuckets},
 }
 
 // crossCheck is a rule that involves more than one key.
@@ -263,7 +322,7 @@ type crossCheck struct {
 	check func(Settings) error
 }
 
-var crossChecks = []crossCheck{
+var crossChecks = append([]crossCheck{
 	{[]string{KeyCPU, KeyMemory}, func(s Settings) error {
 		if allowed := fargateMemory[s.CPU]; !slices.Contains(allowed, s.MemoryMiB) {
 			return fmt.Errorf("%w: context key %q: %d MiB does not fit %s=%d; allowed: %s",
@@ -298,7 +357,7 @@ var crossChecks = []crossCheck{
 		}
 		return nil
 	}},
-}
+}, jobChecks()...)
 
 // fargateMemory lists the memory sizes (MiB) Fargate allows for each CPU value.
 var fargateMemory = map[int][]int{
@@ -330,6 +389,8 @@ type rule interface {
 	read(s *Settings, v any) error
 	// check reports the field's value if the key does not allow it.
 	check(s Settings) error
+	// isDefault reports whether the key's field holds its default.
+	isDefault(s Settings) bool
 }
 
 // problem is the message of a value a key does not allow.
@@ -392,6 +453,8 @@ func (r intRule) check(s Settings) error {
 	return nil
 }
 
+func (r intRule) isDefault(s Settings) bool { return *r.field(&s) == r.def }
+
 func (r intRule) allows(n int) bool {
 	if r.choices != nil {
 		return slices.Contains(r.choices, n)
@@ -442,6 +505,8 @@ func (r strRule) check(s Settings) error {
 	}
 	return fmt.Errorf("%w: %w", err, reason)
 }
+
+func (r strRule) isDefault(s Settings) bool { return *r.field(&s) == r.def }
 
 // oneOf is a key whose value is one of allowed.
 func oneOf(key string, field func(*Settings) *string, def string, allowed ...string) strRule {
