@@ -252,6 +252,18 @@ func jobChecks() []crossCheck {
 	out := []crossCheck{
 		required(KeyJobDir, func(s Settings) bool { return s.JobDir != "" }),
 		required(KeyJobCommand, func(s Settings) bool { return s.JobCommand != nil }),
+		// At the job timeout the consumer stops extending the message's
+		// visibility, which was last extended at most half a visibility
+		// timeout before: the kill grace must end before the message
+		// reappears, or a second task would start the run while the first
+		// still stops it.
+		{[]string{KeyJobKillGraceSeconds, KeyVisibilityTimeout}, func(s Settings) error {
+			if s.Job == names.JobCommand && 2*s.JobKillGraceSeconds >= s.VisibilityTimeoutSeconds {
+				return fmt.Errorf("%w: context key %q: %d s must be less than half of %s (%d s): at the job timeout the message stays hidden only that long",
+					ErrInvalid, KeyJobKillGraceSeconds, s.JobKillGraceSeconds, KeyVisibilityTimeout, s.VisibilityTimeoutSeconds)
+			}
+			return nil
+		}},
 	}
 	for _, r := range rules {
 		if r.name() == KeyJob || !strings.HasPrefix(r.name(), KeyJob) {

@@ -170,6 +170,7 @@ func TestInvalidJobContextNamesTheKey(t *testing.T) {
 		{"timeout too long", cmd(map[string]any{KeyJobTimeoutMinutes: "721"}), bad(KeyJobTimeoutMinutes, "from 1 to 720")},
 		{"kill grace zero", cmd(map[string]any{KeyJobKillGraceSeconds: "0"}), bad(KeyJobKillGraceSeconds, "from 1 to 60")},
 		{"kill grace too long", cmd(map[string]any{KeyJobKillGraceSeconds: 61.0}), bad(KeyJobKillGraceSeconds, "from 1 to 60")},
+		{"kill grace past the hidden time", cmd(map[string]any{KeyJobKillGraceSeconds: "15", KeyVisibilityTimeout: "30"}), bad(KeyJobKillGraceSeconds, "must be less than half of edp:visibilityTimeoutSeconds (30 s)")},
 		{"concurrency zero", cmd(map[string]any{KeyJobConcurrency: "0"}), bad(KeyJobConcurrency, "from 1 to 64")},
 		{"concurrency too high", cmd(map[string]any{KeyJobConcurrency: "65"}), bad(KeyJobConcurrency, "from 1 to 64")},
 		{"prefix without slash", cmd(map[string]any{KeyJobReadPrefixes: "data"}), bad(KeyJobReadPrefixes, `prefix "data" does not end in "/"`)},
