@@ -162,12 +162,12 @@ destroy-alarm-dispatch: STACK := EdpAlarmDispatch
 destroy-cron: STACK := EdpCron
 
 .PHONY: deploy-oneoff deploy-alarm-service deploy-alarm-dispatch deploy-cron
-deploy-oneoff: ## deploy EdpOneOff (every upload starts a drain task)
+deploy-oneoff: ## deploy EdpOneOff (every upload starts a drain task); JOB=dir deploys your job (docs/jobs.md)
 deploy-alarm-service: ## deploy EdpAlarmService (ECS service scaled 0..N by queue alarms)
 deploy-alarm-dispatch: ## deploy EdpAlarmDispatch (alarm -> SNS -> Lambda -> RunTask)
 deploy-cron: ## deploy EdpCron (scheduled drain task)
 deploy-oneoff deploy-alarm-service deploy-alarm-dispatch deploy-cron: tools app
-	$(CDK) deploy $(STACK) --require-approval broadening
+	$(CDK) deploy $(STACK) --require-approval broadening $(if $(JOB),-c edp:jobDir=$(JOB))
 
 .PHONY: destroy-oneoff destroy-alarm-service destroy-alarm-dispatch destroy-cron
 destroy-oneoff: ## destroy EdpOneOff (bucket and queues are retained unless edp:removalPolicy=destroy)
