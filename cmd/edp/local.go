@@ -57,11 +57,11 @@ type localFlags struct {
 	arch, configs, workDir, logFile string
 	// job is a command job's directory (docs/jobs.md); "" runs the
 	// built-in job.
-	job string
-	speedup                         float64
-	timeout                         time.Duration
-	context                         contextFlags
-	detach                          bool
+	job     string
+	speedup float64
+	timeout time.Duration
+	context contextFlags
+	detach  bool
 }
 
 // localVerbs lists the flags each verb of `edp local` takes, so that its -h

@@ -106,10 +106,10 @@ func TestCollectRefuses(t *testing.T) {
 			write(t, dir, "a", strings.Repeat("x", 60))
 			write(t, dir, "b", strings.Repeat("x", 60))
 		}, Limits{MaxBytes: 100}, "more than 100 bytes"},
-		"reserved name": {func(t *testing.T, dir string) { write(t, dir, "run.json", "{}") }, Limits{}, `"run.json" is reserved`},
+		"reserved name":     {func(t *testing.T, dir string) { write(t, dir, "run.json", "{}") }, Limits{}, `"run.json" is reserved`},
 		"control character": {func(t *testing.T, dir string) { write(t, dir, "a\nb", "x") }, Limits{}, "control character"},
-		"backslash": {func(t *testing.T, dir string) { write(t, dir, `a\b`, "x") }, Limits{}, "backslash"},
-		"invalid UTF-8": {func(t *testing.T, dir string) { write(t, dir, "sub/\xff", "x") }, Limits{}, `under "sub" is not valid UTF-8`},
+		"backslash":         {func(t *testing.T, dir string) { write(t, dir, `a\b`, "x") }, Limits{}, "backslash"},
+		"invalid UTF-8":     {func(t *testing.T, dir string) { write(t, dir, "sub/\xff", "x") }, Limits{}, `under "sub" is not valid UTF-8`},
 		"long name": {func(t *testing.T, dir string) {
 			write(t, dir, strings.Repeat("d", 200)+"/"+strings.Repeat("d", 200)+"/"+strings.Repeat("f", 200), "x")
 		}, Limits{}, "longer than 512 bytes"},
