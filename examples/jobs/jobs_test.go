@@ -19,12 +19,12 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/edp-pipelines/edp/internal/names"
+	"github.com/edp-pipelines/edp/internal/syncbuf"
 )
 
 // Exit statuses of the contract.
@@ -109,7 +109,7 @@ type runOpts struct {
 	env      []string // extra KEY=VALUE
 	// whileRunning, if set, is called once the job has started, with its
 	// process and its growing stdout.
-	whileRunning func(p *os.Process, stdout *syncBuffer)
+	whileRunning func(p *os.Process, stdout *syncbuf.Buffer)
 }
 
 // run runs the job's command (or validate command) on the config at
@@ -192,7 +192,7 @@ func (j job) run(t *testing.T, configPath, configKey string, o runOpts) result {
 	cmd.Dir = work
 	cmd.Env = env
 	cmd.WaitDelay = 5 * time.Second
-	var stdout syncBuffer
+	var stdout syncbuf.Buffer
 	var stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	start := time.Now()
@@ -292,24 +292,6 @@ func wantPermanent(t *testing.T, what string, r result, want string) {
 func lastLine(s string) string {
 	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
 	return lines[len(lines)-1]
-}
-
-// syncBuffer is a bytes.Buffer that a test may read while a job writes it.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 // TestJobDirectories checks the layout every example job directory must have.
@@ -501,7 +483,7 @@ func TestShellReportSIGTERM(t *testing.T) {
 		t.Fatal(err)
 	}
 	var sent time.Time
-	r := j.run(t, p, "configs/slow.yaml", runOpts{whileRunning: func(proc *os.Process, stdout *syncBuffer) {
+	r := j.run(t, p, "configs/slow.yaml", runOpts{whileRunning: func(proc *os.Process, stdout *syncbuf.Buffer) {
 		deadline := time.Now().Add(10 * time.Second)
 		for !strings.Contains(stdout.String(), "working for") {
 			if time.Now().After(deadline) {
