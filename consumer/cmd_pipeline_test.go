@@ -308,7 +308,7 @@ func TestRunWithS3(t *testing.T) {
 			t.Errorf("artifact %s: %v", k, err)
 		}
 	}
-	list, err := client.ListObjectsV2(ctx, &s3.ListObjectsV2Input{Bucket: aws.String("edp-cli"), Prefix: aws.String("results/runs/")})
+	list, err := client.ListObjectsV2(ctx, &s3.ListObjectsV2Input{Bucket: aws.String("edp-cli"), Prefix: aws.String("results/runs/"), Delimiter: aws.String("/")})
 	if err != nil || len(list.Contents) != 1 {
 		t.Errorf("run records: %v, %v; want one", list, err)
 	}

@@ -275,11 +275,22 @@ func runQueue(ctx context.Context, mode string, args []string, getenv func(strin
 		return 1
 	}
 	objects := store.NewS3(s3Client, s.bucket)
+	task := ""
+	if s.metadataURI != "" {
+		// Which task a run runs on, for the recent-runs index (edp watch).
+		mctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		if t, err := taskcap.ReadTask(mctx, nil, s.metadataURI); err == nil {
+			task = t.TaskARN
+		} else {
+			log.WarnContext(ctx, "task metadata: the runs' index entries name the host instead", "error", err.Error())
+		}
+		cancel()
+	}
 	proc := &job.QueueProcessor{
 		Runner: &job.Runner{
 			In: objects, Out: objects,
 			ArtifactPrefix: s.artifactPrefix, RecordPrefix: s.recordPrefix,
-			Logger: log, Version: version, Command: cj,
+			Logger: log, Version: version, Command: cj, Task: task,
 		},
 		Bucket: s.bucket, ConfigPrefix: s.configPrefix,
 	}

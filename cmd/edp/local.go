@@ -281,19 +281,22 @@ func localRun(ctx context.Context, f *localFlags, stdout io.Writer) (err error) 
 		}
 	}
 	deadline := time.Now().Add(f.timeout)
-	var recs []runrecord.Record
+	// A bounded window of the recent-runs index: one LIST and the new
+	// entries per refresh, however many runs the bucket holds.
+	recent := &stackview.Recent{API: c.S3, Bucket: bucket}
+	var runs []runrecord.Entry
 	for {
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-time.After(2 * time.Second):
 		}
-		s, err := localcloud.Snapshot(ctx, cloud)
+		s, err := localcloud.Snapshot(ctx, cloud, recent, 2*len(uploaded)+10)
 		if err != nil {
 			fmt.Fprintln(stdout, "edp local: progress:", err)
 			continue
 		}
-		recs = s.Records
+		runs = s.Runs
 		fmt.Fprintf(stdout, "  %s queue %d visible / %d in flight · tasks %d running · runs %d done, %d failed · dlq %d\n",
 			time.Now().Format("15:04:05"), s.Queue.Visible, s.Queue.InFlight, s.Running, s.Succeeded, s.Failed, s.DLQ.Visible)
 		if s.Settled(uploaded) {
@@ -307,6 +310,10 @@ func localRun(ctx context.Context, f *localFlags, stdout io.Writer) (err error) 
 	if err != nil {
 		return err
 	}
+	recs, err := uploadRecords(ctx, c.S3, bucket, runs, uploaded)
+	if err != nil {
+		return err
+	}
 	fmt.Fprintln(stdout)
 	stackview.WriteTable(stdout, recs, uploaded, dlq)
 	// What the stack's alert topic would have sent (e-mail stays outside
@@ -315,6 +322,26 @@ func localRun(ctx context.Context, f *localFlags, stdout io.Writer) (err error) 
 		fmt.Fprintf(stdout, "alert: %s %s → %s (%s)\n", a.StateChangeTime, a.AlarmName, a.NewStateValue, a.AlarmDescription)
 	}
 	return nil
+}
+
+// uploadRecords reads the record of the newest run of each uploaded key:
+// one GET per upload.
+func uploadRecords(ctx context.Context, api stackview.Objects, bucket string, runs []runrecord.Entry, uploaded map[string]time.Time) ([]runrecord.Record, error) {
+	var out []runrecord.Record
+	seen := map[string]bool{}
+	for _, e := range runs { // newest first
+		if _, ok := uploaded[e.Key]; !ok || seen[e.Key] || e.Status == runrecord.StatusRunning {
+			continue
+		}
+		seen[e.Key] = true
+		r, err := stackview.RecordOf(ctx, api, bucket, e.RunID)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, r)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Source.Key < out[j].Source.Key })
+	return out, nil
 }
 
 // configFiles lists the configs to upload from dir.

@@ -23,7 +23,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
-	"github.com/edp-pipelines/edp/internal/names"
 )
 
 // firstReceive is a proxy to moto that notes when the first SQS
@@ -124,7 +123,7 @@ func BenchmarkDrain200(b *testing.B) {
 		wall := time.Since(start)
 		counter.Close()
 		cpu := cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()
-		runs := len(p.keys(b, names.RecordPrefix))
+		runs := len(p.recordKeys(b))
 		if runs != n {
 			b.Fatalf("%d run records, want %d", runs, n)
 		}

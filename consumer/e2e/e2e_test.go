@@ -172,7 +172,7 @@ func TestDuplicateDeliveryIsIdempotent(t *testing.T) {
 	if st.Succeeded-st.Duplicates != 1 || st.Duplicates < 1 || st.Received != st.Succeeded {
 		t.Errorf("stats %+v: want one fresh success and the rest duplicates", st)
 	}
-	if recs := p.keys(t, names.RecordPrefix); len(recs) != 1 {
+	if recs := p.recordKeys(t); len(recs) != 1 {
 		t.Errorf("records %v, want exactly one", recs)
 	}
 }

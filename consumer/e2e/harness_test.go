@@ -227,8 +227,21 @@ func (p *pipeline) get(t testing.TB, key string) ([]byte, bool) {
 // keys lists the bucket's keys under prefix.
 func (p *pipeline) keys(t testing.TB, prefix string) []string {
 	t.Helper()
+	return p.list(t, &s3.ListObjectsV2Input{Bucket: aws.String(p.bucket), Prefix: aws.String(prefix)})
+}
+
+// recordKeys lists the run records: the keys right under runs/ (the
+// recent-runs index is a folder there).
+func (p *pipeline) recordKeys(t testing.TB) []string {
+	t.Helper()
+	return p.list(t, &s3.ListObjectsV2Input{Bucket: aws.String(p.bucket), Prefix: aws.String(names.RecordPrefix), Delimiter: aws.String("/")})
+}
+
+func (p *pipeline) list(t testing.TB, in *s3.ListObjectsV2Input) []string {
+	t.Helper()
+	prefix := aws.ToString(in.Prefix)
 	var ks []string
-	pg := s3.NewListObjectsV2Paginator(p.s3, &s3.ListObjectsV2Input{Bucket: aws.String(p.bucket), Prefix: aws.String(prefix)})
+	pg := s3.NewListObjectsV2Paginator(p.s3, in)
 	for pg.HasMorePages() {
 		out, err := pg.NextPage(context.Background())
 		if err != nil {
@@ -258,7 +271,7 @@ type record struct {
 func (p *pipeline) records(t testing.TB) map[string][]record {
 	t.Helper()
 	out := map[string][]record{}
-	for _, k := range p.keys(t, names.RecordPrefix) {
+	for _, k := range p.recordKeys(t) {
 		b, ok := p.get(t, k)
 		if !ok {
 			t.Fatalf("record %s vanished", k)

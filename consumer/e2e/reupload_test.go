@@ -135,7 +135,7 @@ type runRecord struct {
 func (p *pipeline) runRecords(t testing.TB, key string) []runRecord {
 	t.Helper()
 	var out []runRecord
-	for _, k := range p.keys(t, names.RecordPrefix) {
+	for _, k := range p.recordKeys(t) {
 		b, ok := p.get(t, k)
 		if !ok {
 			t.Fatalf("record %s vanished", k)

@@ -130,14 +130,8 @@ func TestCommandJobTransientThenSuccess(t *testing.T) {
 	if got := readRecord(t, rec, second.RecordKey); got.Status != runrecord.StatusSucceeded || got.Attempt != 2 {
 		t.Errorf("record after the retry %+v", got)
 	}
-	records := 0
-	for _, k := range rec.putKeys() {
-		if strings.HasPrefix(k, names.RecordPrefix) {
-			records++
-		}
-	}
-	if keys, _ := os.ReadDir(filepath.Join(rec.Store.(*store.Dir).Root(), "runs")); len(keys) != 1 {
-		t.Errorf("%d record objects, want 1 (written %d times)", len(keys), records)
+	if n := countRecords(t, rec.Store.(*store.Dir).Root()); n != 1 {
+		t.Errorf("%d record objects, want 1", n)
 	}
 }
 

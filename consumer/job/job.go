@@ -29,6 +29,8 @@ package job
 
 import (
 	"errors"
+	"fmt"
+	"os"
 	"log/slog"
 	"time"
 
@@ -89,6 +91,9 @@ type Runner struct {
 	Version string
 	// Now is the clock for records' timings. Default time.Now.
 	Now func() time.Time
+	// Task names where runs run, for the recent-runs index (the ECS task
+	// ARN). Default: host name and process id.
+	Task string
 	// Command, when set, makes every run a command job (docs/jobs.md):
 	// the config is handed to the stack's command instead of the built-in
 	// Iris trainer. Default nil: the built-in job.
@@ -138,6 +143,7 @@ type settings struct {
 	version                      string
 	now                          func() time.Time
 	command                      *CommandJob
+	task                         string
 }
 
 func (r *Runner) settings() (settings, error) {
@@ -148,7 +154,11 @@ func (r *Runner) settings() (settings, error) {
 		in: r.In, out: r.Out,
 		artifactPrefix: withSlash(r.ArtifactPrefix, names.ArtifactPrefix),
 		recordPrefix:   withSlash(r.RecordPrefix, names.RecordPrefix),
-		log:            r.Logger, version: r.Version, now: r.Now, command: r.Command,
+		log:            r.Logger, version: r.Version, now: r.Now, command: r.Command, task: r.Task,
+	}
+	if s.task == "" {
+		host, _ := os.Hostname()
+		s.task = fmt.Sprintf("%s/%d", host, os.Getpid())
 	}
 	if s.out == nil {
 		s.out = s.in

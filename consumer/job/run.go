@@ -16,6 +16,7 @@ import (
 	"github.com/edp-pipelines/edp/consumer/store"
 	"github.com/edp-pipelines/edp/internal/names"
 	"github.com/edp-pipelines/edp/internal/runrecord"
+	"github.com/edp-pipelines/edp/internal/textlimit"
 )
 
 // failureRecordTimeout bounds writing a failure record after the run's own
@@ -63,7 +64,41 @@ func (r *Runner) Run(ctx context.Context, src Source) (Result, error) {
 		res.RunID, res.RecordKey = j.rec.RunID, j.recordKey()
 		res.Version, res.ModelType = j.rec.Version, j.rec.ModelType
 	}
+	if !res.Duplicate && res.Status != "" {
+		j.putEntry(ctx, res.Status)
+	}
 	return res, err
+}
+
+// entryTimeout bounds writing a recent-runs index entry.
+const entryTimeout = 10 * time.Second
+
+// putEntry writes the run's entry of the recent-runs index
+// (runrecord.Entry) as status. The index only helps readers find recent
+// runs: a failed write is logged, and the run goes on.
+func (j *run) putEntry(ctx context.Context, status string) {
+	if j.rec.RunID == "" {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), entryTimeout)
+	defer cancel()
+	now := j.s.now()
+	e := runrecord.Entry{
+		Format: runrecord.EntryFormat, RunID: j.rec.RunID, Status: status, Key: j.src.Key, Job: j.rec.Job,
+		Version: j.rec.Version, Attempt: j.src.Attempt, Task: j.s.task, UploadedAt: j.src.EventTime.UTC(), StartedAt: j.start.UTC(),
+	}
+	if status != runrecord.StatusRunning {
+		e.FinishedAt, e.DurationMS = now.UTC(), now.Sub(j.start).Milliseconds()
+		e.Error, e.Permanent = textlimit.Clip(j.rec.Error, runrecord.MaxEntryError), j.rec.Permanent
+	}
+	body, err := json.Marshal(e)
+	if err != nil {
+		panic("job: marshal index entry: " + err.Error())
+	}
+	key := runrecord.EntryKey(j.s.recordPrefix+"recent/", now, j.rec.RunID, status)
+	if err := j.s.out.Put(ctx, key, append(body, '\n'), "application/json"); err != nil {
+		j.log.WarnContext(ctx, "could not write the recent-runs index entry", "key", key, "error", err.Error())
+	}
 }
 
 // run is the state of one Run call.
@@ -145,6 +180,7 @@ func (j *run) do(ctx context.Context) (Result, error) {
 	if j.src.VersionID == "" && j.src.ETag != "" && obj.ETag != "" && !sameETag(obj.ETag, j.src.ETag) {
 		return j.skipOverwritten(ctx, obj.ETag)
 	}
+	j.putEntry(ctx, runrecord.StatusRunning)
 	if j.s.command != nil {
 		return j.executeCommand(ctx, obj.Body)
 	}

@@ -14,13 +14,16 @@ type Status struct {
 	Queue, DLQ stackview.QueueDepth
 	// Running is the number of RUNNING local tasks.
 	Running int
-	// Records are every run record so far; Succeeded and Failed count them.
-	Records           []runrecord.Record
+	// Runs are the newest index entries (stackview.Recent) of the recent
+	// runs; Succeeded and Failed count those that ended so.
+	Runs              []runrecord.Entry
 	Succeeded, Failed int
 }
 
-// Snapshot reads the queue, the DLQ, the local tasks and the run records.
-func Snapshot(ctx context.Context, c *Cloud) (Status, error) {
+// Snapshot reads the queue, the DLQ, the local tasks and the newest window
+// entries of the recent-runs index through recent — one LIST and a GET per
+// new entry, however many runs the bucket holds.
+func Snapshot(ctx context.Context, c *Cloud, recent *stackview.Recent, window int) (Status, error) {
 	var s Status
 	var err error
 	out := c.Stack().Outputs
@@ -35,29 +38,31 @@ func Snapshot(ctx context.Context, c *Cloud) (Status, error) {
 			s.Running++
 		}
 	}
-	if s.Records, err = stackview.Records(ctx, c.Clients().S3, out[names.OutputBucket]); err != nil {
+	if s.Runs, err = recent.Runs(ctx, window, stackview.RecentFilter{}); err != nil {
 		return s, err
 	}
-	for _, r := range s.Records {
+	for _, r := range s.Runs {
 		switch r.Status {
-		case "succeeded":
+		case runrecord.StatusSucceeded:
 			s.Succeeded++
-		case "failed":
+		case runrecord.StatusFailed:
 			s.Failed++
 		}
 	}
 	return s, nil
 }
 
-// Settled reports whether every uploaded key has a run record and the
-// queue holds nothing visible or in flight.
+// Settled reports whether every key uploaded has a run that ended since
+// its upload, and the queue holds nothing visible or in flight.
 func (s Status) Settled(uploaded map[string]time.Time) bool {
-	have := map[string]bool{}
-	for _, r := range s.Records {
-		have[r.Source.Key] = true
+	ended := map[string]bool{}
+	for _, r := range s.Runs {
+		if r.Status != runrecord.StatusRunning && !r.FinishedAt.Before(uploaded[r.Key]) {
+			ended[r.Key] = true
+		}
 	}
 	for k := range uploaded {
-		if !have[k] {
+		if !ended[k] {
 			return false
 		}
 	}

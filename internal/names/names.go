@@ -30,6 +30,11 @@ const (
 	// RecordPrefix holds one run record (success or failure) per run:
 	// runs/<run-id>.json.
 	RecordPrefix = "runs/"
+	// RecentPrefix holds the recent-runs index (runrecord.Entry): an entry
+	// when a run starts and one when it ends, keyed newest first, so that
+	// readers list recent runs with one bounded LIST. Readers of records
+	// list RecordPrefix with the delimiter "/", which leaves it out.
+	RecentPrefix = RecordPrefix + "recent/"
 )
 
 // Inside a version folder, every run writes its files into a folder of its

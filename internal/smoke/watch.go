@@ -68,7 +68,7 @@ func (f *finder) find(ctx context.Context) (*runrecord.Record, error) {
 // scan reads the records written since the upload that it has not read yet.
 func (f *finder) scan(ctx context.Context) (*runrecord.Record, error) {
 	f.lastScan = time.Now()
-	p := s3.NewListObjectsV2Paginator(f.s3, &s3.ListObjectsV2Input{Bucket: aws.String(f.bucket), Prefix: aws.String(names.RecordPrefix)})
+	p := s3.NewListObjectsV2Paginator(f.s3, &s3.ListObjectsV2Input{Bucket: aws.String(f.bucket), Prefix: aws.String(names.RecordPrefix), Delimiter: aws.String("/")})
 	for p.HasMorePages() {
 		page, err := p.NextPage(ctx)
 		if err != nil {

@@ -22,7 +22,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
-	"github.com/edp-pipelines/edp/internal/names"
 	"github.com/edp-pipelines/edp/internal/runrecord"
 	"github.com/edp-pipelines/edp/internal/textlimit"
 )
@@ -31,40 +30,6 @@ import (
 type Objects interface {
 	s3.ListObjectsV2APIClient
 	GetObject(context.Context, *s3.GetObjectInput, ...func(*s3.Options)) (*s3.GetObjectOutput, error)
-}
-
-// Records reads every run record of the bucket, sorted by config key.
-func Records(ctx context.Context, api Objects, bucket string) ([]runrecord.Record, error) {
-	var out []runrecord.Record
-	p := s3.NewListObjectsV2Paginator(api, &s3.ListObjectsV2Input{Bucket: aws.String(bucket), Prefix: aws.String(names.RecordPrefix)})
-	for p.HasMorePages() {
-		page, err := p.NextPage(ctx)
-		if err != nil {
-			return nil, fmt.Errorf("list run records: %w", err)
-		}
-		for _, o := range page.Contents {
-			key := aws.ToString(o.Key)
-			if !strings.HasSuffix(key, ".json") {
-				continue
-			}
-			obj, err := api.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(bucket), Key: o.Key})
-			if err != nil {
-				return nil, fmt.Errorf("read %s: %w", key, err)
-			}
-			raw, err := io.ReadAll(io.LimitReader(obj.Body, 1<<20))
-			obj.Body.Close()
-			if err != nil {
-				return nil, fmt.Errorf("read %s: %w", key, err)
-			}
-			var r runrecord.Record
-			if err := json.Unmarshal(raw, &r); err != nil {
-				return nil, fmt.Errorf("parse %s: %w", key, err)
-			}
-			out = append(out, r)
-		}
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Source.Key < out[j].Source.Key })
-	return out, nil
 }
 
 // QueueDepth is a queue's visible and in-flight message counts.

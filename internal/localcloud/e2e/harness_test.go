@@ -312,7 +312,7 @@ type runRecord struct {
 // read again only when their ETag changes (a failed attempt's record is
 // replaced by the retry's).
 func (s *stack) recordsUnder(ctx context.Context, prefix string) ([]runRecord, error) {
-	p := s3.NewListObjectsV2Paginator(s.s3, &s3.ListObjectsV2Input{Bucket: aws.String(s.bucket), Prefix: aws.String(names.RecordPrefix)})
+	p := s3.NewListObjectsV2Paginator(s.s3, &s3.ListObjectsV2Input{Bucket: aws.String(s.bucket), Prefix: aws.String(names.RecordPrefix), Delimiter: aws.String("/")})
 	var out []runRecord
 	for p.HasMorePages() {
 		page, err := p.NextPage(ctx)
