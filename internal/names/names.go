@@ -235,4 +235,5 @@ const (
 	OutputCluster        = "ClusterName"
 	OutputTaskDefinition = "TaskDefinitionArn"
 	OutputAlertTopic     = "AlertTopicArn"
+	OutputDashboard      = "DashboardUrl"
 )
