@@ -51,7 +51,7 @@ func cmdSubmit(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	if code, ok := v.parse(args, stderr, 1); !ok {
 		return code
 	}
-	file := v.fs.Arg(0)
+	file := v.args[0]
 	t, err := openTarget(ctx, v.target)
 	if err != nil {
 		return v.fail(stderr, err)
@@ -228,12 +228,12 @@ func cmdWatch(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	if err != nil {
 		return v.fail(stderr, err)
 	}
-	runID, err := resolveRun(ctx, t, v.fs.Arg(0))
+	runID, err := resolveRun(ctx, t, v.args[0])
 	if err != nil && !errors.Is(err, errRunNotFound) {
 		return v.fail(stderr, err)
 	}
 	if err != nil {
-		runID = v.fs.Arg(0) // may not have started yet
+		runID = v.args[0] // may not have started yet
 		if !runrecord.IsRunID(runID) {
 			return v.fail(stderr, err)
 		}
@@ -372,8 +372,8 @@ func cmdStatus(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	if err != nil {
 		return v.fail(stderr, err)
 	}
-	if v.fs.NArg() == 1 {
-		return runDetail(ctx, t, v.fs.Arg(0), *asJSON, stdout, stderr)
+	if len(v.args) == 1 {
+		return runDetail(ctx, t, v.args[0], *asJSON, stdout, stderr)
 	}
 	f := stackview.RecentFilter{Failed: *failed}
 	if *since > 0 {
@@ -525,7 +525,7 @@ func cmdLogs(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		return v.fail(stderr, err)
 	}
-	runID, err := resolveRun(ctx, t, v.fs.Arg(0))
+	runID, err := resolveRun(ctx, t, v.args[0])
 	if err != nil {
 		return v.fail(stderr, err)
 	}

@@ -185,6 +185,8 @@ type verb struct {
 	name, usage string
 	fs          *flag.FlagSet
 	target      targetFlags
+	// args are the arguments that are not flags, wherever they stood.
+	args []string
 }
 
 func newVerb(name, usage string, stderr io.Writer) *verb {
@@ -199,16 +201,26 @@ func newVerb(name, usage string, stderr io.Writer) *verb {
 	return v
 }
 
-// parse parses args; ok false means return code.
+// parse parses args — flags may come before or after the other
+// arguments (`edp submit CONFIG -wait`) — into the flags and v.args; ok
+// false means return code. nargs, when given, are the allowed numbers of
+// other arguments.
 func (v *verb) parse(args []string, stderr io.Writer, nargs ...int) (code int, ok bool) {
-	if err := parseFlags(v.fs, args, os.Getenv); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0, false
+	for {
+		if err := parseFlags(v.fs, args, os.Getenv); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return 0, false
+			}
+			fmt.Fprintf(stderr, "edp %s: %v\n", v.name, err)
+			return 2, false
 		}
-		fmt.Fprintf(stderr, "edp %s: %v\n", v.name, err)
-		return 2, false
+		args = v.fs.Args()
+		if len(args) == 0 {
+			break
+		}
+		v.args, args = append(v.args, args[0]), args[1:]
 	}
-	if len(nargs) > 0 && !slices.Contains(nargs, v.fs.NArg()) {
+	if len(nargs) > 0 && !slices.Contains(nargs, len(v.args)) {
 		fmt.Fprintf(stderr, "edp %s: usage: edp %s\n", v.name, v.usage)
 		return 2, false
 	}
