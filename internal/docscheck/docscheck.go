@@ -29,6 +29,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"maps"
 	"os"
 	"os/exec"
 	"path"
@@ -588,14 +589,25 @@ func (c *Checker) checkProgram(p *Program, args []string, atStart bool, report f
 					report("%s has no subcommand %q", cmd, a)
 				}
 			}
-			if s, ok := v.Subs[alts[0]]; ok && len(alts) == 1 {
-				cmd, flags = cmd+" "+alts[0], s.Flags
+			// Flags after alternatives (dlq list|redrive -json) must be
+			// flags of each of them.
+			cmd, flags = cmd+" "+rest[0], nil
+			for _, a := range alts {
+				s, ok := v.Subs[a]
+				if !ok {
+					continue
+				}
+				if flags == nil {
+					flags = maps.Clone(s.Flags)
+				}
+				maps.DeleteFunc(flags, func(f string, _ bool) bool { return !s.Flags[f] })
 			}
 			rest = rest[1:]
 		}
 	}
 	for _, a := range rest {
-		m := flagWord.FindStringSubmatch(a)
+		// A synopsis brackets optional flags: [-since DURATION].
+		m := flagWord.FindStringSubmatch(strings.Trim(a, "[]{},"))
 		if m == nil {
 			continue
 		}
