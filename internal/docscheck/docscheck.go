@@ -261,7 +261,7 @@ func splitMarkdown(src string) []line {
 	var fence string
 	prevBlank, prevIndented := true, false
 	openSpan := "" // a code span's start carried from the previous line
-	var cont *line // a code block line continued with a backslash
+	cont := -1 // the index of a code block line continued with a backslash
 	sc := bufio.NewScanner(strings.NewReader(src))
 	sc.Buffer(make([]byte, 1024*1024), 1024*1024)
 	n := 0
@@ -276,10 +276,10 @@ func splitMarkdown(src string) []line {
 				fence = ""
 				break
 			}
-			if cont != nil {
-				cont.code[0] = strings.TrimSuffix(cont.code[0], `\`) + " " + trimmed
+			if cont >= 0 {
+				out[cont].code[0] = strings.TrimSuffix(out[cont].code[0], `\`) + " " + trimmed
 				if !strings.HasSuffix(trimmed, `\`) {
-					cont = nil
+					cont = -1
 				}
 				l.code = nil
 				break
@@ -307,8 +307,8 @@ func splitMarkdown(src string) []line {
 		}
 		prevBlank = trimmed == ""
 		out = append(out, l)
-		if fence != "" && cont == nil && len(l.code) == 1 && strings.HasSuffix(strings.TrimSpace(l.code[0]), `\`) {
-			cont = &out[len(out)-1]
+		if fence != "" && cont < 0 && len(l.code) == 1 && strings.HasSuffix(strings.TrimSpace(l.code[0]), `\`) {
+			cont = len(out) - 1
 		}
 	}
 	return out
