@@ -261,7 +261,7 @@ func splitMarkdown(src string) []line {
 	var fence string
 	prevBlank, prevIndented := true, false
 	openSpan := "" // a code span's start carried from the previous line
-	cont := -1 // the index of a code block line continued with a backslash
+	cont := -1     // the index of a code block line continued with a backslash
 	sc := bufio.NewScanner(strings.NewReader(src))
 	sc.Buffer(make([]byte, 1024*1024), 1024*1024)
 	n := 0
