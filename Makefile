@@ -111,8 +111,8 @@ edp: ## build the operator command bin/edp
 # --- test ------------------------------------------------------------------
 
 .PHONY: test
-test: tools python-deps ## everything CI runs: vet, all Go tests, synth of every stack, template lint
-	$(MAKE) --no-print-directory vet
+test: tools python-deps ## everything CI runs: vet, the docs check, all Go tests, synth of every stack, template lint
+	$(MAKE) --no-print-directory vet docs-check
 	go test -race -count=1 $(RACE_PKGS)
 	go test -count=1 $(CDK_PKGS)
 	$(MAKE) --no-print-directory synth lint
@@ -122,6 +122,10 @@ vet: ## gofmt check and go vet
 	@bad=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './.tools/*')); \
 	  if [ -n "$$bad" ]; then echo "gofmt needed on:"; echo "$$bad"; exit 1; fi
 	go vet ./...
+
+.PHONY: docs-check
+docs-check: ## check that the docs name only existing make targets, edp/consumer commands and flags, context keys, links
+	go test -count=1 ./internal/docscheck/
 
 .PHONY: synth
 synth: tools app ## synthesize every stack into cdk.out (no AWS credentials, no Docker)
