@@ -38,9 +38,11 @@ type WaitFacts struct {
 	HasNextFire   bool
 	LocalNextFire time.Duration
 	// LastDispatch is how long ago the dispatch function last ran
-	// (alarm-dispatch), when HasLastDispatch.
+	// (alarm-dispatch), when HasLastDispatch; NeverDispatched says it is
+	// known not to have run (the local cloud knows; AWS is not asked).
 	LastDispatch    time.Duration
 	HasLastDispatch bool
+	NeverDispatched bool
 	// DeliveryDLQ is the number of events the rule could not deliver.
 	DeliveryDLQ int
 	// Speedup is the local cloud's time compression; 0 on AWS.
@@ -92,7 +94,7 @@ func WhyWaits(arch Arch, f WaitFacts) string {
 		if arch == AlarmDispatch {
 			if f.HasLastDispatch {
 				parts = append(parts, fmt.Sprintf("the dispatch function last ran %s ago", round(f.LastDispatch)))
-			} else {
+			} else if f.NeverDispatched {
 				parts = append(parts, "the dispatch function has not run yet")
 			}
 		}

@@ -35,7 +35,7 @@ func TestWhyWaits(t *testing.T) {
 			[]string{"12 visible, at or over the threshold N = 10", "(now ALARM)"}},
 		{"service scaling out", AlarmService, WaitFacts{Queue: three, Backlog: backlog, HasBacklog: true, Desired: 1, HasDesired: true},
 			[]string{"3 of N = 10", "the service wants 1 task(s)"}},
-		{"dispatch never ran", AlarmDispatch, WaitFacts{Queue: three, Backlog: backlog, HasBacklog: true},
+		{"dispatch never ran", AlarmDispatch, WaitFacts{Queue: three, Backlog: backlog, HasBacklog: true, NeverDispatched: true},
 			[]string{"3 of N = 10", "dispatch function has not run yet"}},
 		{"dispatch ran", AlarmDispatch, WaitFacts{Queue: three, Backlog: backlog, HasBacklog: true, LastDispatch: 90 * time.Second, HasLastDispatch: true},
 			[]string{"dispatch function last ran 1m30s ago"}},
