@@ -38,7 +38,7 @@ type targetFlags struct {
 func (f *targetFlags) bind(fs *flag.FlagSet) {
 	fs.StringVar(&f.stack, "stack", "", "the stack (EdpOneOff, EdpAlarmService, EdpAlarmDispatch, EdpCron, or an architecture name); default: the one edp stack deployed")
 	fs.StringVar(&f.region, "region", "", "AWS region; default: the SDK's (AWS_REGION, the profile)")
-	fs.BoolVar(&f.local, "local", false, "use the local cloud that `make local-up` runs (see -work-dir)")
+	fs.BoolVar(&f.local, "local", false, "use the local cloud that make local-up runs (see -work-dir)")
 	fs.StringVar(&f.workDir, "work-dir", ".edp-local", "the local cloud's `directory` (with -local)")
 }
 
