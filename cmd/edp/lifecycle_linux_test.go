@@ -38,7 +38,9 @@ func TestMain(m *testing.M) {
 		}
 		os.Exit(run(os.Args[1:]))
 	}
-	os.Exit(m.Run())
+	code := m.Run()
+	removeSharedAssembly()
+	os.Exit(code)
 }
 
 // proc is one process as /proc shows it.
@@ -206,12 +208,7 @@ func noFile(t *testing.T, path string) {
 // down` finds and stops them from the process file. Checked by PID, from
 // /proc, independently of that file.
 func TestLocalUpLeavesNoProcess(t *testing.T) {
-	assembly, err := localcloud.Synthesize(t.Context(), localcloud.SynthOptions{
-		RepoRoot: filepath.Join("..", ".."), OutDir: filepath.Join(t.TempDir(), "cdk.out"),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	assembly := assemblyForTests(t)
 	t.Setenv(asEdpEnv, "1")
 	t.Setenv(assemblyEnv, assembly)
 	for _, v := range []string{"arch", "work-dir", "speedup", "detach"} {

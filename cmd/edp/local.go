@@ -297,8 +297,12 @@ func localRun(ctx context.Context, f *localFlags, stdout io.Writer) (err error) 
 			continue
 		}
 		runs = s.Runs
-		fmt.Fprintf(stdout, "  %s queue %d visible / %d in flight · tasks %d running · runs %d done, %d failed · dlq %d\n",
+		line := fmt.Sprintf("  %s queue %d visible / %d in flight · tasks %d running · runs %d done, %d failed · dlq %d",
 			time.Now().Format("15:04:05"), s.Queue.Visible, s.Queue.InFlight, s.Running, s.Succeeded, s.Failed, s.DLQ.Visible)
+		if why := localWhyWaits(cloud, s); why != "" {
+			line += " · waiting: " + why
+		}
+		fmt.Fprintln(stdout, line)
 		if s.Settled(uploaded) {
 			break
 		}
@@ -322,6 +326,34 @@ func localRun(ctx context.Context, f *localFlags, stdout io.Writer) (err error) 
 		fmt.Fprintf(stdout, "alert: %s %s → %s (%s)\n", a.StateChangeTime, a.AlarmName, a.NewStateValue, a.AlarmDescription)
 	}
 	return nil
+}
+
+// localWhyWaits says why visible work waits in a local cloud run in this
+// process (stackview.WhyWaits), from the stack's template and the
+// runtime's status.
+func localWhyWaits(cloud *localcloud.Cloud, s localcloud.Status) string {
+	st := cloud.Stack()
+	f := stackview.WaitFacts{Queue: s.Queue, Running: s.Running, Starting: s.Starting}
+	f.Backlog, f.HasBacklog = stackview.BacklogAlarm(st)
+	now := time.Now()
+	if sched, ok := stackScheduleOf(st); ok {
+		f.Schedule = sched.String()
+		if next, ok := sched.Next(now); ok {
+			f.NextFire, f.HasNextFire = next.Sub(now), true
+		}
+	}
+	rs := cloud.Status()
+	localFacts(&f, rs, st, now)
+	for _, d := range rs.Desired {
+		f.Desired += d
+		f.HasDesired = true
+	}
+	for _, a := range rs.Alarms {
+		if f.HasBacklog && a.Name == st.Physical[f.Backlog.LogicalID] {
+			f.BacklogState = a.State
+		}
+	}
+	return stackview.WhyWaits(stackview.DetectArch(st), f)
 }
 
 // uploadRecords reads the record of the newest run of each uploaded key:

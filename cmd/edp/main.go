@@ -1,7 +1,8 @@
 // Command edp is the operator's tool for edp deployments: `edp local` runs
 // a stack's synthesized template on this machine (moto_server plus local
 // emulation of ECS, alarms, the Lambda and schedules) and `edp smoke`
-// checks a deployment, local or on AWS, end to end.
+// checks a deployment, local or on AWS, end to end; submit, status, watch,
+// logs, dlq and top operate a deployed stack.
 //
 // main only dispatches; each verb parses its flags (each falls back to an
 // EDP_<FLAG> environment variable) and calls internal/localcloud.
@@ -25,6 +26,7 @@ func commands() map[string]subcmd.Command {
 		"watch":  {Summary: "follow a run: queued → running → succeeded/failed; exit 1 on failure, 3 on timeout", Run: cmdWatch},
 		"logs":   {Summary: "a run's log lines (CloudWatch Logs, or the local tasks' logs)", Run: cmdLogs},
 		"dlq":    {Summary: "list or redrive the stack's dead-letter queue", Run: cmdDLQ},
+		"top":    {Summary: "a live view of a stack: queue, DLQs, tasks, alarms, recent runs and why work waits (q quits, p pauses)", Run: cmdTop},
 	}
 }
 

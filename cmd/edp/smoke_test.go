@@ -83,14 +83,8 @@ func readConfig(t *testing.T) []byte {
 // through the command as `make smoke LOCAL=1` does with a `local up`
 // cloud, whose schedule it starts on the local ECS endpoint.
 func TestSmokeLocal(t *testing.T) {
-	// One synthesis for all subtests; they run in parallel and end before
-	// this test's temporary directory is removed.
-	assembly, err := localcloud.Synthesize(t.Context(), localcloud.SynthOptions{
-		RepoRoot: filepath.Join("..", ".."), OutDir: filepath.Join(t.TempDir(), "cdk.out"),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	// One synthesis for the package's tests (assemblyForTests).
+	assembly := assemblyForTests(t)
 	good := readConfig(t)
 
 	for _, stack := range []string{names.StackOneOff, names.StackAlarmService, names.StackAlarmDispatch} {

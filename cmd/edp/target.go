@@ -38,7 +38,7 @@ type targetFlags struct {
 func (f *targetFlags) bind(fs *flag.FlagSet) {
 	fs.StringVar(&f.stack, "stack", "", "the stack (EdpOneOff, EdpAlarmService, EdpAlarmDispatch, EdpCron, or an architecture name); default: the one edp stack deployed")
 	fs.StringVar(&f.region, "region", "", "AWS region; default: the SDK's (AWS_REGION, the profile)")
-	fs.BoolVar(&f.local, "local", false, "use the local cloud that `make local-up` runs (see -work-dir)")
+	fs.BoolVar(&f.local, "local", false, "use the local cloud that make local-up runs (see -work-dir)")
 	fs.StringVar(&f.workDir, "work-dir", ".edp-local", "the local cloud's `directory` (with -local)")
 }
 
@@ -50,13 +50,14 @@ type target struct {
 	local bool
 	// logDir holds the local tasks' logs (local only).
 	logDir string
-	// ecsEndpoint is the local ECS API (local only).
-	ecsEndpoint string
-	s3          *s3.Client
-	sqs         *sqs.Client
-	ecs         *ecs.Client
-	logs        *cloudwatchlogs.Client // nil locally
-	cw          *cloudwatch.Client     // nil locally
+	// endpoint is the local cloud's AWS endpoint and ecsEndpoint its ECS
+	// API (local only).
+	endpoint, ecsEndpoint string
+	s3                    *s3.Client
+	sqs                   *sqs.Client
+	ecs                   *ecs.Client
+	logs                  *cloudwatchlogs.Client // nil locally
+	cw                    *cloudwatch.Client     // nil locally
 }
 
 // Errors of openTarget, each a reason a verb cannot start.
@@ -128,7 +129,7 @@ func openLocal(ctx context.Context, f targetFlags) (*target, error) {
 		return nil, err
 	}
 	return &target{
-		stack: stack, where: "the local cloud", local: true, logDir: filepath.Join(f.workDir, "logs"), ecsEndpoint: st.ECSEndpoint,
+		stack: stack, where: "the local cloud", local: true, logDir: filepath.Join(f.workDir, "logs"), endpoint: st.Endpoint, ecsEndpoint: st.ECSEndpoint,
 		s3: c.S3, sqs: c.SQS,
 		ecs: ecs.New(ecs.Options{Region: localcloud.Region, BaseEndpoint: aws.String(st.ECSEndpoint), Credentials: aws.AnonymousCredentials{}}),
 	}, nil

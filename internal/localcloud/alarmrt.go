@@ -28,6 +28,7 @@ func (c *Cloud) startAlarms(ctx context.Context, bins binaries, taskEndpoint str
 		return nil
 	}
 	n := &snsNotifier{c: c, functions: map[string]*deployedFunction{}}
+	c.source = &cloudSource{c: c, backlogSince: map[string]time.Time{}, lastRead: map[string]time.Time{}}
 	c.functions = map[string]*deployedFunction{}
 	for _, id := range c.stack.Resources("AWS::Lambda::Function") {
 		f, err := c.startFunction(ctx, id, bins, taskEndpoint)
@@ -40,7 +41,7 @@ func (c *Cloud) startAlarms(ctx context.Context, bins binaries, taskEndpoint str
 	cfg := alarms.Config{
 		Template:     c.stack.Template,
 		Resolve:      c.resolve,
-		Source:       &cloudSource{c: c, backlogSince: map[string]time.Time{}, lastRead: map[string]time.Time{}},
+		Source:       c.source,
 		Notifier:     n,
 		StateChanged: c.alarmStateChanged,
 		Tick:         time.Duration(float64(time.Minute) / c.opts.Speedup),
@@ -322,6 +323,17 @@ func (l *invocationLog) add(name string) {
 		kept = kept[1:]
 	}
 	l.at[name] = append(kept, now)
+}
+
+// last is the newest invocation of name.
+func (l *invocationLog) last(name string) (time.Time, bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	at := l.at[name]
+	if len(at) == 0 {
+		return time.Time{}, false
+	}
+	return at[len(at)-1], true
 }
 
 // between counts the invocations after from, up to and including to.

@@ -101,8 +101,10 @@ type Cloud struct {
 	closers []func() error
 	// schedules are the deployed schedules being emulated.
 	schedules []deployedSchedule
-	// alarms evaluates the deployed alarms, when the stack has any.
+	// alarms evaluates the deployed alarms, when the stack has any, with
+	// the metrics of source.
 	alarms *alarms.Loop
+	source *cloudSource
 	// functions are the stack's Lambda functions running locally, by name.
 	functions map[string]*deployedFunction
 	// invocations are the functions' and the rules' invocations.
@@ -204,6 +206,7 @@ func Up(ctx context.Context, opts Options) (_ *Cloud, err error) {
 	if err := c.startRuntime(runCtx, bins, taskEndpoint); err != nil {
 		return nil, err
 	}
+	c.goRun("status", func() error { return c.writeStatus(runCtx) })
 	return c, nil
 }
 
@@ -310,6 +313,9 @@ func (c *Cloud) Tasks() []ecsemu.TaskInfo { return c.ecs.Tasks() }
 
 // ECS is the local ECS emulator.
 func (c *Cloud) ECS() *ecsemu.Emulator { return c.ecs }
+
+// WorkDir is the runtime's work directory (logs, RuntimeStatusFile).
+func (c *Cloud) WorkDir() string { return c.opts.WorkDir }
 
 // Speedup is the time compression factor.
 func (c *Cloud) Speedup() float64 { return c.opts.Speedup }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"time"
 
+	"github.com/edp-pipelines/edp/internal/localcloud/ecsemu"
 	"github.com/edp-pipelines/edp/internal/names"
 	"github.com/edp-pipelines/edp/internal/runrecord"
 	"github.com/edp-pipelines/edp/internal/stackview"
@@ -12,8 +13,9 @@ import (
 // Status is one progress reading of a running local cloud.
 type Status struct {
 	Queue, DLQ stackview.QueueDepth
-	// Running is the number of RUNNING local tasks.
-	Running int
+	// Running is the number of RUNNING local tasks, Starting of those on
+	// their way (PENDING).
+	Running, Starting int
 	// Runs are the newest index entries (stackview.Recent) of the recent
 	// runs; Succeeded and Failed count those that ended so.
 	Runs              []runrecord.Entry
@@ -34,8 +36,11 @@ func Snapshot(ctx context.Context, c *Cloud, recent *stackview.Recent, window in
 		return s, err
 	}
 	for _, t := range c.Tasks() {
-		if t.LastStatus == "RUNNING" {
+		switch t.LastStatus {
+		case ecsemu.StatusRunning:
 			s.Running++
+		case ecsemu.StatusPending:
+			s.Starting++
 		}
 	}
 	if s.Runs, err = recent.Runs(ctx, window, stackview.RecentFilter{}); err != nil {

@@ -3,41 +3,28 @@ package smoke
 import (
 	"errors"
 	"fmt"
-	"regexp"
-	"strconv"
 	"strings"
 	"time"
 
 	"github.com/edp-pipelines/edp/internal/localcloud"
 	"github.com/edp-pipelines/edp/internal/schedexpr"
+	"github.com/edp-pipelines/edp/internal/stackview"
 )
 
-// Arch is the way a stack runs the consumer, told from its resources.
-type Arch string
+// Arch is the way a stack runs the consumer (stackview.Arch).
+type Arch = stackview.Arch
 
 // The four architectures (docs/architectures/).
 const (
-	OneOff        Arch = "one-off"
-	AlarmService  Arch = "alarm-service"
-	AlarmDispatch Arch = "alarm-dispatch"
-	Cron          Arch = "cron"
+	OneOff        = stackview.OneOff
+	AlarmService  = stackview.AlarmService
+	AlarmDispatch = stackview.AlarmDispatch
+	Cron          = stackview.Cron
 )
 
-// DetectArch tells the architecture from the deployed resources: a
-// Scheduler schedule makes a cron stack, an ECS service an alarm-service
-// stack, a Lambda function an alarm-dispatch stack; otherwise each upload
-// starts its own task (one-off).
-func DetectArch(st *localcloud.Stack) Arch {
-	switch {
-	case len(st.Resources("AWS::Scheduler::Schedule")) > 0:
-		return Cron
-	case len(st.Resources("AWS::ECS::Service")) > 0:
-		return AlarmService
-	case len(st.Resources("AWS::Lambda::Function")) > 0:
-		return AlarmDispatch
-	}
-	return OneOff
-}
+// DetectArch tells the architecture from the deployed resources
+// (stackview.DetectArch).
+func DetectArch(st *localcloud.Stack) Arch { return stackview.DetectArch(st) }
 
 // Timeouts on AWS. Each is an upper bound of a healthy run, not its
 // expected duration.
@@ -87,48 +74,18 @@ type plan struct {
 }
 
 // backlogAlarm is the scale-out condition read from a deployed backlog
-// alarm's metric math (stacks.BacklogExpression).
+// alarm's metric math.
 type backlogAlarm struct {
 	maxWait   time.Duration // the expression's `age >= <seconds>`
 	threshold int           // N, the alarm's threshold
 	period    time.Duration // the metrics' period
 }
 
-var ageCondition = regexp.MustCompile(`\bage\s*>=\s*(\d+)`)
-
 // findBacklogAlarm finds the alarm whose metric math holds the max-wait
-// condition.
+// condition (stackview.BacklogAlarm).
 func findBacklogAlarm(st *localcloud.Stack) (backlogAlarm, bool) {
-	for _, id := range st.Resources("AWS::CloudWatch::Alarm") {
-		p := st.Properties(id)
-		metrics, _ := p["Metrics"].([]any)
-		var a backlogAlarm
-		for _, m := range metrics {
-			mm, _ := m.(map[string]any)
-			if expr, ok := mm["Expression"].(string); ok {
-				if sub := ageCondition.FindStringSubmatch(expr); sub != nil {
-					secs, _ := strconv.Atoi(sub[1])
-					a.maxWait = time.Duration(secs) * time.Second
-				}
-			}
-			if ms, ok := mm["MetricStat"].(map[string]any); ok {
-				if v, ok := ms["Period"].(float64); ok && time.Duration(v)*time.Second > a.period {
-					a.period = time.Duration(v) * time.Second
-				}
-			}
-		}
-		if a.maxWait == 0 {
-			continue
-		}
-		if a.period == 0 {
-			a.period = time.Minute
-		}
-		if v, ok := p["Threshold"].(float64); ok {
-			a.threshold = int(v)
-		}
-		return a, true
-	}
-	return backlogAlarm{}, false
+	b, ok := stackview.BacklogAlarm(st)
+	return backlogAlarm{maxWait: b.MaxWait, threshold: b.Threshold, period: b.Period}, ok
 }
 
 // makePlan decides the wait for arch at now. timeout is -timeout (0: the
