@@ -611,16 +611,27 @@ func cmdDLQ(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return exitUsage
 	}
 	sub := args[0]
-	v := newVerb("dlq "+sub, "dlq "+sub+" [-stack S] [-local] [-json]", stderr)
+	v := newVerb("dlq "+sub, "dlq "+sub+" [-stack S] [-local] [-queue dead-letters|undelivered] [-json]", stderr)
 	asJSON := v.fs.Bool("json", false, "JSON lines instead of a table (list)")
+	which := v.fs.String("queue", "dead-letters", "which dead-letter queue: dead-letters (failed jobs) or undelivered (events the rule or the Scheduler could not deliver; redriving them is safe: a run that happened is not repeated)")
 	if code, ok := v.parse(args[1:], stderr, 0); !ok {
 		return code
+	}
+	if *which != "dead-letters" && *which != "undelivered" {
+		fmt.Fprintf(stderr, "edp dlq: -queue %q: want dead-letters or undelivered\n", *which)
+		return exitUsage
 	}
 	t, err := openTarget(ctx, v.target)
 	if err != nil {
 		return v.fail(stderr, err)
 	}
-	r := &dlq.Reader{SQS: t.sqs, QueueURL: t.stack.Outputs[names.OutputDLQURL]}
+	url := t.stack.Outputs[names.OutputDLQURL]
+	if *which == "undelivered" {
+		if url = t.deliveryDLQ(); url == "" {
+			return v.fail(stderr, fmt.Errorf("stack %s has no delivery dead-letter queue", t.stack.Name))
+		}
+	}
+	r := &dlq.Reader{SQS: t.sqs, QueueURL: url}
 	scan, err := r.Scan(ctx)
 	if err != nil {
 		return v.fail(stderr, fmt.Errorf("read the dead-letter queue: %w", err))

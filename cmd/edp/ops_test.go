@@ -151,6 +151,9 @@ func TestOperatorVerbsLocal(t *testing.T) {
 	if !strings.Contains(r.stdout, "1 messages in the dead-letter queue") {
 		t.Errorf("dlq list: %+v", r)
 	}
+	if r := runVerb(t, dlqVerb, append([]string{"list", "-queue", "undelivered"}, with()...)...); r.code != 0 || !strings.Contains(r.stdout, "0 messages in the dead-letter queue") {
+		t.Errorf("dlq list -queue undelivered: %+v", r)
+	}
 	r = runVerb(t, dlqVerb, append([]string{"redrive"}, with()...)...)
 	if r.code != 0 || !strings.Contains(r.stdout, "redrove 1 of 1") {
 		t.Errorf("dlq redrive: %+v", r)

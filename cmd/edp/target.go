@@ -180,6 +180,20 @@ func describeEdpStack(ctx context.Context, api stackview.StackReader, name, endp
 
 func (t *target) bucket() string { return t.stack.Outputs[names.OutputBucket] }
 
+// deliveryDLQ is the URL of the queue that receives the events the rule
+// or the Scheduler could not deliver ("" if the stack has none).
+func (t *target) deliveryDLQ() string {
+	for _, id := range t.stack.Resources("AWS::SQS::Queue") {
+		if strings.Contains(id, "DeliveryDLQ") {
+			if t.local {
+				return stackview.RewriteURL(t.stack.Physical[id], t.endpoint)
+			}
+			return t.stack.Physical[id]
+		}
+	}
+	return ""
+}
+
 // verb is the frame of every operator verb: its flags (the target's
 // and its own), a parse, and exit codes: 0 done, 1 failed, 2 usage.
 type verb struct {

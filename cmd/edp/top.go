@@ -233,14 +233,7 @@ func newTopReader(t *target, workDir string) *topReader {
 	st := t.stack
 	r := &topReader{t: t, workDir: workDir, arch: stackview.DetectArch(st), recent: &stackview.Recent{API: t.s3, Bucket: t.bucket()}}
 	r.backlog, r.hasBacklog = stackview.BacklogAlarm(st)
-	for _, id := range st.Resources("AWS::SQS::Queue") {
-		if strings.Contains(id, "DeliveryDLQ") {
-			r.deliveryDLQ = st.Physical[id]
-			if t.local {
-				r.deliveryDLQ = stackview.RewriteURL(r.deliveryDLQ, t.endpoint)
-			}
-		}
-	}
+	r.deliveryDLQ = t.deliveryDLQ()
 	for _, id := range st.Resources("AWS::CloudWatch::Alarm") {
 		if n := st.Physical[id]; n != "" {
 			r.alarmNames = append(r.alarmNames, n)
