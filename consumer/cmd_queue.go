@@ -28,9 +28,14 @@ import (
 )
 
 // MetricNamespace is the CloudWatch namespace of the consumer's EMF metrics
-// (JobsSucceeded, JobsFailed, JobDuration, QueueWait, ProtectionFailures,
-// DrainsSkipped, TaskCapCheckFailures; dimension Mode).
-const MetricNamespace = "edp/consumer"
+// (names.ConsumerMetrics; dimension names.ConsumerMetricMode).
+const MetricNamespace = names.ConsumerMetricNamespace
+
+// metricsWriter writes the consumer's EMF lines in mode to w: every line
+// in MetricNamespace, with the mode as its dimension.
+func metricsWriter(w io.Writer, mode string) *emf.Writer {
+	return &emf.Writer{W: w, Namespace: MetricNamespace, Dimensions: map[string]string{names.ConsumerMetricMode: mode}}
+}
 
 // envAgentURI is set by the ECS agent inside every task; its absence means
 // "not on ECS" and turns scale-in protection off.
@@ -249,7 +254,7 @@ func runQueue(ctx context.Context, mode string, args []string, getenv func(strin
 		log.ErrorContext(ctx, "start", "error", err.Error())
 		return 1
 	}
-	metrics := &emf.Writer{W: stdout, Namespace: MetricNamespace, Dimensions: map[string]string{"Mode": mode}}
+	metrics := metricsWriter(stdout, mode)
 	if mode == names.ModeDrain && s.maxTasks > 0 {
 		// Before any other call: a task over the cap costs as little as
 		// possible and never touches the queue.

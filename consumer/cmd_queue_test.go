@@ -17,6 +17,7 @@ import (
 	"github.com/google/go-cmp/cmp/cmpopts"
 
 	"github.com/edp-pipelines/edp/consumer/worker"
+	"github.com/edp-pipelines/edp/internal/emf"
 	"github.com/edp-pipelines/edp/internal/flagenv"
 	"github.com/edp-pipelines/edp/internal/names"
 )
@@ -382,6 +383,31 @@ func TestEveryWorkerFieldErrorNamesAFlag(t *testing.T) {
 		}
 		if msg := restated[i].Error(); !strings.Contains(msg, flagenv.Name(name)) || !strings.Contains(msg, "-"+name) || strings.Contains(msg, fe.Field+" ") {
 			t.Errorf("field %s restated as %q: want its flag and variable, not the field", fe.Field, msg)
+		}
+	}
+}
+
+// The consumer's lines carry the namespace and the Mode dimension the
+// stacks' dashboards chart (internal/names), with the task's mode as its
+// value.
+func TestMetricsLinesCarryTheChartedNamespaceAndMode(t *testing.T) {
+	t.Parallel()
+	for _, mode := range []string{names.ModeDrain, names.ModeServe} {
+		var buf bytes.Buffer
+		if err := metricsWriter(&buf, mode).Emit([]emf.Metric{{Name: names.MetricJobsSucceeded, Unit: emf.Count, Value: 1}}, nil); err != nil {
+			t.Fatal(err)
+		}
+		got, err := emf.Decode(buf.Bytes())
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := emf.Line{
+			Namespace:  names.ConsumerMetricNamespace,
+			Dimensions: map[string]string{names.ConsumerMetricMode: mode},
+			Metrics:    map[string]float64{names.MetricJobsSucceeded: 1},
+		}
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Errorf("%s line (-want +got):\n%s", mode, diff)
 		}
 	}
 }

@@ -124,6 +124,11 @@ func NewAlarmDispatchStack(scope constructs.Construct, id string, props *Props) 
 			ArnFormat: awscdk.ArnFormat_COLON_RESOURCE_NAME,
 		})),
 	}), nil)
+	p.addDashboard(DashboardParts{
+		Function:         fn,
+		DeadLetterQueues: []LabeledQueue{{Label: "Dispatch failures (notifications given up on)", Queue: failures}},
+		Alarms:           []string{AlarmName(stack, backlogAlarm)},
+	})
 	applyNagSuppressions(stack, props.Settings)
 	return stack
 }

@@ -12,6 +12,12 @@ import (
 	"github.com/edp-pipelines/edp/internal/settings"
 )
 
+// Name suffixes (AlarmName) of the alarms that start and stop tasks.
+const (
+	backlogAlarm = "backlog"
+	idleAlarm    = "idle"
+)
+
 // metricPeriod is the resolution of SQS's CloudWatch metrics.
 var metricPeriod = awscdk.Duration_Minutes(jsii.Number(1))
 
@@ -108,6 +114,7 @@ func newScaleOutAlarm(scope constructs.Construct, q awssqs.Queue, s settings.Set
 		Period:       metricPeriod,
 	})
 	return expr.CreateAlarm(scope, jsii.String("BacklogAlarm"), &awscloudwatch.CreateAlarmOptions{
+		AlarmName: jsii.String(AlarmName(scope, backlogAlarm)),
 		AlarmDescription: jsii.String(fmt.Sprintf(
 			"edp: %d+ messages visible, or messages waiting longer than %d minutes", s.ScaleOutThreshold, s.MaxWaitMinutes)),
 		Threshold:          jsii.Number(float64(s.ScaleOutThreshold)),
@@ -131,6 +138,7 @@ func newIdleAlarm(scope constructs.Construct, q awssqs.Queue, s settings.Setting
 		Period: metricPeriod,
 	})
 	return expr.CreateAlarm(scope, jsii.String("IdleAlarm"), &awscloudwatch.CreateAlarmOptions{
+		AlarmName:          jsii.String(AlarmName(scope, idleAlarm)),
 		AlarmDescription:   jsii.String(fmt.Sprintf("edp: queue empty and nothing in flight for %d minutes", s.ScaleInIdleMinutes)),
 		Threshold:          jsii.Number(0),
 		ComparisonOperator: awscloudwatch.ComparisonOperator_LESS_THAN_OR_EQUAL_TO_THRESHOLD,

@@ -89,6 +89,7 @@ func NewAlarmServiceStack(scope constructs.Construct, id string, props *Props) a
 		newBacklogTracking(stack, target, p, svc, s)
 	}
 	newScaleOutAlarm(stack, p.Queue, s, g, desired).AddAlarmAction(awscloudwatchactions.NewApplicationScalingAction(scaleOut))
+	p.addDashboard(DashboardParts{Service: svc, Alarms: []string{AlarmName(stack, backlogAlarm), AlarmName(stack, idleAlarm)}})
 	applyNagSuppressions(stack, props.Settings)
 	return stack
 }

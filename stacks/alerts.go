@@ -27,8 +27,10 @@ type Alerts struct {
 	// encrypted with Key, which CloudWatch may use for exactly these alarms.
 	Topic awssns.Topic
 	Key   awskms.Key
-	// Alarms are the alarms watched so far, in order.
+	// Alarms are the alarms watched so far, in order, and Names their
+	// names.
 	Alarms []awscloudwatch.Alarm
+	Names  []string
 }
 
 // newAlerts builds the encrypted, TLS-only alert topic, subscribing the
@@ -90,6 +92,7 @@ func (a *Alerts) watch(alarm awscloudwatch.Alarm, name string) {
 		Conditions: conditions,
 	}), nil)
 	a.Alarms = append(a.Alarms, alarm)
+	a.Names = append(a.Names, name)
 }
 
 // watchNotEmpty alarms when a dead-letter queue holds a message: work that

@@ -58,6 +58,7 @@ func NewCronStack(scope constructs.Construct, id string, props *Props) awscdk.St
 			Role:            frozen(role),
 		}),
 	})
+	p.addDashboard(DashboardParts{})
 	applyNagSuppressions(stack, props.Settings)
 	return stack
 }

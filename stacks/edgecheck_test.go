@@ -252,6 +252,7 @@ func (c *checker) ref(name, attr string) string {
 		"AWS::KMS::Key":                              {"Ref": n, "KeyId": n, "Arn": arn("kms", "key/"+n)},
 		"AWS::Lambda::Function":                      {"Ref": n, "Arn": arn("lambda", "function:"+n)},
 		"AWS::CloudWatch::Alarm":                     {"Ref": n, "Arn": arn("cloudwatch", "alarm:"+n)},
+		"AWS::CloudWatch::Dashboard":                 {"Ref": n},
 		"AWS::Scheduler::Schedule":                   {"Ref": n, "Arn": arn("scheduler", "schedule/"+c.scheduleGroup(name)+"/"+n)},
 		"AWS::ApplicationAutoScaling::ScalingPolicy": {"Ref": arn("autoscaling", "scalingPolicy:"+n), "Arn": arn("autoscaling", "scalingPolicy:"+n)},
 	}
@@ -268,7 +269,7 @@ func (c *checker) ref(name, attr string) string {
 // template sets one, else its logical id.
 func (c *checker) name(lid string) string {
 	for _, p := range []string{"QueueName", "TopicName", "BucketName", "ClusterName", "RoleName", "LogGroupName",
-		"FunctionName", "AlarmName", "Name", "ServiceName", "Family", "PolicyName"} {
+		"FunctionName", "AlarmName", "DashboardName", "Name", "ServiceName", "Family", "PolicyName"} {
 		if s, ok := c.raw[lid].Properties[p].(string); ok && c.raw[lid].Type != "AWS::IAM::Policy" {
 			return s
 		}

@@ -32,7 +32,8 @@ func NewOneOffStack(scope constructs.Construct, id string, props *Props) awscdk.
 			{Name: jsii.String(names.EnvTriggerKey), Value: awsevents.EventField_FromPath(jsii.String("$.detail.object.key"))},
 		},
 	}}))
-	newStrandedWorkRetry(stack, p, props.Settings, role)
+	stranded := newStrandedWorkRetry(stack, p, props.Settings, role)
+	p.addDashboard(DashboardParts{Alarms: []string{stranded}})
 	applyNagSuppressions(stack, props.Settings)
 	return stack
 }
@@ -77,8 +78,9 @@ func StrandedExpression(s settings.Settings) string {
 // upload no task would ever come for it. The StrandedWork alarm notices
 // (messages older than the max wait, nothing in flight) and its state
 // change — an event CloudWatch sends to the default bus — matches a second
-// rule whose target starts a drain task. Idle, it costs one alarm.
-func newStrandedWorkRetry(stack awscdk.Stack, p *Pipeline, s settings.Settings, role awsiam.Role) {
+// rule whose target starts a drain task. Idle, it costs one alarm, whose
+// name it returns.
+func newStrandedWorkRetry(stack awscdk.Stack, p *Pipeline, s settings.Settings, role awsiam.Role) string {
 	name := AlarmName(stack, "stranded-work")
 	rule := awsevents.NewRule(stack, jsii.String("StrandedWorkRule"), &awsevents.RuleProps{
 		Description: jsii.String("edp: the StrandedWork alarm went to ALARM: start a drain task"),
@@ -117,4 +119,5 @@ func newStrandedWorkRetry(stack awscdk.Stack, p *Pipeline, s settings.Settings, 
 		EvaluationPeriods:  jsii.Number(1),
 		TreatMissingData:   awscloudwatch.TreatMissingData_NOT_BREACHING,
 	})
+	return name
 }

@@ -81,6 +81,8 @@ type Pipeline struct {
 
 	// Removal is the removal policy of stateful resources (from settings).
 	Removal awscdk.RemovalPolicy
+	// Mode is the consumer's mode in the task definition (PipelineProps.Mode).
+	Mode string
 }
 
 // NewPipeline builds the shared construct: the event path (bucket, queues,
@@ -90,6 +92,7 @@ func NewPipeline(scope constructs.Construct, id string, props *PipelineProps) *P
 	p := &Pipeline{
 		Node:    constructs.NewConstruct(scope, jsii.String(id)),
 		Removal: removalPolicy(cfg.Settings),
+		Mode:    cfg.Mode,
 	}
 	p.Bucket = newBucket(p.Node, cfg.Settings, p.Removal)
 	p.addQueues(cfg.Settings)

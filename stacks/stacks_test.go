@@ -429,7 +429,7 @@ func TestSecurityGroupsHaveNoIngress(t *testing.T) {
 
 func TestOutputsNameTheResourcesUsersNeed(t *testing.T) {
 	forEachStack(t, func(t *testing.T, tpl assertions.Template) {
-		for _, o := range []string{names.OutputBucket, names.OutputQueueURL, names.OutputDLQURL, names.OutputCluster, names.OutputTaskDefinition} {
+		for _, o := range []string{names.OutputBucket, names.OutputQueueURL, names.OutputDLQURL, names.OutputCluster, names.OutputTaskDefinition, names.OutputDashboard} {
 			tpl.HasOutput(jsii.String(o), map[string]any{})
 		}
 	})

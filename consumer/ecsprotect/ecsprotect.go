@@ -29,6 +29,7 @@ import (
 	"time"
 
 	"github.com/edp-pipelines/edp/internal/emf"
+	"github.com/edp-pipelines/edp/internal/names"
 	"github.com/edp-pipelines/edp/internal/textlimit"
 )
 
@@ -41,7 +42,7 @@ const MaxReasonBytes = 1000
 
 // FailureMetric is the EMF metric (Count) a Guard emits for every
 // protection request that did not take effect.
-const FailureMetric = "ProtectionFailures"
+const FailureMetric = names.MetricProtectionFailures
 
 // RefusedError is the error Set returns when the agent answered but did not
 // apply the change: a status other than 2xx, or a 200 whose body carries a

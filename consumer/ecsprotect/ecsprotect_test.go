@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -20,6 +21,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/edp-pipelines/edp/internal/emf"
+	"github.com/edp-pipelines/edp/internal/names"
 )
 
 // agent is a fake ECS agent recording the protection requests it gets.
@@ -318,6 +320,17 @@ func TestGuardReportsRefusals(t *testing.T) {
 				}
 				if m[FailureMetric] != float64(1) || m["reason"] != tt.reason || m["protection_enabled"] != true {
 					t.Errorf("EMF line %v, want %s 1 with the reason", m, FailureMetric)
+				}
+				// Only serve tasks protect themselves: what they emit, the
+				// service stack's dashboard must chart.
+				d, err := emf.Decode(metrics.Bytes())
+				if err != nil {
+					t.Fatal(err)
+				}
+				for name := range d.Metrics {
+					if !slices.Contains(names.ConsumerMetrics(names.ModeServe), name) {
+						t.Errorf("metric %s is not in names.ConsumerMetrics(serve): no dashboard charts it", name)
+					}
 				}
 				// A refusal is an answer: the task is known not to be
 				// protected, so Stop has nothing to drop.

@@ -45,6 +45,7 @@ import (
 	ecstypes "github.com/aws/aws-sdk-go-v2/service/ecs/types"
 
 	"github.com/edp-pipelines/edp/internal/emf"
+	"github.com/edp-pipelines/edp/internal/names"
 )
 
 // MetadataEnv is the variable ECS sets in every container to the base URL
@@ -54,10 +55,10 @@ const MetadataEnv = "ECS_CONTAINER_METADATA_URI_V4"
 // Metrics (EMF, unit Count) a Checker emits.
 const (
 	// SkippedMetric counts drains skipped because the cap was reached.
-	SkippedMetric = "DrainsSkipped"
+	SkippedMetric = names.MetricDrainsSkipped
 	// FailureMetric counts checks that could not be made (the task drained
 	// uncapped).
-	FailureMetric = "TaskCapCheckFailures"
+	FailureMetric = names.MetricTaskCapCheckFailures
 )
 
 // DefaultCallTimeout bounds the metadata read and, separately, the whole

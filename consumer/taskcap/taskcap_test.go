@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -22,6 +23,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/edp-pipelines/edp/internal/emf"
+	"github.com/edp-pipelines/edp/internal/names"
 	"github.com/edp-pipelines/edp/internal/syncbuf"
 )
 
@@ -254,6 +256,19 @@ func TestCheckDecides(t *testing.T) {
 			m := metrics.String()
 			if tt.metric == "" && m != "" || tt.metric != "" && (strings.Count(m, "\n") != 1 || !strings.Contains(m, `"`+tt.metric+`":1`)) {
 				t.Errorf("metrics %q, want one %s line", m, tt.metric)
+			}
+			if m != "" {
+				// Only drain tasks check a cap: what they emit, the drain
+				// stacks' dashboards must chart.
+				d, err := emf.Decode([]byte(m))
+				if err != nil {
+					t.Fatal(err)
+				}
+				for name := range d.Metrics {
+					if !slices.Contains(names.ConsumerMetrics(names.ModeDrain), name) {
+						t.Errorf("metric %s is not in names.ConsumerMetrics(drain): no dashboard charts it", name)
+					}
+				}
 			}
 		})
 	}

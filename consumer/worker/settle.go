@@ -10,6 +10,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
 	"github.com/edp-pipelines/edp/internal/emf"
+	"github.com/edp-pipelines/edp/internal/names"
 	"github.com/edp-pipelines/edp/internal/textlimit"
 )
 
@@ -131,7 +132,8 @@ func retryDelay(base, max time.Duration, receiveCount int) time.Duration {
 	return min(d, max)
 }
 
-// metrics emits l's job's EMF line.
+// metrics emits l's job's EMF line (names.ConsumerMetrics: the dashboards
+// chart these names).
 func (c *Consumer) metrics(outcome string, l *lease) {
 	j := l.job()
 	ok := 0.0
@@ -139,14 +141,14 @@ func (c *Consumer) metrics(outcome string, l *lease) {
 		ok = 1
 	}
 	ms := []emf.Metric{
-		{Name: "JobsSucceeded", Unit: emf.Count, Value: ok},
-		{Name: "JobsFailed", Unit: emf.Count, Value: 1 - ok},
+		{Name: names.MetricJobsSucceeded, Unit: emf.Count, Value: ok},
+		{Name: names.MetricJobsFailed, Unit: emf.Count, Value: 1 - ok},
 	}
 	if j.duration > 0 {
-		ms = append(ms, emf.Metric{Name: "JobDuration", Unit: emf.Milliseconds, Value: float64(j.duration.Milliseconds())})
+		ms = append(ms, emf.Metric{Name: names.MetricJobDuration, Unit: emf.Milliseconds, Value: float64(j.duration.Milliseconds())})
 	}
 	if j.wait > 0 {
-		ms = append(ms, emf.Metric{Name: "QueueWait", Unit: emf.Milliseconds, Value: float64(j.wait.Milliseconds())})
+		ms = append(ms, emf.Metric{Name: names.MetricQueueWait, Unit: emf.Milliseconds, Value: float64(j.wait.Milliseconds())})
 	}
 	props := map[string]any{"outcome": outcome, "message_id": l.id()}
 	for _, f := range j.fields {

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"runtime"
 	"slices"
 	"strings"
@@ -22,6 +23,7 @@ import (
 	"github.com/edp-pipelines/edp/consumer/ecsprotect"
 	"github.com/edp-pipelines/edp/consumer/failure"
 	"github.com/edp-pipelines/edp/internal/emf"
+	"github.com/edp-pipelines/edp/internal/names"
 )
 
 // newTestConsumer returns a consumer of f: a 30 s visibility timeout and 4
@@ -530,7 +532,36 @@ func TestMetricsLines(t *testing.T) {
 				t.Errorf("%s: JobDuration %v ms, want 250", k, m["JobDuration"])
 			}
 		}
+		checkChartedNames(t, lines)
 	})
+}
+
+// checkChartedNames fails unless the lines' metrics are exactly the job
+// metrics the stacks' dashboards chart in either mode (names.ConsumerMetrics):
+// a name the consumer emits but no dashboard charts is a metric nobody sees.
+func checkChartedNames(t *testing.T, lines []string) {
+	t.Helper()
+	emitted := map[string]bool{}
+	for _, l := range lines {
+		d, err := emf.Decode([]byte(l))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for name := range d.Metrics {
+			emitted[name] = true
+		}
+	}
+	for _, mode := range []string{names.ModeDrain, names.ModeServe} {
+		for name := range emitted {
+			if !slices.Contains(names.ConsumerMetrics(mode), name) {
+				t.Errorf("the worker emits %s, which is not in names.ConsumerMetrics(%q): no %s dashboard charts it", name, mode, mode)
+			}
+		}
+	}
+	want := []string{names.MetricJobDuration, names.MetricJobsFailed, names.MetricJobsSucceeded, names.MetricQueueWait}
+	if diff := cmp.Diff(want, slices.Sorted(maps.Keys(emitted))); diff != "" {
+		t.Errorf("job metrics emitted (-want +got):\n%s", diff)
+	}
 }
 
 func TestPermanent(t *testing.T) {

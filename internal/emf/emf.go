@@ -96,3 +96,56 @@ func (w *Writer) Emit(metrics []Metric, props map[string]any) error {
 	}
 	return nil
 }
+
+// Line is one EMF line read back: its namespace, its dimensions with their
+// values and its metrics with their values.
+type Line struct {
+	Namespace  string
+	Dimensions map[string]string
+	Metrics    map[string]float64
+}
+
+// Decode reads one line as CloudWatch would: the directive's namespace,
+// dimension keys and metric names, each looked up in the line's members.
+// It accepts the lines Emit writes (one directive, one dimension set) and
+// reports a directive that names a member the line lacks or holds with the
+// wrong type.
+func Decode(line []byte) (Line, error) {
+	var raw map[string]json.RawMessage
+	if err := json.Unmarshal(line, &raw); err != nil {
+		return Line{}, fmt.Errorf("decode EMF line: %w", err)
+	}
+	var meta struct {
+		CloudWatchMetrics []struct {
+			Namespace  string
+			Dimensions [][]string
+			Metrics    []struct{ Name string }
+		}
+	}
+	if err := json.Unmarshal(raw["_aws"], &meta); err != nil {
+		return Line{}, fmt.Errorf("decode EMF line: _aws: %w", err)
+	}
+	if n := len(meta.CloudWatchMetrics); n != 1 {
+		return Line{}, fmt.Errorf("decode EMF line: %d directives, want 1", n)
+	}
+	d := meta.CloudWatchMetrics[0]
+	if n := len(d.Dimensions); n != 1 {
+		return Line{}, fmt.Errorf("decode EMF line: %d dimension sets, want 1", n)
+	}
+	out := Line{Namespace: d.Namespace, Dimensions: map[string]string{}, Metrics: map[string]float64{}}
+	for _, k := range d.Dimensions[0] {
+		var v string
+		if err := json.Unmarshal(raw[k], &v); err != nil {
+			return Line{}, fmt.Errorf("decode EMF line: dimension %q: %w", k, err)
+		}
+		out.Dimensions[k] = v
+	}
+	for _, m := range d.Metrics {
+		var v float64
+		if err := json.Unmarshal(raw[m.Name], &v); err != nil {
+			return Line{}, fmt.Errorf("decode EMF line: metric %q: %w", m.Name, err)
+		}
+		out.Metrics[m.Name] = v
+	}
+	return out, nil
+}

@@ -90,3 +90,43 @@ func TestEmitNilAndConcurrent(t *testing.T) {
 		}
 	}
 }
+
+func TestDecodeReadsWhatEmitWrote(t *testing.T) {
+	t.Parallel()
+	var buf bytes.Buffer
+	w := &Writer{W: &buf, Namespace: "EDP", Dimensions: map[string]string{"Mode": "drain", "Cluster": "c1"}}
+	err := w.Emit([]Metric{{Name: "JobsSucceeded", Unit: Count, Value: 1}, {Name: "JobDuration", Unit: Milliseconds, Value: 12.5}},
+		map[string]any{"run_id": "r1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := Decode(buf.Bytes())
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Line{
+		Namespace:  "EDP",
+		Dimensions: map[string]string{"Mode": "drain", "Cluster": "c1"},
+		Metrics:    map[string]float64{"JobsSucceeded": 1, "JobDuration": 12.5},
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("decoded line (-want +got):\n%s", diff)
+	}
+}
+
+func TestDecodeRejectsLinesCloudWatchWouldNotRead(t *testing.T) {
+	t.Parallel()
+	for name, line := range map[string]string{
+		"not JSON":          `{"_aws":`,
+		"no directive":      `{"X":1,"_aws":{"CloudWatchMetrics":[]}}`,
+		"two directives":    `{"X":1,"_aws":{"CloudWatchMetrics":[{"Namespace":"A","Dimensions":[[]],"Metrics":[{"Name":"X"}]},{"Namespace":"B","Dimensions":[[]],"Metrics":[{"Name":"X"}]}]}}`,
+		"missing metric":    `{"_aws":{"CloudWatchMetrics":[{"Namespace":"A","Dimensions":[[]],"Metrics":[{"Name":"X"}]}]}}`,
+		"string metric":     `{"X":"1","_aws":{"CloudWatchMetrics":[{"Namespace":"A","Dimensions":[[]],"Metrics":[{"Name":"X"}]}]}}`,
+		"missing dimension": `{"X":1,"_aws":{"CloudWatchMetrics":[{"Namespace":"A","Dimensions":[["Mode"]],"Metrics":[{"Name":"X"}]}]}}`,
+		"no dimension set":  `{"X":1,"_aws":{"CloudWatchMetrics":[{"Namespace":"A","Dimensions":[],"Metrics":[{"Name":"X"}]}]}}`,
+	} {
+		if _, err := Decode([]byte(line)); err == nil {
+			t.Errorf("%s: Decode(%s) succeeded, want an error", name, line)
+		}
+	}
+}

@@ -85,6 +85,10 @@ func TestEveryStackDeploysAndRoutesUploads(t *testing.T) {
 			if bucket == "" || !strings.HasPrefix(queue, srv.Endpoint) {
 				t.Fatalf("outputs %v: want a bucket and a queue URL on the endpoint", st.Outputs)
 			}
+			// The dashboard was created: its Ref (the name) reached the output.
+			if url, want := st.Outputs[names.OutputDashboard], "?region="+Region+"#dashboards:name="+stack; !strings.HasSuffix(url, want) {
+				t.Errorf("output %s = %q, want a console URL ending in %q", names.OutputDashboard, url, want)
+			}
 			for _, key := range []string{"configs/a b+c.yaml", "artifacts/x.yaml", "configs/readme.txt"} {
 				if _, err := c.S3.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String(bucket), Key: aws.String(key), Body: strings.NewReader("x: 1")}); err != nil {
 					t.Fatal(err)

@@ -1,6 +1,7 @@
 // Package names holds every name that the CDK stacks and the runtime binaries
 // (the consumer and the alarm-dispatch Lambda) must agree on: stack names,
-// environment-variable names, S3 key prefixes and stack output names.
+// environment-variable names, S3 key prefixes, stack output names and the
+// CloudWatch metrics the binaries emit and the stacks' dashboards chart.
 //
 // It is standard-library only and has no logic beyond a few helpers, so both
 // sides can import it and a rename is a single edit.
@@ -237,3 +238,58 @@ const (
 	OutputAlertTopic     = "AlertTopicArn"
 	OutputDashboard      = "DashboardUrl"
 )
+
+// The consumer's CloudWatch metrics: Embedded Metric Format lines on its
+// stdout, which the awslogs driver sends to CloudWatch Logs. Every line has
+// the dimension ConsumerMetricMode (the consumer's mode, ModeDrain or
+// ModeServe). Each stack's dashboard charts every name of ConsumerMetrics.
+const (
+	ConsumerMetricNamespace = "edp/consumer"
+	ConsumerMetricMode      = "Mode" // dimension: the consumer's mode
+
+	// One line per settled job (succeeded, retried or dead-lettered).
+	MetricJobsSucceeded = "JobsSucceeded" // Count: 1 if the job succeeded (or was a duplicate), else 0
+	MetricJobsFailed    = "JobsFailed"    // Count: 1 if it failed (to be retried or dead-lettered), else 0
+	MetricJobDuration   = "JobDuration"   // Milliseconds the job ran
+	MetricQueueWait     = "QueueWait"     // Milliseconds from sending the message to receiving it
+
+	// Serve mode: a scale-in protection request the ECS agent refused or
+	// that could not be made.
+	MetricProtectionFailures = "ProtectionFailures"
+	// Drain mode with a task cap (EdpCron): drains skipped because the cap
+	// was reached, and cap checks that could not be made.
+	MetricDrainsSkipped        = "DrainsSkipped"
+	MetricTaskCapCheckFailures = "TaskCapCheckFailures"
+)
+
+// ConsumerMetrics are the metric names the consumer may emit in mode: the
+// job metrics, then the mode's own.
+func ConsumerMetrics(mode string) []string {
+	out := []string{MetricJobsSucceeded, MetricJobsFailed, MetricJobDuration, MetricQueueWait}
+	switch mode {
+	case ModeServe:
+		out = append(out, MetricProtectionFailures)
+	case ModeDrain:
+		out = append(out, MetricDrainsSkipped, MetricTaskCapCheckFailures)
+	}
+	return out
+}
+
+// The alarm-dispatch Lambda's CloudWatch metrics: one Embedded Metric Format
+// line per invocation, with the dimension DispatchMetricCluster (the
+// cluster's name, as the function's EnvCluster gives it).
+const (
+	DispatchMetricNamespace = "edp/alarm-dispatch"
+	DispatchMetricCluster   = "Cluster" // dimension: the cluster the tasks start in
+
+	MetricTasksRequested = "TasksRequested" // Count: tasks the dispatch asked for
+	MetricTasksStarted   = "TasksStarted"   // Count: tasks RunTask started
+	MetricTasksFailed    = "TasksFailed"    // Count: tasks RunTask could not start
+	MetricBacklog        = "Backlog"        // Count: messages visible and in flight, as the function saw them
+	MetricRunningTasks   = "RunningTasks"   // Count: tasks of the family running or pending, as the function saw them
+)
+
+// DispatchMetrics are the metric names of the alarm-dispatch Lambda's line.
+func DispatchMetrics() []string {
+	return []string{MetricTasksRequested, MetricTasksStarted, MetricTasksFailed, MetricBacklog, MetricRunningTasks}
+}

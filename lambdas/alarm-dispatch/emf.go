@@ -5,18 +5,20 @@ import (
 	"time"
 
 	"github.com/edp-pipelines/edp/internal/emf"
+	"github.com/edp-pipelines/edp/internal/names"
 )
 
 // Metric names and namespace of the dispatcher's CloudWatch Embedded Metric
-// Format line. Alarms and dashboards refer to them by these names.
+// Format line: internal/names declares them, so the stacks' dashboards chart
+// exactly what this line carries.
 const (
-	MetricNamespace      = "edp/alarm-dispatch"
-	MetricDimension      = "Cluster"
-	MetricTasksRequested = "TasksRequested"
-	MetricTasksStarted   = "TasksStarted"
-	MetricTasksFailed    = "TasksFailed"
-	MetricBacklog        = "Backlog"
-	MetricRunningTasks   = "RunningTasks"
+	MetricNamespace      = names.DispatchMetricNamespace
+	MetricDimension      = names.DispatchMetricCluster
+	MetricTasksRequested = names.MetricTasksRequested
+	MetricTasksStarted   = names.MetricTasksStarted
+	MetricTasksFailed    = names.MetricTasksFailed
+	MetricBacklog        = names.MetricBacklog
+	MetricRunningTasks   = names.MetricRunningTasks
 )
 
 // writeEMF writes one EMF line (a single JSON object and a newline) for o.

@@ -185,8 +185,8 @@ func TestLoopDispatchNotifiesOncePerTransition(t *testing.T) {
 		if n.topic != "arn:aws:sns:us-east-1:123456789012:EdpTest-AlarmTopic" {
 			t.Errorf("notification %d to %q", i, n.topic)
 		}
-		if c.AlarmName != "EdpTest-BacklogAlarm1E83516A" || c.NewStateValue != StateAlarm ||
-			c.AlarmARN != "arn:aws:cloudwatch:us-east-1:123456789012:alarm:EdpTest-BacklogAlarm1E83516A" ||
+		if c.AlarmName != "EdpAlarmDispatch-backlog" || c.NewStateValue != StateAlarm ||
+			c.AlarmARN != "arn:aws:cloudwatch:us-east-1:123456789012:alarm:EdpAlarmDispatch-backlog" ||
 			c.Region != "US East (N. Virginia)" || c.AWSAccountID != "123456789012" {
 			t.Errorf("notification %d: %+v", i, c)
 		}
@@ -317,7 +317,7 @@ func TestLoopSourceError(t *testing.T) {
 	h.src.set(age, 0)
 	h.src.fail = errors.New("connection refused")
 	err := h.loop.Step(t.Context())
-	if err == nil || !strings.Contains(err.Error(), "alarm EdpTest-BacklogAlarm1E83516A: read AWS/SQS") || !strings.Contains(err.Error(), "connection refused") {
+	if err == nil || !strings.Contains(err.Error(), "alarm EdpAlarmService-backlog: read AWS/SQS") || !strings.Contains(err.Error(), "connection refused") {
 		t.Fatalf("Step error = %v", err)
 	}
 	wantSets(t, h.scaler)
