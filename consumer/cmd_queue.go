@@ -33,8 +33,12 @@ const MetricNamespace = names.ConsumerMetricNamespace
 
 // metricsWriter writes the consumer's EMF lines in mode to w: every line
 // in MetricNamespace, with the mode as its dimension.
-func metricsWriter(w io.Writer, mode string) *emf.Writer {
-	return &emf.Writer{W: w, Namespace: MetricNamespace, Dimensions: map[string]string{names.ConsumerMetricMode: mode}}
+func metricsWriter(w io.Writer, mode, cluster string) *emf.Writer {
+	dims := map[string]string{names.ConsumerMetricMode: mode}
+	if cluster != "" {
+		dims[names.ConsumerMetricCluster] = cluster
+	}
+	return &emf.Writer{W: w, Namespace: MetricNamespace, Dimensions: dims}
 }
 
 // envAgentURI is set by the ECS agent inside every task; its absence means
@@ -254,7 +258,20 @@ func runQueue(ctx context.Context, mode string, args []string, getenv func(strin
 		log.ErrorContext(ctx, "start", "error", err.Error())
 		return 1
 	}
-	metrics := metricsWriter(stdout, mode)
+	// The task, from ECS's task metadata: its cluster is a dimension of the
+	// metrics (each stack's dashboard charts its own jobs), its ARN goes
+	// into the recent-runs index (edp watch says where a run runs).
+	var task, cluster string
+	if s.metadataURI != "" {
+		mctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		if t, err := taskcap.ReadTask(mctx, nil, s.metadataURI); err == nil {
+			task, cluster = t.TaskARN, t.Cluster[strings.LastIndex(t.Cluster, "/")+1:]
+		} else {
+			log.WarnContext(ctx, "task metadata: metrics carry no cluster and the runs' index entries name the host", "error", err.Error())
+		}
+		cancel()
+	}
+	metrics := metricsWriter(stdout, mode, cluster)
 	if mode == names.ModeDrain && s.maxTasks > 0 {
 		// Before any other call: a task over the cap costs as little as
 		// possible and never touches the queue.
@@ -280,17 +297,6 @@ func runQueue(ctx context.Context, mode string, args []string, getenv func(strin
 		return 1
 	}
 	objects := store.NewS3(s3Client, s.bucket)
-	task := ""
-	if s.metadataURI != "" {
-		// Which task a run runs on, for the recent-runs index (edp watch).
-		mctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-		if t, err := taskcap.ReadTask(mctx, nil, s.metadataURI); err == nil {
-			task = t.TaskARN
-		} else {
-			log.WarnContext(ctx, "task metadata: the runs' index entries name the host instead", "error", err.Error())
-		}
-		cancel()
-	}
 	proc := &job.QueueProcessor{
 		Runner: &job.Runner{
 			In: objects, Out: objects,

@@ -394,7 +394,7 @@ func TestMetricsLinesCarryTheChartedNamespaceAndMode(t *testing.T) {
 	t.Parallel()
 	for _, mode := range []string{names.ModeDrain, names.ModeServe} {
 		var buf bytes.Buffer
-		if err := metricsWriter(&buf, mode).Emit([]emf.Metric{{Name: names.MetricJobsSucceeded, Unit: emf.Count, Value: 1}}, nil); err != nil {
+		if err := metricsWriter(&buf, mode, "edp-cluster").Emit([]emf.Metric{{Name: names.MetricJobsSucceeded, Unit: emf.Count, Value: 1}}, nil); err != nil {
 			t.Fatal(err)
 		}
 		got, err := emf.Decode(buf.Bytes())
@@ -403,7 +403,7 @@ func TestMetricsLinesCarryTheChartedNamespaceAndMode(t *testing.T) {
 		}
 		want := emf.Line{
 			Namespace:  names.ConsumerMetricNamespace,
-			Dimensions: map[string]string{names.ConsumerMetricMode: mode},
+			Dimensions: map[string]string{names.ConsumerMetricMode: mode, names.ConsumerMetricCluster: "edp-cluster"},
 			Metrics:    map[string]float64{names.MetricJobsSucceeded: 1},
 		}
 		if diff := cmp.Diff(want, got); diff != "" {

@@ -163,7 +163,7 @@ func (p *Pipeline) consumerMetric(name, label, statistic string) awscloudwatch.I
 	return awscloudwatch.NewMetric(&awscloudwatch.MetricProps{
 		Namespace:     jsii.String(names.ConsumerMetricNamespace),
 		MetricName:    jsii.String(name),
-		DimensionsMap: &map[string]*string{names.ConsumerMetricMode: jsii.String(p.Mode)},
+		DimensionsMap: &map[string]*string{names.ConsumerMetricMode: jsii.String(p.Mode), names.ConsumerMetricCluster: p.Cluster.ClusterName()},
 		Label:         jsii.String(label),
 		Statistic:     jsii.String(statistic),
 		Period:        awscdk.Duration_Minutes(jsii.Number(5)),

@@ -167,7 +167,7 @@ func checkDashboard(c *checker, body map[string]any) []error {
 	if err != nil {
 		fail("%v", err)
 	}
-	modeDim := map[string]string{names.ConsumerMetricMode: mode}
+	modeDim := map[string]string{names.ConsumerMetricMode: mode, names.ConsumerMetricCluster: cluster}
 	for _, name := range names.ConsumerMetrics(mode) {
 		want(names.ConsumerMetricNamespace, name, modeDim, "")
 	}

@@ -245,7 +245,8 @@ const (
 // ModeServe). Each stack's dashboard charts every name of ConsumerMetrics.
 const (
 	ConsumerMetricNamespace = "edp/consumer"
-	ConsumerMetricMode      = "Mode" // dimension: the consumer's mode
+	ConsumerMetricMode      = "Mode"    // dimension: the consumer's mode
+	ConsumerMetricCluster   = "Cluster" // dimension: the task's cluster name, so that each stack's dashboard charts its own jobs
 
 	// One line per settled job (succeeded, retried or dead-lettered).
 	MetricJobsSucceeded = "JobsSucceeded" // Count: 1 if the job succeeded (or was a duplicate), else 0
