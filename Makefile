@@ -146,6 +146,10 @@ bench-consumer: ## consumer start-up, idle RSS, CPU per job, drain throughput vs
 	go test -run '^$$' -bench ServeStartup -benchtime 10x ./consumer/e2e/
 	go test -run '^$$' -bench Drain200 -benchtime 3x ./consumer/e2e/
 
+.PHONY: choosing
+choosing: ## regenerate docs/choosing.md's result tables and docs/img's plots (edp simulate, every architecture and scenario, seed 1)
+	go run ./cmd/edp simulate -seed 1 -svg docs/img -markdown docs/choosing.md
+
 .PHONY: fuzz
 fuzz: ## fuzz the config parser for FUZZTIME (default 60s)
 	go test -run '^$$' -fuzz FuzzParse -fuzztime $(FUZZTIME) ./consumer/config/

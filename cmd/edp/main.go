@@ -19,14 +19,15 @@ import (
 
 func commands() map[string]subcmd.Command {
 	return map[string]subcmd.Command{
-		"local":  {Summary: "deploy a stack into a local cloud and run it: local [run] | up | down", Run: cmdLocal},
-		"smoke":  {Summary: "upload a config to a deployed stack (AWS or -local) and check its run, artifacts and DLQ", Run: cmdSmoke},
-		"submit": {Summary: "check a config with the stack's own checks, upload it and print its run id (-wait follows it)", Run: cmdSubmit},
-		"status": {Summary: "recent runs, newest first, or one run in detail", Run: cmdStatus},
-		"watch":  {Summary: "follow a run: queued → running → succeeded/failed; exit 1 on failure, 3 on timeout", Run: cmdWatch},
-		"logs":   {Summary: "a run's log lines (CloudWatch Logs, or the local tasks' logs)", Run: cmdLogs},
-		"dlq":    {Summary: "list or redrive the stack's dead-letter queue", Run: cmdDLQ},
-		"top":    {Summary: "a live view of a stack: queue, DLQs, tasks, alarms, recent runs and why work waits (q quits, p pauses)", Run: cmdTop},
+		"local":    {Summary: "deploy a stack into a local cloud and run it: local [run] | up | down", Run: cmdLocal},
+		"smoke":    {Summary: "upload a config to a deployed stack (AWS or -local) and check its run, artifacts and DLQ", Run: cmdSmoke},
+		"submit":   {Summary: "check a config with the stack's own checks, upload it and print its run id (-wait follows it)", Run: cmdSubmit},
+		"status":   {Summary: "recent runs, newest first, or one run in detail", Run: cmdStatus},
+		"watch":    {Summary: "follow a run: queued → running → succeeded/failed; exit 1 on failure, 3 on timeout", Run: cmdWatch},
+		"logs":     {Summary: "a run's log lines (CloudWatch Logs, or the local tasks' logs)", Run: cmdLogs},
+		"dlq":      {Summary: "list or redrive the stack's dead-letter queue", Run: cmdDLQ},
+		"simulate": {Summary: "predict each architecture's latency, tasks and monthly cost on an arrival pattern (no AWS)", Run: cmdSimulate},
+		"top":      {Summary: "a live view of a stack: queue, DLQs, tasks, alarms, recent runs and why work waits (q quits, p pauses)", Run: cmdTop},
 	}
 }
 

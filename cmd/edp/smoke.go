@@ -45,7 +45,8 @@ func newSmokeFlagSet(stderr io.Writer) (*flag.FlagSet, *smokeFlags) {
 	return fs, f
 }
 
-// usageError marks a problem with how edp smoke was called (exit 2).
+// usageError marks a problem with how a verb was called (exit 2): edp smoke
+// and edp simulate.
 type usageError struct{ err error }
 
 func (e usageError) Error() string { return e.err.Error() }
