@@ -30,8 +30,8 @@ package job
 import (
 	"errors"
 	"fmt"
-	"os"
 	"log/slog"
+	"os"
 	"time"
 
 	"github.com/edp-pipelines/edp/consumer/store"
