@@ -25,7 +25,7 @@ func run(ctx context.Context, args []string) int {
 	out := fs.String("out", "docs/benchmarks.md", "write the report to `file`")
 	var o benchreport.Options
 	fs.IntVar(&o.Count, "count", 5, "runs of each go test benchmark (the median and min–max are reported)")
-	fs.BoolVar(&o.Local, "local", false, "also measure the local cloud: upload → done per architecture (several minutes)")
+	fs.BoolVar(&o.Local, "local", false, "also measure the local cloud: upload → done per architecture (1–2 minutes)")
 	fs.IntVar(&o.LocalConfigs, "local-configs", 20, "configs uploaded per architecture with -local")
 	fs.BoolVar(&o.MakeTest, "make-test", false, "also time `make test` (about 8 minutes)")
 	fs.StringVar(&o.Note, "note", "", "a `sentence` for the report's header, e.g. that the machine was shared")
