@@ -137,9 +137,15 @@ lint: ## cfn-lint every synthesized template (run after synth)
 	@ls cdk.out/*.template.json >/dev/null 2>&1 || { echo "no templates: run 'make synth' first"; exit 1; }
 	cfn-lint --ignore-checks $(CFN_LINT_IGNORE) -- cdk.out/*.template.json
 
+# make bench: runs per benchmark (the median and min–max are reported);
+# BENCH_LOCAL=0 skips the local cloud, BENCH_MAKE_TEST=1 times make test,
+# BENCH_NOTE is a sentence for the report's header.
+BENCH_COUNT ?= 5
+BENCH_LOCAL ?= 1
+
 .PHONY: bench
-bench: ## run the micro-benchmarks (config parse, tree/forest fit, predict, dispatch decision, ...)
-	go test -run '^$$' -bench . -benchmem $$(go list ./consumer/... ./lambdas/... | grep -v /e2e)
+bench: tools ## run the benchmarks and write docs/benchmarks.md, ~4-5 min (BENCH_COUNT=5; BENCH_LOCAL=0 skips the local cloud, BENCH_MAKE_TEST=1 times make test)
+	go run ./cmd/benchreport -out docs/benchmarks.md -count $(BENCH_COUNT) $(if $(filter 1,$(BENCH_LOCAL)),-local) $(if $(filter 1,$(BENCH_MAKE_TEST)),-make-test) $(if $(BENCH_NOTE),-note "$$BENCH_NOTE")
 
 .PHONY: bench-consumer
 bench-consumer: ## consumer start-up, idle RSS, CPU per job, drain throughput vs moto's own ceiling

@@ -412,9 +412,9 @@ func DeadLetterRetention() awscdk.Duration {
 	return awscdk.Duration_Days(jsii.Number(float64(settings.DeadLetterRetentionDays)))
 }
 
-// GoMemLimit is the consumer's GOMEMLIMIT for a task of memoryMiB: 90 %,
-// leaving the rest for the stacks of goroutines and the OS.
-func GoMemLimit(memoryMiB int) string { return strconv.Itoa(memoryMiB*9/10) + "MiB" }
+// GoMemLimit is the consumer's GOMEMLIMIT for a task of memoryMiB
+// (settings.GoMemLimit: 90 %).
+func GoMemLimit(memoryMiB int) string { return settings.GoMemLimit(memoryMiB) }
 
 func (p *Pipeline) stack() awscdk.Stack { return awscdk.Stack_Of(p.Node) }
 

@@ -22,7 +22,14 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
+
+	"github.com/edp-pipelines/edp/internal/settings"
 )
+
+// goMemLimit is the GOMEMLIMIT the task definition gives the consumer at
+// the default task memory (edp:memoryMiB); the benchmarks run the binary
+// with it, as ECS would.
+var goMemLimit = "GOMEMLIMIT=" + settings.GoMemLimit(settings.Defaults().MemoryMiB)
 
 // firstReceive is a proxy to moto that notes when the first SQS
 // ReceiveMessage call arrives.
@@ -63,7 +70,7 @@ func BenchmarkServeStartup(b *testing.B) {
 	var rssKB int
 	for range b.N {
 		fr := newFirstReceive(b)
-		cmd := childCmd(p.envVia(fr.URL), "serve")
+		cmd := childCmd(p.envVia(fr.URL, goMemLimit), "serve")
 		start := time.Now()
 		if err := cmd.Start(); err != nil {
 			b.Fatal(err)
@@ -95,7 +102,8 @@ func BenchmarkServeStartup(b *testing.B) {
 // in the same run, measures the emulator's own ceiling: a bare
 // receive-and-delete loop over 200 messages with no work at all. CPU time is
 // the consumer process's own (user+system from its rusage), so moto's CPU
-// is excluded.
+// is excluded. Peak RSS is the consumer's high-water mark (rusage maxrss),
+// with GOMEMLIMIT as the task definition sets it.
 func BenchmarkDrain200(b *testing.B) {
 	const n = 200
 	for range b.N {
@@ -114,7 +122,7 @@ func BenchmarkDrain200(b *testing.B) {
 			requests.Add(1)
 			proxy.ServeHTTP(w, r)
 		}))
-		cmd := childCmd(p.envVia(counter.URL, "EDP_EMPTY_RECEIVES=1"), "drain")
+		cmd := childCmd(p.envVia(counter.URL, "EDP_EMPTY_RECEIVES=1", goMemLimit), "drain")
 		start := time.Now()
 		if out, err := cmd.CombinedOutput(); err != nil {
 			b.Fatalf("drain: %v\n%s", err, out)
@@ -131,6 +139,9 @@ func BenchmarkDrain200(b *testing.B) {
 		b.ReportMetric(float64(n)/wall.Seconds(), "jobs/s")
 		b.ReportMetric(ceiling, "bare-msgs/s")
 		b.ReportMetric(float64(cpu.Microseconds())/1000/n, "cpu-ms/job")
+		if kb := maxRSSKB(cmd.ProcessState); kb > 0 {
+			b.ReportMetric(float64(kb)/1024, "peak-RSS-MB")
+		}
 		// Every job costs the emulator S3 and SQS calls; this relates the
 		// jobs/s to the emulator's request rate.
 		b.ReportMetric(float64(requests.Load())/n, "requests/job")
@@ -182,6 +193,15 @@ func childCmd(env []string, args ...string) *exec.Cmd {
 	c := exec.Command(consumerBin, args...)
 	c.Env = env
 	return c
+}
+
+// maxRSSKB is an ended process's peak resident set size in KiB (Linux
+// rusage); 0 when unavailable.
+func maxRSSKB(ps *os.ProcessState) int64 {
+	if ru, ok := ps.SysUsage().(*syscall.Rusage); ok {
+		return int64(ru.Maxrss)
+	}
+	return 0
 }
 
 // vmRSSKB reads a process's resident set size from /proc (Linux); 0 when

@@ -81,18 +81,10 @@ func Synthesize(ctx context.Context, o SynthOptions) (string, error) {
 	if err := os.RemoveAll(out); err != nil {
 		return "", err
 	}
-	ctxJSON, err := json.Marshal(appCtx)
+	app, err := appCommand(ctx, root, bin, out, appCtx)
 	if err != nil {
 		return "", err
 	}
-	absOut, err := filepath.Abs(out)
-	if err != nil {
-		return "", err
-	}
-	app := exec.CommandContext(ctx, bin)
-	app.Dir = root
-	app.Env = append(os.Environ(), "CDK_OUTDIR="+absOut, "CDK_CONTEXT_JSON="+string(ctxJSON),
-		"JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION=20", "CDK_DISABLE_CLI_TELEMETRY=true")
 	var stderr strings.Builder
 	app.Stdout, app.Stderr = io.Discard, &stderr
 	if o.Stderr != nil {
@@ -105,6 +97,33 @@ func Synthesize(ctx context.Context, o SynthOptions) (string, error) {
 		return "", err
 	}
 	return out, nil
+}
+
+// AppCommand returns the command that runs the built CDK app bin (from
+// root) into outDir with cdk.json's context plus overrides, as Synthesize
+// runs it; its output is left to the caller. The benchmarks time it.
+func AppCommand(ctx context.Context, root, bin, outDir string, overrides map[string]string) (*exec.Cmd, error) {
+	appCtx, err := appContext(root, overrides)
+	if err != nil {
+		return nil, err
+	}
+	return appCommand(ctx, root, bin, outDir, appCtx)
+}
+
+func appCommand(ctx context.Context, root, bin, outDir string, appCtx map[string]any) (*exec.Cmd, error) {
+	ctxJSON, err := json.Marshal(appCtx)
+	if err != nil {
+		return nil, err
+	}
+	absOut, err := filepath.Abs(outDir)
+	if err != nil {
+		return nil, err
+	}
+	app := exec.CommandContext(ctx, bin)
+	app.Dir = root
+	app.Env = append(os.Environ(), "CDK_OUTDIR="+absOut, "CDK_CONTEXT_JSON="+string(ctxJSON),
+		"JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION=20", "CDK_DISABLE_CLI_TELEMETRY=true")
+	return app, nil
 }
 
 // appContext is cdk.json's context with overrides applied.

@@ -181,6 +181,11 @@ func Defaults() Settings {
 	return s
 }
 
+// GoMemLimit is the consumer's GOMEMLIMIT for a task of memoryMiB: 90 %,
+// leaving the rest for the stacks of goroutines and the OS. The stacks set
+// it in the task definition; benchmarks give it to the consumer they start.
+func GoMemLimit(memoryMiB int) string { return strconv.Itoa(memoryMiB*9/10) + "MiB" }
+
 // SetDefaults gives every field left at its zero value its default.
 func (s *Settings) SetDefaults() {
 	for _, r := range rules {
