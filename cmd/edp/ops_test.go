@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"io"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -36,39 +35,28 @@ func runVerb(t *testing.T, run func(context.Context, []string, io.Writer, io.Wri
 	return verbResult{code, stdout.String(), stderr.String()}
 }
 
-// localTarget starts a local cloud of stack from a fresh synthesis, and a
-// work directory whose state.json names it as `edp local up` would.
+// localTarget starts a local cloud of stack from the package's assembly and
+// writes its state.json into the cloud's work directory, as `edp local up`
+// would, so that -local -work-dir finds it.
 func localTarget(t *testing.T, stack string) (*localcloud.Cloud, string) {
 	t.Helper()
-	assembly, err := localcloud.Synthesize(t.Context(), localcloud.SynthOptions{
-		RepoRoot: filepath.Join("..", ".."), OutDir: filepath.Join(t.TempDir(), "cdk.out"),
-	})
+	cloud := upCloud(t, assemblyForTests(t), stack)
+	writeLocalState(t, cloud, cloud.WorkDir())
+	return cloud, cloud.WorkDir()
+}
+
+// writeLocalState writes the state.json of a local cloud into workDir,
+// naming this process as its runtime.
+func writeLocalState(t *testing.T, cloud *localcloud.Cloud, workDir string) {
+	t.Helper()
+	st := state{PID: os.Getpid(), Stack: cloud.Stack().Name, Endpoint: cloud.Endpoint(), ECSEndpoint: cloud.ECSEndpoint(), Speedup: cloud.Speedup(), Outputs: cloud.Stack().Outputs}
+	raw, err := json.Marshal(st)
 	if err != nil {
 		t.Fatal(err)
 	}
-	workDir := t.TempDir()
-	log := &syncBuffer{}
-	cloud, err := localcloud.Up(t.Context(), localcloud.Options{
-		RepoRoot: filepath.Join("..", ".."), Stack: stack, AssemblyDir: assembly,
-		WorkDir: workDir, Logger: slog.New(slog.NewJSONHandler(log, nil)),
-	})
-	if err != nil {
-		t.Fatalf("local cloud of %s: %v", stack, err)
-	}
-	t.Cleanup(func() {
-		if err := cloud.Close(context.Background()); err != nil {
-			t.Errorf("close the local cloud: %v", err)
-		}
-		if t.Failed() {
-			t.Logf("local cloud log:\n%s", log.String())
-		}
-	})
-	st := state{PID: os.Getpid(), Stack: stack, Endpoint: cloud.Endpoint(), ECSEndpoint: cloud.ECSEndpoint(), Speedup: cloud.Speedup(), Outputs: cloud.Stack().Outputs}
-	raw, _ := json.Marshal(st)
 	if err := os.WriteFile(statePath(workDir), raw, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	return cloud, workDir
 }
 
 var runIDLine = regexp.MustCompile(`(?m)^run ([0-9a-f]{32})$`)

@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"io"
 	"log/slog"
 	"os"
@@ -146,14 +145,7 @@ func TestSmokeLocal(t *testing.T) {
 		t.Parallel()
 		cloud := upCloud(t, assembly, names.StackCron)
 		workDir := t.TempDir()
-		st := state{PID: os.Getpid(), Stack: names.StackCron, Endpoint: cloud.Endpoint(), ECSEndpoint: cloud.ECSEndpoint(), Outputs: cloud.Stack().Outputs}
-		raw, err := json.Marshal(st)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(statePath(workDir), raw, 0o644); err != nil {
-			t.Fatal(err)
-		}
+		writeLocalState(t, cloud, workDir)
 		var stdout, stderr syncBuffer
 		start := time.Now()
 		code := cmdSmoke(t.Context(), []string{"-stack", "cron", "-local", "-work-dir", workDir, "-config", exampleConfig}, &stdout, &stderr)

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"io"
 	"os"
 	"path/filepath"
@@ -237,14 +236,7 @@ func TestTopLocal(t *testing.T) {
 	t.Parallel()
 	cloud := upCloud(t, assemblyForTests(t), names.StackOneOff)
 	workDir := cloud.WorkDir()
-	st := state{PID: os.Getpid(), Stack: names.StackOneOff, Endpoint: cloud.Endpoint(), ECSEndpoint: cloud.ECSEndpoint(), Speedup: cloud.Speedup(), Outputs: cloud.Stack().Outputs}
-	raw, err := json.Marshal(st)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(statePath(workDir), raw, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	writeLocalState(t, cloud, workDir)
 	bucket := cloud.Stack().Outputs[names.OutputBucket]
 	if _, err := cloud.Clients().S3.PutObject(t.Context(), &s3.PutObjectInput{
 		Bucket: aws.String(bucket), Key: aws.String("configs/top.yaml"), Body: strings.NewReader(string(readConfig(t))),
