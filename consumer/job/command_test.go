@@ -246,9 +246,9 @@ func TestCommandJobEnvironment(t *testing.T) {
 	t.Setenv("EDP_TEST_KEEP", "no")
 	t.Setenv("AWS_REGION", "eu-west-1")
 	t.Setenv("TMPDIR", "/elsewhere")
-	env := (&CommandJob{}).environment(map[string]string{EnvRunID: "r", "TMPDIR": "/work/tmp"})
+	env := (&CommandJob{}).environment(map[string]string{EnvRunID: "r", "TMPDIR": "/scratch/run/tmp"})
 	has := func(kv string) bool { return slices.Contains(env, kv) }
-	for _, kv := range []string{"AWS_REGION=eu-west-1", "EDP_RUN_ID=r", "TMPDIR=/work/tmp"} {
+	for _, kv := range []string{"AWS_REGION=eu-west-1", "EDP_RUN_ID=r", "TMPDIR=/scratch/run/tmp"} {
 		if !has(kv) {
 			t.Errorf("environment lacks %s", kv)
 		}
