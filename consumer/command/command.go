@@ -107,13 +107,9 @@ func (s Spec) Args() ([]string, error) {
 	if len(s.Argv) == 0 || s.Argv[0] == "" {
 		return nil, errors.New("command: the command is empty")
 	}
-	dir := s.JobDir
-	if dir == "" {
-		wd, err := os.Getwd()
-		if err != nil {
-			return nil, fmt.Errorf("command: job directory: %w", err)
-		}
-		dir = wd
+	dir, err := s.Dir()
+	if err != nil {
+		return nil, err
 	}
 	out := make([]string, len(s.Argv))
 	for i, a := range s.Argv {
@@ -123,6 +119,19 @@ func (s Spec) Args() ([]string, error) {
 		out[i] = a
 	}
 	return out, nil
+}
+
+// Dir is the job directory: JobDir, else this process's working
+// directory.
+func (s Spec) Dir() (string, error) {
+	if s.JobDir != "" {
+		return s.JobDir, nil
+	}
+	wd, err := os.Getwd()
+	if err != nil {
+		return "", fmt.Errorf("command: job directory: %w", err)
+	}
+	return wd, nil
 }
 
 // Run runs the job and waits for it and for every process of its group to

@@ -198,11 +198,8 @@ func (j *run) jobVars(ctx context.Context, cfgPath, outDir, tmpDir, version stri
 }
 
 func (c *CommandJob) jobDir() string {
-	if c.Spec.JobDir != "" {
-		return c.Spec.JobDir
-	}
-	wd, _ := os.Getwd()
-	return wd
+	dir, _ := c.Spec.Dir()
+	return dir
 }
 
 // environment is the job's whole environment: the base (Env, or this
