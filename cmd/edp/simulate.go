@@ -187,31 +187,9 @@ func pickScenarios(f *simulateFlags) ([]sim.Scenario, time.Time, error) {
 }
 
 // simSettings reads the stacks' settings as cdk.go does: cdk.json's
-// context with the -c overrides, the job directory's job file below them,
-// through settings.FromContext.
+// context with the -c overrides, the job directory's job file below them.
 func simSettings(cdkJSON string, overrides contextFlags) (settings.Settings, error) {
-	raw, err := os.ReadFile(cdkJSON)
-	if err != nil {
-		return settings.Settings{}, fmt.Errorf("read the stacks' context: %w", err)
-	}
-	var doc struct {
-		Context map[string]any `json:"context"`
-	}
-	if err := json.Unmarshal(raw, &doc); err != nil {
-		return settings.Settings{}, fmt.Errorf("parse %s: %w", cdkJSON, err)
-	}
-	ctx := doc.Context
-	if ctx == nil {
-		ctx = map[string]any{}
-	}
-	for k, v := range overrides {
-		ctx[k] = v
-	}
-	get, err := settings.WithJobFile(func(key string) any { return ctx[key] })
-	if err != nil {
-		return settings.Settings{}, err
-	}
-	return settings.FromContext(get)
+	return settings.FromCDKJSON(cdkJSON, overrides)
 }
 
 func writePlot(dir string, r sim.Result) error {

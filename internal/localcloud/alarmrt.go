@@ -69,6 +69,18 @@ func (c *Cloud) Alarms() []alarms.AlarmStatus {
 	return c.alarms.Status()
 }
 
+// AlarmPeriods returns when the alarms' last (sped-up) one-minute period
+// ended and the real length of one, so a caller can line its own clock up
+// with the periods (the simulator's validation does); zero times before the
+// first period ends or in a stack without alarms.
+func (c *Cloud) AlarmPeriods() (lastEnd time.Time, period time.Duration) {
+	period = time.Duration(float64(time.Minute) / c.opts.Speedup)
+	if c.alarms == nil {
+		return time.Time{}, period
+	}
+	return c.alarms.LastStep(), period
+}
+
 // serviceScaler is the local ECS service's desired count.
 type serviceScaler struct {
 	c    *Cloud

@@ -317,6 +317,14 @@ func (c *Cloud) ECS() *ecsemu.Emulator { return c.ecs }
 // WorkDir is the runtime's work directory (logs, RuntimeStatusFile).
 func (c *Cloud) WorkDir() string { return c.opts.WorkDir }
 
+// LongPollSeconds is the long poll a task waits in the local cloud for the
+// task definition's wait of seconds: divided by the speed-up, rounded, at
+// least 1 s (SQS takes whole seconds), so at the default speed-up of 30 the
+// consumer's 20 s long poll lasts 1 s, which is 30 s of model time.
+func LongPollSeconds(seconds int, speedup float64) int {
+	return max(1, int(math.Round(float64(seconds)/speedup)))
+}
+
 // Speedup is the time compression factor.
 func (c *Cloud) Speedup() float64 { return c.opts.Speedup }
 
@@ -389,7 +397,7 @@ func (c *Cloud) taskDefinitions(ctx context.Context, endpoint string) ([]ecsemu.
 			}
 		}
 		if v, err := strconv.Atoi(env[names.EnvWaitSeconds]); err == nil {
-			env[names.EnvWaitSeconds] = strconv.Itoa(max(1, int(math.Round(float64(v)/c.opts.Speedup))))
+			env[names.EnvWaitSeconds] = strconv.Itoa(LongPollSeconds(v, c.opts.Speedup))
 		}
 		stop := 30 * time.Second
 		if cd.StopTimeout != nil {

@@ -105,7 +105,7 @@ var paramTable = []ParamInfo{
 	{"trackingDatapoints", 3, 1, 15, "count", "target tracking scales out after this many breaching datapoints in a row", srcTracking, func(p *Params) *float64 { return &p.TrackingDatapoints }},
 	{"schedulerWindow", 60, 0, 900, "s", "a schedule fires within this long after its time", srcScheduler, func(p *Params) *float64 { return &p.SchedulerWindow }},
 	{"runTaskPerCall", 10, 1, 10, "tasks", "tasks per RunTask call (the dispatcher batches its starts)", srcThrottling, func(p *Params) *float64 { return &p.RunTaskPerCall }},
-	{"longPoll", 20, 1, 20, "s", "the consumer's long poll; an empty one counts toward edp:emptyReceives", srcLongPoll, func(p *Params) *float64 { return &p.LongPoll }},
+	{"longPoll", 20, 1, 60, "s", "the consumer's long poll; an empty one counts toward edp:emptyReceives (SQS waits at most 20 s; the local cloud's 1 s at its speed-up of 30 is 30 s)", srcLongPoll, func(p *Params) *float64 { return &p.LongPoll }},
 	{"stopTimeout", 30, 2, 120, "s", "SIGTERM → SIGKILL; a scaled-in service task finishes its long poll within it", srcStopTimeout, func(p *Params) *float64 { return &p.StopTimeout }},
 	{"lambdaColdStart", 0.04, 0, 10, "s", "Go arm64 Lambda init (hello world ≈ 40 ms; every invocation assumed cold)", srcLambdaPerf, func(p *Params) *float64 { return &p.LambdaColdStart }},
 	{"lambdaHandler", 0.5, 0.01, 120, "s", "one dispatch invocation's duration", srcLambdaHandler, func(p *Params) *float64 { return &p.LambdaHandler }},

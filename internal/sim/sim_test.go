@@ -326,8 +326,8 @@ func TestSimLoadTimings(t *testing.T) {
 	if p.TaskStartP50 != 25 || p.TaskStartP90 != 35 || p.MetricPeriod != 10 || p.LongPoll != 20 {
 		t.Errorf("overrides not applied over the defaults: %+v", p)
 	}
-	_, err = LoadTimings(strings.NewReader(`{"taskStart": 25, "longPoll": 40}`), DefaultParams())
-	for _, want := range []string{`unknown parameter "taskStart"`, "longPoll must be from 1 to 20 s, got 40"} {
+	_, err = LoadTimings(strings.NewReader(`{"taskStart": 25, "longPoll": 90}`), DefaultParams())
+	for _, want := range []string{`unknown parameter "taskStart"`, "longPoll must be from 1 to 60 s, got 90"} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("error %v, want it to name %q", err, want)
 		}

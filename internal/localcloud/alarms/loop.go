@@ -109,8 +109,9 @@ type Loop struct {
 	elapsed time.Duration // model time: one minute per Step
 	steps   []*stepRun
 
-	mu     sync.Mutex
-	status []AlarmStatus
+	mu       sync.Mutex
+	status   []AlarmStatus
+	lastStep time.Time // when the last Step began
 }
 
 type alarmRun struct {
@@ -301,6 +302,14 @@ func (l *Loop) Status() []AlarmStatus {
 	return slices.Clone(l.status)
 }
 
+// LastStep is when the last Step began (zero before the first): the end
+// of a period, from which the next ones follow every Config.Tick.
+func (l *Loop) LastStep() time.Time {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.lastStep
+}
+
 func (l *Loop) snapshot() {
 	st := make([]AlarmStatus, len(l.alarms))
 	for i, a := range l.alarms {
@@ -345,6 +354,9 @@ func (l *Loop) Step(ctx context.Context) error {
 	defer l.stepMu.Unlock()
 	l.elapsed += time.Minute
 	now := time.Now()
+	l.mu.Lock()
+	l.lastStep = now
+	l.mu.Unlock()
 	src := &cachedSource{src: l.cfg.Source, values: map[string]cachedValue{}}
 	var errs []error
 

@@ -88,7 +88,14 @@ func TestLoopBacklogScalesOut(t *testing.T) {
 	h.src.set(visible, 25) // < 5N: +2
 	h.src.set(inflight, 0)
 	h.src.set(age, 30)
+	if !h.loop.LastStep().IsZero() {
+		t.Errorf("LastStep before the first step: %v, want zero", h.loop.LastStep())
+	}
+	before := time.Now()
 	h.steps(t, 1)
+	if got := h.loop.LastStep(); got.Before(before) {
+		t.Errorf("LastStep after a step: %v, want from %v on", got, before)
+	}
 	if got := h.state(t, "BacklogAlarm1E83516A"); got != StateAlarm {
 		t.Fatalf("backlog alarm %s, want ALARM", got)
 	}

@@ -39,6 +39,10 @@ stop)
 	fi
 	echo "trained once" > "$out/model.txt"
 	trained ;;
+sleep)
+	# Takes the config's "seconds:" (the simulator's validation).
+	sleep "$(sed -n 's/^seconds: *//p' "$EDP_CONFIG")"
+	echo slept > "$out/slept.txt" ;;
 symlink)
 	ln -s /etc/passwd "$out/passwd" ;;
 many)
