@@ -31,5 +31,12 @@
 // those); SQS counts are exact; a task is billed from its RunTask (the image
 // pull starts a little later); Container Insights' running count is averaged
 // over the period; EventBridge and Scheduler deliver on their first try;
-// every Lambda invocation pays a cold start; free tiers are not subtracted.
+// every Lambda invocation pays a cold start; free tiers are not subtracted;
+// a task runs edp:jobConcurrency jobs at once (the built-in Iris job runs
+// one per CPU, so its prediction is pessimistic).
+//
+// The model is checked against the local cloud: the e2e test
+// TestSimulatorPredictsLocalCloud (internal/localcloud/e2e) gives Run the
+// timings a local-cloud run showed and requires its upload → done
+// percentiles and peak tasks within 20 % of that run's.
 package sim

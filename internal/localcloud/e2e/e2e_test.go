@@ -5,6 +5,8 @@
 // targets, the alarms and scaling, and the real alarm-dispatch bootstrap),
 // uploads configs to the stack's bucket and checks what ends up there: run
 // records, artifacts, the dead-letter queue and the local ECS tasks.
+// TestSimulatorPredictsLocalCloud also checks internal/sim's predictions
+// against a run of each architecture (simulator_test.go).
 //
 // Every test owns its moto_server and a fault proxy (internal/faultproxy)
 // that sits between the tasks (and the Lambda) and moto, so a test can slow
