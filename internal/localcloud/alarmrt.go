@@ -69,10 +69,11 @@ func (c *Cloud) Alarms() []alarms.AlarmStatus {
 	return c.alarms.Status()
 }
 
-// AlarmPeriods returns when the alarms' last (sped-up) one-minute period
-// ended and the real length of one, so a caller can line its own clock up
-// with the periods (the simulator's validation does); zero times before the
-// first period ends or in a stack without alarms.
+// AlarmPeriods returns when the alarms last finished evaluating a
+// (sped-up) one-minute period and the real length of one, so a caller can
+// line its own clock up with the periods (the simulator's validation does):
+// anything after lastEnd counts toward the next period. Zero times before
+// the first evaluation or in a stack without alarms.
 func (c *Cloud) AlarmPeriods() (lastEnd time.Time, period time.Duration) {
 	period = time.Duration(float64(time.Minute) / c.opts.Speedup)
 	if c.alarms == nil {

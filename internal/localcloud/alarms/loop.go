@@ -111,7 +111,7 @@ type Loop struct {
 
 	mu       sync.Mutex
 	status   []AlarmStatus
-	lastStep time.Time // when the last Step began
+	lastStep time.Time // when the last Step ended
 }
 
 type alarmRun struct {
@@ -302,8 +302,10 @@ func (l *Loop) Status() []AlarmStatus {
 	return slices.Clone(l.status)
 }
 
-// LastStep is when the last Step began (zero before the first): the end
-// of a period, from which the next ones follow every Config.Tick.
+// LastStep is when the last Step ended (zero before the first): its
+// period's data points were read before then, so what happens after it
+// counts toward the next period, and the next Step follows about
+// Config.Tick later.
 func (l *Loop) LastStep() time.Time {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -354,9 +356,11 @@ func (l *Loop) Step(ctx context.Context) error {
 	defer l.stepMu.Unlock()
 	l.elapsed += time.Minute
 	now := time.Now()
-	l.mu.Lock()
-	l.lastStep = now
-	l.mu.Unlock()
+	defer func() {
+		l.mu.Lock()
+		l.lastStep = time.Now()
+		l.mu.Unlock()
+	}()
 	src := &cachedSource{src: l.cfg.Source, values: map[string]cachedValue{}}
 	var errs []error
 

@@ -563,27 +563,46 @@ type logLine struct {
 // jobStarts returns the consumer's "job started" lines for key, from every
 // task's log, oldest first.
 func (s *stack) jobStarts(key string) []logLine {
-	files, _ := filepath.Glob(filepath.Join(s.workDir, "logs", "task-*.log"))
 	var out []logLine
-	for _, f := range files {
-		fh, err := os.Open(f)
-		if err != nil {
-			continue
-		}
-		id := strings.TrimSuffix(strings.TrimPrefix(filepath.Base(f), "task-"), ".log")
-		sc := bufio.NewScanner(fh)
-		sc.Buffer(make([]byte, 64<<10), 1<<20)
-		for sc.Scan() {
-			var l logLine
-			if json.Unmarshal(sc.Bytes(), &l) == nil && l.Msg == "job started" && l.Key == key {
-				l.task = id
+	for _, id := range s.loggedTasks() {
+		_ = s.eachTaskLine(id, func(l logLine) bool {
+			if l.Msg == "job started" && l.Key == key {
 				out = append(out, l)
 			}
-		}
-		fh.Close()
+			return true
+		})
 	}
 	slices.SortFunc(out, func(a, b logLine) int { return a.Time.Compare(b.Time) })
 	return out
+}
+
+// loggedTasks returns the ids of the tasks that have a log.
+func (s *stack) loggedTasks() []string {
+	files, _ := filepath.Glob(filepath.Join(s.workDir, "logs", "task-*.log"))
+	var out []string
+	for _, f := range files {
+		out = append(out, strings.TrimSuffix(strings.TrimPrefix(filepath.Base(f), "task-"), ".log"))
+	}
+	return out
+}
+
+// eachTaskLine calls f with each JSON line of one task's log (task id)
+// until f returns false; lines that are not JSON are skipped.
+func (s *stack) eachTaskLine(id string, f func(logLine) bool) error {
+	fh, err := os.Open(filepath.Join(s.workDir, "logs", "task-"+id+".log"))
+	if err != nil {
+		return err
+	}
+	defer fh.Close()
+	sc := bufio.NewScanner(fh)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		l := logLine{task: id}
+		if json.Unmarshal(sc.Bytes(), &l) == nil && !f(l) {
+			return nil
+		}
+	}
+	return sc.Err()
 }
 
 // taskLog returns the JSON lines of one task's log (task id), decoded;

@@ -1,11 +1,9 @@
 package e2e
 
 import (
-	"bufio"
 	"encoding/json"
 	"fmt"
 	"math"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -152,7 +150,7 @@ func (s *stack) runSimScenario(t *testing.T, sc simScenario) observed {
 	slices.SortFunc(tasks, func(a, b ecsemu.TaskInfo) int { return a.CreatedAt.Compare(b.CreatedAt) })
 	o.peakTasks = peakAlive(tasks)
 	for _, ti := range tasks {
-		line := fmt.Sprintf("task %s created %.1f", ti.Arn[strings.LastIndex(ti.Arn, "/")+1:][:8], model(ti.CreatedAt.Sub(origin)))
+		line := fmt.Sprintf("task %.8s created %.1f", taskID(ti.Arn), model(ti.CreatedAt.Sub(origin)))
 		if at, ok := s.consumingAt(t, ti.Arn); ok {
 			o.starts = append(o.starts, model(at.Sub(ti.CreatedAt)))
 			line += fmt.Sprintf(" consuming %.1f", model(at.Sub(origin)))
@@ -184,10 +182,14 @@ func (s *stack) runSimScenario(t *testing.T, sc simScenario) observed {
 		o.delay = median(acks)
 	}
 	if sc.arch == sim.AlarmDispatch {
+		// The first tasks answer the evaluation nearest before them: the
+		// latency from it (under half a period here; an evaluation ends
+		// a little after its tick, so a latency near 0 may come out
+		// slightly negative, which is 0).
 		_, period := s.cloud.AlarmPeriods()
-		created := tasks[0].CreatedAt
-		since := created.Sub(origin) % period
-		o.dispatch = model(since)
+		d := tasks[0].CreatedAt.Sub(origin)
+		evaluated := time.Duration(math.Round(float64(d)/float64(period))) * period
+		o.dispatch = model(max(0, d-evaluated))
 	}
 	return o
 }
@@ -215,7 +217,7 @@ func (s *stack) simOrigin(t *testing.T, arch sim.Arch) time.Time {
 		})
 		fallthrough
 	case sim.AlarmDispatch:
-		// Upload just after a period ends: the model's periods end at
+		// Upload just after a period was evaluated: the model's periods end at
 		// 60 s, 120 s, … from it.
 		last, _ := s.cloud.AlarmPeriods()
 		var origin time.Time
@@ -261,25 +263,13 @@ type handledMessages map[string]handling
 func (s *stack) handled(t *testing.T) handledMessages {
 	t.Helper()
 	out := handledMessages{}
-	files, _ := filepath.Glob(filepath.Join(s.workDir, "logs", "task-*.log"))
-	for _, name := range files {
-		f, err := os.Open(name)
-		if err != nil {
-			t.Fatal(err)
-		}
-		sc := bufio.NewScanner(f)
-		sc.Buffer(make([]byte, 64<<10), 1<<20)
-		for sc.Scan() {
-			var l struct {
-				Time time.Time `json:"time"`
-				Msg  string    `json:"msg"`
-				Key  string    `json:"s3_key"`
-			}
-			if json.Unmarshal(sc.Bytes(), &l) != nil || l.Key == "" {
-				continue
+	for _, id := range s.loggedTasks() {
+		err := s.eachTaskLine(id, func(l logLine) bool {
+			if l.Key == "" {
+				return true
 			}
 			h := out[l.Key]
-			h.task = name
+			h.task = id
 			switch l.Msg {
 			case "job started":
 				h.started = l.Time
@@ -287,8 +277,11 @@ func (s *stack) handled(t *testing.T) handledMessages {
 				h.done = l.Time
 			}
 			out[l.Key] = h
+			return true
+		})
+		if err != nil {
+			t.Fatal(err)
 		}
-		f.Close()
 	}
 	for k, h := range out {
 		if h.started.IsZero() || h.done.IsZero() {
@@ -322,23 +315,15 @@ func (h handledMessages) gap() time.Duration {
 // start-up checks passed and its first receive follows).
 func (s *stack) consumingAt(t *testing.T, arn string) (time.Time, bool) {
 	t.Helper()
-	f, err := os.Open(filepath.Join(s.workDir, "logs", "task-"+arn[strings.LastIndex(arn, "/")+1:]+".log"))
-	if err != nil {
-		return time.Time{}, false
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		var l struct {
-			Time time.Time `json:"time"`
-			Msg  string    `json:"msg"`
+	var at time.Time
+	err := s.eachTaskLine(taskID(arn), func(l logLine) bool {
+		if l.Msg == "consuming" {
+			at = l.Time
+			return false
 		}
-		if json.Unmarshal(sc.Bytes(), &l) == nil && l.Msg == "consuming" {
-			return l.Time, true
-		}
-	}
-	return time.Time{}, false
+		return true
+	})
+	return at, err == nil && !at.IsZero()
 }
 
 // peakAlive is the most tasks alive at once (created and not yet stopped).
