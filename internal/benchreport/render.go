@@ -92,40 +92,7 @@ func Render(w io.Writer, r Report) error {
 		b.WriteString(r.Note + "\n\n")
 	}
 	for _, s := range r.Sections {
-		fmt.Fprintf(&b, "## %s\n\n", s.Title)
-		if s.Intro != "" {
-			b.WriteString(s.Intro + "\n\n")
-		}
-		if s.Command != "" {
-			fmt.Fprintf(&b, "```\n%s\n```\n\n", s.Command)
-		}
-		b.WriteString("| benchmark | figure | median | min–max | runs |\n|---|---|---|---|---|\n")
-		for _, row := range s.Rows {
-			for i, f := range row.Figures {
-				name := ""
-				if i == 0 {
-					name = "`" + row.Name + "`"
-				}
-				fmt.Fprintf(&b, "| %s | %s | %s | %s | %d |\n", name, unitLabel(f.Unit), formatValue(f.Unit, f.S.Median), spreadText(f.Unit, f.S), f.S.N)
-			}
-		}
-		b.WriteString("\n")
-		// Sub-benchmarks share their parent's note: say it once, of the
-		// parent.
-		said := map[string]bool{}
-		for _, row := range s.Rows {
-			top, _, sub := strings.Cut(row.Name, "/")
-			if row.Note == "" || said[top] {
-				continue
-			}
-			said[top] = true
-			name := row.Name
-			if sub {
-				name = top + "/…"
-			}
-			fmt.Fprintf(&b, "- `%s`: %s\n", name, row.Note)
-		}
-		b.WriteString("\n")
+		renderSection(&b, s)
 	}
 	if len(r.Ratios) > 0 {
 		b.WriteString("## Ratios\n\n| ratio | median | min–max | runs | how |\n|---|---|---|---|---|\n")
@@ -143,6 +110,51 @@ func Render(w io.Writer, r Report) error {
 	}
 	_, err := io.WriteString(w, strings.TrimRight(b.String(), "\n")+"\n")
 	return err
+}
+
+// RenderSection writes one section as markdown, as Render does.
+func RenderSection(w io.Writer, s Section) error {
+	var b strings.Builder
+	renderSection(&b, s)
+	_, err := io.WriteString(w, strings.TrimRight(b.String(), "\n")+"\n")
+	return err
+}
+
+func renderSection(b *strings.Builder, s Section) {
+	fmt.Fprintf(b, "## %s\n\n", s.Title)
+	if s.Intro != "" {
+		b.WriteString(s.Intro + "\n\n")
+	}
+	if s.Command != "" {
+		fmt.Fprintf(b, "```\n%s\n```\n\n", s.Command)
+	}
+	b.WriteString("| benchmark | figure | median | min–max | runs |\n|---|---|---|---|---|\n")
+	for _, row := range s.Rows {
+		for i, f := range row.Figures {
+			name := ""
+			if i == 0 {
+				name = "`" + row.Name + "`"
+			}
+			fmt.Fprintf(b, "| %s | %s | %s | %s | %d |\n", name, unitLabel(f.Unit), formatValue(f.Unit, f.S.Median), spreadText(f.Unit, f.S), f.S.N)
+		}
+	}
+	b.WriteString("\n")
+	// Sub-benchmarks share their parent's note: say it once, of the
+	// parent.
+	said := map[string]bool{}
+	for _, row := range s.Rows {
+		top, _, sub := strings.Cut(row.Name, "/")
+		if row.Note == "" || said[top] {
+			continue
+		}
+		said[top] = true
+		name := row.Name
+		if sub {
+			name = top + "/…"
+		}
+		fmt.Fprintf(b, "- `%s`: %s\n", name, row.Note)
+	}
+	b.WriteString("\n")
 }
 
 // unitLabel names a unit in the table: ns/op is shown as a time.

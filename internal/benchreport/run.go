@@ -32,6 +32,13 @@ type Options struct {
 	Local bool
 	// LocalConfigs is the batch uploaded per architecture. Default 20.
 	LocalConfigs int
+	// Ceiling measures the local cloud's ceiling (MeasureCeiling). A
+	// failure there is reported in the doc, not returned. Default off;
+	// `make bench` turns it on with Local.
+	Ceiling bool
+	// CeilingConfigs and CeilingRuns are CeilingOptions' Configs and
+	// Runs. Defaults 200 and 2.
+	CeilingConfigs, CeilingRuns int
 	// MakeTest times `make test`. Default off (it takes ~8 minutes).
 	MakeTest bool
 	// Progress receives the benchmarks' output as they run; default
@@ -110,6 +117,22 @@ func Run(ctx context.Context, o Options) (Report, error) {
 	} else {
 		r.NotMeasured = append(r.NotMeasured, fmt.Sprintf("the local cloud, upload → done of %d configs per architecture: "+
 			"skipped with `BENCH_LOCAL=0` (it adds 1–2 minutes).", o.LocalConfigs))
+	}
+	if o.Ceiling {
+		fmt.Fprintln(o.Progress, "benchreport: local cloud ceiling")
+		sec, err := MeasureCeiling(ctx, CeilingOptions{RepoRoot: o.RepoRoot, Configs: o.CeilingConfigs, Runs: o.CeilingRuns, Progress: o.Progress})
+		switch {
+		case ctx.Err() != nil:
+			return r, ctx.Err()
+		case err != nil:
+			fmt.Fprintln(o.Progress, "benchreport: local cloud ceiling:", err)
+			r.NotMeasured = append(r.NotMeasured, "the local cloud ceiling: "+strings.SplitN(err.Error(), "\n", 2)[0])
+		default:
+			r.Sections = append(r.Sections, sec)
+		}
+	} else {
+		r.NotMeasured = append(r.NotMeasured, "the local cloud ceiling (alarm-service at 1 and at the default tasks): "+
+			"skipped with `BENCH_LOCAL=0` (it adds 3–5 minutes).")
 	}
 	r.Took = time.Since(start)
 	r.LoadAfter = LoadAverage()

@@ -6,10 +6,11 @@
 //
 // Faults are Rules, matched per operation: the SQS JSON protocol names the
 // operation in the X-Amz-Target header ("AmazonSQS.ReceiveMessage"), the
-// query protocols in the Action parameter of the URL; anything else (S3's
-// REST calls) is matched with Rule.Match. A request no rule claims is
-// forwarded untouched, so one proxy can sit in front of every service a
-// process uses (point AWS_ENDPOINT_URL at URL).
+// query protocols in the Action parameter of the URL, and S3's path-style
+// REST calls by their method and shape ("GetObject", "ListObjectsV2", see
+// Operation); anything else is matched with Rule.Match. A request no rule
+// claims is forwarded untouched, so one proxy can sit in front of every
+// service a process uses (point AWS_ENDPOINT_URL at URL).
 //
 // The proxy counts what it saw and what it did, per operation, so a test can
 // assert that a fault really happened rather than trusting the timing.
@@ -206,6 +207,17 @@ func (p *Proxy) Seen(op string) int {
 	return p.seen[op]
 }
 
+// SeenAll is Seen of every operation the proxy received, a copy.
+func (p *Proxy) SeenAll() map[string]int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	out := make(map[string]int, len(p.seen))
+	for op, n := range p.seen {
+		out[op] = n
+	}
+	return out
+}
+
 // Injected is how many faults of kind f the proxy injected into requests
 // for op.
 func (p *Proxy) Injected(op string, f Fault) int {
@@ -216,7 +228,9 @@ func (p *Proxy) Injected(op string, f Fault) int {
 
 // Operation names the API operation of an AWS request: the part after the
 // dot of X-Amz-Target (AWS JSON protocols, e.g. SQS), else the Action
-// parameter of the URL (query protocols), else "".
+// parameter of the URL (query protocols), else, for a signed S3 request
+// (it carries X-Amz-Content-Sha256) in path style, the object or bucket
+// operation its method and shape name (s3Operation), else "".
 func Operation(r *http.Request) string {
 	if t := r.Header.Get("X-Amz-Target"); t != "" {
 		if i := strings.LastIndexByte(t, '.'); i >= 0 {
@@ -224,7 +238,62 @@ func Operation(r *http.Request) string {
 		}
 		return t
 	}
-	return r.URL.Query().Get("Action")
+	q := r.URL.Query()
+	if a := q.Get("Action"); a != "" {
+		return a
+	}
+	if r.Header.Get("X-Amz-Content-Sha256") == "" {
+		return ""
+	}
+	return s3Operation(r.Method, r.URL.Path, q, r.Header.Get("X-Amz-Copy-Source") != "")
+}
+
+// s3Operation names the common S3 operations of a path-style request
+// (/bucket or /bucket/key): the x-id parameter the AWS SDKs add
+// ("?x-id=GetObject"), else the method and shape; sub-resources it does
+// not know are "".
+func s3Operation(method, path string, q url.Values, copySource bool) string {
+	if id := q.Get("x-id"); id != "" {
+		return id
+	}
+	bucket, key, _ := strings.Cut(strings.TrimPrefix(path, "/"), "/")
+	if bucket == "" {
+		return ""
+	}
+	if key == "" {
+		switch {
+		case method == http.MethodGet && q.Has("list-type"):
+			return "ListObjectsV2"
+		case method == http.MethodGet && q.Has("versions"):
+			return "ListObjectVersions"
+		case method == http.MethodPost && q.Has("delete"):
+			return "DeleteObjects"
+		case len(q) > 0:
+			return ""
+		case method == http.MethodGet:
+			return "ListObjects"
+		case method == http.MethodHead:
+			return "HeadBucket"
+		}
+		return ""
+	}
+	if len(q) > 0 && !(len(q) == 1 && q.Has("versionId")) {
+		return ""
+	}
+	switch method {
+	case http.MethodGet:
+		return "GetObject"
+	case http.MethodHead:
+		return "HeadObject"
+	case http.MethodPut:
+		if copySource {
+			return "CopyObject"
+		}
+		return "PutObject"
+	case http.MethodDelete:
+		return "DeleteObject"
+	}
+	return ""
 }
 
 // ServeHTTP applies the first rule that claims the request, else forwards

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -15,6 +16,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws/ratelimit"
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/aws/smithy-go"
 )
@@ -96,20 +98,76 @@ func TestForwardsUntouched(t *testing.T) {
 
 func TestOperation(t *testing.T) {
 	t.Parallel()
+	s3 := http.Header{"X-Amz-Content-Sha256": {"UNSIGNED-PAYLOAD"}}
 	for _, tc := range []struct {
-		target, url, want string
+		method, target, url string
+		header              http.Header
+		want                string
 	}{
-		{"AmazonSQS.ReceiveMessage", "/", "ReceiveMessage"},
-		{"", "/?Action=SendMessage&Version=2012-11-05", "SendMessage"},
-		{"", "/bucket/key", ""},
+		{"POST", "AmazonSQS.ReceiveMessage", "/", nil, "ReceiveMessage"},
+		{"POST", "", "/?Action=SendMessage&Version=2012-11-05", nil, "SendMessage"},
+		{"GET", "", "/bucket/key", nil, ""}, // unsigned: not known to be S3
+		{"GET", "", "/bucket/key?x-id=GetObject", s3, "GetObject"},
+		{"GET", "", "/bucket/a/b.json", s3, "GetObject"},
+		{"GET", "", "/bucket/a/b.json?versionId=v1", s3, "GetObject"},
+		{"HEAD", "", "/bucket/a/b.json", s3, "HeadObject"},
+		{"PUT", "", "/bucket/a/b.json", s3, "PutObject"},
+		{"PUT", "", "/bucket/a/b.json", http.Header{"X-Amz-Content-Sha256": {"x"}, "X-Amz-Copy-Source": {"bucket/c"}}, "CopyObject"},
+		{"DELETE", "", "/bucket/a/b.json", s3, "DeleteObject"},
+		{"GET", "", "/bucket?list-type=2&prefix=runs%2F", s3, "ListObjectsV2"},
+		{"GET", "", "/bucket?versions", s3, "ListObjectVersions"},
+		{"POST", "", "/bucket?delete", s3, "DeleteObjects"},
+		{"GET", "", "/bucket/key?tagging", s3, ""},
+		{"GET", "", "/", s3, ""},
 	} {
-		r := httptest.NewRequest(http.MethodPost, tc.url, nil)
+		r := httptest.NewRequest(tc.method, tc.url, nil)
+		for k, v := range tc.header {
+			r.Header[k] = v
+		}
 		if tc.target != "" {
 			r.Header.Set("X-Amz-Target", tc.target)
 		}
 		if got := Operation(r); got != tc.want {
-			t.Errorf("Operation(%q, %q) = %q, want %q", tc.target, tc.url, got, tc.want)
+			t.Errorf("Operation(%s %q, target %q) = %q, want %q", tc.method, tc.url, tc.target, got, tc.want)
 		}
+	}
+}
+
+// The S3 requests of the SDK itself are named and counted per operation.
+func TestSeenS3OperationsOfTheSDK(t *testing.T) {
+	t.Parallel()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Query().Has("list-type") {
+			_, _ = io.WriteString(w, `<ListBucketResult><IsTruncated>false</IsTruncated></ListBucketResult>`)
+		}
+	}))
+	t.Cleanup(srv.Close)
+	p := StartT(t, srv.URL)
+	c := s3.New(s3.Options{
+		Region: "us-east-1", Credentials: credentials.NewStaticCredentialsProvider("k", "s", ""),
+		BaseEndpoint: aws.String(p.URL), UsePathStyle: true,
+	})
+	ctx := t.Context()
+	b := aws.String("bucket")
+	if _, err := c.PutObject(ctx, &s3.PutObjectInput{Bucket: b, Key: aws.String("runs/a.json"), Body: strings.NewReader("{}")}); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		out, err := c.GetObject(ctx, &s3.GetObjectInput{Bucket: b, Key: aws.String("runs/a.json")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		out.Body.Close()
+	}
+	if _, err := c.HeadObject(ctx, &s3.HeadObjectInput{Bucket: b, Key: aws.String("runs/a.json")}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.ListObjectsV2(ctx, &s3.ListObjectsV2Input{Bucket: b, Prefix: aws.String("runs/")}); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]int{"PutObject": 1, "GetObject": 2, "HeadObject": 1, "ListObjectsV2": 1}
+	if got := p.SeenAll(); !maps.Equal(got, want) {
+		t.Errorf("SeenAll = %v, want %v", got, want)
 	}
 }
 

@@ -17,14 +17,17 @@ type Status struct {
 	// their way (PENDING).
 	Running, Starting int
 	// Runs are the newest index entries (stackview.Recent) of the recent
-	// runs; Succeeded and Failed count those that ended so.
+	// runs that ended; Succeeded and Failed count those that ended so.
 	Runs              []runrecord.Entry
 	Succeeded, Failed int
 }
 
 // Snapshot reads the queue, the DLQ, the local tasks and the newest window
-// entries of the recent-runs index through recent — one LIST and a GET per
-// new entry, however many runs the bucket holds.
+// ended runs of the recent-runs index through recent — one LIST and a GET
+// per newly ended run, however many runs the bucket holds. A running
+// run's entry is not read: the key says it is running, and Settled and
+// the counts need only runs that ended; every GET spared is one request
+// less to the moto_server the tasks are waiting on.
 func Snapshot(ctx context.Context, c *Cloud, recent *stackview.Recent, window int) (Status, error) {
 	var s Status
 	var err error
@@ -43,7 +46,7 @@ func Snapshot(ctx context.Context, c *Cloud, recent *stackview.Recent, window in
 			s.Starting++
 		}
 	}
-	if s.Runs, err = recent.Runs(ctx, window, stackview.RecentFilter{}); err != nil {
+	if s.Runs, err = endedRuns(ctx, recent, window); err != nil {
 		return s, err
 	}
 	for _, r := range s.Runs {
@@ -55,6 +58,11 @@ func Snapshot(ctx context.Context, c *Cloud, recent *stackview.Recent, window in
 		}
 	}
 	return s, nil
+}
+
+// endedRuns are the newest window runs of the index that ended.
+func endedRuns(ctx context.Context, recent *stackview.Recent, window int) ([]runrecord.Entry, error) {
+	return recent.Runs(ctx, window, stackview.RecentFilter{Ended: true})
 }
 
 // Settled reports whether every key uploaded has a run that ended since

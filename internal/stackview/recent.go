@@ -61,6 +61,9 @@ type RecentFilter struct {
 	Since time.Time
 	// Failed keeps only runs whose newest entry says failed.
 	Failed bool
+	// Ended keeps only runs whose newest entry says they ended (succeeded,
+	// failed or skipped): the entries of runs still running are not read.
+	Ended bool
 }
 
 // Runs returns the newest entry of each of the n most recent runs that
@@ -75,6 +78,9 @@ func (r *Recent) Runs(ctx context.Context, n int, f RecentFilter) ([]runrecord.E
 			return false, true
 		}
 		if f.Failed && k.status != runrecord.StatusFailed {
+			return false, false
+		}
+		if f.Ended && k.status == runrecord.StatusRunning {
 			return false, false
 		}
 		kept++

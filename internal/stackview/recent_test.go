@@ -172,3 +172,37 @@ func TestRecentFilters(t *testing.T) {
 		t.Errorf("Find of an unknown run: %v, want ErrNotRecent", err)
 	}
 }
+
+// A reader that only wants ended runs reads no running entry: one GET per
+// ended run, none for the runs in progress.
+func TestRecentEndedReadsNoRunningEntry(t *testing.T) {
+	t.Parallel()
+	b := newBucket()
+	t0 := time.Date(2026, 12, 7, 0, 0, 0, 0, time.UTC)
+	for i := range 30 {
+		status := runrecord.StatusSucceeded
+		switch {
+		case i%3 == 0:
+			status = "" // still running
+		case i%5 == 0:
+			status = runrecord.StatusFailed
+		}
+		b.addRun(t, i, t0.Add(time.Duration(i)*time.Minute), status)
+	}
+	r := &Recent{API: b, Bucket: "b"}
+	runs, err := r.Runs(t.Context(), 100, RecentFilter{Ended: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(runs) != 20 {
+		t.Errorf("%d runs, want the 20 that ended", len(runs))
+	}
+	for _, e := range runs {
+		if e.Status == runrecord.StatusRunning {
+			t.Errorf("run %s is running, want only ended runs", e.RunID)
+		}
+	}
+	if s := r.Stats(); s.Gets != 20 {
+		t.Errorf("%d GETs, want 20: one per ended run, none for the 10 running", s.Gets)
+	}
+}
