@@ -21,6 +21,7 @@ type Params struct {
 	TaskStartP90          float64 // s, RunTask → RUNNING, 90th percentile (lognormal through both)
 	TaskStartMax          float64 // s, a start is never longer (Fargate's start timeout)
 	EventDelay            float64 // s, upload → message in the queue and rule target invoked
+	RuleTaskDelay         float64 // s, EdpOneOff: the rule's RunTask after the message is queued
 	MetricPeriod          float64 // s, SQS CloudWatch metric period
 	MetricDelay           float64 // s, end of a period → its datapoint is evaluated by the alarm
 	ColdQueueAfter        float64 // s, a queue without messages or API calls this long stops publishing metrics
@@ -97,6 +98,7 @@ var paramTable = []ParamInfo{
 	{"taskStartP90", 60, 1, 900, "s", "Fargate RunTask → RUNNING, 90th percentile (\"30–45 s or longer\")", srcRePostStart, func(p *Params) *float64 { return &p.TaskStartP90 }},
 	{"taskStartMax", 180, 10, 900, "s", "longest start: a task PENDING this long fails (not modelled: it starts at this bound)", srcStartTimeout, func(p *Params) *float64 { return &p.TaskStartMax }},
 	{"eventDelay", 2, 0, 300, "s", "upload → message queued and rule target invoked (typically seconds)", srcS3Events, func(p *Params) *float64 { return &p.EventDelay }},
+	{"ruleTaskDelay", 0, 0, 300, "s", "EdpOneOff: the rule's RunTask after the queue has the message (a rule's targets are invoked independently; 0: together)", srcS3Events, func(p *Params) *float64 { return &p.RuleTaskDelay }},
 	{"metricPeriod", 60, 10, 300, "s", "SQS metric period (published at one-minute intervals)", srcSQSMetrics, func(p *Params) *float64 { return &p.MetricPeriod }},
 	{"metricDelay", 60, 0, 600, "s", "end of a period → the alarm evaluates its datapoint (warm queue: first datapoint 1–2 min after a send)", srcSQSMetrics + "; " + srcAlarmEval, func(p *Params) *float64 { return &p.MetricDelay }},
 	{"coldQueueAfter", 21600, 60, 86400, "s", "a queue with no message and no API call this long is inactive and publishes no metrics", srcSQSMetrics, func(p *Params) *float64 { return &p.ColdQueueAfter }},

@@ -226,7 +226,11 @@ func (r *run) deliver(m *message) {
 		r.poll(t)
 	}
 	if r.cfg.Arch == OneOff {
-		r.runTasks(1)
+		if r.p.RuleTaskDelay > 0 {
+			r.clock.after(r.p.RuleTaskDelay, func() { r.runTasks(1) })
+		} else {
+			r.runTasks(1)
+		}
 	}
 }
 

@@ -89,6 +89,21 @@ func TestSimOneOffStartsATaskPerUpload(t *testing.T) {
 	if want := 42.0; math.Abs(r.Start.P50-want) > 1e-6 || math.Abs(r.Start.P99-want) > 1e-6 {
 		t.Errorf("upload → start %+v, want %g s for every upload", r.Start, want)
 	}
+	// The rule's RunTask 5 s after the queue delivery: each start is 5 s
+	// later.
+	p := fixedStart(40)
+	p.RuleTaskDelay = 5
+	if late := mustRun(t, Config{Arch: OneOff, Params: p}, sc); math.Abs(late.Start.P50-47) > 1e-6 {
+		t.Errorf("ruleTaskDelay 5 s: upload → start %+v, want 47 s", late.Start)
+	}
+	// A task already polling takes a message as soon as it is queued, not
+	// when the rule's own task starts: the second upload, 50 s after the
+	// first, is received by the first upload's task (still draining) 2 s
+	// after it lands (the event delay), the first one 47 s after.
+	two := mustRun(t, Config{Arch: OneOff, Params: p}, uploadsAt(t, 1, 0, 50))
+	if two.Start.P50 != 2 || two.Start.P90 != 47 {
+		t.Errorf("upload → start %+v, want 2 s (the second upload) and 47 s (the first)", two.Start)
+	}
 	// A burst: still one task per upload, most of them with nothing to do.
 	burst := mustRun(t, Config{Arch: OneOff}, uploadsAt(t, 1, make([]float64, 50)...))
 	if burst.TasksStarted != 50 {
