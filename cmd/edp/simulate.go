@@ -27,7 +27,7 @@ const (
 type simulateFlags struct {
 	arch, scenario, arrivals, timings, svgDir, markdown, cdkJSON string
 	seed                                                         uint64
-	jobSeconds, jobSigma                                         float64
+	jobSeconds, jobSigma, jobFailures                            float64
 	json                                                         bool
 	context                                                      contextFlags
 }
@@ -51,6 +51,7 @@ func newSimulateFlagSet(stderr io.Writer) (*flag.FlagSet, *simulateFlags) {
 	fs.Uint64Var(&f.seed, "seed", f.seed, "random `seed`: the same seed gives the same output")
 	fs.Float64Var(&f.jobSeconds, "job-seconds", f.jobSeconds, "median job duration in `seconds` (1: the built-in Iris job, docs/choosing.md#the-job)")
 	fs.Float64Var(&f.jobSigma, "job-sigma", f.jobSigma, "log-standard deviation of the job duration (lognormal; 0: every job takes -job-seconds)")
+	fs.Float64Var(&f.jobFailures, "job-failures", 0, "share of job attempts that fail transiently, 0 to below 1: retried after the retry delay, dead-lettered after edp:maxReceiveCount receives")
 	fs.StringVar(&f.svgDir, "svg", "", "write a plot of queue depth and tasks per run into `directory`")
 	fs.BoolVar(&f.json, "json", false, "print the results as JSON instead of tables")
 	fs.StringVar(&f.markdown, "markdown", "", "rewrite the generated part of a markdown `file` (docs/choosing.md) with the tables, plots (needs -svg) and recommendations")
@@ -111,7 +112,7 @@ func simulate(f *simulateFlags, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	job := sim.JobModel{Median: f.jobSeconds, Sigma: f.jobSigma}
+	job := sim.JobModel{Median: f.jobSeconds, Sigma: f.jobSigma, Failures: f.jobFailures}
 	results := make([][]sim.Result, len(scenarios))
 	for i, sc := range scenarios {
 		for _, a := range archs {

@@ -27,9 +27,11 @@
 //
 // What is approximated or left out: every task starts (no capacity or vCPU
 // quota failures, so EdpOneOff's stranded-work alarm never fires); jobs
-// never fail (no retries, no DLQ; the visibility timeout only matters to
-// those); SQS counts are exact; a task is billed from its RunTask (the image
-// pull starts a little later); Container Insights' running count is averaged
+// fail only transiently, as JobModel.Failures says (retried after the
+// consumer's retry delay, dead-lettered after edp:maxReceiveCount; a
+// permanent failure is settled at once, like a success), and a retried
+// message rejoins the back of the queue; SQS counts are exact; a task is
+// billed from its RunTask (the image pull starts a little later); Container Insights' running count is averaged
 // over the period; EventBridge and Scheduler deliver on their first try;
 // every Lambda invocation pays a cold start; free tiers are not subtracted;
 // a task runs edp:jobConcurrency jobs at once (the built-in Iris job runs

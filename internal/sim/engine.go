@@ -64,7 +64,11 @@ type message struct {
 	start  float64 // first receive; -1 before
 	done   float64 // deleted after its job; -1 before
 	lost   bool    // deleted by the retention before a receive
-	job    float64 // its job's duration
+	job    float64 // its job's duration (each attempt)
+	// receives counts the receives; dead is set when the queue's redrive
+	// moved it to the DLQ after edp:maxReceiveCount failed attempts.
+	receives int
+	dead     bool
 }
 
 type taskState int

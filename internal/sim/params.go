@@ -32,6 +32,7 @@ type Params struct {
 	RunTaskPerCall        float64 // tasks per RunTask call
 	LongPoll              float64 // s, the consumer's SQS long poll (WaitTimeSeconds)
 	StopTimeout           float64 // s, SIGTERM → SIGKILL (the consumer finishes its long poll first)
+	RetryDelay            float64 // s, a transiently failed message is hidden this long, doubled per earlier receive
 	LambdaColdStart       float64 // s, Go arm64 Lambda init
 	LambdaHandler         float64 // s, one dispatch: GetQueueAttributes, ListTasks, RunTask calls
 	LambdaDelivery        float64 // s, alarm → SNS → Lambda
@@ -65,6 +66,7 @@ const (
 	srcScheduler     = "EventBridge Scheduler, schedule types (60 s precision): https://docs.aws.amazon.com/scheduler/latest/UserGuide/schedule-types.html"
 	srcThrottling    = "AWS Fargate throttling quotas: https://docs.aws.amazon.com/AmazonECS/latest/userguide/throttling.html"
 	srcLongPoll      = "consumer/worker (20 s long polls); SQS ReceiveMessage WaitTimeSeconds maximum"
+	srcRetryDelay    = "consumer/worker (EDP_RETRY_DELAY, default 10 s: ChangeMessageVisibility doubled per earlier receive, capped at the visibility timeout); docs/consumer.md"
 	srcStopTimeout   = "ECS ContainerDefinition stopTimeout: https://docs.aws.amazon.com/sdk-for-kotlin/api/latest/ecs/aws.sdk.kotlin.services.ecs.model/-container-definition/stop-timeout.html"
 	srcLambdaPerf    = "maxday/lambda-perf daily benchmark (Go provided.al2023 arm64): https://maxday.github.io/lambda-perf/"
 	srcLambdaHandler = "estimate (three to a few ECS/SQS calls); replace with the function's REPORT Duration"
@@ -109,6 +111,7 @@ var paramTable = []ParamInfo{
 	{"runTaskPerCall", 10, 1, 10, "tasks", "tasks per RunTask call (the dispatcher batches its starts)", srcThrottling, func(p *Params) *float64 { return &p.RunTaskPerCall }},
 	{"longPoll", 20, 1, 60, "s", "the consumer's long poll; an empty one counts toward edp:emptyReceives (SQS waits at most 20 s; the local cloud's 1 s at its speed-up of 30 is 30 s)", srcLongPoll, func(p *Params) *float64 { return &p.LongPoll }},
 	{"stopTimeout", 30, 2, 120, "s", "SIGTERM → SIGKILL; a scaled-in service task finishes its long poll within it", srcStopTimeout, func(p *Params) *float64 { return &p.StopTimeout }},
+	{"retryDelay", 10, 1, 43200, "s", "a transiently failed message stays hidden this long, doubled per earlier receive, capped at the visibility timeout", srcRetryDelay, func(p *Params) *float64 { return &p.RetryDelay }},
 	{"lambdaColdStart", 0.04, 0, 10, "s", "Go arm64 Lambda init (hello world ≈ 40 ms; every invocation assumed cold)", srcLambdaPerf, func(p *Params) *float64 { return &p.LambdaColdStart }},
 	{"lambdaHandler", 0.5, 0.01, 120, "s", "one dispatch invocation's duration", srcLambdaHandler, func(p *Params) *float64 { return &p.LambdaHandler }},
 	{"lambdaDelivery", 0.1, 0, 60, "s", "alarm → SNS → Lambda (SNS → Lambda p50 73 ms)", srcSNSLambda, func(p *Params) *float64 { return &p.LambdaDelivery }},

@@ -10,15 +10,19 @@ import (
 
 // Result is what one run predicts.
 type Result struct {
-	Arch     Arch    `json:"arch"`
-	Scenario string  `json:"scenario"`
-	Uploads  int     `json:"uploads"`
-	Done     int     `json:"done"`
-	Lost     int     `json:"lost"`    // deleted by the queue's retention before a task received them
-	Waiting  int     `json:"waiting"` // neither done nor lost when the run ended
-	Start    Pcts    `json:"start"`   // upload → first receive, s
-	Finish   Pcts    `json:"finish"`  // upload → job done, s
-	MaxWait  float64 `json:"maxWait"` // longest upload → first receive, s
+	Arch     Arch   `json:"arch"`
+	Scenario string `json:"scenario"`
+	Uploads  int    `json:"uploads"`
+	Done     int    `json:"done"`
+	Lost     int    `json:"lost"`    // deleted by the queue's retention before a task received them
+	Waiting  int    `json:"waiting"` // neither done nor lost when the run ended
+	// DeadLettered were moved to the DLQ after edp:maxReceiveCount failed
+	// attempts; FailedAttempts counts every failed attempt (JobModel.Failures).
+	DeadLettered   int     `json:"deadLettered"`
+	FailedAttempts int     `json:"failedAttempts"`
+	Start          Pcts    `json:"start"`   // upload → first receive, s
+	Finish         Pcts    `json:"finish"`  // upload → job done, s
+	MaxWait        float64 `json:"maxWait"` // longest upload → first receive, s
 
 	TasksStarted int      `json:"tasksStarted"`
 	EmptyTasks   int      `json:"emptyTasks"` // tasks that processed no message (cron's capped skips excluded)
@@ -79,6 +83,8 @@ func (r *run) result(sc Scenario) Result {
 			starts = append(starts, m.start-m.upload)
 			finishes = append(finishes, m.done-m.upload)
 			res.MaxWait = math.Max(res.MaxWait, m.start-m.upload)
+		case m.dead:
+			res.DeadLettered++
 		case m.lost || (m.start < 0 && m.queued > 0 && end > m.queued+retention):
 			res.Lost++
 		default:
@@ -109,6 +115,7 @@ func (r *run) result(sc Scenario) Result {
 	res.RunTaskCalls = r.runTaskCalls
 	res.Fires = r.schedulerFires
 	res.SQSRequests = r.q.requests
+	res.FailedAttempts = r.retries
 	res.Cost = costOf(r.p, r.s, r.cfg.Arch, res, r.lambdaSeconds, sc.Horizon)
 	res.Warnings = warnings(res, r.s)
 	return res
@@ -181,6 +188,10 @@ func warnings(res Result, s settings.Settings) []string {
 	if res.Lost > 0 {
 		w = append(w, fmt.Sprintf("lost work: %d of %d messages waited longer than the retention (edp:queueRetentionDays=%d) and were deleted unprocessed",
 			res.Lost, res.Uploads, s.QueueRetentionDays))
+	}
+	if res.DeadLettered > 0 {
+		w = append(w, fmt.Sprintf("dead letters: %d of %d messages failed %d times (edp:maxReceiveCount) and went to the DLQ; %d attempts failed in all",
+			res.DeadLettered, res.Uploads, s.MaxReceiveCount, res.FailedAttempts))
 	}
 	if res.Waiting > 0 {
 		w = append(w, fmt.Sprintf("unfinished: %d messages still waited when the simulation ended", res.Waiting))

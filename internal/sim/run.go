@@ -85,6 +85,7 @@ type run struct {
 	backlogAlarm bool
 
 	invocations    int
+	retries        int // failed attempts retried or dead-lettered
 	lambdaSeconds  float64
 	runTaskCalls   int
 	schedulerFires int
@@ -112,6 +113,9 @@ func Run(cfg Config, sc Scenario) (Result, error) {
 	}
 	if cfg.Job.Median <= 0 || cfg.Job.Sigma < 0 {
 		return Result{}, fmt.Errorf("job duration: median must be > 0 and sigma ≥ 0, got %g and %g", cfg.Job.Median, cfg.Job.Sigma)
+	}
+	if cfg.Job.Failures < 0 || cfg.Job.Failures >= 1 || math.IsNaN(cfg.Job.Failures) {
+		return Result{}, fmt.Errorf("job failures: the share of failed attempts must be from 0 to below 1, got %g", cfg.Job.Failures)
 	}
 	if err := cfg.Settings.Validate(); err != nil {
 		return Result{}, err
@@ -171,7 +175,7 @@ func (r *run) finished() bool {
 		return false
 	}
 	for _, m := range r.q.msgs {
-		if m.done < 0 && !m.lost {
+		if m.done < 0 && !m.lost && !m.dead {
 			return false
 		}
 	}
@@ -218,19 +222,24 @@ func (r *run) deliver(m *message) {
 	m.queued = now
 	r.q.visible = append(r.q.visible, m)
 	r.touchPeriod()
-	for r.q.visibleCount() > 0 && len(r.q.pollers) > 0 {
-		t := r.q.pollers[0]
-		r.q.pollers = r.q.pollers[1:]
-		t.polling = false
-		t.pollGen++
-		r.poll(t)
-	}
+	r.wakePollers()
 	if r.cfg.Arch == OneOff {
 		if r.p.RuleTaskDelay > 0 {
 			r.clock.after(r.p.RuleTaskDelay, func() { r.runTasks(1) })
 		} else {
 			r.runTasks(1)
 		}
+	}
+}
+
+// wakePollers answers the waiting long polls while messages are visible.
+func (r *run) wakePollers() {
+	for r.q.visibleCount() > 0 && len(r.q.pollers) > 0 {
+		t := r.q.pollers[0]
+		r.q.pollers = r.q.pollers[1:]
+		t.polling = false
+		t.pollGen++
+		r.poll(t)
 	}
 }
 
@@ -376,6 +385,7 @@ func (r *run) receive(t *task, m *message) {
 	if m.start < 0 {
 		m.start = now
 	}
+	m.receives++
 	r.q.inflight++
 	if t.busy == 0 {
 		t.busySince = now
@@ -387,9 +397,13 @@ func (r *run) receive(t *task, m *message) {
 
 func (r *run) jobDone(t *task, m *message) {
 	now := r.clock.now
-	m.done = now
-	r.q.inflight--
-	r.q.requests++ // DeleteMessage (batched in the consumer: an upper bound)
+	r.q.requests++ // DeleteMessage (batched in the consumer: an upper bound) or ChangeMessageVisibility
+	if r.cfg.Job.Failures > 0 && r.rng.Float64() < r.cfg.Job.Failures {
+		r.retryLater(m)
+	} else {
+		m.done = now
+		r.q.inflight--
+	}
 	t.busy--
 	t.processed++
 	if t.busy == 0 {
@@ -397,6 +411,26 @@ func (r *run) jobDone(t *task, m *message) {
 	}
 	r.touchPeriod()
 	r.poll(t)
+}
+
+// retryLater hides a transiently failed message for the retry delay; it
+// stays in flight until then. When it comes back after
+// edp:maxReceiveCount receives, the redrive moves it to the DLQ instead
+// (SQS does that at the next receive; here when it turns visible).
+func (r *run) retryLater(m *message) {
+	r.retries++
+	delay := math.Min(r.p.RetryDelay*math.Pow(2, float64(m.receives-1)), float64(r.s.VisibilityTimeoutSeconds))
+	r.clock.after(delay, func() {
+		r.q.inflight--
+		if m.receives >= r.s.MaxReceiveCount {
+			m.dead = true
+			r.touchPeriod()
+			return
+		}
+		r.q.visible = append(r.q.visible, m)
+		r.touchPeriod()
+		r.wakePollers()
+	})
 }
 
 // stop ends a task now (billing ends here).

@@ -172,9 +172,16 @@ func ParseArrivals(name string, r io.Reader) (Scenario, time.Time, error) {
 // requests take tens of milliseconds each, so a second is a round,
 // pessimistic figure. Measure your own job (a run record's duration) and
 // pass it with `edp simulate -job-seconds`.
+//
+// Failures is the share of attempts that fail transiently (0 to 1; default
+// 0): the attempt takes its full time, the consumer hides the message for
+// the retry delay (Params.RetryDelay, doubled per earlier receive, capped
+// at edp:visibilityTimeoutSeconds), and after edp:maxReceiveCount failed
+// receives the queue's redrive moves it to the DLQ.
 type JobModel struct {
-	Median float64 // s
-	Sigma  float64
+	Median   float64 // s
+	Sigma    float64
+	Failures float64
 }
 
 // DefaultJob is the built-in Iris job.

@@ -424,3 +424,54 @@ func hasWarning(r Result, prefix string) bool {
 	}
 	return false
 }
+
+func TestSimJobFailuresRetryThenDeadLetter(t *testing.T) {
+	t.Parallel()
+	// One upload whose every attempt fails: received at 42 s (event 2 s,
+	// start 40 s), fails at 43 s, hidden 10 s; again at 53–54 s, hidden
+	// 20 s; again at 74–75 s, hidden 40 s: the third failure, so at 115 s
+	// the redrive takes it. The drain task waits while it is in flight,
+	// then polls empty three times (20 s each) from its last poll at 75 s:
+	// it stops at 135 s, 133 s after its RunTask.
+	p := fixedStart(40)
+	cfg := Config{Arch: OneOff, Params: p, Job: JobModel{Median: 1, Failures: 0.999999}}
+	r := mustRun(t, cfg, uploadsAt(t, 1, 0))
+	if r.DeadLettered != 1 || r.FailedAttempts != 3 || r.Done != 0 || r.Waiting != 0 {
+		t.Fatalf("dead-lettered %d, failed attempts %d, done %d, waiting %d; want 1, 3, 0, 0", r.DeadLettered, r.FailedAttempts, r.Done, r.Waiting)
+	}
+	if math.Abs(r.TaskSeconds-133) > 1e-6 {
+		t.Errorf("task-seconds %g, want 133 (the drain waits for the hidden message)", r.TaskSeconds)
+	}
+	if !hasWarning(r, "dead letters") {
+		t.Errorf("no dead-letter warning in %q", r.Warnings)
+	}
+	// The retry delay is capped at the visibility timeout: with 30 s and a
+	// 25 s delay the hides are 25, 30, 30 s.
+	cfg.Settings = withSettings(func(s *settings.Settings) { s.VisibilityTimeoutSeconds = 30 })
+	cfg.Params.RetryDelay = 25
+	capped := mustRun(t, cfg, uploadsAt(t, 1, 0))
+	// attempts 42–43, 68–69, 99–100, dead at 130; polls 100–120–140–160.
+	if math.Abs(capped.TaskSeconds-158) > 1e-6 {
+		t.Errorf("capped retry delay: task-seconds %g, want 158", capped.TaskSeconds)
+	}
+
+	// Half the attempts failing, 3 receives at most: about 1/8 of the
+	// messages end in the DLQ and 7/8 of an attempt per message fails.
+	many := make([]float64, 2000)
+	for i := range many {
+		many[i] = float64(i) * 30
+	}
+	half := mustRun(t, Config{Arch: AlarmService, Job: JobModel{Median: 1, Failures: 0.5}, Seed: 3}, uploadsAt(t, 1, many...))
+	if half.DeadLettered < 200 || half.DeadLettered > 300 {
+		t.Errorf("dead-lettered %d of 2000, want about 250", half.DeadLettered)
+	}
+	if half.FailedAttempts < 1600 || half.FailedAttempts > 1900 {
+		t.Errorf("failed attempts %d for 2000 messages, want about 1750", half.FailedAttempts)
+	}
+	if half.Done+half.DeadLettered != 2000 {
+		t.Errorf("done %d + dead-lettered %d, want every one of 2000 messages", half.Done, half.DeadLettered)
+	}
+	if _, err := Run(Config{Arch: OneOff, Settings: settings.Defaults(), Job: JobModel{Median: 1, Failures: 1}}, uploadsAt(t, 1, 0)); err == nil {
+		t.Error("failures 1 (every attempt) accepted")
+	}
+}
