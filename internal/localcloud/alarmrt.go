@@ -4,8 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -58,6 +60,7 @@ func (c *Cloud) startAlarms(ctx context.Context, bins binaries, taskEndpoint str
 	c.alarms = loop
 	c.opts.Logger.Info("evaluating the deployed alarms", "alarms", len(c.stack.Resources("AWS::CloudWatch::Alarm")), "period", cfg.Tick.String())
 	c.goRun("alarms", func() error { return loop.Run(ctx) })
+	c.goRun("queue ages", func() error { return c.source.sampleAges(ctx, cfg.Tick/ageSamplesPerPeriod) })
 	return nil
 }
 
@@ -95,15 +98,24 @@ func (s serviceScaler) SetDesired(_ context.Context, n int) error {
 	return s.c.ecs.SetDesiredCount(s.name, n)
 }
 
+// ageSamplesPerPeriod is how often per (sped-up) period the queues whose
+// oldest message's age an alarm reads are sampled: the age is known to a
+// quarter period.
+const ageSamplesPerPeriod = 4
+
 // cloudSource answers the alarms' metric queries from the real queue
 // attributes and the local ECS. SQS has no attribute for the age of the
 // oldest message: it is approximated as the time since the queue last had
-// nothing visible, sped up like the period. Container Insights publishes
-// nothing for a service without tasks: so does this source.
+// nothing visible, sped up like the period, which sampleAges watches
+// between the evaluations (else a backlog would only be noticed at the
+// next evaluation, and a max wait of whole minutes would be reached a
+// period late or on time by chance). Container Insights publishes nothing
+// for a service without tasks: so does this source.
 type cloudSource struct {
 	c            *Cloud
 	mu           sync.Mutex
 	backlogSince map[string]time.Time
+	aged         map[string]bool // queues whose age an alarm reads
 	// lastRead is when each Invocations metric was last read: the loop
 	// reads each metric once per (sped-up) minute, so the invocations since
 	// then are that minute's data point, whatever the timing within it.
@@ -124,16 +136,9 @@ func (s *cloudSource) Value(ctx context.Context, q alarms.MetricQuery) (float64,
 		case "ApproximateNumberOfMessagesNotVisible":
 			return float64(d.InFlight), true, nil
 		case "ApproximateAgeOfOldestMessage":
-			s.mu.Lock()
-			defer s.mu.Unlock()
-			if d.Visible == 0 {
-				delete(s.backlogSince, name)
+			since := s.observe(name, d.Visible)
+			if since.IsZero() {
 				return 0, true, nil
-			}
-			since, ok := s.backlogSince[name]
-			if !ok {
-				since = time.Now()
-				s.backlogSince[name] = since
 			}
 			return time.Since(since).Seconds() * s.c.opts.Speedup, true, nil
 		}
@@ -175,6 +180,52 @@ func (s *cloudSource) Value(ctx context.Context, q alarms.MetricQuery) (float64,
 		return float64(n), true, nil
 	}
 	return 0, false, fmt.Errorf("metric %s is not emulated", q)
+}
+
+// observe records a visible count of the queue (by name) and returns
+// since when it has had messages visible (zero: none now). A queue read for
+// its age is sampled from then on.
+func (s *cloudSource) observe(name string, visible int) time.Time {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.aged == nil {
+		s.aged = map[string]bool{}
+	}
+	s.aged[name] = true
+	if visible == 0 {
+		delete(s.backlogSince, name)
+		return time.Time{}
+	}
+	since, ok := s.backlogSince[name]
+	if !ok {
+		since = time.Now()
+		s.backlogSince[name] = since
+	}
+	return since
+}
+
+// sampleAges reads the visible count of every queue whose age an alarm has
+// read, every interval, until ctx ends.
+func (s *cloudSource) sampleAges(ctx context.Context, interval time.Duration) error {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+		s.mu.Lock()
+		queues := slices.Sorted(maps.Keys(s.aged))
+		s.mu.Unlock()
+		for _, name := range queues {
+			d, err := stackview.Depth(ctx, s.c.clients.SQS, s.c.moto.Endpoint+"/"+Account+"/"+name)
+			if err != nil {
+				continue // the next evaluation reports a failing read
+			}
+			s.observe(name, d.Visible)
+		}
+	}
 }
 
 // deployedFunction is a Lambda function of the stack running locally under

@@ -29,33 +29,45 @@ const simTolerance = 0.20
 // the backlog to outlast an alarm period.
 const simJobSeconds = 0.5
 
-// simScenario is one architecture's scenario: bursts of uploads at real
-// offsets from the scenario's start.
+// simArch is one architecture and the scenarios it runs, in order, on one
+// deployed stack.
+type simArch struct {
+	arch      sim.Arch
+	stack     string
+	scenarios []simScenario
+}
+
+// simScenario is one scenario: bursts of uploads at real offsets from the
+// model's origin.
 type simScenario struct {
-	arch   sim.Arch
-	stack  string
+	name   string
 	bursts []burst
 }
 
 type burst struct {
-	after time.Duration // from the first burst
+	after time.Duration // from the origin
 	n     int
 }
 
-// simScenarios: one per architecture, each driving what its architecture
-// is built on (the rule's RunTask per upload, step scaling through two
-// alarm periods, the dispatch formula, a drain per fire and the next fire's
-// second task).
-var simScenarios = []simScenario{
-	{sim.OneOff, names.StackOneOff, []burst{{0, 6}, {2 * time.Second, 6}}},
-	{sim.AlarmService, names.StackAlarmService, []burst{{0, 40}}},
-	{sim.AlarmDispatch, names.StackAlarmDispatch, []burst{{0, 40}}},
-	{sim.Cron, names.StackCron, []burst{{0, 24}}},
+// belowN is a trickle of 5 uploads (below N = 15) from 1 to 3 s after the
+// origin (30 to 90 s of model time): only the max wait (5 minutes) starts
+// work, at the evaluation of 360 s, with 30 s of margin either side.
+var belowN = simScenario{"below-n", []burst{{time.Second, 1}, {1500 * time.Millisecond, 1}, {2 * time.Second, 1}, {2500 * time.Millisecond, 1}, {3 * time.Second, 1}}}
+
+// simArchs: each architecture's scenarios drive what it is built on: the
+// rule's RunTask per upload (a second burst while the first tasks still
+// drain), step scaling through two alarm periods, the dispatch formula,
+// the max wait below N, a drain per fire and the next fire's second task.
+var simArchs = []simArch{
+	{sim.OneOff, names.StackOneOff, []simScenario{{"two-bursts", []burst{{0, 6}, {2 * time.Second, 6}}}}},
+	{sim.AlarmService, names.StackAlarmService, []simScenario{{"burst", []burst{{0, 40}}}, belowN}},
+	{sim.AlarmDispatch, names.StackAlarmDispatch, []simScenario{{"burst", []burst{{0, 40}}}, belowN}},
+	{sim.Cron, names.StackCron, []simScenario{{"before-a-fire", []burst{{0, 24}}}}},
 }
 
 // TestSimulatorPredictsLocalCloud checks `edp simulate`'s model against the
-// local cloud: for each architecture it runs a scenario of uploads on the
-// local cloud, measures the local cloud's own timings in that run (task
+// local cloud: for each architecture it runs scenarios of uploads on the
+// local cloud, measures the local cloud's own timings in each run (task
 // start, the delay before a task or a message exists, the dispatch's
 // latency, each job's duration), hands them to the simulator the way a
 // team calibrates it (sim.LoadTimings of a timings file, sim.ParseArrivals
@@ -68,15 +80,19 @@ var simScenarios = []simScenario{
 // in model time: real seconds × the speed-up.
 func TestSimulatorPredictsLocalCloud(t *testing.T) {
 	t.Parallel()
-	for _, sc := range simScenarios {
-		t.Run(string(sc.arch), func(t *testing.T) {
+	for _, a := range simArchs {
+		t.Run(string(a.arch), func(t *testing.T) {
 			t.Parallel()
-			s, _ := deployJob(t, sc.stack, contractJob, nil)
-			obs := s.runSimScenario(t, sc)
-			pred := predict(t, sc.arch, obs)
-			compare(t, obs, pred)
-			if t.Failed() {
-				obs.log(t)
+			s, _ := deployJob(t, a.stack, contractJob, nil)
+			for _, sc := range a.scenarios {
+				t.Run(sc.name, func(t *testing.T) {
+					obs := s.runSimScenario(t, a.arch, sc)
+					pred := predict(t, a.arch, obs)
+					compare(t, obs, pred)
+					if t.Failed() {
+						obs.log(t)
+					}
+				})
 			}
 		})
 	}
@@ -99,19 +115,19 @@ type observed struct {
 
 // runSimScenario prepares the stack, runs the scenario's uploads and reads
 // what happened.
-func (s *stack) runSimScenario(t *testing.T, sc simScenario) observed {
+func (s *stack) runSimScenario(t *testing.T, arch sim.Arch, sc simScenario) observed {
 	t.Helper()
-	origin := s.simOrigin(t, sc.arch)
+	origin := s.simOrigin(t, arch)
+	prefix := "configs/sim/" + sc.name + "/"
 	var ups []upload
-	first := time.Now()
 	for i, b := range sc.bursts {
-		if wait := time.Until(first.Add(b.after)); wait > 0 {
+		if wait := time.Until(origin.Add(b.after)); wait > 0 {
 			time.Sleep(wait)
 		}
 		var objs []object
 		for j := range b.n {
 			body := fmt.Sprintf("mode: sleep\nseconds: %g\n", simJobSeconds)
-			objs = append(objs, object{fmt.Sprintf("configs/sim/b%d-%02d.yaml", i, j), []byte(body)})
+			objs = append(objs, object{fmt.Sprintf("%sb%d-%02d.yaml", prefix, i, j), []byte(body)})
 		}
 		ups = append(ups, s.putAll(t, objs)...)
 	}
@@ -119,11 +135,16 @@ func (s *stack) runSimScenario(t *testing.T, sc simScenario) observed {
 	for _, u := range ups {
 		want = append(want, expect{u, runrecord.StatusSucceeded})
 	}
-	recs := s.waitSettled(t, "configs/sim/", want, 3*time.Minute)
+	recs := s.waitSettled(t, prefix, want, 3*time.Minute)
 
 	model := func(d time.Duration) float64 { return d.Seconds() * speedup }
 	o := observed{origin: origin}
 	handled := s.handled(t)
+	for key := range handled {
+		if !strings.HasPrefix(key, prefix) {
+			delete(handled, key)
+		}
+	}
 	var acks []float64
 	for _, u := range ups {
 		if _, ok := recordOf(recs, u); !ok {
@@ -167,7 +188,7 @@ func (s *stack) runSimScenario(t *testing.T, sc simScenario) observed {
 	// S3's EventBridge notification is in the queue when the upload is
 	// acknowledged.
 	o.delay = median(acks)
-	if sc.arch == sim.OneOff {
+	if arch == sim.OneOff {
 		// Each upload's event starts one task: the n-th task created
 		// answers the n-th upload sent. The local rule target reads its
 		// events from a shadow queue, so its RunTask comes later than the
@@ -182,7 +203,7 @@ func (s *stack) runSimScenario(t *testing.T, sc simScenario) observed {
 		}
 		o.ruleTask = max(0, median(d)-o.delay)
 	}
-	if sc.arch == sim.AlarmDispatch {
+	if arch == sim.AlarmDispatch {
 		// The first tasks answer the evaluation nearest before them: the
 		// latency from it (under half a period here; an evaluation ends
 		// a little after its tick, so a latency near 0 may come out
@@ -218,6 +239,15 @@ func (s *stack) simOrigin(t *testing.T, arch sim.Arch) time.Time {
 		})
 		fallthrough
 	case sim.AlarmDispatch:
+		// No task left from an earlier scenario.
+		waitFor(t, "no task running", time.Minute, func() (bool, string, error) {
+			for _, ti := range s.cloud.Tasks() {
+				if ti.LastStatus != ecsemu.StatusStopped {
+					return false, s.taskSummary(), nil
+				}
+			}
+			return true, "", nil
+		})
 		// Upload just after a period was evaluated: the model's periods end at
 		// 60 s, 120 s, … from it.
 		last, _ := s.cloud.AlarmPeriods()
