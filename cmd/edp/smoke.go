@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"flag"
@@ -8,23 +9,26 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/cloudformation"
+	"github.com/aws/aws-sdk-go-v2/service/ecs"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
 	"github.com/edp-pipelines/edp/internal/localcloud"
+	"github.com/edp-pipelines/edp/internal/sim"
 	"github.com/edp-pipelines/edp/internal/smoke"
 )
 
 // smokeFlags are the flags of `edp smoke`.
 type smokeFlags struct {
-	stack, config, workDir string
-	local                  bool
-	timeout                time.Duration
+	stack, config, workDir, timings string
+	local                           bool
+	timeout                         time.Duration
 }
 
 func newSmokeFlagSet(stderr io.Writer) (*flag.FlagSet, *smokeFlags) {
@@ -36,8 +40,9 @@ func newSmokeFlagSet(stderr io.Writer) (*flag.FlagSet, *smokeFlags) {
 	fs.StringVar(&f.config, "config", "examples/random-forest.yaml", "pipeline config to upload (as configs/smoke-<time>-<random>.yaml; it stays in the bucket)")
 	fs.DurationVar(&f.timeout, "timeout", 0, "give up waiting for the run after this long; 0: by architecture (AWS: one-off 5m, alarm-* max wait + 5 alarm periods + 3m, cron 30m and refused if the next run is later; local: 2m, alarm-* sped up)")
 	fs.StringVar(&f.workDir, "work-dir", ".edp-local", "where edp local up keeps its state (and -local keeps a started cloud's binaries and logs)")
+	fs.StringVar(&f.timings, "timings", "", "after a pass, add the run's task start (and for EdpOneOff its delay after the upload) to this calibration `file` for edp simulate -timings (created if missing; docs/choosing.md)")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: edp smoke -stack STACK [-local] [-config FILE] [-timeout D] [-work-dir DIR]")
+		fmt.Fprintln(stderr, "usage: edp smoke -stack STACK [-local] [-config FILE] [-timeout D] [-work-dir DIR] [-timings FILE]")
 		fmt.Fprintln(stderr, "Uploads one config, waits for its run and checks the run record, its artifacts and an empty DLQ.")
 		fmt.Fprintln(stderr, "Exit 0: PASS, 1: FAIL (the reason is printed), 2: usage error. Each flag falls back to EDP_<FLAG>.")
 		fs.PrintDefaults()
@@ -63,7 +68,42 @@ func cmdSmoke(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		return 2
 	}
 	res, err := smokeCommand(ctx, f, fs.Args(), stdout)
+	if err == nil && res.Passed() && f.timings != "" {
+		if err := recordTimings(f.timings, res); err != nil {
+			// The verdict is about the stack: a pass stays a pass.
+			fmt.Fprintln(stderr, "edp smoke: warning: -timings:", err)
+		} else {
+			fmt.Fprintf(stdout, "edp smoke: added the run's timings to %s (edp simulate -timings %s)\n", f.timings, f.timings)
+		}
+	}
 	return smokeExit(res, err, stderr)
+}
+
+// recordTimings adds what the run measured to the calibration file.
+func recordTimings(path string, res smoke.Result) error {
+	if res.Measured == nil {
+		return fmt.Errorf("nothing measured: %w", res.MeasureError)
+	}
+	var c *sim.Calibration
+	old, err := os.ReadFile(path)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		c, err = sim.ReadCalibration(strings.NewReader(""))
+	case err == nil:
+		c, err = sim.ReadCalibration(bytes.NewReader(old))
+	}
+	if err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	c.Add(sim.SampleTaskStart, res.Measured.TaskStart.Seconds())
+	if res.Measured.HasEventDelay {
+		c.Add(sim.SampleEventDelay, res.Measured.EventDelay.Seconds())
+	}
+	var b bytes.Buffer
+	if err := c.Write(&b); err != nil {
+		return err
+	}
+	return os.WriteFile(path, b.Bytes(), 0o644)
 }
 
 // smokeExit prints an error and maps the outcome to the exit code.
@@ -103,7 +143,7 @@ func smokeCommand(ctx context.Context, f *smokeFlags, rest []string, stdout io.W
 	}
 	opts := smoke.Options{Stack: stack, Config: body, ConfigName: filepath.Base(f.config), Timeout: f.timeout, Out: stdout}
 	if !f.local {
-		return smokeAWS(ctx, opts)
+		return smokeAWS(ctx, opts, f.timings != "")
 	}
 	if st, err := readState(f.workDir); err == nil && syscall.Kill(st.PID, 0) == nil {
 		if st.Stack != stack {
@@ -113,14 +153,17 @@ func smokeCommand(ctx context.Context, f *smokeFlags, rest []string, stdout io.W
 		if speedup <= 0 { // a state written before the field existed
 			speedup = localDefaultSpeedup()
 		}
+		if f.timings != "" {
+			opts.ECS = localcloud.LocalECS(st.ECSEndpoint)
+		}
 		return smokeLocal(ctx, opts, st.Endpoint, st.ECSEndpoint, speedup)
 	}
-	return smokeOwnCloud(ctx, opts, f.workDir, stdout)
+	return smokeOwnCloud(ctx, opts, f.workDir, f.timings != "", stdout)
 }
 
 // smokeAWS checks a stack on AWS with the SDK's default configuration
 // (credentials, region, profile from the environment).
-func smokeAWS(ctx context.Context, opts smoke.Options) (smoke.Result, error) {
+func smokeAWS(ctx context.Context, opts smoke.Options, measure bool) (smoke.Result, error) {
 	cfg, err := config.LoadDefaultConfig(ctx)
 	if err != nil {
 		return smoke.Result{Stack: opts.Stack}, fmt.Errorf("aws config: %w", err)
@@ -130,6 +173,9 @@ func smokeAWS(ctx context.Context, opts smoke.Options) (smoke.Result, error) {
 	}
 	opts.Where = "AWS " + cfg.Region
 	opts.CFN, opts.S3, opts.SQS = cloudformation.NewFromConfig(cfg), s3.NewFromConfig(cfg), sqs.NewFromConfig(cfg)
+	if measure {
+		opts.ECS = ecs.NewFromConfig(cfg)
+	}
 	return smoke.Run(ctx, opts)
 }
 
@@ -154,7 +200,7 @@ func runLocalSmoke(ctx context.Context, opts smoke.Options, local *smoke.Local) 
 
 // smokeOwnCloud starts a local cloud of the stack (as `edp local up` would,
 // with its defaults), checks it and stops it.
-func smokeOwnCloud(ctx context.Context, opts smoke.Options, workDir string, stdout io.Writer) (smoke.Result, error) {
+func smokeOwnCloud(ctx context.Context, opts smoke.Options, workDir string, measure bool, stdout io.Writer) (smoke.Result, error) {
 	_, lf := newLocalFlagSet("up", io.Discard)
 	lf.arch, lf.workDir, lf.logFile = opts.Stack, workDir, filepath.Join(workDir, "smoke-cloud.log")
 	fmt.Fprintln(stdout, "edp smoke: no local cloud is up; starting one for the test")
@@ -169,6 +215,9 @@ func smokeOwnCloud(ctx context.Context, opts smoke.Options, workDir string, stdo
 			fmt.Fprintln(stdout, "edp smoke: warning: stop the local cloud:", cerr)
 		}
 	}()
+	if measure {
+		opts.ECS = localcloud.LocalECS(cloud.ECSEndpoint())
+	}
 	trigger := func(ctx context.Context, _ *localcloud.Stack) ([]string, error) { return cloud.FireSchedules(ctx) }
 	return runLocalSmoke(ctx, opts, &smoke.Local{Endpoint: cloud.Endpoint(), Speedup: cloud.Speedup(), Trigger: trigger})
 }

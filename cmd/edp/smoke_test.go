@@ -13,6 +13,7 @@ import (
 
 	"github.com/edp-pipelines/edp/internal/localcloud"
 	"github.com/edp-pipelines/edp/internal/names"
+	"github.com/edp-pipelines/edp/internal/sim"
 	"github.com/edp-pipelines/edp/internal/smoke"
 	"github.com/edp-pipelines/edp/internal/syncbuf"
 )
@@ -95,7 +96,8 @@ func TestSmokeLocal(t *testing.T) {
 			}
 			var out syncBuffer
 			start := time.Now()
-			res, err := smokeLocal(t.Context(), smoke.Options{Stack: stack, Config: good, ConfigName: "random-forest.yaml", Out: &out},
+			res, err := smokeLocal(t.Context(), smoke.Options{Stack: stack, Config: good, ConfigName: "random-forest.yaml", Out: &out,
+				ECS: localcloud.LocalECS(cloud.ECSEndpoint())},
 				cloud.Endpoint(), cloud.ECSEndpoint(), cloud.Speedup())
 			t.Logf("smoke of %s took %s:\n%s", stack, time.Since(start).Round(time.Millisecond), out.String())
 			if err != nil {
@@ -106,6 +108,11 @@ func TestSmokeLocal(t *testing.T) {
 			}
 			if res.Latency <= 0 || res.Record == nil || len(res.Record.Artifacts) == 0 {
 				t.Errorf("result %+v: want a latency and a record with artifacts", res)
+			}
+			// The run's task measured from ECS, in model time; the event
+			// delay only where the rule starts the task.
+			if m := res.Measured; m == nil || m.TaskStart <= 0 || m.HasEventDelay != (stack == names.StackOneOff) || (m.HasEventDelay && m.EventDelay <= 0) {
+				t.Errorf("measured %+v (error %v): want a task start, and an event delay for EdpOneOff only", res.Measured, res.MeasureError)
 			}
 			if stack != names.StackOneOff {
 				// One config is below N: it ran because the oldest message
@@ -148,7 +155,12 @@ func TestSmokeLocal(t *testing.T) {
 		writeLocalState(t, cloud, workDir)
 		var stdout, stderr syncBuffer
 		start := time.Now()
-		code := cmdSmoke(t.Context(), []string{"-stack", "cron", "-local", "-work-dir", workDir, "-config", exampleConfig}, &stdout, &stderr)
+		// -timings adds to a calibration file and keeps what it held.
+		timings := filepath.Join(t.TempDir(), "timings.json")
+		if err := os.WriteFile(timings, []byte(`{"_note": "by hand", "metricDelay": 90}`), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		code := cmdSmoke(t.Context(), []string{"-stack", "cron", "-local", "-work-dir", workDir, "-config", exampleConfig, "-timings", timings}, &stdout, &stderr)
 		t.Logf("edp smoke -stack cron -local took %s:\n%s%s", time.Since(start).Round(time.Millisecond), stdout.String(), stderr.String())
 		if code != 0 {
 			t.Fatalf("exit %d, want 0", code)
@@ -157,6 +169,24 @@ func TestSmokeLocal(t *testing.T) {
 			if !strings.Contains(stdout.String(), want) {
 				t.Errorf("output lacks %q", want)
 			}
+		}
+		raw, err := os.ReadFile(timings)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cal, err := sim.ReadCalibration(bytes.NewReader(raw))
+		if err != nil {
+			t.Fatalf("the calibration file:\n%s\n%v", raw, err)
+		}
+		if cal.Samples(sim.SampleTaskStart) != 1 || cal.Samples(sim.SampleEventDelay) != 0 {
+			t.Errorf("calibration file:\n%s\nwant one task start and no event delay (a schedule started the task)", raw)
+		}
+		p, err := sim.LoadTimings(bytes.NewReader(raw), sim.DefaultParams())
+		if err != nil {
+			t.Fatalf("edp simulate -timings would refuse the file: %v", err)
+		}
+		if p.MetricDelay != 90 || p.TaskStartP50 <= 0 || p.TaskStartP50 != p.TaskStartP90 {
+			t.Errorf("timings %+v: want the hand-set metricDelay 90 and the one task start as p50 and p90", p)
 		}
 		// The same state, asked for another stack: a usage error, nothing uploaded.
 		code = cmdSmoke(t.Context(), []string{"-stack", names.StackOneOff, "-local", "-work-dir", workDir, "-config", exampleConfig}, io.Discard, &stderr)

@@ -12,6 +12,16 @@ import (
 	"github.com/edp-pipelines/edp/internal/names"
 )
 
+// LocalECS is a client of the local ECS API at ecsEndpoint (the one the
+// local cloud's tasks run on, not moto's).
+func LocalECS(ecsEndpoint string) *ecs.Client {
+	return ecs.New(ecs.Options{
+		Region:       Region,
+		BaseEndpoint: aws.String(ecsEndpoint),
+		Credentials:  credentials.NewStaticCredentialsProvider(AccessKeyID, SecretAccessKey, ""),
+	})
+}
+
 // FireSchedulesAt runs the ECS target of every deployed schedule of st now,
 // on the local ECS API at ecsEndpoint: what Cloud.FireSchedules does, for a
 // local cloud running in another process (`edp local up`). It returns the
@@ -27,11 +37,7 @@ func FireSchedulesAt(ctx context.Context, ecsEndpoint string, st *Stack) ([]stri
 	if len(scheds) == 0 {
 		return nil, fmt.Errorf("stack %s has no enabled schedule with an ECS target", st.Name)
 	}
-	client := ecs.New(ecs.Options{
-		Region:       Region,
-		BaseEndpoint: aws.String(ecsEndpoint),
-		Credentials:  credentials.NewStaticCredentialsProvider(AccessKeyID, SecretAccessKey, ""),
-	})
+	client := LocalECS(ecsEndpoint)
 	var arns []string
 	for _, s := range scheds {
 		in, err := shell.scheduleRunTask(s)

@@ -147,12 +147,24 @@ var ErrTimings = errors.New("invalid timings")
 // LoadTimings reads a JSON object of parameter overrides ({"taskStartP50":
 // 25, "metricPeriod": 2}) over base and returns the result. Every unknown
 // key and every value outside its range is reported, joined, each naming
-// the key.
+// the key. Keys that start with "_" are skipped: notes, and the samples a
+// calibration file keeps (Calibration).
 func LoadTimings(r io.Reader, base Params) (Params, error) {
-	var raw map[string]float64
+	var doc map[string]json.RawMessage
 	dec := json.NewDecoder(r)
-	if err := dec.Decode(&raw); err != nil {
+	if err := dec.Decode(&doc); err != nil {
 		return Params{}, fmt.Errorf("%w: want a JSON object of numbers: %v", ErrTimings, err)
+	}
+	raw := map[string]float64{}
+	for k, v := range doc {
+		if strings.HasPrefix(k, "_") {
+			continue
+		}
+		var f float64
+		if err := json.Unmarshal(v, &f); err != nil {
+			return Params{}, fmt.Errorf("%w: %s must be a number, got %s", ErrTimings, k, v)
+		}
+		raw[k] = f
 	}
 	p := base
 	var errs []error

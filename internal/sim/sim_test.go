@@ -475,3 +475,53 @@ func TestSimJobFailuresRetryThenDeadLetter(t *testing.T) {
 		t.Error("failures 1 (every attempt) accepted")
 	}
 }
+
+func TestSimCalibrationAddsSamplesAndLoadTimingsReadsIt(t *testing.T) {
+	t.Parallel()
+	// A hand-written timings file with a note: kept, note skipped.
+	c, err := ReadCalibration(strings.NewReader(`{"_note": "measured in eu-west-1", "metricDelay": 90}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range []float64{30, 50, 40, 200} {
+		c.Add(SampleTaskStart, s)
+	}
+	c.Add(SampleEventDelay, 3)
+	var b strings.Builder
+	if err := c.Write(&b); err != nil {
+		t.Fatal(err)
+	}
+	// Read back, one more sample: the figures come from all five.
+	again, err := ReadCalibration(strings.NewReader(b.String()))
+	if err != nil {
+		t.Fatalf("read back %s: %v", b.String(), err)
+	}
+	again.Add(SampleTaskStart, 45)
+	if again.Samples(SampleTaskStart) != 5 {
+		t.Fatalf("%d task starts after read back and one more, want 5", again.Samples(SampleTaskStart))
+	}
+	b.Reset()
+	if err := again.Write(&b); err != nil {
+		t.Fatal(err)
+	}
+	p, err := LoadTimings(strings.NewReader(b.String()), DefaultParams())
+	if err != nil {
+		t.Fatalf("LoadTimings of a calibration file:\n%s\n%v", b.String(), err)
+	}
+	// Nearest rank of 30 40 45 50 200: p50 45, p90 200; the default max
+	// (180) raised to 200.
+	if p.TaskStartP50 != 45 || p.TaskStartP90 != 200 || p.TaskStartMax != 200 {
+		t.Errorf("task start p50 %g p90 %g max %g, want 45, 200, 200", p.TaskStartP50, p.TaskStartP90, p.TaskStartMax)
+	}
+	if p.EventDelay != 3 || p.MetricDelay != 90 {
+		t.Errorf("eventDelay %g, metricDelay %g: want the sample 3 and the hand-set 90", p.EventDelay, p.MetricDelay)
+	}
+	for _, bad := range []string{`{"_samples": {"coffee": [1]}}`, `{"taskStartP50": "fast"}`, `[1]`} {
+		if _, err := ReadCalibration(strings.NewReader(bad)); err == nil {
+			t.Errorf("ReadCalibration(%s): no error", bad)
+		}
+	}
+	if _, err := LoadTimings(strings.NewReader(`{"taskStartP50": "fast"}`), DefaultParams()); err == nil || !strings.Contains(err.Error(), "taskStartP50") {
+		t.Errorf("LoadTimings of a string value: %v, want an error naming the key", err)
+	}
+}

@@ -80,6 +80,10 @@ type Options struct {
 	CFN stackview.StackReader
 	S3  S3API
 	SQS SQSAPI
+	// ECS, when set, measures the run's task after a pass
+	// (Result.Measured): its start, and for EdpOneOff the event delay.
+	// Default none.
+	ECS ECSAPI
 	// Out receives the progress and the verdict. Default discard.
 	Out io.Writer
 }
@@ -136,6 +140,11 @@ type Result struct {
 	DLQ, DLQBefore stackview.QueueDepth
 	// Problems are the failed checks; none means PASS.
 	Problems []string
+	// Measured are the run's timings (Options.ECS set and the run
+	// passed); MeasureError says why they could not be read (not a
+	// failed check).
+	Measured     *Measured
+	MeasureError error
 }
 
 // Passed reports whether every check passed.
@@ -251,6 +260,23 @@ func Run(ctx context.Context, o Options) (Result, error) {
 			n, res.DLQBefore.Visible+res.DLQBefore.InFlight))
 	}
 	fmt.Fprintln(o.Out, res.Summary())
+	if o.ECS != nil && res.Passed() {
+		m, err := measure(ctx, &o, res, bucket, st.Outputs[names.OutputCluster])
+		if err != nil {
+			res.MeasureError = err
+			fmt.Fprintln(o.Out, "edp smoke: no timings measured:", err)
+		} else {
+			res.Measured = &m
+			line := fmt.Sprintf("edp smoke: task %s ran the job %s after its RunTask", m.Task[strings.LastIndex(m.Task, "/")+1:], m.TaskStart.Round(10*time.Millisecond))
+			if m.HasEventDelay {
+				line += fmt.Sprintf(", %s after the upload", m.EventDelay.Round(10*time.Millisecond))
+			}
+			if o.Local != nil {
+				line += fmt.Sprintf(" (model time: real × %g)", o.Local.Speedup)
+			}
+			fmt.Fprintln(o.Out, line)
+		}
+	}
 	return res, nil
 }
 
