@@ -65,6 +65,9 @@ type message struct {
 	done   float64 // deleted after its job; -1 before
 	lost   bool    // deleted by the retention before a receive
 	job    float64 // its job's duration (each attempt)
+	// taskDelay is the message → the rule's RunTask (EdpOneOff); 0:
+	// Params.RuleTaskDelay.
+	taskDelay float64
 	// receives counts the receives; dead is set when the queue's redrive
 	// moved it to the DLQ after edp:maxReceiveCount failed attempts.
 	receives int

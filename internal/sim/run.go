@@ -143,7 +143,7 @@ func Run(cfg Config, sc Scenario) (Result, error) {
 		r.q.lastCall = uploads[len(uploads)-1].At + r.p.EventDelay - sc.Horizon
 	}
 	for _, u := range uploads {
-		m := &message{upload: u.At, start: -1, done: -1, job: u.Job}
+		m := &message{upload: u.At, start: -1, done: -1, job: u.Job, taskDelay: u.TaskDelay}
 		r.q.msgs = append(r.q.msgs, m)
 		r.clock.at(u.At+r.p.EventDelay, func() { r.deliver(m) })
 	}
@@ -224,8 +224,12 @@ func (r *run) deliver(m *message) {
 	r.touchPeriod()
 	r.wakePollers()
 	if r.cfg.Arch == OneOff {
-		if r.p.RuleTaskDelay > 0 {
-			r.clock.after(r.p.RuleTaskDelay, func() { r.runTasks(1) })
+		d := m.taskDelay
+		if d == 0 {
+			d = r.p.RuleTaskDelay
+		}
+		if d > 0 {
+			r.clock.after(d, func() { r.runTasks(1) })
 		} else {
 			r.runTasks(1)
 		}

@@ -25,10 +25,14 @@ type Scenario struct {
 	fixed    []Upload // a CSV's uploads (job durations may be given)
 }
 
-// Upload is one config upload: when it lands, and how long its job runs.
+// Upload is one config upload: when it lands, how long its job runs and,
+// for EdpOneOff, how long after its message its rule's RunTask comes.
 type Upload struct {
 	At  float64 // s from the start
 	Job float64 // s; 0 draws from the JobModel
+	// TaskDelay is the time from the message to the rule's RunTask (s,
+	// EdpOneOff); 0 takes Params.RuleTaskDelay.
+	TaskDelay float64
 }
 
 // Start is the simulated clock's origin for the built-in scenarios: a
@@ -93,8 +97,9 @@ func batches(r *rand.Rand, n int, period, offset, width, horizon float64) []floa
 }
 
 // ParseArrivals reads a CSV of uploads, one a line: the upload time — RFC
-// 3339 (2026-01-05T22:00:00Z) or seconds from the start — and optionally
-// the job's duration in seconds. A header line and blank lines are skipped.
+// 3339 (2026-01-05T22:00:00Z) or seconds from the start — optionally the
+// job's duration in seconds and, for EdpOneOff, the seconds from the
+// upload's message to its rule's RunTask (Upload.TaskDelay). A header line and blank lines are skipped.
 // RFC 3339 times start the clock at midnight UTC of the earliest upload's
 // day (the returned start); the horizon is the whole days the uploads span.
 func ParseArrivals(name string, r io.Reader) (Scenario, time.Time, error) {
@@ -102,6 +107,7 @@ func ParseArrivals(name string, r io.Reader) (Scenario, time.Time, error) {
 		at  time.Time
 		sec float64
 		job float64
+		tsk float64
 		abs bool
 	}
 	var rows []row
@@ -130,6 +136,13 @@ func ParseArrivals(name string, r io.Reader) (Scenario, time.Time, error) {
 			}
 			rw.job = v
 		}
+		if len(cols) > 2 && strings.TrimSpace(cols[2]) != "" {
+			v, err := strconv.ParseFloat(strings.TrimSpace(cols[2]), 64)
+			if err != nil || v < 0 || math.IsInf(v, 0) {
+				return Scenario{}, time.Time{}, fmt.Errorf("arrivals %s:%d: task delay seconds %q must be a number ≥ 0", name, line, cols[2])
+			}
+			rw.tsk = v
+		}
 		if len(rows) > 0 && rows[0].abs != rw.abs {
 			return Scenario{}, time.Time{}, fmt.Errorf("arrivals %s:%d: mixes RFC 3339 times and seconds", name, line)
 		}
@@ -154,7 +167,7 @@ func ParseArrivals(name string, r io.Reader) (Scenario, time.Time, error) {
 			at = rw.at.Sub(start).Seconds()
 		}
 		last = max(last, at)
-		s.fixed = append(s.fixed, Upload{At: at, Job: rw.job})
+		s.fixed = append(s.fixed, Upload{At: at, Job: rw.job, TaskDelay: rw.tsk})
 	}
 	s.Horizon = math.Max(1, math.Ceil(last/day)) * day
 	if last >= s.Horizon {

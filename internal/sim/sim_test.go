@@ -96,6 +96,12 @@ func TestSimOneOffStartsATaskPerUpload(t *testing.T) {
 	if late := mustRun(t, Config{Arch: OneOff, Params: p}, sc); math.Abs(late.Start.P50-47) > 1e-6 {
 		t.Errorf("ruleTaskDelay 5 s: upload → start %+v, want 47 s", late.Start)
 	}
+	// An upload's own delay wins over the parameter.
+	own := uploadsAt(t, 1, 0)
+	own.fixed[0].TaskDelay = 9
+	if r := mustRun(t, Config{Arch: OneOff, Params: p}, own); math.Abs(r.Start.P50-51) > 1e-6 {
+		t.Errorf("an upload's task delay of 9 s: upload → start %+v, want 51 s", r.Start)
+	}
 	// A task already polling takes a message as soon as it is queued, not
 	// when the rule's own task starts: the second upload, 50 s after the
 	// first, is received by the first upload's task (still draining) 2 s
@@ -385,7 +391,12 @@ func TestSimParseArrivals(t *testing.T) {
 	if !start.Equal(time.Date(2026, 3, 2, 0, 0, 0, 0, time.UTC)) || len(sc.fixed) != 2 || sc.fixed[0].At != 22*hour || sc.fixed[0].Job != 2.5 || sc.Horizon != 2*day {
 		t.Errorf("parsed %+v from %s, horizon %g", sc.fixed, start, sc.Horizon)
 	}
-	for _, bad := range []string{"", "10\n2026-03-02T22:00:00Z\n", "10\nsoon\n", "10,-1\n"} {
+	// A third column: the rule's RunTask delay of that upload.
+	withDelay, _, err := ParseArrivals("c.csv", strings.NewReader("seconds,job,task_delay\n0,1,7.5\n60,,\n"))
+	if err != nil || withDelay.fixed[0].TaskDelay != 7.5 || withDelay.fixed[1].TaskDelay != 0 {
+		t.Errorf("task delays parsed %+v, %v; want 7.5 and none", withDelay.fixed, err)
+	}
+	for _, bad := range []string{"", "10\n2026-03-02T22:00:00Z\n", "10\nsoon\n", "10,-1\n", "10,1,-2\n", "10,1,later\n"} {
 		if _, _, err := ParseArrivals("b.csv", strings.NewReader(bad)); err == nil {
 			t.Errorf("%q accepted", bad)
 		}
