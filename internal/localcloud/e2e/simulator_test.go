@@ -144,6 +144,29 @@ func (s *stack) runSimScenario(t *testing.T, arch sim.Arch, sc simScenario) obse
 			delete(handled, key)
 		}
 	}
+	// The tasks of the scenario: those alive after the origin.
+	var tasks []ecsemu.TaskInfo
+	for _, ti := range s.cloud.Tasks() {
+		if ti.StoppedAt.IsZero() || ti.StoppedAt.After(origin) {
+			tasks = append(tasks, ti)
+		}
+	}
+	slices.SortFunc(tasks, func(a, b ecsemu.TaskInfo) int { return a.CreatedAt.Compare(b.CreatedAt) })
+	o.peakTasks = peakAlive(tasks)
+	consuming := map[string]time.Time{}
+	for _, ti := range tasks {
+		line := fmt.Sprintf("task %.8s created %.1f", taskID(ti.Arn), model(ti.CreatedAt.Sub(origin)))
+		if at, ok := s.consumingAt(t, ti.Arn); ok {
+			consuming[taskID(ti.Arn)] = at
+			o.starts = append(o.starts, model(at.Sub(ti.CreatedAt)))
+			line += fmt.Sprintf(" consuming %.1f", model(at.Sub(origin)))
+		}
+		if !ti.StoppedAt.IsZero() {
+			line += fmt.Sprintf(" stopped %.1f", model(ti.StoppedAt.Sub(origin)))
+		}
+		o.timeline = append(o.timeline, line)
+	}
+	gap := handled.gap(consuming)
 	for _, u := range ups {
 		if _, ok := recordOf(recs, u); !ok {
 			t.Fatalf("no run record of %s", u.key)
@@ -158,29 +181,9 @@ func (s *stack) runSimScenario(t *testing.T, arch sim.Arch, sc simScenario) obse
 		o.arrivals = append(o.arrivals, model(u.done.Sub(origin)))
 		// The job holds its task from the receive to the delete: the
 		// consumer's "job started" to "job done", and the receive before
-		// it (the consumer's gap between two messages back to back).
-		o.jobs = append(o.jobs, model(h.done.Sub(h.started)+handled.gap()))
+		// it (the consumer's gap before a message that was waiting).
+		o.jobs = append(o.jobs, model(h.done.Sub(h.started)+gap))
 		o.done = append(o.done, model(h.done.Sub(u.done)))
-	}
-	// The tasks of the scenario: those alive after the origin.
-	var tasks []ecsemu.TaskInfo
-	for _, ti := range s.cloud.Tasks() {
-		if ti.StoppedAt.IsZero() || ti.StoppedAt.After(origin) {
-			tasks = append(tasks, ti)
-		}
-	}
-	slices.SortFunc(tasks, func(a, b ecsemu.TaskInfo) int { return a.CreatedAt.Compare(b.CreatedAt) })
-	o.peakTasks = peakAlive(tasks)
-	for _, ti := range tasks {
-		line := fmt.Sprintf("task %.8s created %.1f", taskID(ti.Arn), model(ti.CreatedAt.Sub(origin)))
-		if at, ok := s.consumingAt(t, ti.Arn); ok {
-			o.starts = append(o.starts, model(at.Sub(ti.CreatedAt)))
-			line += fmt.Sprintf(" consuming %.1f", model(at.Sub(origin)))
-		}
-		if !ti.StoppedAt.IsZero() {
-			line += fmt.Sprintf(" stopped %.1f", model(ti.StoppedAt.Sub(origin)))
-		}
-		o.timeline = append(o.timeline, line)
 	}
 	if len(o.starts) == 0 {
 		t.Fatalf("no task of the scenario logged that it was consuming; tasks: %s", s.taskSummary())
@@ -322,21 +325,24 @@ func (s *stack) handled(t *testing.T) handledMessages {
 	return out
 }
 
-// gap is the median time a task's consumer takes from one "job done" to
-// the next "job started" when a message was waiting (under 0.5 s: not a
+// gap is the median time a task's consumer takes before a job when a
+// message was waiting: from its "consuming" line (consuming, by task id)
+// or its last "job done" to the next "job started", under 0.5 s (not a
 // long poll).
-func (h handledMessages) gap() time.Duration {
+func (h handledMessages) gap(consuming map[string]time.Time) time.Duration {
 	byTask := map[string][]handling{}
 	for _, m := range h {
 		byTask[m.task] = append(byTask[m.task], m)
 	}
 	var gaps []float64
-	for _, ms := range byTask {
+	for task, ms := range byTask {
 		slices.SortFunc(ms, func(a, b handling) int { return a.started.Compare(b.started) })
-		for i := 1; i < len(ms); i++ {
-			if g := ms[i].started.Sub(ms[i-1].done); g >= 0 && g < 500*time.Millisecond {
+		prev, ok := consuming[task]
+		for _, m := range ms {
+			if g := m.started.Sub(prev); ok && g >= 0 && g < 500*time.Millisecond {
 				gaps = append(gaps, g.Seconds())
 			}
+			prev, ok = m.done, true
 		}
 	}
 	return time.Duration(median(gaps) * float64(time.Second))
