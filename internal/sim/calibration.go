@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"maps"
-	"slices"
 	"strings"
 )
 
@@ -107,11 +106,7 @@ func (c *Calibration) Write(w io.Writer) error {
 		doc[k] = v
 	}
 	if len(c.samples) > 0 {
-		s := map[string][]float64{}
-		for _, k := range slices.Sorted(maps.Keys(c.samples)) {
-			s[k] = c.samples[k]
-		}
-		doc[SamplesKey] = s
+		doc[SamplesKey] = c.samples // encoding/json sorts map keys
 	}
 	b, err := json.MarshalIndent(doc, "", "  ")
 	if err != nil {

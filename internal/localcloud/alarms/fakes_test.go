@@ -46,6 +46,8 @@ type fakeSource struct {
 	scaler *fakeScaler
 	fail   error
 	reads  int
+	// lastRead is when Value last answered.
+	lastRead time.Time
 }
 
 func (s *fakeSource) set(metric string, v float64) {
@@ -64,6 +66,7 @@ func (s *fakeSource) Value(_ context.Context, q MetricQuery) (float64, bool, err
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.reads++
+	s.lastRead = time.Now()
 	if s.fail != nil {
 		return 0, false, s.fail
 	}

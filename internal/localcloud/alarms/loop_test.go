@@ -93,8 +93,13 @@ func TestLoopBacklogScalesOut(t *testing.T) {
 	}
 	before := time.Now()
 	h.steps(t, 1)
-	if got := h.loop.LastStep(); got.Before(before) {
-		t.Errorf("LastStep after a step: %v, want from %v on", got, before)
+	// A step's end comes after every read of its period's metrics: what
+	// happens after LastStep counts toward the next period.
+	h.src.mu.Lock()
+	read := h.src.lastRead
+	h.src.mu.Unlock()
+	if got := h.loop.LastStep(); got.Before(before) || read.IsZero() || got.Before(read) {
+		t.Errorf("LastStep %v: want after the step began (%v) and after its last metric read (%v)", got, before, read)
 	}
 	if got := h.state(t, "BacklogAlarm1E83516A"); got != StateAlarm {
 		t.Fatalf("backlog alarm %s, want ALARM", got)
